@@ -1,0 +1,65 @@
+"""Every event and command of the platform, importable from one place."""
+
+from contracts.base import Contract, Event
+from contracts.config import (
+    Actor,
+    BillingConfigSubmitted,
+    BillingSettings,
+    Coupon,
+    Credit,
+    PriceCharge,
+    PricePlan,
+    PriceTier,
+)
+from contracts.invoices import InvoiceIssued, InvoiceStatusChanged, LineItem
+from contracts.notifications import DeadLettered, NotificationFailed, NotificationSent
+from contracts.payments import PaymentFailed, PaymentSucceeded, StripeEventReceived
+from contracts.topics import (
+    TOPIC_DEAD_LETTER,
+    TOPIC_INVOICE,
+    TOPIC_NOTIFICATION,
+    TOPIC_PAYMENT,
+    TOPIC_STRIPE_EVENTS,
+    TOPIC_TENANT_CONFIG,
+    TOPIC_USAGE,
+)
+from contracts.usage import UsageData, UsageRecorded
+
+#: Event class -> the topic it is published on.
+ALL_EVENTS: dict[type[Contract], str] = {
+    UsageRecorded: TOPIC_USAGE,
+    BillingConfigSubmitted: TOPIC_TENANT_CONFIG,
+    InvoiceIssued: TOPIC_INVOICE,
+    InvoiceStatusChanged: TOPIC_INVOICE,
+    PaymentSucceeded: TOPIC_PAYMENT,
+    PaymentFailed: TOPIC_PAYMENT,
+    StripeEventReceived: TOPIC_STRIPE_EVENTS,
+    NotificationSent: TOPIC_NOTIFICATION,
+    NotificationFailed: TOPIC_NOTIFICATION,
+    DeadLettered: TOPIC_DEAD_LETTER,
+}
+
+__all__ = [
+    "ALL_EVENTS",
+    "Actor",
+    "BillingConfigSubmitted",
+    "BillingSettings",
+    "Contract",
+    "Coupon",
+    "Credit",
+    "DeadLettered",
+    "Event",
+    "InvoiceIssued",
+    "InvoiceStatusChanged",
+    "LineItem",
+    "NotificationFailed",
+    "NotificationSent",
+    "PaymentFailed",
+    "PaymentSucceeded",
+    "PriceCharge",
+    "PricePlan",
+    "PriceTier",
+    "StripeEventReceived",
+    "UsageData",
+    "UsageRecorded",
+]

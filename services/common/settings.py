@@ -1,0 +1,41 @@
+"""Settings every worker shares, read from `BILLING_*` environment variables.
+
+Each service's `settings.py` subclasses `CommonSettings`; nothing else reads the environment.
+`.billing/dev.env` written by `billing dev up` holds the same variables for the embedded stack.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection and naming settings shared by all workers.
+
+    `topic_prefix` and `mongo_db` let several platforms (or tests) share one Kafka cluster and
+    one MongoDB server without seeing each other's data.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_enable_idempotence: bool = False
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=0, ge=0, description="0: the defaults in contracts")
+    mongo_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongo_db: str = "billing"
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=0, ge=0, le=65535, description="metrics/health; 0 = any free")
+    log_level: str = "INFO"
+    log_json: bool = True
+    shutdown_timeout_seconds: float = 20.0
+    clock_mode: Literal["wall", "event"] = "wall"
+
+    def topic(self, name: str) -> str:
+        """The real topic name for a contract topic (`billing.usage.v1` -> prefix + name)."""
+        return f"{self.topic_prefix}{name}"
+
+    def group(self, name: str) -> str:
+        """The consumer group id for a worker, namespaced like the topics."""
+        return f"{self.topic_prefix}{name}"

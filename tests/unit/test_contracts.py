@@ -1,0 +1,190 @@
+"""Contracts: every event survives a JSON round trip; bad payloads fail with a clear message."""
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from contracts import (
+    ALL_EVENTS,
+    Actor,
+    BillingConfigSubmitted,
+    BillingSettings,
+    DeadLettered,
+    InvoiceIssued,
+    InvoiceStatusChanged,
+    LineItem,
+    NotificationFailed,
+    NotificationSent,
+    PaymentFailed,
+    PaymentSucceeded,
+    StripeEventReceived,
+    UsageRecorded,
+)
+from contracts.base import Contract
+from contracts.money import minor_unit_exponent, to_major_units, to_minor_units
+from contracts.export import asyncapi_document, export
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2013, 7, 1, tzinfo=UTC)
+SETTINGS = BillingSettings(
+    flat_rate_amount=4900, currency="USD", billing_frequency="monthly",
+    billing_email="billing@acme.example", auto_generate_invoices=True, billing_day_of_month=1,
+    payment_due_days=14, email_notifications=True,
+)
+INVOICE = dict(
+    invoice_id="acme:2013-07", invoice_number="INV-2013-0001", tenant_id="acme", amount=4900,
+    currency="USD", issue_date=date(2013, 7, 1), due_date=date(2013, 7, 15),
+    period_start=T0, period_end=T0, billing_email="billing@acme.example",
+    email_notifications=True,
+)
+
+
+def usage_payload(**overrides: object) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "specversion": "1.0", "id": "399-1372629804-cpu_hours", "source": "bitbrains",
+        "type": "billing.usage", "subject": "acme", "time": "2013-06-30T22:03:24Z",
+        "data": {"meter": "cpu_hours", "quantity": "0.006278", "service": "web"},
+    }
+    payload.update(overrides)
+    return payload
+
+
+EXAMPLES: list[Contract] = [
+    UsageRecorded.model_validate(usage_payload()),
+    BillingConfigSubmitted(
+        tenant_id="acme", actor=Actor(user_id="ops-admin", role="super"), settings=SETTINGS,
+        effective_from=date(2013, 6, 1),
+    ),
+    InvoiceIssued(
+        **INVOICE, config_version=1,
+        line_items=(
+            LineItem(kind="flat_fee", description="Flat fee", amount=4900),
+            LineItem(kind="usage", description="CPU", meter="cpu_hours",
+                     quantity=Decimal("12.5"), unit_price=Decimal("0.04"), amount=50),
+            LineItem(kind="coupon", description="Coupon", amount=-50),
+        ),
+    ),
+    InvoiceStatusChanged(**INVOICE, previous_status="pending_payment", status="paid",
+                         paid_date=date(2013, 7, 2), payment_reference="pi_1",
+                         payment_method="card visa 4242"),
+    PaymentSucceeded(invoice_id="i", invoice_number="INV-2013-0001", tenant_id="acme",
+                     amount=4900, currency="USD", payment_reference="pi_1",
+                     payment_method="card visa 4242", paid_at=T0),
+    PaymentFailed(invoice_id="i", invoice_number="INV-2013-0001", tenant_id="acme", amount=1,
+                  currency="EUR", decline_code="generic_decline", failure_message="declined",
+                  attempt=1),
+    StripeEventReceived(event_id="evt_1", stripe_event_type="payment_intent.succeeded",
+                        payload={"id": "evt_1", "data": {"object": {"id": "pi_1"}}}),
+    NotificationSent(notification_id="n", kind="receipt", tenant_id="acme", invoice_id="i",
+                     invoice_number="INV-2013-0001", recipient="a@b.example", subject="s",
+                     message_id="<m@x>"),
+    NotificationFailed(notification_id="n", kind="overdue", tenant_id="acme", invoice_id="i",
+                       invoice_number="INV-2013-0001", recipient="a@b.example", reason="550"),
+    DeadLettered(service="usage_collector", topic="billing.usage.v1", partition=0, offset=7,
+                 original="{", reason="invalid_json"),
+]
+
+
+def test_every_event_has_an_example() -> None:
+    assert {type(e) for e in EXAMPLES} == set(ALL_EVENTS)
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: type(e).__name__)
+def test_every_event_survives_a_json_round_trip(event: Contract) -> None:
+    text = event.model_dump_json()
+    again = type(event).model_validate_json(text)
+    assert again == event
+    assert again.event_id and again.occurred_at.tzinfo is not None  # type: ignore[attr-defined]
+    assert again.schema_version == 1  # type: ignore[attr-defined]
+
+
+def test_usage_event_exposes_the_common_event_fields() -> None:
+    event = UsageRecorded.model_validate(usage_payload())
+    assert event.event_id == "bitbrains/399-1372629804-cpu_hours"
+    assert event.occurred_at == datetime(2013, 6, 30, 22, 3, 24, tzinfo=UTC)
+    assert event.data.quantity == Decimal("0.006278")
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({k: v for k, v in usage_payload().items() if k != "subject"}, "subject"),
+        (usage_payload(extra_field=1), "Extra inputs are not permitted"),
+        (usage_payload(data={"meter": "cpu_hours", "quantity": "-1", "service": "web"}),
+         "greater than or equal to 0"),
+        (usage_payload(data={"meter": "cpu_hours", "quantity": "NaN", "service": "web"}),
+         "finite"),
+        (usage_payload(time="2013-06-30T22:03:24"), "timezone"),
+        (usage_payload(specversion="0.3"), "specversion"),
+    ],
+    ids=["missing-subject", "extra-field", "negative-quantity", "nan-quantity", "naive-time",
+         "wrong-specversion"],
+)
+def test_bad_usage_events_fail_with_a_clear_message(payload: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        UsageRecorded.model_validate_json(json.dumps(payload))
+    assert message.lower() in str(err.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"amount": -1}, "greater than or equal to 0"),
+        ({"amount": 49.0}, "valid integer"),
+        ({"currency": "XYZ"}, "unknown ISO 4217 currency"),
+        ({"issue_date": "not-a-date"}, "date"),
+        ({"period_start": "2013-07-01T00:00:00"}, "timezone"),
+        ({"unexpected": True}, "Extra inputs are not permitted"),
+        ({"invoice_number": "2013-1"}, "pattern"),
+    ],
+    ids=["negative-amount", "float-money", "bad-currency", "bad-date", "naive-datetime",
+         "extra-field", "bad-number"],
+)
+def test_bad_invoice_payloads_fail_with_a_clear_message(
+    change: dict[str, object], message: str
+) -> None:
+    payload = json.loads(EXAMPLES[2].model_dump_json()) | change
+    with pytest.raises(ValidationError) as err:
+        InvoiceIssued.model_validate_json(json.dumps(payload))
+    assert message.lower() in str(err.value).lower()
+
+
+def test_a_missing_field_is_named_in_the_error() -> None:
+    payload = json.loads(EXAMPLES[4].model_dump_json())
+    del payload["payment_reference"]
+    with pytest.raises(ValidationError, match="payment_reference"):
+        PaymentSucceeded.model_validate_json(json.dumps(payload))
+
+
+def test_billing_day_outside_1_to_31_is_refused() -> None:
+    for day in (0, 32):
+        with pytest.raises(ValidationError, match="billing_day_of_month"):
+            BillingSettings.model_validate(SETTINGS.model_dump() | {"billing_day_of_month": day})
+
+
+def test_events_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        EXAMPLES[4].amount = 1  # type: ignore[attr-defined]
+
+
+def test_minor_units_follow_the_currency_exponent() -> None:
+    assert minor_unit_exponent("USD") == 2 and minor_unit_exponent("JPY") == 0
+    assert minor_unit_exponent("KWD") == 3
+    assert to_minor_units("49.00", "USD") == 4900
+    assert to_minor_units("2500.00", "KES") == 250000
+    assert to_major_units(4900, "USD") == Decimal("49.00")
+    with pytest.raises(ValueError, match="more digits"):
+        to_minor_units("1.005", "USD")
+
+
+def test_contracts_export_writes_a_schema_per_event_and_an_asyncapi_document(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    paths = export(tmp_path)
+    names = {p.stem for p in paths if p.parent.name == "schemas"}
+    assert names == {cls.__name__ for cls in ALL_EVENTS}
+    doc = asyncapi_document()
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert "billing.usage.v1" in addresses and "billing.dead-letter.v1" in addresses
+    assert json.loads((tmp_path / "asyncapi.json").read_text())["asyncapi"] == "3.0.0"
