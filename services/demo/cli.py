@@ -1,0 +1,53 @@
+"""`billing demo`: the main job (see `services.demo.runner`)."""
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from services.demo.runner import Demo, DemoOptions
+from services.demo.sample import SAMPLE_AS_OF, write_sample
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} needs a UTC offset, e.g. 2013-10-01T00:00:00Z")
+    return value
+
+
+def demo(
+    tenants: Path | None = typer.Option(None, "--tenants", help="tenants file (tenants.json shape)"),
+    trace: Path | None = typer.Option(None, "--trace", help="Bitbrains-format trace directory"),
+    as_of: str | None = typer.Option(None, "--as-of", help="move the billing clock to this instant"),
+    out: Path = typer.Option(Path("demo-out"), "--out", help="output folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+    settle_timeout: float = typer.Option(300.0, help="seconds to wait for each stop to settle"),
+) -> None:
+    """Run every worker as its own process on real usage and write invoices, PDFs, emails,
+    dead letters and a summary to OUT. Exits 0 only if everything settled."""
+    if (tenants is None) != (trace is None):
+        raise typer.BadParameter("--tenants and --trace go together")
+    out.mkdir(parents=True, exist_ok=True)
+    instant = _instant(as_of) if as_of else None
+    if tenants is None or trace is None:
+        tenants, trace = write_sample(out / "input")
+        instant = instant or _instant(SAMPLE_AS_OF)
+    options = DemoOptions(tenants=tenants.resolve(), trace=trace.resolve(), as_of=instant,
+                          out=out.resolve(), settle_timeout=settle_timeout, quiet=False)
+    result = asyncio.run(Demo(options).run())
+    if as_json:
+        typer.echo(json.dumps(result.summary, indent=2))
+    else:
+        typer.echo(f"wrote {out}/invoices.json, invoices/, emails/, dead-letters.jsonl, summary.json")
+    if result.unsettled or not result.summary:
+        for problem in result.unsettled or ["the demo did not complete"]:
+            typer.echo(f"not settled: {problem}", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `billing demo` to the root CLI."""
+    app.command("demo")(demo)
