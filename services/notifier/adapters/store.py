@@ -1,0 +1,147 @@
+"""The notifier's record of emails: `notifier_sent`, one document per (invoice, kind).
+
+Document: `_id` = `"{invoice_id}:{kind}"`, `status` (`sending` -> `sent` | `failed`, or
+`skipped` when the tenant had notifications off), `kind`, `invoice_id`, `invoice_number`,
+`tenant_id`, `recipient`, `message_id`, `source_event_id`, timestamps, `reason` for failures,
+and `attempts`: delivery rounds (claims); more than one means a temporary SMTP failure or a
+crash before the record was final. Finishing a notification writes the status and its events
+(`NotificationSent` / `NotificationFailed`, dead letters) to the outbox in one transaction.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.base import Event, utc_now
+from services.common.outbox import add_to_outbox, ensure_outbox_indexes, outbox_collection
+from services.notifier.domain import NotificationRequest
+
+SENT_COLLECTION = "notifier_sent"
+SERVICE = "notifier"
+Status = Literal["sending", "sent", "failed", "skipped"]
+#: Statuses after which nothing more is sent for a notification id.
+FINAL: frozenset[str] = frozenset({"sent", "failed", "skipped"})
+#: (event, contract topic, message key) to publish through the outbox.
+Outgoing = tuple[Event, str, str]
+
+
+class NotificationStore(Protocol):
+    """Durable state of each (invoice, kind) email. Every method is idempotent."""
+
+    async def ensure_indexes(self) -> None: ...
+
+    async def status(self, notification_id: str) -> str | None:
+        """The notification's status, None if it was never seen."""
+        ...
+
+    async def record_skipped(self, request: NotificationRequest, reason: str) -> None:
+        """Record that nothing is sent for `request` (no-op if a record exists)."""
+        ...
+
+    async def claim(self, request: NotificationRequest, message_id: str) -> None:
+        """Mark `sending` before talking to the SMTP server (counts the attempt)."""
+        ...
+
+    async def finish(
+        self, notification_id: str, status: Status, events: list[Outgoing], reason: str = ""
+    ) -> None:
+        """Set the final `status` and add `events` to the outbox, atomically."""
+        ...
+
+
+def _new_record(request: NotificationRequest) -> dict[str, Any]:
+    return {
+        "kind": request.kind,
+        "invoice_id": request.invoice_id,
+        "invoice_number": request.invoice_number,
+        "tenant_id": request.tenant_id,
+        "recipient": request.recipient,
+        "source_event_id": request.source_event_id,
+        "created_at": utc_now(),
+    }
+
+
+class MongoNotificationStore:
+    """`NotificationStore` on MongoDB; the outbox is `notifier_outbox`."""
+
+    def __init__(
+        self, client: AsyncMongoClient[dict[str, Any]], db: AsyncDatabase[dict[str, Any]]
+    ) -> None:
+        self._client = client
+        self._db = db
+        self._sent = db[SENT_COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        await ensure_outbox_indexes(self._db, outbox_collection(SERVICE))
+        await self._sent.create_index("invoice_id")
+
+    async def status(self, notification_id: str) -> str | None:
+        doc = await self._sent.find_one({"_id": notification_id}, {"status": 1})
+        return None if doc is None else str(doc["status"])
+
+    async def record_skipped(self, request: NotificationRequest, reason: str) -> None:
+        await self._sent.update_one(
+            {"_id": request.notification_id},
+            {"$setOnInsert": {**_new_record(request), "status": "skipped", "reason": reason}},
+            upsert=True,
+        )
+
+    async def claim(self, request: NotificationRequest, message_id: str) -> None:
+        await self._sent.update_one(
+            {"_id": request.notification_id},
+            {
+                "$setOnInsert": _new_record(request),
+                "$set": {"status": "sending", "message_id": message_id, "claimed_at": utc_now()},
+                "$inc": {"attempts": 1},
+            },
+            upsert=True,
+        )
+
+    async def finish(
+        self, notification_id: str, status: Status, events: list[Outgoing], reason: str = ""
+    ) -> None:
+        async def write(session: AsyncClientSession) -> None:
+            await self._sent.update_one(
+                {"_id": notification_id},
+                {"$set": {"status": status, "reason": reason, f"{status}_at": utc_now()}},
+                session=session,
+            )
+            await add_to_outbox(self._db, outbox_collection(SERVICE), events, session)
+
+        async with self._client.start_session() as session:
+            await session.with_transaction(write)
+
+
+@dataclass
+class InMemoryNotificationStore:
+    """`NotificationStore` in dictionaries, for unit tests: `records` by id, `outbox` list."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: list[Outgoing] = field(default_factory=list)
+
+    async def ensure_indexes(self) -> None:
+        return None
+
+    async def status(self, notification_id: str) -> str | None:
+        record = self.records.get(notification_id)
+        return None if record is None else str(record["status"])
+
+    async def record_skipped(self, request: NotificationRequest, reason: str) -> None:
+        self.records.setdefault(
+            request.notification_id,
+            {**_new_record(request), "status": "skipped", "reason": reason},
+        )
+
+    async def claim(self, request: NotificationRequest, message_id: str) -> None:
+        record = self.records.setdefault(request.notification_id, _new_record(request))
+        record.update(status="sending", message_id=message_id,
+                      attempts=record.get("attempts", 0) + 1)
+
+    async def finish(
+        self, notification_id: str, status: Status, events: list[Outgoing], reason: str = ""
+    ) -> None:
+        self.records[notification_id].update(status=status, reason=reason)
+        self.outbox.extend(events)

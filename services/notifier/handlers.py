@@ -1,0 +1,152 @@
+"""The notifier's use case: email a tenant about one invoice event, at most once per
+(invoice, kind).
+
+Sequence for an event that calls for an email (`notify`):
+1. `notifier_sent` already final (`sent`, `failed`, `skipped`) -> nothing (a redelivery, or a
+   second event of the same kind).
+2. Notifications off in the event -> record `skipped`, send nothing.
+3. Claim: record `sending` (with the deterministic Message-ID) BEFORE the SMTP conversation.
+4. SMTP, with bounded in-process retries on temporary failures; still failing -> raise
+   `TemporaryMailError` so the subscriber hands the message back to Kafka (offset not
+   committed) and it is tried again later, never dropped.
+5. Accepted -> `sent` + `NotificationSent` in one transaction (outbox). Refused with a 5xx ->
+   `failed` + `NotificationFailed` + a `DeadLettered` record in one transaction.
+
+The window that remains: a crash (or lost connection to MongoDB) after the SMTP server answered
+250 to DATA and before step 5 commits leaves the record in `sending`; the redelivered event
+sends the email again with the SAME Message-ID (receivers and the sink can collapse it). SMTP
+offers no way to ask the server "did you accept this already?", so this window (one round trip
+to MongoDB) is as small as the protocol allows; claiming first makes the crash visible in
+`notifier_sent` (`attempts` > 1).
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Literal
+
+from contracts import TOPIC_DEAD_LETTER, TOPIC_NOTIFICATION, NotificationFailed, NotificationSent
+from services.common.kafka import dead_letter
+from services.common.metrics import DEAD_LETTERS
+from services.notifier.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
+from services.notifier.adapters.store import FINAL, SERVICE, NotificationStore
+from services.notifier.domain import (
+    InvoiceEvent,
+    NotificationRequest,
+    backoff_seconds,
+    notification_for,
+)
+from services.notifier.messages import compose_email
+from services.notifier.metrics import FAILED, RETRIED, SENT, SKIPPED
+from services.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+Outcome = Literal["ignored", "duplicate", "skipped", "sent", "failed"]
+
+
+@dataclass(frozen=True)
+class MessageSource:
+    """Where the event came from (for a dead letter): real topic, partition, offset, raw bytes."""
+
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+    key: bytes | None = None
+    value: bytes | None = None
+
+
+@dataclass
+class NotifierDeps:
+    """What `notify` needs; built once at start-up (`sleep` is replaceable in tests)."""
+
+    store: NotificationStore
+    mailer: Mailer
+    settings: NotifierSettings
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+
+
+async def notify(
+    event: InvoiceEvent, deps: NotifierDeps, source: MessageSource = MessageSource()
+) -> Outcome:
+    """Send the email `event` calls for, once; returns what happened.
+
+    Idempotent per (invoice, kind). Raises `TemporaryMailError` when the SMTP server stayed
+    unavailable through `smtp_retry_attempts` tries (retry the message later) and pymongo
+    errors when MongoDB is unavailable (retry too).
+    """
+    request = notification_for(event)
+    if request is None:
+        return "ignored"
+    nid = request.notification_id
+    if await deps.store.status(nid) in FINAL:
+        return "duplicate"
+    if not request.send:
+        await deps.store.record_skipped(request, "notifications_off")
+        SKIPPED.labels(kind=request.kind).inc()
+        return "skipped"
+    s = deps.settings
+    message = compose_email(
+        request, sender=s.smtp_from, locale=s.email_locale,
+        pay_link_template=s.pay_link_template, seller_name=s.seller_name,
+    )
+    mid = str(message["Message-ID"])
+    await deps.store.claim(request, mid)
+    try:
+        await _send_with_retries(deps, request, message)
+    except PermanentMailError as exc:
+        await _report_failure(deps, request, source, exc)
+        return "failed"
+    sent = NotificationSent(
+        event_id=f"{nid}:sent", notification_id=nid, kind=request.kind,
+        tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+        invoice_number=request.invoice_number, recipient=request.recipient,
+        subject=request.subject, message_id=mid,
+    )
+    await deps.store.finish(nid, "sent", [(sent, TOPIC_NOTIFICATION, request.tenant_id)])
+    SENT.labels(kind=request.kind).inc()
+    return "sent"
+
+
+async def _send_with_retries(
+    deps: NotifierDeps, request: NotificationRequest, message: EmailMessage
+) -> None:
+    s = deps.settings
+    for attempt in range(1, s.smtp_retry_attempts + 1):
+        try:
+            await deps.mailer.send(message)
+            return
+        except TemporaryMailError as exc:
+            if attempt == s.smtp_retry_attempts:
+                raise
+            delay = backoff_seconds(attempt, s.smtp_retry_base_seconds, s.smtp_retry_max_seconds)
+            RETRIED.labels(kind=request.kind).inc()
+            log.warning("temporary SMTP failure for %s (attempt %d), retrying in %.1fs: %s",
+                        request.notification_id, attempt, delay, exc)
+            await deps.sleep(delay)
+
+
+async def _report_failure(
+    deps: NotifierDeps, request: NotificationRequest, source: MessageSource,
+    exc: PermanentMailError,
+) -> None:
+    nid = request.notification_id
+    failed = NotificationFailed(
+        event_id=f"{nid}:failed", notification_id=nid, kind=request.kind,
+        tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+        invoice_number=request.invoice_number, recipient=request.recipient, reason=str(exc),
+    )
+    letter = dead_letter(
+        service=SERVICE, topic=source.topic, partition=source.partition, offset=source.offset,
+        key=source.key, value=source.value, reason=exc.reason, detail=f"{nid}: {exc.detail}",
+    )
+    await deps.store.finish(
+        nid, "failed",
+        [(failed, TOPIC_NOTIFICATION, request.tenant_id),
+         (letter, TOPIC_DEAD_LETTER, request.tenant_id)],
+        reason=str(exc),
+    )
+    FAILED.labels(kind=request.kind).inc()
+    DEAD_LETTERS.labels(service=SERVICE, reason=exc.reason).inc()
+    log.warning("permanent SMTP refusal for %s: %s", nid, exc)

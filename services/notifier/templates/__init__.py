@@ -1,0 +1,1 @@
+"""Jinja2 email templates of the notifier (package data: `*.j2`)."""
