@@ -7,6 +7,7 @@ unless `BILLING_KAFKA_ENABLE_IDEMPOTENCE` is set for a real cluster.
 import asyncio
 import base64
 import time
+from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
@@ -68,6 +69,7 @@ def dead_letter(
     message can be replayed byte for byte.
     """
     raw = value or b""
+    encoding: Literal["utf-8", "base64"]
     try:
         original, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -79,7 +81,7 @@ def dead_letter(
         offset=offset,
         key=key.decode("utf-8", "replace") if key is not None else None,
         original=original,
-        original_encoding=encoding,  # type: ignore[arg-type]
+        original_encoding=encoding,
         reason=reason,
         detail=detail[:2000],
     )

@@ -2,8 +2,9 @@
 `/healthz` (the process is alive) and `/readyz` (connected to Kafka and MongoDB)."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -48,13 +49,20 @@ def ops_app(ready: ReadyCheck, extra_routes: list[Route] | None = None) -> Starl
     return Starlette(routes=routes)
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the worker (`services.common.runtime`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class OpsServer:
     """Runs an ASGI app with uvicorn inside the worker's event loop."""
 
     def __init__(self, app: Starlette, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:

@@ -8,7 +8,7 @@ it beside the `/metrics`, `/healthz` and `/readyz` endpoint until SIGTERM.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -107,7 +107,7 @@ async def serve_worker(
     broker: KafkaBroker,
     client: AsyncMongoClient[dict[str, Any]],
     on_start: Callable[[], Awaitable[None]] | None = None,
-    tasks: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+    tasks: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """Run a worker until `stop` is set.
 
@@ -125,7 +125,7 @@ async def serve_worker(
     await ops.start()
     await broker.start()
     task_stop = asyncio.Event()
-    running = [asyncio.create_task(t(task_stop)) for t in tasks]
+    running: list[asyncio.Task[None]] = [asyncio.create_task(t(task_stop)) for t in tasks]
     try:
         await stop.wait()
     finally:

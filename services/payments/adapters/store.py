@@ -1,0 +1,152 @@
+"""MongoDB store of the payments service.
+
+Collections: `payments_customers` (`_id` tenant id: Stripe customer and default payment
+method), `payments_invoices` (`_id` invoice id: `InvoiceRecord`), the outbox
+`payments_outbox`, and processed ids in `processed_events`. `commit` is the one atomic write:
+tracking record + invoice state + outbox entries in one transaction.
+"""
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from contracts.base import Event, utc_now
+from services.common.outbox import add_to_outbox, ensure_outbox_indexes, outbox_collection
+from services.common.tracking import already_processed, record_processed
+from services.payments.domain import InvoiceRecord
+
+CUSTOMERS = "payments_customers"
+INVOICES = "payments_invoices"
+OUTBOX = outbox_collection("payments")
+Outgoing = list[tuple[Event, str, str]]
+
+
+class StaleState(Exception):
+    """The invoice changed since it was read (another attempt won); nothing was written."""
+
+
+def _to_doc(record: InvoiceRecord) -> dict[str, Any]:
+    doc = dataclasses.asdict(record)
+    doc["_id"] = doc.pop("invoice_id")
+    doc["reported_intents"] = list(record.reported_intents)
+    return doc
+
+
+def _from_doc(doc: dict[str, Any]) -> InvoiceRecord:
+    fields = {f.name for f in dataclasses.fields(InvoiceRecord)}
+    values = {k: v for k, v in doc.items() if k in fields}
+    values["reported_intents"] = tuple(doc.get("reported_intents", ()))
+    return InvoiceRecord(invoice_id=doc["_id"], **values)
+
+
+class PaymentsStore:
+    """The payments service's MongoDB state (see the module docstring)."""
+
+    def __init__(
+        self, client: AsyncMongoClient[dict[str, Any]], db: AsyncDatabase[dict[str, Any]]
+    ) -> None:
+        self.client = client
+        self.db = db
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes (idempotent)."""
+        await ensure_outbox_indexes(self.db, OUTBOX)
+        await self.db[INVOICES].create_index("invoice_number", unique=True)
+        await self.db[INVOICES].create_index([("status", ASCENDING),
+                                              ("next_attempt_at", ASCENDING)])
+        await self.db[INVOICES].create_index("payment_reference")
+
+    async def customer(self, tenant_id: str) -> dict[str, Any] | None:
+        """`{customer_id, payment_method_id, payment_method}` of a tenant, if any."""
+        return await self.db[CUSTOMERS].find_one({"_id": tenant_id})
+
+    async def save_customer(self, tenant_id: str, customer_id: str,
+                            payment_method_id: str | None, payment_method: str | None) -> None:
+        """Record the tenant's Stripe customer and default payment method."""
+        await self.db[CUSTOMERS].update_one(
+            {"_id": tenant_id},
+            {"$set": {"customer_id": customer_id, "payment_method_id": payment_method_id,
+                      "payment_method": payment_method, "updated_at": utc_now()}},
+            upsert=True,
+        )
+
+    async def invoice(self, invoice_id: str) -> InvoiceRecord | None:
+        doc = await self.db[INVOICES].find_one({"_id": invoice_id})
+        return _from_doc(doc) if doc else None
+
+    async def invoice_by_number(self, number: str) -> InvoiceRecord | None:
+        doc = await self.db[INVOICES].find_one({"invoice_number": number})
+        return _from_doc(doc) if doc else None
+
+    async def invoice_by_reference(self, reference: str) -> InvoiceRecord | None:
+        doc = await self.db[INVOICES].find_one({"payment_reference": reference})
+        return _from_doc(doc) if doc else None
+
+    async def due_retries(self, as_of: datetime, limit: int = 500) -> list[InvoiceRecord]:
+        """Failed invoices whose next attempt is at or before `as_of`, earliest first."""
+        cursor = self.db[INVOICES].find(
+            {"status": "failed", "next_attempt_at": {"$ne": None, "$lte": as_of}}
+        ).sort("next_attempt_at", ASCENDING).limit(limit)
+        return [_from_doc(d) for d in await cursor.to_list()]
+
+    async def next_retry_after(self, after: datetime) -> datetime | None:
+        """The earliest scheduled retry strictly later than `after`."""
+        doc = await self.db[INVOICES].find_one(
+            {"status": "failed", "next_attempt_at": {"$ne": None, "$gt": after}},
+            sort=[("next_attempt_at", ASCENDING)],
+        )
+        return doc["next_attempt_at"] if doc else None
+
+    async def mark_attempt(self, invoice_id: str, attempts: int, at: datetime) -> bool:
+        """Note that a retry of a failed invoice with `attempts` attempts starts at `at` (so a
+        webhook that beats the retry's own commit dates it right); False if it changed."""
+        result = await self.db[INVOICES].update_one(
+            {"_id": invoice_id, "status": "failed", "attempts": attempts},
+            {"$set": {"last_attempt_at": at}},
+        )
+        return bool(result.matched_count)
+
+    async def processed(self, consumer: str, event_id: str) -> bool:
+        return await already_processed(self.db, consumer, event_id)
+
+    async def commit(
+        self,
+        *,
+        consumer: str | None = None,
+        event_id: str | None = None,
+        record: InvoiceRecord | None = None,
+        expect_attempts: int | None = None,
+        outgoing: Outgoing | None = None,
+    ) -> bool:
+        """Atomically: mark `event_id` processed by `consumer`, write `record` (only if the
+        stored one still has `expect_attempts` attempts, when given) and add `outgoing` to the
+        outbox. Returns False, writing nothing, when the event was already processed, the
+        record changed meanwhile, or an outgoing event id is already in the outbox."""
+
+        async def work(session: AsyncClientSession) -> None:
+            if consumer and event_id:
+                if not await record_processed(self.db, consumer, event_id, session):
+                    raise DuplicateKeyError("already processed")
+            if record is not None:
+                doc = _to_doc(record)
+                if expect_attempts is None:
+                    await self.db[INVOICES].replace_one({"_id": doc["_id"]}, doc,
+                                                        upsert=True, session=session)
+                else:
+                    result = await self.db[INVOICES].replace_one(
+                        {"_id": doc["_id"], "attempts": expect_attempts}, doc, session=session)
+                    if result.matched_count == 0:
+                        raise StaleState(record.invoice_id)
+            await add_to_outbox(self.db, OUTBOX, outgoing or [], session)
+
+        try:
+            async with self.client.start_session() as session:
+                await session.with_transaction(work)
+        except (DuplicateKeyError, StaleState):
+            return False
+        return True

@@ -1,0 +1,185 @@
+"""The Stripe gateway: the calls the payments service makes, through the real `stripe` SDK.
+
+`PaymentGateway` is the interface handlers use; `StripeGateway` implements it with an async
+`StripeClient` (httpx) whose API base comes from settings (Stripe or the fake). Transient
+errors (connection errors and timeouts, HTTP 429, 5xx) are retried with exponential back-off
+using the same idempotency key, then raised as `DependencyUnavailable`; requests Stripe
+refuses (invalid, idempotency conflict, authentication) raise `PermanentError`.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import stripe
+
+from services.common.errors import DependencyUnavailable, PermanentError
+from services.payments.adapters.metrics import STRIPE_ERRORS, STRIPE_LATENCY
+from services.payments.domain import ChargeResult, customer_idempotency_key, describe_card
+from services.payments.settings import PaymentsSettings
+
+T = TypeVar("T")
+TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+class PaymentGateway(Protocol):
+    """What the payments service asks of Stripe."""
+
+    async def ensure_customer(self, tenant_id: str, customer_id: str | None) -> str: ...
+
+    async def attach_default(self, customer_id: str, payment_method: str) -> tuple[str, str]: ...
+
+    async def charge(self, *, customer_id: str, payment_method_id: str, amount: int,
+                     currency: str, idempotency_key: str,
+                     metadata: dict[str, str]) -> ChargeResult: ...
+
+    async def intent(self, intent_id: str) -> tuple[str, ChargeResult]: ...
+
+    async def register_webhook(self, url: str) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, passing an encoded body as `content=` (httpx deprecates raw
+    bytes or text through `data=`)."""
+
+    def _get_request_args_kwargs(  # type: ignore[no-untyped-def]
+        self, method: str, url: str, headers: Any, post_data: Any
+    ):
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        elif not kwargs.get("data"):
+            kwargs.pop("data", None)
+        return args, kwargs
+
+
+def make_stripe_client(settings: PaymentsSettings) -> stripe.StripeClient:
+    """An async-capable `StripeClient` for `settings` (SDK retries off: the gateway retries)."""
+    return stripe.StripeClient(
+        settings.stripe_api_key,
+        base_addresses={"api": settings.stripe_api_base},
+        http_client=_HTTPXClient(timeout=settings.stripe_timeout_seconds),
+        max_network_retries=0,
+    )
+
+
+def _card_description(pm: Any) -> str | None:
+    card = getattr(pm, "card", None) if pm is not None else None
+    return describe_card(card.brand, card.last4) if card is not None else None
+
+
+class StripeGateway:
+    """`PaymentGateway` over the Stripe API (see the module docstring)."""
+
+    def __init__(self, settings: PaymentsSettings,
+                 client: stripe.StripeClient | None = None) -> None:
+        self._settings = settings
+        self._client = client or make_stripe_client(settings)
+
+    async def close(self) -> None:
+        http = self._client._requestor._client  # the SDK keeps its HTTP client here
+        if http is not None:
+            await http.close_async()  # type: ignore[no-untyped-call]
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
+        tries = self._settings.stripe_retries + 1
+        try:
+            for n in range(tries):
+                try:
+                    return await call()
+                except TRANSIENT as exc:
+                    STRIPE_ERRORS.labels(operation, "transient").inc()
+                    if n == tries - 1:
+                        raise DependencyUnavailable(
+                            f"Stripe {operation} failed {tries} times: {exc}") from exc
+                    await asyncio.sleep(self._settings.stripe_retry_base_seconds * 2**n)
+                except stripe.CardError:
+                    STRIPE_ERRORS.labels(operation, "card").inc()
+                    raise
+                except stripe.StripeError as exc:
+                    STRIPE_ERRORS.labels(operation, "rejected").inc()
+                    raise PermanentError("stripe_rejected", f"{operation}: {exc}") from exc
+            raise AssertionError("unreachable")
+        finally:
+            STRIPE_LATENCY.labels(operation).observe(time.monotonic() - started)
+
+    async def ensure_customer(self, tenant_id: str, customer_id: str | None) -> str:
+        """The tenant's Stripe customer id, creating it (metadata `tenant_id`) when needed."""
+        if customer_id:
+            return customer_id
+        cus = await self._call("customers.create", lambda: self._client.v1.customers.create_async(
+            params={"metadata": {"tenant_id": tenant_id}},
+            options={"idempotency_key": customer_idempotency_key(tenant_id)},
+        ))
+        return str(cus.id)
+
+    async def attach_default(self, customer_id: str, payment_method: str) -> tuple[str, str]:
+        """Attach `payment_method` (an id or a test token) to the customer and make it the
+        default; returns (payment method id, description like `card visa 4242`)."""
+        pm = await self._call("payment_methods.attach",
+                              lambda: self._client.v1.payment_methods.attach_async(
+                                  payment_method, params={"customer": customer_id}))
+        await self._call("customers.update", lambda: self._client.v1.customers.update_async(
+            customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}))
+        return str(pm.id), _card_description(pm) or "card"
+
+    async def charge(self, *, customer_id: str, payment_method_id: str, amount: int,
+                     currency: str, idempotency_key: str,
+                     metadata: dict[str, str]) -> ChargeResult:
+        """Create and confirm an off-session PaymentIntent. A card error is a failed result,
+        not an exception."""
+        params: Any = {
+            "amount": amount, "currency": currency.lower(), "customer": customer_id,
+            "payment_method": payment_method_id, "confirm": True, "off_session": True,
+            "metadata": metadata,
+        }
+        try:
+            pi = await self._call("payment_intents.create",
+                                  lambda: self._client.v1.payment_intents.create_async(
+                                      params=params,
+                                      options={"idempotency_key": idempotency_key}))
+        except stripe.CardError as exc:
+            err = exc.error
+            intent = getattr(err, "payment_intent", None) if err is not None else None
+            return ChargeResult(
+                succeeded=False,
+                payment_intent_id=getattr(intent, "id", None),
+                failure_code=exc.code or "card_declined",
+                decline_code=getattr(err, "decline_code", None) if err is not None else None,
+                failure_message=(err.message if err is not None else None) or str(exc),
+            )
+        return await self._result(pi)
+
+    async def _result(self, pi: Any) -> ChargeResult:
+        if pi.status == "succeeded":
+            pm = None
+            if pi.payment_method:
+                pm = await self._call("payment_methods.retrieve",
+                                      lambda: self._client.v1.payment_methods.retrieve_async(
+                                          str(pi.payment_method)))
+            return ChargeResult(True, str(pi.id), _card_description(pm) or "card")
+        err = pi.last_payment_error
+        return ChargeResult(
+            succeeded=False, payment_intent_id=str(pi.id),
+            failure_code=getattr(err, "code", None) if err else pi.status,
+            decline_code=getattr(err, "decline_code", None) if err else None,
+            failure_message=(getattr(err, "message", None) if err else None)
+            or f"payment intent {pi.status}",
+        )
+
+    async def intent(self, intent_id: str) -> tuple[str, ChargeResult]:
+        """Re-read a PaymentIntent: (its current status, what it means as a result)."""
+        pi = await self._call("payment_intents.retrieve",
+                              lambda: self._client.v1.payment_intents.retrieve_async(intent_id))
+        return str(pi.status), await self._result(pi)
+
+    async def register_webhook(self, url: str) -> str:
+        """Register `url` for every event (`POST /v1/webhook_endpoints`); returns its id."""
+        we = await self._call("webhook_endpoints.create",
+                              lambda: self._client.v1.webhook_endpoints.create_async(
+                                  params={"url": url, "enabled_events": ["*"]}))
+        return str(we.id)

@@ -1,0 +1,90 @@
+"""Operations other code (the CLI, the demo) calls directly, each opening and closing its own
+connections. Events they cause go through the payments outbox; `publish=True` relays it once
+right away (the running worker's relay would also publish them; consumers dedupe by id)."""
+
+from datetime import date, datetime
+from typing import Any
+
+from services.common.kafka import ensure_topics
+from services.common.mongo import database, make_client
+from services.common.outbox import OutboxRelay
+from services.common.worker import make_broker, publish_raw
+from services.payments import handlers
+from services.payments.adapters.store import OUTBOX, PaymentsStore
+from services.payments.app import open_deps
+from services.payments.domain import InvoiceRecord
+from services.payments.settings import PaymentsSettings
+
+
+async def relay_outbox(settings: PaymentsSettings) -> int:
+    """Publish every pending payments-outbox entry to Kafka now; returns how many."""
+    await ensure_topics(settings)
+    client = make_client(settings)
+    broker = make_broker(settings, name="payments-cli")
+    try:
+        await broker.start()
+
+        async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
+            await publish_raw(broker, topic, key, value, headers)
+
+        relay = OutboxRelay(database(client, settings), OUTBOX, publish, settings.topic)
+        total = 0
+        while n := await relay.relay_once():
+            total += n
+        return total
+    finally:
+        await broker.stop()
+        await client.close()
+
+
+async def setup_payment_method(settings: PaymentsSettings, tenant_id: str,
+                               payment_method: str) -> None:
+    """Attach `payment_method` (`pm_...` or a test token such as `pm_card_visa`) as the
+    tenant's default, creating its Stripe customer if needed. Raises `PermanentError`
+    (`stripe_rejected`) or `DependencyUnavailable`."""
+    await setup_payment_method_described(settings, tenant_id, payment_method)
+
+
+async def setup_payment_method_described(settings: PaymentsSettings, tenant_id: str,
+                                         payment_method: str) -> str:
+    """Like `setup_payment_method`; returns the description (`card visa 4242`)."""
+    async with open_deps(settings) as deps:
+        return await handlers.setup_method(tenant_id, payment_method, deps)
+
+
+async def register_webhook_endpoint(settings: PaymentsSettings, url: str) -> str:
+    """Register `url` (the ingress, e.g. http://127.0.0.1:8470/stripe/webhook) with Stripe
+    for every event type; returns the endpoint id (`we_...`)."""
+    async with open_deps(settings) as deps:
+        return await deps.gateway.register_webhook(url)
+
+
+async def run_dunning(settings: PaymentsSettings, as_of: datetime, publish: bool = True) -> int:
+    """Run the retries due at `as_of` (tz-aware); returns the number of attempts made."""
+    async with open_deps(settings) as deps:
+        made = await handlers.run_due_retries(as_of, deps)
+    if publish and made:
+        await relay_outbox(settings)
+    return made
+
+
+async def next_dunning_after(settings: PaymentsSettings, after: datetime) -> datetime | None:
+    """The earliest scheduled retry strictly later than `after`, or None."""
+    client = make_client(settings)
+    try:
+        store = PaymentsStore(client, database(client, settings))
+        return await store.next_retry_after(after)
+    finally:
+        await client.close()
+
+
+async def record_manual_payment(settings: PaymentsSettings, invoice_number: str, method: str,
+                                reference: str, paid_on: date | None = None,
+                                publish: bool = True) -> InvoiceRecord:
+    """Record a payment made outside Stripe as `PaymentSucceeded`; raises `PermanentError`
+    (`unknown_invoice`, `already_paid`, `invalid_method`)."""
+    async with open_deps(settings) as deps:
+        record = await handlers.record_manual(invoice_number, method, reference, paid_on, deps)
+    if publish:
+        await relay_outbox(settings)
+    return record

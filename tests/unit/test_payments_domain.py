@@ -1,0 +1,66 @@
+"""Pure payments rules: idempotency keys, event ids, dunning schedule, reconciliation."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.payments import domain
+from services.payments.domain import ChargeResult, InvoiceRecord
+
+pytestmark = pytest.mark.unit
+ISSUED = datetime(2013, 8, 1, tzinfo=UTC)
+
+
+def record(**changes: object) -> InvoiceRecord:
+    base = InvoiceRecord("inv-1", "INV-2013-0001", "acme", 4900, "USD", ISSUED)
+    return InvoiceRecord(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+
+
+DECLINED = ChargeResult(False, "pi_1", failure_code="card_declined",
+                        decline_code="generic_decline", failure_message="Your card was declined.")
+
+
+def test_each_attempt_has_its_own_stable_idempotency_key() -> None:
+    keys = {domain.idempotency_key("inv-1", n) for n in (1, 2, 3)}
+    assert len(keys) == 3
+    assert domain.idempotency_key("inv-1", 2) == domain.idempotency_key("inv-1", 2)
+
+
+def test_an_invoice_has_exactly_one_possible_payment_succeeded_id() -> None:
+    _, first = domain.settle(record(), ChargeResult(True, "pi_a", "card visa 4242"), 1, ISSUED)
+    _, second = domain.settle(record(attempts=2), ChargeResult(True, "pi_b"), 3, ISSUED)
+    assert first.event_id == second.event_id == domain.succeeded_event_id("inv-1")
+
+
+def test_a_failure_schedules_retries_3_5_and_7_days_after_the_first_failure() -> None:
+    schedule = (3, 5, 7)
+    rec, event = domain.fail(record(), DECLINED, 1, ISSUED, schedule)
+    assert event.decline_code == "generic_decline" and event.attempt == 1
+    assert rec.next_attempt_at == ISSUED + timedelta(days=3)
+    for attempt, days in ((2, 5), (3, 7)):
+        rec, event = domain.fail(rec, DECLINED, attempt, rec.next_attempt_at, schedule)
+        assert rec.next_attempt_at == ISSUED + timedelta(days=days)
+        assert rec.first_failed_at == ISSUED
+    rec, event = domain.fail(rec, DECLINED, 4, ISSUED + timedelta(days=7), schedule)
+    assert rec.next_attempt_at is None and event.next_attempt_at is None
+    assert rec.status == "failed"
+
+
+def test_a_paid_invoice_cannot_be_paid_again_or_moved_by_a_late_failure() -> None:
+    paid, _ = domain.settle(record(), ChargeResult(True, "pi_2", "card visa 4242"), 2, ISSUED)
+    with pytest.raises(ValueError):
+        domain.settle(paid, None, 0, ISSUED, reference="wire-1", method="bank_transfer")
+    assert domain.reconcile(paid, DECLINED, "requires_payment_method") == "ignore"
+    assert domain.reconcile(paid, ChargeResult(True, "pi_2"), "succeeded") == "ignore"
+
+
+def test_reconciliation_reports_an_unreported_failure_once() -> None:
+    assert domain.reconcile(record(), DECLINED, "requires_payment_method") == "fail"
+    failed, _ = domain.fail(record(), DECLINED, 1, ISSUED, (3,))
+    assert domain.reconcile(failed, DECLINED, "requires_payment_method") == "ignore"
+    assert domain.reconcile(failed, ChargeResult(True, "pi_9"), "succeeded") == "succeed"
+    assert domain.reconcile(failed, ChargeResult(False, "pi_9"), "processing") == "ignore"
+
+
+def test_a_card_is_described_by_brand_and_last_four_digits() -> None:
+    assert domain.describe_card("visa", "4242") == "card visa 4242"
