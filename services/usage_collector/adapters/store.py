@@ -1,0 +1,213 @@
+"""MongoDB side of the collector: one transaction per batch, exact under any failure.
+
+Collections (owned by the usage collector):
+- `usage_processed`: `_id` = event id ("{source}/{id}") of every aggregated event, and
+  "dl|{topic}|{partition}|{offset}" of every dead-lettered message (the unique `_id` index
+  is the de-duplication record, with no time window).
+- `usage_aggregates` / `usage_unique`: buckets, schema in `services/usage_collector/query.py`.
+- `usage_stats`: `_id` "totals" with `aggregated`, `duplicates`, `dead_lettered` counters.
+
+`apply` is atomic: processed ids, bucket changes and counters commit together or not at
+all, so a crash at any point loses nothing and counts nothing twice. Existing buckets are
+read and rewritten inside the transaction with the read `count` as a guard; a concurrent
+change (another collector during a rebalance) makes the guard miss, a duplicate insert or a
+write conflict aborts, and the whole transaction is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import InsertOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from contracts.base import utc_now
+from services.usage_collector.domain import BatchMerge, bucket_id, fold, new_bucket, unique_id
+from services.usage_collector.query import AGGREGATES, UNIQUE
+
+log = logging.getLogger(__name__)
+
+PROCESSED = "usage_processed"
+STATS = "usage_stats"
+_CHUNK = 5_000
+
+
+class GuardMissed(Exception):
+    """A bucket changed between our read and our write: retry the transaction."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one committed batch changed: events newly aggregated, duplicates (in the batch
+    or already recorded), dead letters newly recorded, buckets written, attempts taken."""
+
+    aggregated: int
+    duplicates: int
+    dead_lettered: int
+    buckets: int
+    attempts: int
+
+
+def dead_letter_id(topic: str, partition: int, offset: int) -> str:
+    """The processed-record `_id` of a dead-lettered message."""
+    return f"dl|{topic}|{partition}|{offset}"
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+async def _existing_ids(
+    db: AsyncDatabase[dict[str, Any]], name: str, ids: list[str],
+    session: AsyncClientSession | None,
+) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        cursor = db[name].find({"_id": {"$in": chunk}}, {"_id": 1}, session=session)
+        found.update([doc["_id"] async for doc in cursor])
+    return found
+
+
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Create the collections and the indexes the read side uses; idempotent."""
+    existing = set(await db.list_collection_names())
+    for name in (PROCESSED, AGGREGATES, UNIQUE, STATS):
+        if name not in existing:
+            try:
+                await db.create_collection(name)
+            except PyMongoError:  # created concurrently by another collector
+                pass
+    await db[AGGREGATES].create_index([("tenant_id", 1), ("hour", 1)])
+    await db[AGGREGATES].create_index([("updated_at", 1)])
+    await db[UNIQUE].create_index([("tenant_id", 1), ("meter", 1), ("service", 1), ("hour", 1)])
+
+
+async def collector_stats(db: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
+    """The collector's running totals: {"aggregated", "duplicates", "dead_lettered"}.
+
+    Every consumed usage message is counted once in one of the three: a message consumed
+    again (a replay, or another event with an already recorded id) counts as a duplicate.
+    """
+    doc = await db[STATS].find_one({"_id": "totals"}) or {}
+    return {k: int(doc.get(k, 0)) for k in ("aggregated", "duplicates", "dead_lettered")}
+
+
+async def recorded_dead_letters(db: AsyncDatabase[dict[str, Any]], ids: list[str]) -> set[str]:
+    """Which dead-letter ids are already recorded (so a replay does not publish them again)."""
+    return await _existing_ids(db, PROCESSED, ids, None) if ids else set()
+
+
+class MongoUsageStore:
+    """Writes batches into MongoDB, retrying the whole transaction on transient errors."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], retry_max_seconds: float = 5.0) -> None:
+        self.db = db
+        self.retry_max_seconds = retry_max_seconds
+        self.retries = 0
+
+    async def apply(self, merge: BatchMerge, dead_letter_ids: list[str]) -> ApplyResult:
+        """Commit one batch atomically; retries (with capped back-off) until it commits.
+
+        Idempotent: replaying the same batch after a commit only counts duplicates.
+        """
+        delay, attempt = 0.05, 0
+        while True:
+            attempt += 1
+            try:
+                return await self._apply_once(merge, dead_letter_ids, attempt)
+            except (PyMongoError, GuardMissed) as exc:
+                self.retries += 1
+                level = logging.INFO if attempt < 3 else logging.WARNING
+                log.log(level, "usage batch transaction retry %d: %s", attempt, str(exc)[:300])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_seconds)
+
+    async def _apply_once(
+        self, merge: BatchMerge, dl_ids: list[str], attempt: int
+    ) -> ApplyResult:
+        client = self.db.client
+        async with client.start_session() as session:
+            await session.start_transaction()
+            try:
+                result = await self._write(session, merge, dl_ids, attempt)
+            except BaseException:
+                await session.abort_transaction()
+                raise
+            await self._commit(session)
+            return result
+
+    @staticmethod
+    async def _commit(session: AsyncClientSession) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await session.commit_transaction()
+                return
+            except PyMongoError as exc:
+                if exc.has_error_label("UnknownTransactionCommitResult") and (
+                    time.monotonic() < deadline
+                ):
+                    continue  # committing again is safe: the server knows the outcome
+                raise
+
+    async def _write(
+        self, s: AsyncClientSession, merge: BatchMerge, dl_ids: list[str], attempt: int
+    ) -> ApplyResult:
+        db, now = self.db, utc_now()
+        done = await _existing_ids(db, PROCESSED, list(merge.seen), s)
+        fresh = merge.without(done) if done else merge
+        seen_dl = await _existing_ids(db, PROCESSED, dl_ids, s) if dl_ids else set()
+        new_dl = [i for i in dict.fromkeys(dl_ids) if i not in seen_dl]
+        records = [{"_id": s_.event_id} for s_ in fresh.samples] + [{"_id": i} for i in new_dl]
+        if records:
+            await db[PROCESSED].insert_many(records, ordered=False, session=s)
+        await self._write_buckets(s, fresh, now)
+        # a message seen again (redelivered, replayed, or the same event id) is a duplicate
+        duplicates = merge.duplicates + len(done) + len(dl_ids) - len(new_dl)
+        inc = {"aggregated": len(fresh), "duplicates": duplicates, "dead_lettered": len(new_dl)}
+        await db[STATS].update_one(
+            {"_id": "totals"}, {"$inc": inc, "$set": {"updated_at": now}}, upsert=True, session=s
+        )
+        return ApplyResult(len(fresh), duplicates, len(new_dl), len(fresh.buckets), attempt)
+
+    async def _write_buckets(self, s: AsyncClientSession, merge: BatchMerge, now: datetime) -> None:
+        if not merge.buckets:
+            return
+        ids = {bucket_id(k): k for k in merge.buckets}
+        stored: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(ids)):
+            async for doc in self.db[AGGREGATES].find({"_id": {"$in": chunk}}, session=s):
+                stored[doc["_id"]] = doc
+        ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
+        for bid, key in ids.items():
+            delta = merge.buckets[key]
+            old = stored.get(bid)
+            if old is None:
+                ops.append(InsertOne(new_bucket(key, delta, now)))
+            else:
+                guard = {"_id": bid, "count": old["count"]}
+                ops.append(UpdateOne(guard, {"$set": fold(old, delta, now)}))
+        result = await self.db[AGGREGATES].bulk_write(ops, ordered=False, session=s)
+        if result.matched_count != len(stored):
+            raise GuardMissed(f"{len(stored) - result.matched_count} buckets changed meanwhile")
+        uniques = [
+            UpdateOne(
+                {"_id": unique_id(key, rid)},
+                {"$setOnInsert": {"tenant_id": key[0], "meter": key[1], "service": key[2],
+                                  "hour": key[3], "resource_id": rid}},
+                upsert=True,
+            )
+            for key, delta in merge.buckets.items()
+            for rid in delta.resources
+        ]
+        if uniques:
+            await self.db[UNIQUE].bulk_write(uniques, ordered=False, session=s)

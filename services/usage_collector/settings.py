@@ -1,0 +1,24 @@
+"""Settings of the usage collector and importer (`BILLING_*` environment variables)."""
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+
+class UsageSettings(CommonSettings):
+    """Batching and consumer knobs of the usage collector.
+
+    A write starts as soon as the previous one finished and events are pending (or
+    `usage_linger_seconds` passed); at most `usage_max_batch_events` go into one MongoDB
+    transaction; when `usage_max_pending_events` are merged in memory while a write is in
+    flight, consumption waits for it (back-pressure).
+    """
+
+    usage_group: str = "usage-collector"
+    usage_max_batch_events: int = Field(default=20_000, ge=1)
+    usage_max_pending_events: int = Field(default=40_000, ge=1)
+    usage_min_batch_events: int = Field(default=2_000, ge=1)
+    usage_linger_seconds: float = Field(default=0.05, ge=0)
+    usage_fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    usage_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    usage_write_retry_max_seconds: float = Field(default=5.0, gt=0)
