@@ -141,7 +141,8 @@ class Demo:
     ) -> None:
         ports = {}
         for name in WORKERS:
-            ports[name] = free_port()
+            # the webhook ingress serves /metrics, /healthz and /readyz on its own HTTP port
+            ports[name] = self.webhook_port if name == "stripe-webhooks" else free_port()
             workers.start(name, {"BILLING_OPS_PORT": str(ports[name])})
         self.say(f"started workers {', '.join(WORKERS)}; waiting until each is ready")
         await self._wait_ready(ports, workers)

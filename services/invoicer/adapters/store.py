@@ -1,0 +1,124 @@
+"""The invoicer's MongoDB collections (all prefixed `invoicer_`) and their documents.
+
+    invoicer_configs       one document per accepted configuration version
+                           (_id "{tenant}#{version}", the command as JSON, actor, accepted_at)
+    invoicer_tenants       one per tenant: the current version and configuration, plus the
+                           ledger the invoice transaction updates (coupon redemptions, credit
+                           use, `ledger_rev` for optimistic concurrency)
+    invoicer_invoices      one per tenant and period (_id = deterministic invoice id), unique
+                           `invoice_number`
+    invoicer_billed_usage  what each invoice billed per meter (_id "{tenant}|{start}|{meter}"),
+                           read again to find late usage
+    invoicer_counters      one per year: the last invoice number's sequence
+    invoicer_audit         refused commands: who, what, when, why
+    invoicer_outbox        events waiting for the relay
+"""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from contracts import BillingConfigSubmitted
+from services.common.outbox import ensure_outbox_indexes, outbox_collection
+from services.common.tracking import PROCESSED_EVENTS
+
+CONFIGS = "invoicer_configs"
+TENANTS = "invoicer_tenants"
+INVOICES = "invoicer_invoices"
+BILLED = "invoicer_billed_usage"
+COUNTERS = "invoicer_counters"
+AUDIT = "invoicer_audit"
+OUTBOX = outbox_collection("invoicer")
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+
+class InvoicerStore:
+    """The invoicer's database handle: collections plus a transaction runner.
+
+    `transaction(fn)` runs `fn(session)` in one MongoDB transaction, retried by PyMongo on
+    transient errors (write conflicts between concurrent invoicer processes).
+    """
+
+    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
+        self.client = client
+        self.db = db
+        self.configs = db[CONFIGS]
+        self.tenants = db[TENANTS]
+        self.invoices = db[INVOICES]
+        self.billed = db[BILLED]
+        self.counters = db[COUNTERS]
+        self.audit = db[AUDIT]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the invoicer relies on; idempotent."""
+        await self.invoices.create_index("invoice_number", unique=True)
+        await self.invoices.create_index(
+            [("tenant_id", ASCENDING), ("period_start", ASCENDING)], unique=True
+        )
+        await self.invoices.create_index([("status", ASCENDING), ("overdue_at", ASCENDING)])
+        await self.billed.create_index([("tenant_id", ASCENDING), ("period_start", ASCENDING)])
+        await self.configs.create_index([("tenant_id", ASCENDING), ("version", ASCENDING)])
+        await ensure_outbox_indexes(self.db, OUTBOX)
+        await self.db[PROCESSED_EVENTS].find_one({})  # touch: created on first insert
+
+    async def transaction(self, fn: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run `fn(session)` atomically; retried on transient errors."""
+        async with self.client.start_session() as session:
+            return await session.with_transaction(fn)
+
+    async def ensure_counter(self, key: str) -> None:
+        """Create the counter document `key` outside any transaction (a concurrent create is
+        harmless), so transactions only ever `$inc` it."""
+        try:
+            await self.counters.update_one(
+                {"_id": key}, {"$setOnInsert": {"seq": 0}}, upsert=True
+            )
+        except DuplicateKeyError:
+            pass
+
+    async def tenant(self, tenant_id: str, session: AsyncClientSession | None = None) -> Doc | None:
+        """The tenant document (current configuration and ledger), or None."""
+        return await self.tenants.find_one({"_id": tenant_id}, session=session)
+
+    async def all_tenants(self) -> list[Doc]:
+        """Every configured tenant, by id."""
+        return await self.tenants.find({}).sort("_id", ASCENDING).to_list()
+
+    async def config_version(self, tenant_id: str, version: int) -> BillingConfigSubmitted | None:
+        """The configuration `version` of `tenant_id` as it was accepted."""
+        doc = await self.configs.find_one({"_id": config_key(tenant_id, version)})
+        return None if doc is None else BillingConfigSubmitted.model_validate(doc["command"])
+
+    async def record_refusal(
+        self, command: BillingConfigSubmitted, reason: str, detail: str, at: datetime
+    ) -> None:
+        """Audit a refused command (who, what, when, why); one record per command event id."""
+        await self.audit.update_one(
+            {"_id": command.event_id},
+            {"$setOnInsert": {
+                "who": {"user_id": command.actor.user_id, "role": command.actor.role},
+                "what": {"command": "BillingConfigSubmitted", "tenant_id": command.tenant_id,
+                         "event_id": command.event_id},
+                "when": {"submitted_at": command.occurred_at, "refused_at": at},
+                "why": {"reason": reason, "detail": detail},
+                "decision": "refused",
+            }},
+            upsert=True,
+        )
+
+
+def config_key(tenant_id: str, version: int) -> str:
+    """`_id` of a configuration version."""
+    return f"{tenant_id}#{version}"
+
+
+def tenant_config(doc: Doc) -> BillingConfigSubmitted:
+    """The current configuration held in a tenant document."""
+    return BillingConfigSubmitted.model_validate(doc["config"])

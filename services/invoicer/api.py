@@ -1,0 +1,100 @@
+"""The invoicer's public API for operators' tools and the demo. Each function opens its own
+MongoDB (and, where it publishes, Kafka) connection from `settings`.
+
+    await apply_config_file(settings, path, actor_id="ops-admin", role="super") -> tenant ids
+    await wait_config_applied(settings, tenant_ids, timeout=120)
+    await config_applied(settings, tenant_ids) -> bool
+    await run_cycle(settings, as_of) -> {"issued": [...numbers], "overdue": [...ids]} (only
+        non-empty keys, so an idle run is falsy)
+    await next_due_after(settings, after) -> datetime | None
+    await export_invoices(settings) -> issue 7's invoices.json entries
+    await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
+"""
+
+import asyncio
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from contracts import TOPIC_TENANT_CONFIG, Actor
+from services.common.kafka import ensure_topics
+from services.common.settings import CommonSettings
+from services.common.worker import make_broker, publish_event
+from services.invoicer.records import issued_event
+from services.invoicer.reports import (
+    config_applied,
+    export_invoices,
+    list_invoices,
+    next_due_after,
+    open_store,
+)
+from services.invoicer.schedule import run_cycle as _run_cycle
+from services.invoicer.tenants_file import read_tenants_file
+
+__all__ = [
+    "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
+    "wait_config_applied", "write_invoice_pdfs",
+]
+
+
+async def apply_config_file(
+    settings: CommonSettings, path: Path, *, actor_id: str, role: str
+) -> list[str]:
+    """Publish one `BillingConfigSubmitted` per tenant of a tenants file (keyed by tenant id)
+    as actor `actor_id` with `role`; returns the tenant ids. The invoicer worker applies them
+    (refusing them unless `role` is `super`)."""
+    commands = read_tenants_file(path, Actor(user_id=actor_id, role=role))
+    await ensure_topics(settings)
+    async with make_broker(settings, name="config-apply") as broker:
+        for command in commands:
+            await publish_event(broker, settings, command, TOPIC_TENANT_CONFIG, command.tenant_id)
+    return [c.tenant_id for c in commands]
+
+
+async def wait_config_applied(
+    settings: CommonSettings, tenant_ids: list[str], timeout: float = 120.0,  # noqa: ASYNC109
+) -> None:
+    """Poll until every tenant has a configuration version; `TimeoutError` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not await config_applied(settings, tenant_ids):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"configurations not applied within {timeout} s: {tenant_ids}")
+        await asyncio.sleep(0.2)
+
+
+async def run_cycle(settings: CommonSettings, as_of: datetime) -> dict[str, list[str]]:
+    """Run the billing cycle once at billing clock `as_of`; events go through the outbox (the
+    running invoicer worker relays them)."""
+    async with open_store(settings) as store:
+        await store.ensure_indexes()
+        report = await _run_cycle(store, as_of)
+    return {k: v for k, v in (("issued", report.issued), ("overdue", report.overdue)) if v}
+
+
+async def write_invoice_pdfs(settings: CommonSettings, directory: Path) -> int:
+    """Write `<invoice_number>.pdf` (current status and payment fields) for every invoice."""
+    async with open_store(settings) as store:
+        docs = await list_invoices(store)
+    await asyncio.to_thread(_write_pdfs, directory, docs)
+    return len(docs)
+
+
+def _write_pdfs(directory: Path, docs: list[dict[str, Any]]) -> None:
+    from services.common.invoice_pdf import render_invoice_pdf
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for doc in docs:
+        (directory / f"{doc['invoice_number']}.pdf").write_bytes(pdf_bytes(doc, render_invoice_pdf))
+
+
+def pdf_bytes(doc: dict[str, Any], render: Any) -> bytes:
+    """Render one invoice document with `render` (`render_invoice_pdf`)."""
+    paid = doc.get("paid_date")
+    result: bytes = render(
+        issued_event(doc), status=doc["status"],
+        paid_date=date.fromisoformat(paid) if paid else None,
+        payment_reference=doc.get("payment_reference"),
+        payment_method=doc.get("payment_method"), tenant_name=doc.get("tenant_name"),
+    )
+    return result

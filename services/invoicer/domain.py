@@ -1,0 +1,85 @@
+"""Invoicer rules that need no I/O: who may configure billing, what a valid configuration is,
+how invoice statuses move, and the deterministic ids of invoices and their events.
+
+Sources: ../shared/DESIGN.md (statuses, roles, coupons and credits) and issue 4.
+"""
+
+from datetime import date, datetime
+from typing import Literal
+
+from contracts import BillingConfigSubmitted
+from services.common.errors import Forbidden, InvalidMessage
+
+SUPER_ROLE = "super"
+UNPAID = ("pending_payment", "failed")
+PaymentOutcome = Literal["succeeded", "failed"]
+
+
+def authorize(command: BillingConfigSubmitted) -> None:
+    """Raise `Forbidden` unless the actor's role is `super` (../shared/DESIGN.md)."""
+    if command.actor.role != SUPER_ROLE:
+        raise Forbidden(
+            f"actor {command.actor.user_id!r} with role {command.actor.role!r} may not change "
+            f"the billing configuration of tenant {command.tenant_id!r} (role super required)"
+        )
+
+
+def _code_is_hard_to_guess(code: str) -> bool:
+    classes = [any(c.islower() for c in code), any(c.isupper() for c in code),
+               any(c.isdigit() for c in code)]
+    return len(set(code)) >= 5 and sum(classes) >= 2
+
+
+def validate_config(command: BillingConfigSubmitted) -> None:
+    """Checks beyond the contract's field rules; raises `InvalidMessage("validation_error")`.
+
+    Price plan: one charge per meter. Coupon: a code with at least 5 distinct characters from
+    two of lower case, upper case and digits. Credits: unique ids.
+    """
+    meters = [c.meter for c in command.price_plan.charges]
+    if len(meters) != len(set(meters)):
+        raise InvalidMessage("validation_error", f"price plan prices a meter twice: {meters}")
+    if command.coupon is not None and not _code_is_hard_to_guess(command.coupon.code):
+        raise InvalidMessage("validation_error", "coupon code is too easy to guess")
+    ids = [c.credit_id for c in command.credits]
+    if len(ids) != len(set(ids)):
+        raise InvalidMessage("validation_error", f"duplicate credit ids: {ids}")
+
+
+def next_status(current: str, outcome: PaymentOutcome) -> str:
+    """The status after a payment outcome; never backwards.
+
+    paid is final; a success moves any unpaid or overdue invoice to paid; a failure moves
+    pending_payment to failed and leaves failed, overdue and paid as they are.
+    """
+    if current == "paid":
+        return "paid"
+    if outcome == "succeeded":
+        return "paid"
+    return "failed" if current == "pending_payment" else current
+
+
+def becomes_overdue(status: str, overdue_instant: datetime, as_of: datetime) -> bool:
+    """An unpaid invoice is overdue once the billing clock reaches the end of its due date."""
+    return status in UNPAID and as_of >= overdue_instant
+
+
+def invoice_id(tenant_id: str, period_start: date) -> str:
+    """Deterministic invoice id: one per tenant and period."""
+    return f"{tenant_id}:{period_start.isoformat()}"
+
+
+def invoice_number(year: int, sequence: int) -> str:
+    """`INV-YYYY-NNNN` (../shared/DESIGN.md)."""
+    return f"INV-{year:04d}-{sequence:04d}"
+
+
+def issued_event_id(inv_id: str) -> str:
+    """The `InvoiceIssued` event id: a republish carries the same id."""
+    return f"invoice-issued:{inv_id}"
+
+
+def status_event_id(inv_id: str, status: str, cause: str) -> str:
+    """The `InvoiceStatusChanged` event id for a move to `status` caused by `cause` (a payment
+    event id, or `clock` for overdue)."""
+    return f"invoice-status:{inv_id}:{status}:{cause}"

@@ -1,0 +1,128 @@
+"""Use cases driven by consumed events: billing configuration and payment outcomes.
+
+Each runs in one MongoDB transaction with its processed-event record (idempotent per event id)
+and, where the state changes, the event that follows it in the outbox.
+"""
+
+import logging
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PaymentFailed, PaymentSucceeded
+from contracts.base import utc_now
+from services.common.errors import Forbidden, PermanentError
+from services.common.outbox import add_to_outbox
+from services.common.tracking import already_processed, record_processed
+from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key
+from services.invoicer.domain import PaymentOutcome, authorize, next_status, validate_config
+from services.invoicer.periods import local_date
+from services.invoicer.records import status_event
+
+log = logging.getLogger(__name__)
+CONFIG_CONSUMER = "invoicer.config"
+PAYMENT_CONSUMER = "invoicer.payment"
+
+
+async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) -> int | None:
+    """Accept `command` as the tenant's next configuration version; returns the version, or
+    None when this event id was already applied.
+
+    Raises `Forbidden` (after writing the audit record) for a non-super actor and
+    `InvalidMessage("validation_error")` for a configuration that breaks a rule.
+    """
+    try:
+        authorize(command)
+    except Forbidden as exc:
+        await store.record_refusal(command, exc.reason, exc.detail, utc_now())
+        raise
+    validate_config(command)
+
+    async def txn(session: AsyncClientSession) -> int | None:
+        if await already_processed(store.db, CONFIG_CONSUMER, command.event_id, session):
+            return None
+        current = await store.tenant(command.tenant_id, session)
+        version = int((current or {}).get("version", 0)) + 1
+        body = command.model_dump(mode="json")
+        now = utc_now()
+        await store.configs.insert_one(
+            {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
+             "version": version, "event_id": command.event_id, "actor": body["actor"],
+             "accepted_at": now, "command": body},
+            session=session,
+        )
+        await store.tenants.update_one(
+            {"_id": command.tenant_id},
+            {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
+                      "auto_generate_invoices": command.settings.auto_generate_invoices,
+                      "updated_at": now},
+             "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
+                              "invoices": 0, "created_at": now}},
+            upsert=True, session=session,
+        )
+        await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
+        return version
+
+    version = await store.transaction(txn)
+    if version is not None:
+        log.info("config version %s accepted", version, extra={"tenant_id": command.tenant_id})
+    return version
+
+
+async def apply_payment(
+    store: InvoicerStore, event: PaymentSucceeded | PaymentFailed
+) -> str | None:
+    """Apply a payment outcome to its invoice; returns the new status when it changed.
+
+    Idempotent per event id; never backwards (`domain.next_status`). A success records
+    `paid_date` (the tenant-zone date of `paid_at`), `payment_reference` and `payment_method`.
+    Raises `PermanentError("unknown_invoice")` when no such invoice exists.
+    """
+    outcome: PaymentOutcome = "succeeded" if isinstance(event, PaymentSucceeded) else "failed"
+
+    async def txn(session: AsyncClientSession) -> str | None:
+        if await already_processed(store.db, PAYMENT_CONSUMER, event.event_id, session):
+            return None
+        doc = await store.invoices.find_one({"_id": event.invoice_id}, session=session)
+        if doc is None:
+            raise PermanentError("unknown_invoice", f"no invoice {event.invoice_id!r}")
+        previous = doc["status"]
+        status = next_status(previous, outcome)
+        changes: dict[str, Any] = {}
+        if isinstance(event, PaymentFailed):
+            changes["last_failure"] = {
+                "event_id": event.event_id, "attempt": event.attempt,
+                "failure_code": event.failure_code, "decline_code": event.decline_code,
+                "message": event.failure_message, "at": event.occurred_at,
+            }
+            at = event.occurred_at
+        else:
+            at = event.paid_at
+            if status != previous:
+                changes.update(
+                    paid_date=local_date(event.paid_at, doc["timezone"]).isoformat(),
+                    payment_reference=event.payment_reference,
+                    payment_method=event.payment_method,
+                    paid_at=event.paid_at,
+                )
+        changed = status != previous
+        if changed:
+            changes["status"] = status
+        if changes:
+            update: dict[str, Any] = {"$set": changes}
+            if changed:
+                update["$push"] = {"history": {"status": status, "at": at,
+                                               "cause": event.event_id}}
+            await store.invoices.update_one(
+                {"_id": doc["_id"], "status": previous}, update, session=session
+            )
+        if changed:
+            doc.update(changes)
+            reason = None if outcome == "succeeded" else event.failure_message  # type: ignore[union-attr]
+            out = status_event(doc, previous, status, event.event_id, at, reason)
+            await add_to_outbox(store.db, OUTBOX, [(out, TOPIC_INVOICE, doc["tenant_id"])],
+                                session)
+        await record_processed(store.db, PAYMENT_CONSUMER, event.event_id, session)
+        return status if changed else None
+
+    return await store.transaction(txn)

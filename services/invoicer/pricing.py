@@ -1,0 +1,184 @@
+"""Pricing: usage charges, the flat fee, coupons, credits and adjustments (pure).
+
+Rules (../shared/data/README.md and ../shared/DESIGN.md): the included quantity is taken off
+first; `per_unit`, `graduated`, `volume` and `package` price the rest; each line's amount is
+computed exactly in `Decimal` and rounded ONCE, half-up, to the currency's minor unit (exponent
+from babel's CLDR data via `contracts.money.minor_unit_exponent`); coupon and credit lines are
+negative and shrink so the total never goes below zero.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
+
+from contracts import Coupon, PriceCharge
+from contracts.money import minor_unit_exponent, to_major_units
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Line:
+    """An invoice line. `amount` in minor units (negative for coupon and credit); `quantity` and
+    `unit_price` (major units) exact; `ref` names the credit id or the adjusted period."""
+
+    kind: str
+    description: str
+    amount: int
+    meter: str | None = None
+    quantity: Decimal = Decimal(1)
+    unit_price: Decimal | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """Usage that arrived after `period_label` was invoiced: the meter's new total quantity and
+    the new priced amount vs. what was billed for it (minor units)."""
+
+    meter: str
+    period_label: str
+    quantity_delta: Decimal
+    amount_delta: int
+    unit_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class CreditBalance:
+    """A credit's remaining balance (minor units), applied in `granted_at` order."""
+
+    credit_id: str
+    remaining: int
+    granted_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A priced invoice: its lines, total, and what it consumed."""
+
+    lines: tuple[Line, ...]
+    total: int
+    coupon_applied: bool = False
+    credits_used: dict[str, int] = field(default_factory=dict)
+
+
+def round_minor(exact_major: Decimal, currency: str) -> int:
+    """Round an exact major-unit amount once, half-up, to `currency`'s minor unit; as an int."""
+    exponent = minor_unit_exponent(currency)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        quantum = Decimal(1).scaleb(-exponent)
+        return int(exact_major.quantize(quantum, rounding=ROUND_HALF_UP).scaleb(exponent))
+
+
+def charge_exact(charge: PriceCharge, quantity: Decimal) -> Decimal:
+    """The exact amount (major units) `charge` asks for `quantity`, before any rounding."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        billable = max(ZERO, quantity - charge.included_quantity)
+        if charge.model == "per_unit":
+            assert charge.unit_price is not None
+            return billable * charge.unit_price
+        if charge.model == "package":
+            assert charge.unit_price is not None and charge.package_size
+            packages = (billable / charge.package_size).to_integral_value(rounding=ROUND_CEILING)
+            return packages * charge.unit_price
+        if billable == 0:
+            return ZERO
+        if charge.model == "graduated":
+            total, lower = ZERO, ZERO
+            for tier in charge.tiers:
+                upper = billable if tier.up_to is None else min(billable, tier.up_to)
+                if upper > lower:
+                    total += (upper - lower) * tier.unit_price + tier.flat_price
+                if tier.up_to is None or billable <= tier.up_to:
+                    break
+                lower = tier.up_to
+            return total
+        tier = next(t for t in charge.tiers if t.up_to is None or billable <= t.up_to)
+        return billable * tier.unit_price + tier.flat_price
+
+
+def usage_line(charge: PriceCharge, quantity: Decimal, currency: str) -> Line:
+    """One usage line for a priced meter: quantity = the meter's total over the period."""
+    description = charge.description or f"{charge.meter} ({charge.model.replace('_', ' ')})"
+    if charge.included_quantity:
+        description += f", {charge.included_quantity} included"
+    return Line(
+        kind="usage",
+        description=description,
+        meter=charge.meter,
+        quantity=quantity,
+        unit_price=charge.unit_price if charge.model == "per_unit" else None,
+        amount=round_minor(charge_exact(charge, quantity), currency),
+    )
+
+
+def coupon_applies(coupon: Coupon, redemptions: int) -> bool:
+    """Whether `coupon` applies to the next invoice, given how many invoices it already
+    reduced: once = the first invoice it is in force for; repeating = N invoices; forever;
+    never past `max_redemptions`."""
+    if coupon.max_redemptions is not None and redemptions >= coupon.max_redemptions:
+        return False
+    if coupon.duration == "once":
+        return redemptions == 0
+    if coupon.duration == "repeating":
+        assert coupon.duration_in_periods is not None
+        return redemptions < coupon.duration_in_periods
+    return True
+
+
+def compose_invoice(
+    *,
+    currency: str,
+    flat_rate_amount: int,
+    charges: Sequence[PriceCharge],
+    usage: dict[str, Decimal],
+    adjustments: Sequence[Adjustment] = (),
+    coupon: Coupon | None = None,
+    coupon_redemptions: int = 0,
+    credits: Sequence[CreditBalance] = (),
+    issued_at: datetime | None = None,
+) -> Draft:
+    """Price one invoice.
+
+    Lines, in order: the flat fee; one usage line per priced meter (quantity = the meter's total
+    over the period, 0 when unused); adjustments for earlier periods (a negative adjustment
+    shrinks so the running total stays >= 0); the coupon (if it applies, at most the running
+    total); credits granted at or before `issued_at`, oldest first, each at most its remaining
+    balance and the running total. The total is the sum of the lines and never negative.
+    """
+    flat = to_major_units(flat_rate_amount, currency)
+    lines = [Line("flat_fee", "Flat fee", flat_rate_amount, unit_price=flat)]
+    lines += [usage_line(c, usage.get(c.meter, ZERO), currency) for c in charges]
+    running = sum(line.amount for line in lines)
+    for adj in adjustments:
+        amount = max(adj.amount_delta, -running)
+        if amount == 0 and adj.amount_delta != 0:
+            continue
+        lines.append(
+            Line("adjustment", f"Late usage of {adj.meter} for {adj.period_label}", amount,
+                 meter=adj.meter, quantity=adj.quantity_delta, unit_price=adj.unit_price,
+                 ref=adj.period_label)
+        )
+        running += amount
+    coupon_applied = False
+    if coupon is not None and coupon_applies(coupon, coupon_redemptions):
+        coupon_applied = True
+        off = min(coupon.amount_off, running)
+        if off > 0:
+            lines.append(Line("coupon", f"Coupon {coupon.code}", -off, ref=coupon.code))
+            running -= off
+    used: dict[str, int] = {}
+    for credit in sorted(credits, key=lambda c: (c.granted_at, c.credit_id)):
+        if issued_at is not None and credit.granted_at > issued_at:
+            continue
+        take = min(credit.remaining, running)
+        if take <= 0:
+            continue
+        lines.append(Line("credit", f"Credit: {credit.reason}", -take, ref=credit.credit_id))
+        used[credit.credit_id] = take
+        running -= take
+    return Draft(tuple(lines), running, coupon_applied, used)

@@ -1,0 +1,108 @@
+"""Read-only views of invoices for operators, tenants and the demo.
+
+The `async def ...(settings, ...)` functions open their own MongoDB client, so the CLI and the
+demo can call them directly.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+
+from contracts.base import utc_now
+from services.common.mongo import database, make_client
+from services.common.settings import CommonSettings
+from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.domain import UNPAID
+from services.invoicer.records import export_row
+from services.invoicer.schedule import next_due
+
+Doc = dict[str, Any]
+STATUS_FILTERS = {"all": None, "unpaid": [*UNPAID, "overdue"], "paid": ["paid"]}
+
+
+@asynccontextmanager
+async def open_store(settings: CommonSettings) -> AsyncIterator[InvoicerStore]:
+    """An `InvoicerStore` on its own client, closed on exit."""
+    client = make_client(settings)
+    try:
+        yield InvoicerStore(client, database(client, settings))
+    finally:
+        await client.close()
+
+
+async def list_invoices(
+    store: InvoicerStore, tenant_id: str | None = None, status: str = "all"
+) -> list[Doc]:
+    """Invoices by number, optionally of one tenant and filtered all | unpaid | paid
+    (unpaid = pending_payment, failed or overdue). Raises `ValueError` for another filter."""
+    if status not in STATUS_FILTERS:
+        raise ValueError(f"status must be one of {sorted(STATUS_FILTERS)}")
+    query: Doc = {}
+    if tenant_id:
+        query["tenant_id"] = tenant_id
+    wanted = STATUS_FILTERS[status]
+    if wanted is not None:
+        query["status"] = {"$in": wanted}
+    return await store.invoices.find(query).sort("invoice_number", ASCENDING).to_list()
+
+
+async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
+    """The invoice with `number` (`INV-YYYY-NNNN`) or id, or None."""
+    return await store.invoices.find_one({"$or": [{"invoice_number": number}, {"_id": number}]})
+
+
+def totals(invoices: list[Doc]) -> Doc:
+    """Tenant view (seed 004): outstanding balance and total paid per currency (minor units),
+    overdue count and total invoices."""
+    outstanding: dict[str, int] = {}
+    paid: dict[str, int] = {}
+    for inv in invoices:
+        bucket = paid if inv["status"] == "paid" else outstanding
+        bucket[inv["currency"]] = bucket.get(inv["currency"], 0) + int(inv["amount"])
+    return {
+        "outstanding_balance": outstanding,
+        "total_paid": paid,
+        "overdue_count": sum(1 for i in invoices if i["status"] == "overdue"),
+        "total_invoices": len(invoices),
+    }
+
+
+async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
+    """Dashboard (seed 003): `total_tenants`, `pending_invoices` (pending_payment or failed),
+    `overdue_invoices`, `monthly_revenue` (minor units per currency, invoices whose paid date
+    falls in the month of `as_of`, default now, UTC)."""
+    month = (as_of or utc_now()).strftime("%Y-%m")
+    revenue: dict[str, int] = {}
+    async for inv in store.invoices.find({"status": "paid", "paid_date": {"$regex": f"^{month}"}}):
+        revenue[inv["currency"]] = revenue.get(inv["currency"], 0) + int(inv["amount"])
+    return {
+        "total_tenants": await store.tenants.count_documents({}),
+        "pending_invoices": await store.invoices.count_documents(
+            {"status": {"$in": list(UNPAID)}}),
+        "overdue_invoices": await store.invoices.count_documents({"status": "overdue"}),
+        "monthly_revenue": dict(sorted(revenue.items())),
+        "month": month,
+    }
+
+
+async def export_invoices(settings: CommonSettings) -> list[Doc]:
+    """Every invoice as issue 7's `invoices.json` entry, sorted by invoice number."""
+    async with open_store(settings) as store:
+        return [export_row(d) for d in await list_invoices(store)]
+
+
+async def config_applied(settings: CommonSettings, tenant_ids: list[str]) -> bool:
+    """True when every tenant in `tenant_ids` has an accepted configuration version."""
+    async with open_store(settings) as store:
+        found = await store.tenants.count_documents({"_id": {"$in": list(tenant_ids)}})
+        return found == len(set(tenant_ids))
+
+
+async def next_due_after(settings: CommonSettings, after: datetime) -> datetime | None:
+    """The earliest instant > `after` at which the cycle has something to do (a period end, an
+    overdue transition, a credit grant), or None."""
+    async with open_store(settings) as store:
+        return await next_due(store, after)

@@ -1,0 +1,72 @@
+"""Helpers the invoicer's integration tests share (no tests here): configuration commands,
+usage aggregate documents in the collector's schema, and a store on its own client."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from contracts import BillingConfigSubmitted
+from contracts.base import utc_now
+from services.common.mongo import database, make_client
+from services.common.settings import CommonSettings
+from services.invoicer.adapters.store import InvoicerStore
+from services.usage_collector.query import AGGREGATES
+
+pytestmark = pytest.mark.integration
+
+
+def config(tenant_id: str, **overrides: Any) -> BillingConfigSubmitted:
+    """A valid monthly USD configuration (flat 10.00, cpu_hours at 0.50), overridable."""
+    settings = {
+        "flat_rate_amount": 1000, "currency": "USD", "billing_frequency": "monthly",
+        "billing_email": f"billing@{tenant_id}.example", "auto_generate_invoices": True,
+        "billing_day_of_month": 1, "payment_due_days": 14, "email_notifications": True,
+        **overrides.pop("settings", {}),
+    }
+    body: dict[str, Any] = {
+        "tenant_id": tenant_id, "tenant_name": tenant_id.title(),
+        "actor": {"user_id": "ops-admin", "role": "super"}, "settings": settings,
+        "timezone": "UTC", "effective_from": "2013-06-01",
+        "price_plan": {"charges": [{"meter": "cpu_hours", "model": "per_unit",
+                                    "unit_price": "0.50"}]},
+        **overrides,
+    }
+    return BillingConfigSubmitted.model_validate(body)
+
+
+async def add_usage(
+    db: Any, tenant_id: str, meter: str, service: str, hour: datetime, quantity: str
+) -> None:
+    """Add `quantity` to one hourly `sum` aggregate bucket, as the usage collector would."""
+    value = Decimal(quantity)
+    key = f"{tenant_id}|{meter}|{service}|{hour:%Y-%m-%dT%H}"
+    existing = await db[AGGREGATES].find_one({"_id": key})
+    total = value + (existing["sum"] if existing else Decimal(0))
+    count = 1 + (existing["count"] if existing else 0)
+    await db[AGGREGATES].replace_one({"_id": key}, {
+        "_id": key, "tenant_id": tenant_id, "meter": meter, "service": service,
+        "hour": hour.astimezone(UTC), "aggregation": "sum", "sum": total, "count": count,
+        "max": max(value, existing["max"] if existing else value), "latest": value,
+        "latest_time": hour, "updated_at": utc_now(),
+    }, upsert=True)
+
+
+@asynccontextmanager
+async def open_store(settings: CommonSettings) -> AsyncIterator[InvoicerStore]:
+    """An `InvoicerStore` with its indexes, on its own client."""
+    client = make_client(settings)
+    store = InvoicerStore(client, database(client, settings))
+    await store.ensure_indexes()
+    try:
+        yield store
+    finally:
+        await client.close()
+
+
+def utc(*parts: int) -> datetime:
+    """A UTC instant."""
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]

@@ -1,0 +1,147 @@
+"""The invoicer worker over Kafka: configuration commands (refused, invalid, accepted), the
+outbox relay after a crash, payments applied from `billing.payment.v1`."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts import (
+    TOPIC_DEAD_LETTER,
+    TOPIC_INVOICE,
+    TOPIC_PAYMENT,
+    TOPIC_TENANT_CONFIG,
+    PaymentSucceeded,
+)
+from services.common.codec import encode, headers_for
+from services.common.kafka import ensure_topics
+from services.common.worker import make_broker, publish_event
+from services.invoicer.adapters.store import OUTBOX
+from services.invoicer.app import serve
+from services.invoicer.reports import config_applied, list_invoices
+from services.invoicer.schedule import run_cycle
+from services.invoicer.settings import InvoicerSettings
+from tests.integration.test_invoicer_support import config, open_store, utc
+
+pytestmark = pytest.mark.integration
+Record = dict[str, Any]
+
+
+@pytest.fixture
+async def settings(billing_env: dict[str, str]) -> InvoicerSettings:
+    s = InvoicerSettings(invoicer_cycle_interval_seconds=0, invoicer_retry_backoff_seconds=0.1)
+    await ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+async def worker(settings: InvoicerSettings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(stop, settings))
+    yield
+    stop.set()
+    await asyncio.wait_for(task, timeout=60)
+
+
+async def collect(
+    settings: InvoicerSettings, topic: str, done: Callable[[list[Record]], bool],
+    seconds: float = 90.0,
+) -> list[Record]:
+    """Read `topic` from the start until `done(records)` or the deadline."""
+    consumer = AIOKafkaConsumer(settings.topic(topic), bootstrap_servers=
+                                settings.kafka_bootstrap_servers, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Record] = []
+    try:
+        deadline = time.monotonic() + seconds
+        while not done(records) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                for m in msgs:
+                    records.append({"type": dict(m.headers).get("event-type", b"").decode(),
+                                    **json.loads(m.value)})
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def poll(check: Callable[[], Any], seconds: float = 90.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
+    settings: InvoicerSettings, worker: None,
+) -> None:
+    intruder = config("acme", actor={"user_id": "eve", "role": "admin"})
+    body, _ = encode(config("globex"))
+    invalid = json.loads(body)
+    invalid["settings"]["billing_day_of_month"] = 32
+    async with make_broker(settings) as broker:
+        await publish_event(broker, settings, intruder, TOPIC_TENANT_CONFIG, "acme")
+        await broker.publish(json.dumps(invalid).encode(), settings.topic(TOPIC_TENANT_CONFIG),
+                             key=b"globex", headers={k: v.decode() for k, v in
+                                                     headers_for("BillingConfigSubmitted")})
+        await broker.publish(b"{not json", settings.topic(TOPIC_TENANT_CONFIG), key=b"x")
+        await publish_event(broker, settings, config("hooli"), TOPIC_TENANT_CONFIG, "hooli")
+
+    letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3)
+    assert sorted(r["reason"] for r in letters) == ["forbidden", "invalid_json", "validation_error"]
+    assert all(r["service"] == "invoicer" for r in letters)
+    await poll(lambda: config_applied(settings, ["hooli"]))
+    assert not await config_applied(settings, ["acme"])
+    async with open_store(settings) as store:
+        [audit] = await store.audit.find({}).to_list()
+        assert audit["who"] == {"user_id": "eve", "role": "admin"}
+        assert audit["what"]["tenant_id"] == "acme" and audit["why"]["reason"] == "forbidden"
+        assert audit["when"]["refused_at"] is not None
+
+
+async def test_an_invoice_written_before_a_crash_is_published_later_recognisably(
+    settings: InvoicerSettings,
+) -> None:
+    async with open_store(settings) as store:
+        from services.invoicer.handlers import apply_config
+
+        await apply_config(store, config("acme"))
+        [number] = (await run_cycle(store, utc(2013, 7, 1))).issued  # then the process "dies"
+        assert await store.db[OUTBOX].count_documents({"published": False}) == 1
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(stop, settings))
+    try:
+        issued = await collect(settings, TOPIC_INVOICE, lambda r: len(r) >= 1)
+        assert [(r["type"], r["invoice_number"]) for r in issued] == [("InvoiceIssued", number)]
+        async with open_store(settings) as store:
+            # A crash after publishing but before marking: the relay publishes it again ...
+            await store.db[OUTBOX].update_many({}, {"$set": {"published": False}})
+            again = await collect(settings, TOPIC_INVOICE, lambda r: len(r) >= 2)
+            # ... with the same event id, which consumers recognise as a duplicate.
+            assert [r["event_id"] for r in again] == ["invoice-issued:acme:2013-06-01"] * 2
+            assert again[0] == again[1]
+
+            [invoice] = await list_invoices(store)
+            payment = PaymentSucceeded(
+                invoice_id=invoice["_id"], invoice_number=number, tenant_id="acme",
+                amount=invoice["amount"], currency="USD", payment_reference="pi_123",
+                payment_method="card visa 4242", paid_at=utc(2013, 7, 1, 0, 5))
+            async with make_broker(settings) as broker:
+                await publish_event(broker, settings, payment, TOPIC_PAYMENT, "acme")
+                await publish_event(broker, settings, payment, TOPIC_PAYMENT, "acme")
+            changes = await collect(settings, TOPIC_INVOICE, lambda r: len(r) >= 3)
+            assert [(r["type"], r.get("status")) for r in changes[2:]] == [
+                ("InvoiceStatusChanged", "paid")]
+            [invoice] = await list_invoices(store)
+            assert (invoice["status"], invoice["paid_date"], invoice["payment_method"]) == (
+                "paid", "2013-07-01", "card visa 4242")
+            await asyncio.sleep(0)  # the duplicate payment changed nothing (idempotent per id)
+            assert len(invoice["history"]) == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
