@@ -21,11 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/billing demo
 
-test: $(STAMP)
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check services contracts tests
+	$(BIN)/ruff check services contracts tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

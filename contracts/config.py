@@ -1,11 +1,10 @@
 """Tenant billing configuration commands (seed 003 fields) on `billing.tenant-config.v1`."""
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, model_validator
-from typing_extensions import Annotated, Self
 
 from contracts.base import Contract, Event
 from contracts.money import CurrencyCode, MinorUnits, Quantity, UnitPrice

@@ -15,7 +15,8 @@ from services.payments import cli as payments_cli
 from services.usage_collector import cli as usage_cli
 
 app = typer.Typer(
-    help="Event-driven, multi-tenant billing platform.", no_args_is_help=True,
+    help="Event-driven, multi-tenant billing platform.",
+    no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 run_app = typer.Typer(help="Run one worker as this process (scale by running more).")

@@ -18,16 +18,16 @@ from services.common.settings import CommonSettings
 
 
 async def ensure_topics(
-    settings: CommonSettings, topics: dict[str, int] | None = None, timeout: float = 30.0
+    settings: CommonSettings, topics: dict[str, int] | None = None, wait_seconds: float = 30.0
 ) -> None:
     """Create the platform's topics (prefixed) if they do not exist; idempotent.
 
     `topics` maps contract topic name -> partitions (default `ALL_TOPICS`; a non-zero
     `settings.topic_partitions` overrides every count). Raises `DependencyUnavailable` when the
-    brokers do not answer within `timeout` seconds.
+    brokers do not answer within `wait_seconds`.
     """
     wanted = topics if topics is not None else ALL_TOPICS
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         try:

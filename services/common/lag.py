@@ -19,7 +19,8 @@ async def committed_offsets(
 ) -> dict[TopicPartition, int]:
     """`group`'s committed offset for every partition of the real `topics` (0 if none)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -41,8 +42,11 @@ async def pending_partitions(
     if not committed:
         return set()
     reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-        enable_auto_commit=False, fetch_max_wait_ms=wait_ms, max_partition_fetch_bytes=4096,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=wait_ms,
+        max_partition_fetch_bytes=4096,
     )
     await reader.start()
     try:

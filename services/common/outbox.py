@@ -97,7 +97,9 @@ class OutboxRelay:
         await asyncio.gather(
             *(
                 self._publish(
-                    self._topic_name(e["topic"]), e["key"].encode(), e["payload"].encode(),
+                    self._topic_name(e["topic"]),
+                    e["key"].encode(),
+                    e["payload"].encode(),
                     headers_for(e["type"]),
                 )
                 for e in entries

@@ -41,9 +41,12 @@ async def publish_event(
 ) -> None:
     """Publish `event` to contract topic `topic` (prefixed by settings) keyed by `key`."""
     body, headers = encode(event)
-    await broker.publish(body, settings.topic(topic), key=key.encode(), headers=dict(
-        (k, v.decode()) for k, v in headers
-    ))
+    await broker.publish(
+        body,
+        settings.topic(topic),
+        key=key.encode(),
+        headers=dict((k, v.decode()) for k, v in headers),
+    )
 
 
 async def publish_raw(
@@ -69,13 +72,21 @@ async def send_dead_letter(
     """Publish a `DeadLettered` record for a message and count it in
     `billing_dead_letters_total{service, reason}`. Keyed like the original message."""
     event = dead_letter(
-        service=service, topic=topic, partition=partition, offset=offset, key=key,
-        value=value, reason=reason, detail=detail,
+        service=service,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        reason=reason,
+        detail=detail,
     )
     await publish_event(broker, settings, event, TOPIC_DEAD_LETTER, event.key or service)
     DEAD_LETTERS.labels(service=service, reason=reason).inc()
     log.warning(
-        "dead-lettered: %s %s", reason, detail[:200],
+        "dead-lettered: %s %s",
+        reason,
+        detail[:200],
         extra={"service": service, "topic": topic, "partition": partition, "offset": offset},
     )
 

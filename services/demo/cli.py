@@ -19,9 +19,13 @@ def _instant(text: str) -> datetime:
 
 
 def demo(
-    tenants: Path | None = typer.Option(None, "--tenants", help="tenants file (tenants.json shape)"),
+    tenants: Path | None = typer.Option(
+        None, "--tenants", help="tenants file (tenants.json shape)"
+    ),
     trace: Path | None = typer.Option(None, "--trace", help="Bitbrains-format trace directory"),
-    as_of: str | None = typer.Option(None, "--as-of", help="move the billing clock to this instant"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="move the billing clock to this instant"
+    ),
     out: Path = typer.Option(Path("demo-out"), "--out", help="output folder"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     settle_timeout: float = typer.Option(300.0, help="seconds to wait for each stop to settle"),
@@ -35,13 +39,21 @@ def demo(
     if tenants is None or trace is None:
         tenants, trace = write_sample(out / "input")
         instant = instant or _instant(SAMPLE_AS_OF)
-    options = DemoOptions(tenants=tenants.resolve(), trace=trace.resolve(), as_of=instant,
-                          out=out.resolve(), settle_timeout=settle_timeout, quiet=False)
+    options = DemoOptions(
+        tenants=tenants.resolve(),
+        trace=trace.resolve(),
+        as_of=instant,
+        out=out.resolve(),
+        settle_timeout=settle_timeout,
+        quiet=False,
+    )
     result = asyncio.run(Demo(options).run())
     if as_json:
         typer.echo(json.dumps(result.summary, indent=2))
     else:
-        typer.echo(f"wrote {out}/invoices.json, invoices/, emails/, dead-letters.jsonl, summary.json")
+        typer.echo(
+            f"wrote {out}/invoices.json, invoices/, emails/, dead-letters.jsonl, summary.json"
+        )
     if result.unsettled or not result.summary:
         for problem in result.unsettled or ["the demo did not complete"]:
             typer.echo(f"not settled: {problem}", err=True)

@@ -39,7 +39,10 @@ class WorkerSet:
         with open(log, "ab") as out:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv
                 [sys.executable, "-m", "services.cli", "run", name],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
             )
         worker = WorkerProcess(name, proc, log)
         self.workers.append(worker)

@@ -156,8 +156,9 @@ class Demo:
             await self._settle(settings, db, "tenant configuration")
 
             self.say(f"importing usage from {self.o.trace}")
-            report = await steps.import_usage(settings, self.o.trace, self.o.tenants,
-                                              progress=not self.o.quiet)
+            report = await steps.import_usage(
+                settings, self.o.trace, self.o.tenants, progress=not self.o.quiet
+            )
             await self._settle(settings, db, "usage aggregation")
             as_of = self.o.as_of or steps.default_as_of(report)
 
@@ -168,7 +169,9 @@ class Demo:
         finally:
             await client.close()
 
-    async def _clock(self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime) -> None:
+    async def _clock(
+        self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime
+    ) -> None:
         now = start
         stops = 0
         while True:
@@ -185,7 +188,11 @@ class Demo:
         self.say(f"billing clock at {as_of.isoformat()} after {stops} stop(s)")
 
     async def _report(
-        self, settings: CommonSettings, db: Any, report: dict[str, Any], tenant_ids: list[str],
+        self,
+        settings: CommonSettings,
+        db: Any,
+        report: dict[str, Any],
+        tenant_ids: list[str],
         as_of: datetime,
     ) -> None:
         out = self.o.out
@@ -199,9 +206,9 @@ class Demo:
         for eml in sorted(mail_src.glob("*.eml")):
             shutil.copy2(eml, mail_dst / eml.name)
         dead = await read_topic(settings, TOPIC_DEAD_LETTER)
-        with open(out / "dead-letters.jsonl", "w") as fh:
-            for record in dead:
-                fh.write(json.dumps(record["value"]) + "\n")
+        (out / "dead-letters.jsonl").write_text(
+            "".join(json.dumps(record["value"]) + "\n" for record in dead)
+        )
         payments = await read_topic(settings, TOPIC_PAYMENT)
         notes = await read_topic(settings, TOPIC_NOTIFICATION)
         stats = await steps.collector_totals(settings)
@@ -229,10 +236,13 @@ class Demo:
             "payments": _payment_counts(payments),
             "emails": {
                 "files": len(list(mail_dst.glob("*.eml"))),
-                "by_kind": dict(Counter(
-                    n["value"].get("kind") for n in notes
-                    if n["type"] == "NotificationSent" and isinstance(n["value"], dict)
-                )),
+                "by_kind": dict(
+                    Counter(
+                        n["value"].get("kind")
+                        for n in notes
+                        if n["type"] == "NotificationSent" and isinstance(n["value"], dict)
+                    )
+                ),
                 "failed": sum(1 for n in notes if n["type"] == "NotificationFailed"),
             },
             "elapsed_seconds": round(elapsed, 1),
@@ -246,7 +256,9 @@ class Demo:
 def _payment_counts(records: list[dict[str, Any]]) -> dict[str, int]:
     succeeded = [r for r in records if r["type"] == "PaymentSucceeded"]
     failed = [r for r in records if r["type"] == "PaymentFailed"]
-    charged = [r for r in succeeded if str(r["value"].get("payment_reference", "")).startswith("pi_")]
+    charged = [
+        r for r in succeeded if str(r["value"].get("payment_reference", "")).startswith("pi_")
+    ]
     return {
         "attempted": len(charged) + len(failed),
         "succeeded": len(succeeded),

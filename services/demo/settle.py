@@ -47,14 +47,14 @@ async def wait_until_settled(
     settings: CommonSettings,
     db: AsyncDatabase[dict[str, Any]],
     subscriptions: dict[str, list[str]],
-    timeout: float,
+    limit_seconds: float,
     also: Callable[[], Awaitable[bool]] | None = None,
 ) -> str | None:
-    """Wait until settled; returns None, or a sentence saying what had not settled by `timeout`.
+    """Wait until settled; returns None, or a sentence saying what had not settled in time.
 
     `subscriptions` maps real consumer group id -> contract topics it reads.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_seconds
     previous: dict[tuple[str, TopicPartition], int] | None = None
     reason = "nothing checked"
     while time.monotonic() < deadline:

@@ -80,7 +80,8 @@ async def clock_start(tenants_file: Path) -> datetime:
     """The earliest `effective_from`, at 00:00 in its tenant's time zone."""
     return min(
         datetime.combine(
-            datetime.fromisoformat(t["effective_from"]).date(), time(0),
+            datetime.fromisoformat(t["effective_from"]).date(),
+            time(0),
             tzinfo=ZoneInfo(t.get("timezone", "UTC")),
         )
         for t in _tenants(tenants_file)

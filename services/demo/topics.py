@@ -9,12 +9,16 @@ from services.common.codec import event_type
 from services.common.settings import CommonSettings
 
 
-async def read_topic(settings: CommonSettings, topic: str, idle_ms: int = 1500) -> list[dict[str, Any]]:
+async def read_topic(
+    settings: CommonSettings, topic: str, idle_ms: int = 1500
+) -> list[dict[str, Any]]:
     """Every record of contract topic `topic` as {"type", "partition", "offset", "value"} (the
     value parsed as JSON when it is JSON, else text), read until `idle_ms` pass with nothing new."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -37,9 +41,14 @@ async def read_topic(settings: CommonSettings, topic: str, idle_ms: int = 1500) 
                         value: Any = json.loads(raw)
                     except ValueError:
                         value = raw
-                    records.append({"type": event_type(list(m.headers or ())),
-                                    "partition": tp.partition, "offset": m.offset,
-                                    "value": value})
+                    records.append(
+                        {
+                            "type": event_type(list(m.headers or ())),
+                            "partition": tp.partition,
+                            "offset": m.offset,
+                            "value": value,
+                        }
+                    )
         return records
     finally:
         await consumer.stop()

@@ -124,19 +124,54 @@ class EmbeddedStack:
         d = self.directory
         if name == "kafka":
             url = f"tcp://{HOST}:{port}"
-            return [_tansu_bin(), "broker", "--listener-url", url,
-                    "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+            return [
+                _tansu_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]
         if name == "mongodb":
-            return [_bin("secantusd-py"), "--host", HOST, "--port", str(port),
-                    "--storage-path", str(d / "mongo-data"), "--log-level", "WARNING"]
+            return [
+                _bin("secantusd-py"),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--storage-path",
+                str(d / "mongo-data"),
+                "--log-level",
+                "WARNING",
+            ]
         if name == "smtp":
-            return [sys.executable, "-m", "services.devstack.smtp_sink", "--host", HOST,
-                    "--port", str(port), "--dir", str(d / "mail")]
+            return [
+                sys.executable,
+                "-m",
+                "services.devstack.smtp_sink",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--dir",
+                str(d / "mail"),
+            ]
         if name == "stripe":
             if importlib.util.find_spec("services.payments.stripe_fake") is None:
                 return None
-            return [sys.executable, "-m", "services.payments.stripe_fake", "--host", HOST,
-                    "--port", str(port), "--webhook-secret", state.webhook_secret]
+            return [
+                sys.executable,
+                "-m",
+                "services.payments.stripe_fake",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--webhook-secret",
+                state.webhook_secret,
+            ]
         raise ValueError(name)
 
     def up(self, timeout: float = 60.0) -> StackState:
@@ -159,8 +194,12 @@ class EmbeddedStack:
             log_path = self.directory / "logs" / f"{name}.log"
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(  # noqa: S603 - fixed argv we built
-                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, cwd=self.directory,
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    cwd=self.directory,
                 )
             comp = Component(name, proc.pid, port, argv, str(log_path))
             state.components[name] = comp

@@ -33,10 +33,15 @@ def one_month_input(shared_data: Path, tmp_path: Path) -> tuple[Path, Path]:
 def run_demo(args: list[str], env: dict[str, str], out: Path) -> dict[str, object]:
     proc = subprocess.run(
         [sys.executable, "-m", "services.cli", "demo", *args, "--out", str(out), "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    summary: dict[str, object] = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary: dict[str, object] = json.loads(proc.stdout[proc.stdout.index("{") :])
     return summary
 
 
@@ -47,8 +52,9 @@ def test_one_month_of_real_usage_is_invoiced_to_the_cent(
     tenants_file, trace = one_month_input(shared_data, tmp_path)
     out = tmp_path / "out"
     summary = run_demo(
-        ["--tenants", str(tenants_file), "--trace", str(trace),
-         "--as-of", "2013-08-01T00:00:00Z"], subprocess_env, out,
+        ["--tenants", str(tenants_file), "--trace", str(trace), "--as-of", "2013-08-01T00:00:00Z"],
+        subprocess_env,
+        out,
     )
     invoices = json.loads((out / "invoices.json").read_text())
     assert [i["invoice_number"] for i in invoices] == ["INV-2013-0001", "INV-2013-0002"]
@@ -56,8 +62,10 @@ def test_one_month_of_real_usage_is_invoiced_to_the_cent(
     expected_total = {}
     for invoice, (start, end) in zip(
         invoices,
-        [(datetime(2013, 6, 1, tzinfo=UTC), datetime(2013, 7, 1, tzinfo=UTC)),
-         (datetime(2013, 7, 1, tzinfo=UTC), datetime(2013, 8, 1, tzinfo=UTC))],
+        [
+            (datetime(2013, 6, 1, tzinfo=UTC), datetime(2013, 7, 1, tzinfo=UTC)),
+            (datetime(2013, 7, 1, tzinfo=UTC), datetime(2013, 8, 1, tzinfo=UTC)),
+        ],
         strict=True,
     ):
         usage = usage_by_meter(trace, {"399", "408"}, start, end)
@@ -81,7 +89,9 @@ def test_one_month_of_real_usage_is_invoiced_to_the_cent(
     assert {i["status"] for i in invoices} == {"paid"}  # pm_card_visa pays on issue
     assert all(i["payment_reference"].startswith("pi_") for i in invoices)
     assert sorted(p.name for p in (out / "invoices").glob("*.pdf")) == [
-        "INV-2013-0001.pdf", "INV-2013-0002.pdf"]
+        "INV-2013-0001.pdf",
+        "INV-2013-0002.pdf",
+    ]
     assert all(p.read_bytes().startswith(b"%PDF") for p in (out / "invoices").glob("*.pdf"))
     assert summary["settled"] is True
     events = summary["events"]

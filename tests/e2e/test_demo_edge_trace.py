@@ -31,25 +31,36 @@ def edge_input(shared_data: Path, tmp_path: Path) -> tuple[Path, Path, int, int]
                 distinct.add((path.stem, fields[0]))
     tenants = {
         "actor": {"user_id": "ops-admin", "role": "super"},
-        "tenants": [{
-            "tenant_id": "edgeco", "name": "Edge Co", "timezone": "UTC",
-            "effective_from": "2013-07-01",
-            "billing_config": {
-                "flat_rate_amount": "10.00", "currency": "USD", "billing_frequency": "monthly",
-                "billing_email": "billing@edge.example", "auto_generate_invoices": True,
-                "billing_day_of_month": 1, "payment_due_days": 14, "email_notifications": True,
-            },
-            "price_plan": {"charges": [
-                {"meter": "cpu_hours", "model": "per_unit", "unit_price": "0.04"},
-                {"meter": "memory_gb_hours", "model": "per_unit", "unit_price": "0.005"},
-                {"meter": "bandwidth_gb", "model": "per_unit", "unit_price": "0.09"},
-            ]},
-            "payment_method": "pm_card_visa",
-            "usage_sources": [
-                {"trace": "bitbrains-rnd-edge", "vm": "212", "service": "short-lived"},
-                {"trace": "bitbrains-rnd-edge", "vm": "54", "service": "concatenated"},
-            ],
-        }],
+        "tenants": [
+            {
+                "tenant_id": "edgeco",
+                "name": "Edge Co",
+                "timezone": "UTC",
+                "effective_from": "2013-07-01",
+                "billing_config": {
+                    "flat_rate_amount": "10.00",
+                    "currency": "USD",
+                    "billing_frequency": "monthly",
+                    "billing_email": "billing@edge.example",
+                    "auto_generate_invoices": True,
+                    "billing_day_of_month": 1,
+                    "payment_due_days": 14,
+                    "email_notifications": True,
+                },
+                "price_plan": {
+                    "charges": [
+                        {"meter": "cpu_hours", "model": "per_unit", "unit_price": "0.04"},
+                        {"meter": "memory_gb_hours", "model": "per_unit", "unit_price": "0.005"},
+                        {"meter": "bandwidth_gb", "model": "per_unit", "unit_price": "0.09"},
+                    ]
+                },
+                "payment_method": "pm_card_visa",
+                "usage_sources": [
+                    {"trace": "bitbrains-rnd-edge", "vm": "212", "service": "short-lived"},
+                    {"trace": "bitbrains-rnd-edge", "vm": "54", "service": "concatenated"},
+                ],
+            }
+        ],
     }
     tenants_file = tmp_path / "tenants.json"
     tenants_file.write_text(json.dumps(tenants))
@@ -63,8 +74,9 @@ def test_messy_files_neither_crash_nor_double_count_and_bad_rows_are_dead_letter
     tenants_file, trace, rows, distinct = edge_input(shared_data, tmp_path)
     out = tmp_path / "out"
     summary = run_demo(
-        ["--tenants", str(tenants_file), "--trace", str(trace),
-         "--as-of", "2013-10-01T00:00:00Z"], subprocess_env, out,
+        ["--tenants", str(tenants_file), "--trace", str(trace), "--as-of", "2013-10-01T00:00:00Z"],
+        subprocess_env,
+        out,
     )
     events = summary["events"]
     assert isinstance(events, dict)

@@ -24,28 +24,44 @@ from contracts import (
     UsageRecorded,
 )
 from contracts.base import Contract
-from contracts.money import minor_unit_exponent, to_major_units, to_minor_units
 from contracts.export import asyncapi_document, export
+from contracts.money import minor_unit_exponent, to_major_units, to_minor_units
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2013, 7, 1, tzinfo=UTC)
 SETTINGS = BillingSettings(
-    flat_rate_amount=4900, currency="USD", billing_frequency="monthly",
-    billing_email="billing@acme.example", auto_generate_invoices=True, billing_day_of_month=1,
-    payment_due_days=14, email_notifications=True,
+    flat_rate_amount=4900,
+    currency="USD",
+    billing_frequency="monthly",
+    billing_email="billing@acme.example",
+    auto_generate_invoices=True,
+    billing_day_of_month=1,
+    payment_due_days=14,
+    email_notifications=True,
 )
 INVOICE = dict(
-    invoice_id="acme:2013-07", invoice_number="INV-2013-0001", tenant_id="acme", amount=4900,
-    currency="USD", issue_date=date(2013, 7, 1), due_date=date(2013, 7, 15),
-    period_start=T0, period_end=T0, billing_email="billing@acme.example",
+    invoice_id="acme:2013-07",
+    invoice_number="INV-2013-0001",
+    tenant_id="acme",
+    amount=4900,
+    currency="USD",
+    issue_date=date(2013, 7, 1),
+    due_date=date(2013, 7, 15),
+    period_start=T0,
+    period_end=T0,
+    billing_email="billing@acme.example",
     email_notifications=True,
 )
 
 
 def usage_payload(**overrides: object) -> dict[str, object]:
     payload: dict[str, object] = {
-        "specversion": "1.0", "id": "399-1372629804-cpu_hours", "source": "bitbrains",
-        "type": "billing.usage", "subject": "acme", "time": "2013-06-30T22:03:24Z",
+        "specversion": "1.0",
+        "id": "399-1372629804-cpu_hours",
+        "source": "bitbrains",
+        "type": "billing.usage",
+        "subject": "acme",
+        "time": "2013-06-30T22:03:24Z",
         "data": {"meter": "cpu_hours", "quantity": "0.006278", "service": "web"},
     }
     payload.update(overrides)
@@ -55,36 +71,87 @@ def usage_payload(**overrides: object) -> dict[str, object]:
 EXAMPLES: list[Contract] = [
     UsageRecorded.model_validate(usage_payload()),
     BillingConfigSubmitted(
-        tenant_id="acme", actor=Actor(user_id="ops-admin", role="super"), settings=SETTINGS,
+        tenant_id="acme",
+        actor=Actor(user_id="ops-admin", role="super"),
+        settings=SETTINGS,
         effective_from=date(2013, 6, 1),
     ),
     InvoiceIssued(
-        **INVOICE, config_version=1,
+        **INVOICE,
+        config_version=1,
         line_items=(
             LineItem(kind="flat_fee", description="Flat fee", amount=4900),
-            LineItem(kind="usage", description="CPU", meter="cpu_hours",
-                     quantity=Decimal("12.5"), unit_price=Decimal("0.04"), amount=50),
+            LineItem(
+                kind="usage",
+                description="CPU",
+                meter="cpu_hours",
+                quantity=Decimal("12.5"),
+                unit_price=Decimal("0.04"),
+                amount=50,
+            ),
             LineItem(kind="coupon", description="Coupon", amount=-50),
         ),
     ),
-    InvoiceStatusChanged(**INVOICE, previous_status="pending_payment", status="paid",
-                         paid_date=date(2013, 7, 2), payment_reference="pi_1",
-                         payment_method="card visa 4242"),
-    PaymentSucceeded(invoice_id="i", invoice_number="INV-2013-0001", tenant_id="acme",
-                     amount=4900, currency="USD", payment_reference="pi_1",
-                     payment_method="card visa 4242", paid_at=T0),
-    PaymentFailed(invoice_id="i", invoice_number="INV-2013-0001", tenant_id="acme", amount=1,
-                  currency="EUR", decline_code="generic_decline", failure_message="declined",
-                  attempt=1),
-    StripeEventReceived(event_id="evt_1", stripe_event_type="payment_intent.succeeded",
-                        payload={"id": "evt_1", "data": {"object": {"id": "pi_1"}}}),
-    NotificationSent(notification_id="n", kind="receipt", tenant_id="acme", invoice_id="i",
-                     invoice_number="INV-2013-0001", recipient="a@b.example", subject="s",
-                     message_id="<m@x>"),
-    NotificationFailed(notification_id="n", kind="overdue", tenant_id="acme", invoice_id="i",
-                       invoice_number="INV-2013-0001", recipient="a@b.example", reason="550"),
-    DeadLettered(service="usage_collector", topic="billing.usage.v1", partition=0, offset=7,
-                 original="{", reason="invalid_json"),
+    InvoiceStatusChanged(
+        **INVOICE,
+        previous_status="pending_payment",
+        status="paid",
+        paid_date=date(2013, 7, 2),
+        payment_reference="pi_1",
+        payment_method="card visa 4242",
+    ),
+    PaymentSucceeded(
+        invoice_id="i",
+        invoice_number="INV-2013-0001",
+        tenant_id="acme",
+        amount=4900,
+        currency="USD",
+        payment_reference="pi_1",
+        payment_method="card visa 4242",
+        paid_at=T0,
+    ),
+    PaymentFailed(
+        invoice_id="i",
+        invoice_number="INV-2013-0001",
+        tenant_id="acme",
+        amount=1,
+        currency="EUR",
+        decline_code="generic_decline",
+        failure_message="declined",
+        attempt=1,
+    ),
+    StripeEventReceived(
+        event_id="evt_1",
+        stripe_event_type="payment_intent.succeeded",
+        payload={"id": "evt_1", "data": {"object": {"id": "pi_1"}}},
+    ),
+    NotificationSent(
+        notification_id="n",
+        kind="receipt",
+        tenant_id="acme",
+        invoice_id="i",
+        invoice_number="INV-2013-0001",
+        recipient="a@b.example",
+        subject="s",
+        message_id="<m@x>",
+    ),
+    NotificationFailed(
+        notification_id="n",
+        kind="overdue",
+        tenant_id="acme",
+        invoice_id="i",
+        invoice_number="INV-2013-0001",
+        recipient="a@b.example",
+        reason="550",
+    ),
+    DeadLettered(
+        service="usage_collector",
+        topic="billing.usage.v1",
+        partition=0,
+        offset=7,
+        original="{",
+        reason="invalid_json",
+    ),
 ]
 
 
@@ -113,17 +180,26 @@ def test_usage_event_exposes_the_common_event_fields() -> None:
     [
         ({k: v for k, v in usage_payload().items() if k != "subject"}, "subject"),
         (usage_payload(extra_field=1), "Extra inputs are not permitted"),
-        (usage_payload(data={"meter": "cpu_hours", "quantity": "-1", "service": "web"}),
-         "greater than or equal to 0"),
-        (usage_payload(data={"meter": "cpu_hours", "quantity": "NaN", "service": "web"}),
-         "finite"),
+        (
+            usage_payload(data={"meter": "cpu_hours", "quantity": "-1", "service": "web"}),
+            "greater than or equal to 0",
+        ),
+        (usage_payload(data={"meter": "cpu_hours", "quantity": "NaN", "service": "web"}), "finite"),
         (usage_payload(time="2013-06-30T22:03:24"), "timezone"),
         (usage_payload(specversion="0.3"), "specversion"),
     ],
-    ids=["missing-subject", "extra-field", "negative-quantity", "nan-quantity", "naive-time",
-         "wrong-specversion"],
+    ids=[
+        "missing-subject",
+        "extra-field",
+        "negative-quantity",
+        "nan-quantity",
+        "naive-time",
+        "wrong-specversion",
+    ],
 )
-def test_bad_usage_events_fail_with_a_clear_message(payload: dict[str, object], message: str) -> None:
+def test_bad_usage_events_fail_with_a_clear_message(
+    payload: dict[str, object], message: str
+) -> None:
     with pytest.raises(ValidationError) as err:
         UsageRecorded.model_validate_json(json.dumps(payload))
     assert message.lower() in str(err.value).lower()
@@ -140,8 +216,15 @@ def test_bad_usage_events_fail_with_a_clear_message(payload: dict[str, object], 
         ({"unexpected": True}, "Extra inputs are not permitted"),
         ({"invoice_number": "2013-1"}, "pattern"),
     ],
-    ids=["negative-amount", "float-money", "bad-currency", "bad-date", "naive-datetime",
-         "extra-field", "bad-number"],
+    ids=[
+        "negative-amount",
+        "float-money",
+        "bad-currency",
+        "bad-date",
+        "naive-datetime",
+        "extra-field",
+        "bad-number",
+    ],
 )
 def test_bad_invoice_payloads_fail_with_a_clear_message(
     change: dict[str, object], message: str
