@@ -2,20 +2,13 @@
 
 import asyncio
 import json
-from datetime import datetime
 from pathlib import Path
 
 import typer
 
+from services.common.cli import parse_instant
 from services.demo.runner import Demo, DemoOptions
 from services.demo.sample import SAMPLE_AS_OF, write_sample
-
-
-def _instant(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise typer.BadParameter(f"{text!r} needs a UTC offset, e.g. 2013-10-01T00:00:00Z")
-    return value
 
 
 def demo(
@@ -35,10 +28,10 @@ def demo(
     if (tenants is None) != (trace is None):
         raise typer.BadParameter("--tenants and --trace go together")
     out.mkdir(parents=True, exist_ok=True)
-    instant = _instant(as_of) if as_of else None
+    instant = parse_instant(as_of) if as_of else None
     if tenants is None or trace is None:
         tenants, trace = write_sample(out / "input")
-        instant = instant or _instant(SAMPLE_AS_OF)
+        instant = instant or parse_instant(SAMPLE_AS_OF)
     options = DemoOptions(
         tenants=tenants.resolve(),
         trace=trace.resolve(),

@@ -15,7 +15,7 @@
 
 import asyncio
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.money import to_major_units
+from services.common.cli import parse_instant
 from services.common.kafka import ensure_topics
 from services.common.logs import configure_logging
 from services.common.runtime import run_worker
@@ -33,12 +34,6 @@ from services.invoicer.records import export_row
 from services.invoicer.settings import InvoicerSettings
 
 console = Console()
-
-
-def parse_instant(text: str) -> datetime:
-    """ISO 8601 instant; a value without offset is taken as UTC."""
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _echo_json(data: Any) -> None:

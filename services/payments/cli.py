@@ -13,12 +13,13 @@
 
 import asyncio
 import logging
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from services.common.cli import parse_instant
 from services.common.errors import BillingError
 from services.common.logs import configure_logging
 from services.common.runtime import run_worker
@@ -30,15 +31,6 @@ class ManualMethod(StrEnum):
 
     ach = "ach"
     bank_transfer = "bank_transfer"
-
-
-def _instant(text: str) -> datetime:
-    """An ISO 8601 instant; a date or a naive time is taken as UTC."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 instant: {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _quiet_http_logs() -> None:
@@ -111,7 +103,7 @@ def dunning(as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601 instant
     from services.payments.api import run_dunning
 
     try:
-        made = asyncio.run(run_dunning(PaymentsSettings(), _instant(as_of)))
+        made = asyncio.run(run_dunning(PaymentsSettings(), parse_instant(as_of)))
     except BillingError as exc:
         _fail(exc)
     typer.echo(str(made))
@@ -121,7 +113,7 @@ def next_due(after: Annotated[str, typer.Option("--after", help="ISO 8601 instan
     """Print the next scheduled retry after AFTER (ISO 8601), or nothing (exit 1)."""
     from services.payments.api import next_dunning_after
 
-    found = asyncio.run(next_dunning_after(PaymentsSettings(), _instant(after)))
+    found = asyncio.run(next_dunning_after(PaymentsSettings(), parse_instant(after)))
     if found is None:
         raise typer.Exit(1)
     typer.echo(found.isoformat())

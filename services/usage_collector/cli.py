@@ -9,7 +9,7 @@
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.common.cli import parse_instant
 from services.common.logs import configure_logging
 from services.common.mongo import database, make_client
 from services.common.runtime import run_worker
@@ -30,15 +31,6 @@ class TraceFormat(StrEnum):
     """Trace formats `import-trace` understands."""
 
     bitbrains = "bitbrains"
-
-
-def _instant(text: str) -> datetime:
-    """An ISO 8601 instant; a date or a naive time is taken as UTC."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 instant: {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def run_collector_command() -> None:
@@ -101,7 +93,7 @@ def summary(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Quantity per service and meter of TENANT in [FROM, TO) (UTC hour buckets)."""
-    totals = asyncio.run(_summary(tenant, _instant(start), _instant(end)))
+    totals = asyncio.run(_summary(tenant, parse_instant(start), parse_instant(end)))
     if as_json:
         rows = [
             {"service": t.service, "meter": t.meter, "aggregation": t.aggregation,
