@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from contracts.topics import TOPIC_DEAD_LETTER, TOPIC_USAGE
@@ -146,7 +147,10 @@ async def import_bitbrains(
     report = ImportReport(files=len(files))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    # progress goes to stderr so stdout stays clean for machine-readable output (--json)
+    with Progress(
+        *columns, disable=not progress, transient=False, console=Console(stderr=True)
+    ) as bar:
         task = bar.add_task("import bitbrains", total=sum(p.stat().st_size for p in files))
         async with _Publisher(settings) as pub:
             for path in files:

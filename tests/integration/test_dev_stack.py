@@ -1,8 +1,11 @@
 """`billing dev up | status | down` as a user runs them, in a subprocess."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,22 @@ def test_dev_up_status_down_start_and_stop_exactly_their_processes(tmp_path: Pat
         again = billing("dev", "up", "--dir", str(state), cwd=root)  # idempotent
         assert again.returncode == 0
         assert json.loads(billing("dev", "status", "--dir", str(state), cwd=root).stdout) == info
+
+        # A crashed server is noticed and restarted on its port; the others are kept.
+        os.kill(info["smtp"]["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            crashed = billing("dev", "status", "--dir", str(state), cwd=root)
+            if crashed.returncode == 1:
+                break
+        assert json.loads(crashed.stdout)["smtp"]["running"] is False
+        restarted = billing("dev", "up", "--dir", str(state), cwd=root)
+        assert restarted.returncode == 0, restarted.stderr
+        after_crash = json.loads(billing("dev", "status", "--dir", str(state), cwd=root).stdout)
+        assert after_crash["smtp"]["running"]
+        assert after_crash["smtp"]["port"] == info["smtp"]["port"]
+        assert after_crash["smtp"]["pid"] != info["smtp"]["pid"]
+        assert after_crash["kafka"] == info["kafka"]
     finally:
         down = billing("dev", "down", "--dir", str(state), cwd=root)
     assert down.returncode == 0 and "kafka" in down.stdout
