@@ -91,37 +91,53 @@ def classify(exc: ValidationError) -> tuple[str, str]:
     return (reasons.pop() if len(reasons) == 1 else "validation_error"), detail
 
 
+def aggregation_of(meter: str, aggregation: str | None) -> str:
+    """The aggregation of an event's meter: fixed for a standard meter, given for a custom one.
+
+    Raises `Rejected` with reason `unknown_aggregation` (custom meter without aggregation) or
+    `aggregation_mismatch` (a standard meter sent with another aggregation).
+    """
+    standard = STANDARD_METERS.get(meter)
+    if standard is None:
+        if aggregation is None:
+            raise Rejected("unknown_aggregation", f"custom meter {meter!r} has none")
+        return aggregation
+    if aggregation is not None and aggregation != standard:
+        raise Rejected(
+            "aggregation_mismatch", f"{meter} aggregates by {standard}, not {aggregation}"
+        )
+    return standard
+
+
+def require_resource(aggregation: str, meter: str, resource_id: str | None) -> None:
+    """Raise `Rejected` (`missing_resource_id`) for a unique_count event without resource_id."""
+    if aggregation == "unique_count" and not resource_id:
+        raise Rejected("missing_resource_id", f"unique_count meter {meter!r}")
+
+
+def bucket_hour(moment: datetime) -> datetime:
+    """`hour_of(moment)`; raises `Rejected` (`invalid_time`) when the UTC hour is out of range."""
+    try:
+        return hour_of(moment)
+    except (OverflowError, ValueError) as exc:
+        raise Rejected("invalid_time", str(exc)) from exc
+
+
 def to_sample(event: UsageRecorded) -> Sample:
     """Reduce a valid event to a `Sample`.
 
-    Raises `Rejected` with reason `unknown_aggregation` (custom meter without aggregation),
-    `aggregation_mismatch` (a standard meter sent with another aggregation),
-    `missing_resource_id` (unique_count without resource_id) or `quantity_out_of_range`
-    (more than 34 significant digits or beyond the Decimal128 exponent range).
+    Raises `Rejected`, checked in this order: the reasons of `aggregation_of`,
+    `quantity_out_of_range` (more than 34 significant digits or beyond the Decimal128
+    exponent range), `missing_resource_id` (`require_resource`), `invalid_time`.
     """
     data = event.data
-    standard = STANDARD_METERS.get(data.meter)
-    if standard is None:
-        if data.aggregation is None:
-            raise Rejected("unknown_aggregation", f"custom meter {data.meter!r} has none")
-        aggregation: str = data.aggregation
-    elif data.aggregation is not None and data.aggregation != standard:
-        raise Rejected(
-            "aggregation_mismatch", f"{data.meter} aggregates by {standard}, not {data.aggregation}"
-        )
-    else:
-        aggregation = standard
+    aggregation = aggregation_of(data.meter, data.aggregation)
     quantity = data.quantity
     sign, digits, exponent = quantity.as_tuple()
     if len(digits) > _MAX_DIGITS or not -6100 < int(exponent) < 6100:
         raise Rejected("quantity_out_of_range", str(quantity)[:100])
-    if aggregation == "unique_count" and not data.resource_id:
-        raise Rejected("missing_resource_id", f"unique_count meter {data.meter!r}")
-    try:
-        hour = hour_of(event.time)
-    except (OverflowError, ValueError) as exc:
-        raise Rejected("invalid_time", str(exc)) from exc
-    key = (event.subject, data.meter, data.service, hour)
+    require_resource(aggregation, data.meter, data.resource_id)
+    key = (event.subject, data.meter, data.service, bucket_hour(event.time))
     return Sample(event.event_id, key, aggregation, quantity, event.time, data.resource_id)
 
 

@@ -1,6 +1,6 @@
 """Use cases of the collector: take in one Kafka record, write one sealed batch.
 
-`PendingBatch.take` is the hot path (one call per consumed record, no I/O). `write_batch`
+`PendingBatch.take_records` is the hot path (one call per polled partition, no I/O). `write_batch`
 makes a sealed batch durable in the order the reliability rules ask for: dead letters
 published, then one MongoDB transaction, then the Kafka offsets committed; a crash between
 any two steps replays the batch, which the transaction's processed ids make harmless.
@@ -9,12 +9,13 @@ any two steps replays the batch, which the transaction's processed ids make harm
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.usage_collector.adapters.store import ApplyResult, dead_letter_id
-from services.usage_collector.domain import BatchMerge, Rejected, parse
+from services.usage_collector.domain import BatchMerge, Rejected
+from services.usage_collector.wire import Decoder
 
 SERVICE = "usage_collector"
 
@@ -37,6 +38,17 @@ class DeadRecord:
         return dead_letter_id(self.topic, self.partition, self.offset)
 
 
+class KafkaRecord(Protocol):
+    """The parts of a consumed record (aiokafka `ConsumerRecord`) the collector reads."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass
 class PendingBatch:
     """Records consumed since the last write, merged per bucket.
@@ -50,6 +62,7 @@ class PendingBatch:
     offsets: dict[int, int] = field(default_factory=dict)
     records: int = 0
     started: float = field(default_factory=time.monotonic)
+    decoder: Decoder = field(default_factory=Decoder)
 
     def take(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         """Validate and merge one record; an invalid one is kept for the dead-letter topic.
@@ -59,15 +72,31 @@ class PendingBatch:
         self.records += 1
         self.offsets[partition] = offset + 1
         try:
-            self.merge.add(parse(value))
-        except Rejected as exc:
-            self.dead.append(
-                DeadRecord(self.topic, partition, offset, key, value, exc.reason, exc.detail)
-            )
-        except Exception as exc:  # defensive: bad input must never kill the worker
-            self.dead.append(
-                DeadRecord(self.topic, partition, offset, key, value, "unprocessable", repr(exc))
-            )
+            self.merge.add(self.decoder.decode(value))
+        except Exception as exc:
+            self._dead(partition, offset, key, value, exc)
+
+    def take_records(self, partition: int, records: Sequence[KafkaRecord]) -> None:
+        """`take` every record of one partition, in offset order (one poll's worth)."""
+        if not records:
+            return
+        decode, add = self.decoder.decode, self.merge.add
+        for r in records:
+            try:
+                add(decode(r.value))
+            except Exception as exc:
+                self._dead(partition, r.offset, r.key, r.value, exc)
+        self.records += len(records)
+        self.offsets[partition] = records[-1].offset + 1
+
+    def _dead(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None, exc: Exception
+    ) -> None:
+        if isinstance(exc, Rejected):
+            reason, detail = exc.reason, exc.detail
+        else:  # defensive: bad input must never kill the worker
+            reason, detail = "unprocessable", repr(exc)
+        self.dead.append(DeadRecord(self.topic, partition, offset, key, value, reason, detail))
 
     def __len__(self) -> int:
         return self.records

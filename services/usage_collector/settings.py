@@ -8,10 +8,13 @@ from services.common.settings import CommonSettings
 class UsageSettings(CommonSettings):
     """Batching and consumer knobs of the usage collector.
 
-    A write starts as soon as the previous one finished and events are pending (or
-    `usage_linger_seconds` passed); at most `usage_max_batch_events` go into one MongoDB
-    transaction; when `usage_max_pending_events` are merged in memory while a write is in
-    flight, consumption waits for it (back-pressure).
+    A write starts when none is in flight and `usage_min_batch_events` are pending (or
+    `usage_linger_seconds` passed since the pending batch began). While a write is in flight the
+    collector keeps consuming and merging until `usage_max_batch_events` are pending
+    (checked after each poll, so a batch can exceed it by one poll), then waits for it
+    (back-pressure); the pending events form the next transaction.
+    `usage_max_pending_events` is accepted for compatibility and not used by the collector.
+    Fetch sizes are in bytes.
     """
 
     usage_group: str = "usage-collector"
