@@ -91,6 +91,15 @@ async def send_dead_letter(
     )
 
 
+async def mongo_answers(client: AsyncMongoClient[dict[str, Any]]) -> bool:
+    """True when MongoDB answers `ping` (a readiness check; never raises)."""
+    try:
+        await client.admin.command("ping")
+    except Exception:
+        return False
+    return True
+
+
 def mongo_and_kafka_ready(
     client: AsyncMongoClient[dict[str, Any]], broker: KafkaBroker
 ) -> Callable[[], Awaitable[dict[str, bool]]]:
@@ -98,15 +107,10 @@ def mongo_and_kafka_ready(
 
     async def check() -> dict[str, bool]:
         try:
-            await client.admin.command("ping")
-            mongo = True
-        except Exception:
-            mongo = False
-        try:
             kafka = bool(await broker.ping(timeout=2))
         except Exception:
             kafka = False
-        return {"mongodb": mongo, "kafka": kafka}
+        return {"mongodb": await mongo_answers(client), "kafka": kafka}
 
     return check
 

@@ -40,6 +40,15 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
+def _echo_mapping(data: dict[str, Any], as_json: bool) -> None:
+    """Print `data` as JSON, or as `key: value` lines."""
+    if as_json:
+        _echo_json(data)
+        return
+    for key, value in data.items():
+        typer.echo(f"{key}: {value}")
+
+
 def _money(minor: int, currency: str) -> str:
     return f"{to_major_units(minor, currency)} {currency}"
 
@@ -201,12 +210,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             async with reports.open_store(InvoicerSettings()) as store:
                 return reports.totals(await reports.list_invoices(store, tenant))
 
-        data = asyncio.run(go())
-        if as_json:
-            _echo_json(data)
-            return
-        for key, value in data.items():
-            typer.echo(f"{key}: {value}")
+        _echo_mapping(asyncio.run(go()), as_json)
 
     @invoices_app.command("export")
     def invoices_export(
@@ -230,12 +234,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             async with reports.open_store(InvoicerSettings()) as store:
                 return await reports.dashboard(store, parse_instant(as_of) if as_of else None)
 
-        data = asyncio.run(go())
-        if as_json:
-            _echo_json(data)
-            return
-        for key, value in data.items():
-            typer.echo(f"{key}: {value}")
+        _echo_mapping(asyncio.run(go()), as_json)
 
 
 async def _find(number: str) -> dict[str, Any]:

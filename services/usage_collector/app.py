@@ -30,7 +30,7 @@ from contracts.topics import TOPIC_USAGE
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.ops import OpsServer, ops_app
-from services.common.worker import make_broker
+from services.common.worker import make_broker, mongo_answers
 from services.usage_collector.adapters.dead_letters import KafkaDeadLetters
 from services.usage_collector.adapters.metrics import (
     BATCH_SIZE,
@@ -215,12 +215,7 @@ async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
     )
 
     async def ready() -> dict[str, bool]:
-        try:
-            await client.admin.command("ping")
-            mongo = True
-        except Exception:
-            mongo = False
-        return {"mongodb": mongo, "kafka": collector.ready}
+        return {"mongodb": await mongo_answers(client), "kafka": collector.ready}
 
     ops = OpsServer(ops_app(ready), settings.ops_host, settings.ops_port)
     await ops.start()
