@@ -18,6 +18,9 @@ from typer.testing import CliRunner
 
 pytestmark = pytest.mark.unit
 
+#: Every worker command `billing run <worker>` the deployment must run.
+WORKERS = ["usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier"]
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SERVICES = ROOT / "services"

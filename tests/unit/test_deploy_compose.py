@@ -10,6 +10,7 @@ import pytest
 from contracts.topics import ALL_TOPICS
 from tests.unit.test_deploy_common import (
     DEPLOY,
+    WORKERS,
     load_yaml_documents,
     resolve_command,
     settings_env_names,
@@ -17,7 +18,6 @@ from tests.unit.test_deploy_common import (
 
 pytestmark = pytest.mark.unit
 
-WORKERS = ["usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier"]
 
 
 @pytest.fixture(scope="module")

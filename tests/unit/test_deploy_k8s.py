@@ -14,6 +14,7 @@ from contracts.topics import ALL_TOPICS
 from tests.unit.test_deploy_common import (
     DEPLOY,
     SERVICES,
+    WORKERS,
     load_yaml_documents,
     resolve_command,
     settings_env_names,
@@ -23,7 +24,6 @@ pytestmark = pytest.mark.unit
 
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30"
-WORKERS = ["usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier"]
 
 #: The part of KEDA's ScaledObject (keda.sh/v1alpha1) these manifests rely on
 #: (https://keda.sh/docs/latest/reference/scaledobject-spec/, .../scalers/apache-kafka/).

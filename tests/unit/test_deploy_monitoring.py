@@ -12,6 +12,7 @@ from tests.unit.test_deploy_common import (
     DEPLOY,
     EXTERNAL_METRICS,
     ROOT,
+    WORKERS,
     exported_metrics,
     load_yaml_documents,
     promql_metrics,
@@ -19,7 +20,6 @@ from tests.unit.test_deploy_common import (
 
 pytestmark = pytest.mark.unit
 
-WORKERS = ["usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier"]
 #: What the issue asks the alerts to cover -> a metric each such alert must use.
 REQUIRED_ALERT_METRICS = {
     "consumer lag": "kafka_consumergroup_lag",
