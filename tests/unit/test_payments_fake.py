@@ -81,3 +81,56 @@ def test_bracketed_form_parameters_become_nested_values() -> None:
     assert parsed == {"metadata": {"tenant_id": "acme"},
                       "invoice_settings": {"default_payment_method": "pm_1"},
                       "enabled_events": ["*", "charge.failed"], "amount": "10"}
+
+
+def customer_with_intents(fake: FakeStripe, count: int) -> tuple[str, list[str]]:
+    """A customer with `count` succeeded PaymentIntents (oldest first), each with metadata
+    `invoice_id` inv-N."""
+    cid = fake.create_customer({}, None)["id"]
+    ids = []
+    for n in range(count):
+        pi = fake.create_intent({"amount": "100", "currency": "usd", "customer": cid,
+                                 "payment_method": "pm_card_visa", "confirm": "true",
+                                 "metadata": {"invoice_id": f"inv-{n}"}}, None)
+        ids.append(pi["id"])
+    return cid, ids
+
+
+def test_payment_intents_are_listed_per_customer_newest_first_in_pages() -> None:
+    fake = FakeStripe()
+    cid, ids = customer_with_intents(fake, 3)
+    customer_with_intents(fake, 2)  # another customer's intents stay out
+    first = fake.list_intents({"customer": cid, "limit": "2"})
+    assert (first["object"], first["has_more"], first["url"]) == (
+        "list", True, "/v1/payment_intents")
+    assert [pi["id"] for pi in first["data"]] == [ids[2], ids[1]]
+    rest = fake.list_intents({"customer": cid, "limit": "2",
+                              "starting_after": ids[1]})
+    assert [pi["id"] for pi in rest["data"]] == [ids[0]] and rest["has_more"] is False
+    found = [pi for pi in fake.list_intents({"customer": cid, "limit": "100"})["data"]
+             if pi["metadata"]["invoice_id"] == "inv-1"]
+    assert [pi["id"] for pi in found] == [ids[1]]
+    assert len(fake.list_intents({})["data"]) == 5
+    with pytest.raises(ApiError) as bad:
+        fake.list_intents({"limit": "101"})
+    assert (bad.value.status, bad.value.error["param"]) == (400, "limit")
+
+
+def test_a_refund_reports_refund_created_and_charge_refunded_and_caps_at_the_charge() -> None:
+    fake = FakeStripe()
+    _, [pid] = customer_with_intents(fake, 1)
+    part = fake.create_refund({"payment_intent": pid, "amount": "40"}, None)
+    assert (part["object"], part["amount"], part["status"], part["payment_intent"]) == (
+        "refund", 40, "succeeded", pid)
+    assert [e["type"] for e in fake.events[-2:]] == ["refund.created", "charge.refunded"]
+    charge_obj = fake.events[-1]["data"]["object"]
+    assert (charge_obj["amount_refunded"], charge_obj["refunded"]) == (40, False)
+    rest = fake.create_refund({"payment_intent": pid}, None)
+    assert rest["amount"] == 60
+    assert fake.events[-1]["data"]["object"]["refunded"] is True
+    assert fake.refund(rest["id"]) == rest
+    assert [r["id"] for r in fake.list_refunds({"payment_intent": pid})["data"]] == [
+        rest["id"], part["id"]]
+    with pytest.raises(ApiError) as too_much:
+        fake.create_refund({"payment_intent": pid, "amount": "1"}, None)
+    assert too_much.value.status == 400

@@ -1,8 +1,10 @@
 """The fake's HTTP API: Stripe's `/v1/...` routes the platform uses, plus `/_fake/...` switches.
 
 Stripe API: `POST /v1/customers`, `GET|POST /v1/customers/{id}`, `GET /v1/payment_methods/{id}`,
-`POST /v1/payment_methods/{id}/attach`, `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}`,
-`POST /v1/payment_intents/{id}/confirm`, `POST /v1/refunds`, `GET /v1/events`,
+`POST /v1/payment_methods/{id}/attach`, `POST|GET /v1/payment_intents` (list: `customer`,
+`limit`, `starting_after`), `GET /v1/payment_intents/{id}`,
+`POST /v1/payment_intents/{id}/confirm`, `POST|GET /v1/refunds`, `GET /v1/refunds/{id}`,
+`GET /v1/events`,
 `GET /v1/events/{id}`, `POST|GET /v1/webhook_endpoints`. Requests need `Authorization: Bearer
 sk_...`; POSTs honour `Idempotency-Key`.
 
@@ -139,11 +141,17 @@ def create_app(webhook_secret: str) -> Starlette:
               api(lambda f, p, b, k: f.attach(p["id"], b, k)), methods=["POST"]),
         Route("/v1/payment_intents", api(lambda f, p, b, k: f.create_intent(b, k)),
               methods=["POST"]),
+        Route("/v1/payment_intents", api(lambda f, p, b, k: f.list_intents(b), post=False),
+              methods=["GET"]),
         Route("/v1/payment_intents/{id}", api(lambda f, p, b, k: f.intent(p["id"]), post=False),
               methods=["GET"]),
         Route("/v1/payment_intents/{id}/confirm",
               api(lambda f, p, b, k: f.confirm(p["id"], b, k)), methods=["POST"]),
         Route("/v1/refunds", api(lambda f, p, b, k: f.create_refund(b, k)), methods=["POST"]),
+        Route("/v1/refunds", api(lambda f, p, b, k: f.list_refunds(b), post=False),
+              methods=["GET"]),
+        Route("/v1/refunds/{id}", api(lambda f, p, b, k: f.refund(p["id"]), post=False),
+              methods=["GET"]),
         Route("/v1/events", api(lambda f, p, b, k: f.list_events(b), post=False),
               methods=["GET"]),
         Route("/v1/events/{id}", api(get_event, post=False), methods=["GET"]),

@@ -8,34 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.payments.stripe_fake import objects as o
+from services.payments.stripe_fake.errors import ApiError, invalid, missing
 from services.payments.stripe_fake.forms import as_bool
+from services.payments.stripe_fake.listing import page
 
 Body = dict[str, Any]
-
-
-class ApiError(Exception):
-    """An API error: HTTP `status` and Stripe's `{"error": {...}}` member."""
-
-    def __init__(self, status: int, error: Body) -> None:
-        super().__init__(error.get("message", ""))
-        self.status = status
-        self.error = error
-
-
-def invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:
-    """HTTP 400 `invalid_request_error`."""
-    err: Body = {"type": "invalid_request_error", "message": message}
-    if param:
-        err["param"] = param
-    if code:
-        err["code"] = code
-    return ApiError(400, err)
-
-
-def missing(kind: str, oid: str) -> ApiError:
-    """HTTP 404 `resource_missing`."""
-    return ApiError(404, {"type": "invalid_request_error", "code": "resource_missing",
-                          "message": f"No such {kind}: '{oid}'", "param": "id"})
+__all__ = ["ApiError", "Body", "FakeStripe", "Saved", "invalid", "missing"]
 
 
 @dataclass
@@ -216,6 +194,14 @@ class FakeStripe:
         self._emit("payment_intent.payment_failed", pi, key)
         raise ApiError(402, {**err, "payment_intent": copy.deepcopy(pi)})
 
+    def list_intents(self, query: dict[str, str]) -> Body:
+        """`GET /v1/payment_intents`: newest first, `customer` filters, paged as Stripe's
+        lists (`listing.page`). Stripe offers no metadata filter here: callers match
+        `metadata` themselves."""
+        found = [pi for pi in reversed(self.intents.values())
+                 if not query.get("customer") or pi["customer"] == query["customer"]]
+        return page(found, query, "/v1/payment_intents")
+
     # -- refunds -------------------------------------------------------------------------
     def create_refund(self, params: Body, key: str | None) -> Body:
         if params.get("payment_intent"):
@@ -226,7 +212,10 @@ class FakeStripe:
         if ch is None or ch["status"] != "succeeded":
             raise invalid("This charge has no successful payment to refund.", "payment_intent")
         left = ch["amount"] - ch["amount_refunded"]
-        amount = int(params.get("amount", left))
+        try:
+            amount = int(params.get("amount", left))
+        except ValueError:
+            raise invalid("Invalid integer: amount.", "amount") from None
         if amount < 1 or amount > left:
             raise invalid(f"Refund amount ({amount}) is greater than unrefunded amount "
                           f"on charge ({left})", "amount")
@@ -238,6 +227,18 @@ class FakeStripe:
         self._emit("refund.created", rf, key)
         self._emit("charge.refunded", ch, key)
         return rf
+
+    def refund(self, rid: str) -> Body:
+        if rid not in self.refunds:
+            raise missing("refund", rid)
+        return self.refunds[rid]
+
+    def list_refunds(self, query: dict[str, str]) -> Body:
+        """`GET /v1/refunds`: newest first, `payment_intent` or `charge` filter."""
+        found = [rf for rf in reversed(self.refunds.values())
+                 if all(not query.get(k) or rf[k] == query[k]
+                        for k in ("payment_intent", "charge"))]
+        return page(found, query, "/v1/refunds")
 
     # -- webhook endpoints ---------------------------------------------------------------
     def create_endpoint(self, params: Body, secret: str) -> Body:
@@ -253,13 +254,7 @@ class FakeStripe:
         return we
 
     def list_events(self, query: dict[str, str]) -> Body:
-        """Newest first, like Stripe; `type`, `limit` and `starting_after` filter."""
+        """Newest first, like Stripe; `type` filters, `limit`/`starting_after` page."""
         found = [e for e in reversed(self.events)
                  if not query.get("type") or e["type"] == query["type"]]
-        if query.get("starting_after"):
-            ids = [e["id"] for e in found]
-            if query["starting_after"] in ids:
-                found = found[ids.index(query["starting_after"]) + 1:]
-        limit = max(1, min(100, int(query.get("limit", 10))))
-        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
-                "url": "/v1/events"}
+        return page(found, query, "/v1/events")
