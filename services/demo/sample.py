@@ -93,7 +93,7 @@ def _tenants() -> dict[str, object]:
                         },
                     ]
                 },
-                "payment_method": "pm_card_chargeDeclined",
+                "payment_method": "pm_card_chargeCustomerFail",
                 "usage_sources": [{"trace": "sample", "vm": "9002", "service": "batch"}],
             },
             {

@@ -69,7 +69,10 @@ def setup(
     payment_method: Annotated[str, typer.Option("--payment-method", help="pm_... or a test "
                                                 "token such as pm_card_visa")],
 ) -> None:
-    """Make PAYMENT_METHOD the tenant's default (creates its Stripe customer if needed)."""
+    """Make PAYMENT_METHOD the tenant's default (creates its Stripe customer if needed).
+
+    A card Stripe declines on attaching (e.g. pm_card_chargeDeclined) exits 1 with Stripe's
+    decline code; the tenant keeps the method it had."""
     from services.payments.api import setup_payment_method_described
 
     try:

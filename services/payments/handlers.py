@@ -176,7 +176,11 @@ async def _reconcile_refund(obj: dict[str, Any], deps: Deps, tracking: dict[str,
 
 async def setup_method(tenant_id: str, payment_method: str, deps: Deps) -> str:
     """Make `payment_method` (a `pm_...` id or test token) the tenant's default, creating its
-    Stripe customer (metadata `tenant_id`) when needed; returns e.g. `card visa 4242`."""
+    Stripe customer (metadata `tenant_id`) when needed; returns e.g. `card visa 4242`.
+
+    Raises `CardDeclined` (a `PermanentError`, reason `card_declined`) when Stripe declines
+    the card on attaching it: nothing is stored, so the tenant keeps the method it had (or
+    none). See docs/stripe-fake.md, "Test payment methods"."""
     known = await deps.store.customer(tenant_id)
     customer_id = await deps.gateway.ensure_customer(
         tenant_id, known.get("customer_id") if known else None)

@@ -38,7 +38,7 @@ async def test_the_same_invoice_handled_three_times_charges_once(
 async def test_a_declined_card_fails_and_a_retry_after_the_method_is_updated_succeeds(
     payments_deps: Deps, stripe_fake: StripeFake, mongo_db: Any
 ) -> None:
-    await handlers.setup_method("acme", "pm_card_chargeDeclined", payments_deps)
+    await handlers.setup_method("acme", "pm_card_chargeCustomerFail", payments_deps)
     assert await handlers.handle_invoice_issued(issued_invoice(), payments_deps) == "failed"
     [failed] = await outbox_events(mongo_db)
     assert isinstance(failed, PaymentFailed)
@@ -66,7 +66,12 @@ async def test_a_declined_card_fails_and_a_retry_after_the_method_is_updated_suc
 async def test_dunning_stops_after_the_schedule_and_reports_insufficient_funds(
     payments_deps: Deps, mongo_db: Any
 ) -> None:
-    await handlers.setup_method("acme", "pm_card_chargeDeclinedInsufficientFunds", payments_deps)
+    await handlers.setup_method("acme", "pm_card_visa", payments_deps)
+    # Stripe refuses to attach this card, but declines every charge of it as a payment method
+    known = await payments_deps.store.customer("acme")
+    assert known is not None
+    await payments_deps.store.save_customer("acme", known["customer_id"],
+                                            "pm_card_chargeDeclinedInsufficientFunds", "card")
     await handlers.handle_invoice_issued(issued_invoice(), payments_deps)
     for days in (3, 5, 7, 30):
         await handlers.run_due_retries(ISSUED + timedelta(days=days), payments_deps)

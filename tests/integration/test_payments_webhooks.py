@@ -78,7 +78,7 @@ async def test_duplicated_and_reversed_webhooks_settle_a_lost_charge_once(
     its answer is lost (the worker died), so only the webhook can report it; deliveries come
     twice and newest first, so `payment_failed` of attempt 1 arrives after `succeeded`."""
     await payments_deps.gateway.register_webhook(ingress.url)
-    await handlers.setup_method("acme", "pm_card_chargeDeclined", payments_deps)
+    await handlers.setup_method("acme", "pm_card_chargeCustomerFail", payments_deps)
     invoice = issued_invoice()
     assert await handlers.handle_invoice_issued(invoice, payments_deps) == "failed"
     await handlers.setup_method("acme", "pm_card_visa", payments_deps)

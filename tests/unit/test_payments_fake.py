@@ -134,3 +134,43 @@ def test_a_refund_reports_refund_created_and_charge_refunded_and_caps_at_the_cha
     with pytest.raises(ApiError) as too_much:
         fake.create_refund({"payment_intent": pid, "amount": "1"}, None)
     assert too_much.value.status == 400
+
+
+@pytest.mark.parametrize(("token", "decline_code"), [
+    ("pm_card_chargeDeclined", "generic_decline"),
+    ("pm_card_visa_chargeDeclined", "generic_decline"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ("pm_card_visa_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+])
+def test_a_declining_test_card_is_refused_already_when_attached(
+    token: str, decline_code: str
+) -> None:
+    fake = FakeStripe()
+    cid = fake.create_customer({}, None)["id"]
+    with pytest.raises(ApiError) as declined:
+        fake.attach(token, {"customer": cid}, None)
+    assert declined.value.status == 402
+    error = declined.value.error
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error", "card_declined", decline_code)
+    assert error["message"] and error["doc_url"].endswith("/card-declined")
+    assert not [pm for pm in fake.payment_methods.values() if pm["customer"] == cid]
+    assert "payment_method.attached" not in [e["type"] for e in fake.events]
+
+
+def test_pm_card_charge_customer_fail_attaches_and_then_every_charge_is_declined() -> None:
+    fake = FakeStripe()
+    cid = fake.create_customer({}, None)["id"]
+    pm = fake.attach("pm_card_chargeCustomerFail", {"customer": cid}, None)
+    assert (pm["customer"], pm["card"]["last4"]) == (cid, "0341")
+    for attempt in range(2):
+        params = {"amount": "500", "currency": "eur", "customer": cid,
+                  "payment_method": pm["id"], "confirm": "true", "off_session": "true"}
+        with pytest.raises(ApiError) as declined:
+            fake.create_intent(params, f"k{attempt}")
+        error = declined.value.error
+        assert declined.value.status == 402
+        assert (error["type"], error["code"], error["decline_code"]) == (
+            "card_error", "card_declined", "generic_decline")
+        assert error["payment_intent"]["status"] == "requires_payment_method"
+    assert [e["type"] for e in fake.events].count("payment_intent.payment_failed") == 2

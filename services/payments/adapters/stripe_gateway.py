@@ -41,6 +41,29 @@ class PaymentGateway(Protocol):
     async def close(self) -> None: ...
 
 
+class CardDeclined(PermanentError):
+    """Stripe declined a card (HTTP 402, error type `card_error`): reason `card_declined`
+    (Stripe's error `code`), with Stripe's `decline_code` (e.g. `generic_decline`,
+    `insufficient_funds`; https://docs.stripe.com/declines/codes) and message."""
+
+    def __init__(self, payment_method: str, code: str, decline_code: str | None,
+                 message: str) -> None:
+        why = f" ({decline_code})" if decline_code else ""
+        super().__init__(code, f"{payment_method} was declined{why}: {message}")
+        self.payment_method = payment_method
+        self.decline_code = decline_code
+        self.message = message
+
+    @classmethod
+    def from_stripe(cls, payment_method: str, exc: stripe.CardError) -> "CardDeclined":
+        """From the SDK's `CardError` (its `code`, `error.decline_code`, `error.message`)."""
+        err = exc.error
+        return cls(payment_method, exc.code or "card_declined",
+                   getattr(err, "decline_code", None) if err is not None else None,
+                   (getattr(err, "message", None) if err is not None else None)
+                   or str(exc.user_message or exc))
+
+
 class _HTTPXClient(stripe.HTTPXClient):
     """The SDK's httpx client, passing an encoded body as `content=` (httpx deprecates raw
     bytes or text through `data=`)."""
@@ -119,10 +142,17 @@ class StripeGateway:
 
     async def attach_default(self, customer_id: str, payment_method: str) -> tuple[str, str]:
         """Attach `payment_method` (an id or a test token) to the customer and make it the
-        default; returns (payment method id, description like `card visa 4242`)."""
-        pm = await self._call("payment_methods.attach",
-                              lambda: self._client.v1.payment_methods.attach_async(
-                                  payment_method, params={"customer": customer_id}))
+        default; returns (payment method id, description like `card visa 4242`).
+
+        Raises `CardDeclined` when Stripe declines the card already on attaching (HTTP 402
+        `card_error`; docs/stripe-fake.md, "Test payment methods"): the customer's default
+        is then left as it was."""
+        try:
+            pm = await self._call("payment_methods.attach",
+                                  lambda: self._client.v1.payment_methods.attach_async(
+                                      payment_method, params={"customer": customer_id}))
+        except stripe.CardError as exc:
+            raise CardDeclined.from_stripe(payment_method, exc) from exc
         await self._call("customers.update", lambda: self._client.v1.customers.update_async(
             customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}))
         return str(pm.id), _card_description(pm) or "card"

@@ -1,10 +1,11 @@
-"""Stripe objects of the fake, shaped like Stripe's own (../shared/data/stripe/fixtures3.json),
-and Stripe's test payment methods.
+"""Stripe objects of the fake, shaped like Stripe's own (the API reference's example objects),
+and Stripe's test payment methods (`TEST_CARDS`; see docs/stripe-fake.md, "Test payment
+methods"; source: https://docs.stripe.com/testing#declined-payments).
 
-Test tokens (Stripe test mode): attaching or charging `pm_card_visa` creates a new `pm_...`
-object for a Visa ending 4242 that succeeds; `pm_card_chargeDeclined` (Visa 0002) is declined
-with `generic_decline`; `pm_card_chargeDeclinedInsufficientFunds` (Visa 9995) with
-`insufficient_funds`.
+A test token (`pm_card_visa`, ...) names a card; each use creates a new `pm_...` object for it.
+Cards that Stripe declines already when attached to a customer (`attach_declined`) raise the
+402 `card_error` there; `pm_card_chargeCustomerFail` attaches and then every charge of it is
+declined.
 """
 
 import secrets
@@ -28,23 +29,30 @@ def now() -> int:
 
 @dataclass(frozen=True)
 class TestCard:
-    """What a test token stands for: the card and how charging it ends."""
+    """What a test token stands for: the card, how charging it ends (`decline_code` None:
+    it succeeds) and whether attaching it to a customer is already declined."""
 
     brand: str
     last4: str
     decline_code: str | None = None
     message: str = ""
+    attach_declined: bool = False
 
 
+_GENERIC = TestCard("visa", "0002", "generic_decline", "Your card was declined.",
+                    attach_declined=True)
+_FUNDS = TestCard("visa", "9995", "insufficient_funds", "Your card has insufficient funds.",
+                  attach_declined=True)
 TEST_CARDS: dict[str, TestCard] = {
     "pm_card_visa": TestCard("visa", "4242"),
     "pm_card_mastercard": TestCard("mastercard", "4444"),
     "pm_card_amex": TestCard("amex", "8431"),
-    "pm_card_chargeDeclined": TestCard(
-        "visa", "0002", "generic_decline", "Your card was declined."
-    ),
-    "pm_card_chargeDeclinedInsufficientFunds": TestCard(
-        "visa", "9995", "insufficient_funds", "Your card has insufficient funds."
+    "pm_card_chargeDeclined": _GENERIC,
+    "pm_card_visa_chargeDeclined": _GENERIC,
+    "pm_card_chargeDeclinedInsufficientFunds": _FUNDS,
+    "pm_card_visa_chargeDeclinedInsufficientFunds": _FUNDS,
+    "pm_card_chargeCustomerFail": TestCard(
+        "visa", "0341", "generic_decline", "Your card was declined."
     ),
 }
 

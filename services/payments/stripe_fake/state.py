@@ -132,6 +132,9 @@ class FakeStripe:
         pm = self.payment_method(pid)
         if pm["customer"] not in (None, cid):
             raise invalid(f"The payment method {pm['id']} is attached to another customer.")
+        card = self.cards[pm["id"]]
+        if card.attach_declined:  # Stripe checks the card with the issuer when attaching
+            raise ApiError(402, o.card_error("card_declined", card.message, card.decline_code))
         pm["customer"] = cid
         self._emit("payment_method.attached", pm, key)
         return pm
