@@ -6,8 +6,6 @@ it turns red the day localstripe catches up (then drop the entry)."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,12 +19,11 @@ from services.payments.adapters.stripe_gateway import CardDeclined, StripeGatewa
 from services.payments.settings import PaymentsSettings
 from services.payments.webhooks import webhook_route
 from tests.support.localstripe import *  # noqa: F403 (fixtures)
-from tests.support.localstripe import Localstripe
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
-from tests.support.stripe_fake import StripeFake
+from tests.support.stripe_servers import *  # noqa: F403 (fixtures)
+from tests.support.stripe_servers import Server
 
 pytestmark = pytest.mark.integration
-LOCALSTRIPE_SECRET = "whsec_contract_localstripe"
 UNKNOWN_TOKEN = "localstripe knows only pm_card_visa, pm_card_visa_chargeDeclined and " \
     "pm_card_chargeCustomerFail among Stripe's test tokens: it answers 404 for this one"
 DEVIATIONS: dict[str, dict[str, str]] = {
@@ -50,63 +47,11 @@ DEVIATIONS: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass
-class Server:
-    """A Stripe server under test: where it is, and how to route its webhooks to a URL."""
-
-    name: str
-    base_url: str
-    api_key: str
-    webhook_secret: str
-    route_webhooks: Callable[[str], Awaitable[None]]
-
-
-@pytest.fixture(params=["fake", "localstripe"])
-def server(request: pytest.FixtureRequest) -> Server:
-    if request.param == "fake":
-        fake: StripeFake = request.getfixturevalue("stripe_fake")
-
-        async def register(url: str) -> None:
-            async with httpx.AsyncClient(timeout=30) as client:
-                response = await client.post(
-                    f"{fake.base_url}/v1/webhook_endpoints", data={"url": url},
-                    headers={"Authorization": f"Bearer {fake.api_key}"})
-            response.raise_for_status()
-
-        return Server("fake", fake.base_url, fake.api_key, fake.webhook_secret, register)
-    local: Localstripe = request.getfixturevalue("localstripe")
-
-    async def configure(url: str) -> None:
-        await asyncio.to_thread(local.configure_webhook, url, LOCALSTRIPE_SECRET)
-
-    return Server("localstripe", local.base_url, local.api_key, LOCALSTRIPE_SECRET, configure)
-
-
 def deviates(request: pytest.FixtureRequest, server: Server, *keys: str) -> None:
     """Mark this test a strict xfail when `server` deviates from Stripe in one of `keys`."""
     reasons = [DEVIATIONS[server.name][k] for k in keys if k in DEVIATIONS[server.name]]
     if reasons:
         request.node.add_marker(pytest.mark.xfail(strict=True, reason="; ".join(reasons)))
-
-
-@pytest.fixture
-def settings(server: Server) -> PaymentsSettings:
-    return PaymentsSettings(stripe_api_base=server.base_url, stripe_api_key=server.api_key,
-                            stripe_webhook_secret=server.webhook_secret, stripe_retries=0,
-                            stripe_retry_base_seconds=0.01, stripe_webhooks_port=0)
-
-
-@pytest.fixture
-async def gateway(settings: PaymentsSettings) -> AsyncIterator[StripeGateway]:
-    gw = StripeGateway(settings)
-    yield gw
-    await gw.close()
-
-
-@pytest.fixture
-def client(gateway: StripeGateway) -> stripe.StripeClient:
-    """The gateway's own SDK client, for calls the gateway does not make (yet)."""
-    return gateway._client
 
 
 async def new_customer(gateway: StripeGateway, token: str) -> tuple[str, str]:

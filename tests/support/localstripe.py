@@ -6,7 +6,8 @@ prints the port, turns off localstripe's on-disk store (it would otherwise write
 /tmp/localstripe.pickle after every change and reload it on start) and serves localstripe's
 aiohttp app on that socket. Each test gets it emptied (`DELETE /_config/data`). Webhooks are
 configured through its own route `POST /_config/webhooks/{id}` (url, secret): it has no
-`/v1/webhook_endpoints`.
+`/v1/webhook_endpoints`. Why and how it is used: docs/stripe-fake.md, "Checked against
+localstripe".
 """
 
 import subprocess

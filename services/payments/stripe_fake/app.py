@@ -8,6 +8,8 @@ Stripe API: `POST /v1/customers`, `GET|POST /v1/customers/{id}`, `GET /v1/paymen
 `GET /v1/events/{id}`, `POST|GET /v1/webhook_endpoints`. Requests need `Authorization: Bearer
 sk_...`; POSTs honour `Idempotency-Key`.
 
+What each route does, and how the fake is checked against localstripe: docs/stripe-fake.md.
+
 Fake-only (JSON): `GET|POST /_fake/switches` (see `delivery.Switches`), `POST /_fake/flush`
 (release held events), `POST /_fake/reset`, `GET /_fake/deliveries`,
 `POST /_fake/events/{id}/send` with `{"url", "age_seconds", "secret"}` (one signed delivery

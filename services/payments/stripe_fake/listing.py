@@ -1,6 +1,6 @@
 """Stripe's list responses: `{"object": "list", "data": [...], "has_more": bool, "url": ...}`,
 newest first, paged with `limit` (1 to 100, default 10), `starting_after` and `ending_before`
-(object ids). Source: https://docs.stripe.com/api/pagination"""
+(object ids). Source: https://docs.stripe.com/api/pagination; docs/stripe-fake.md, "Lists"."""
 
 from typing import Any
 

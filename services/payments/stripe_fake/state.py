@@ -200,13 +200,17 @@ class FakeStripe:
     def list_intents(self, query: dict[str, str]) -> Body:
         """`GET /v1/payment_intents`: newest first, `customer` filters, paged as Stripe's
         lists (`listing.page`). Stripe offers no metadata filter here: callers match
-        `metadata` themselves."""
+        `metadata` themselves (docs/stripe-fake.md, "Lists")."""
         found = [pi for pi in reversed(self.intents.values())
                  if not query.get("customer") or pi["customer"] == query["customer"]]
         return page(found, query, "/v1/payment_intents")
 
     # -- refunds -------------------------------------------------------------------------
     def create_refund(self, params: Body, key: str | None) -> Body:
+        """`POST /v1/refunds`: refund `amount` (minor units; default what is left) of the
+        latest charge of `payment_intent` (or of `charge`); sends `refund.created` and
+        `charge.refunded`. 400 when nothing succeeded or the amount is more than what is
+        left (docs/stripe-fake.md, "Refunds")."""
         if params.get("payment_intent"):
             charge_id = self.intent(params["payment_intent"])["latest_charge"]
         else:
