@@ -1,5 +1,5 @@
-"""The Stripe fake's own rules, without I/O: idempotency keys and webhook signatures (checked
-with the real SDK's verifier)."""
+"""The Stripe fake's own rules, without I/O: idempotency keys, webhook signatures (checked
+with the real SDK's verifier), Stripe's test cards, lists and refunds."""
 
 import json
 import time

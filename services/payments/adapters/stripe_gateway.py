@@ -26,9 +26,14 @@ TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
 class PaymentGateway(Protocol):
     """What the payments service asks of Stripe."""
 
-    async def ensure_customer(self, tenant_id: str, customer_id: str | None) -> str: ...
+    async def ensure_customer(self, tenant_id: str, customer_id: str | None) -> str:
+        """The tenant's customer id (`customer_id` when known, else a new customer)."""
+        ...
 
-    async def attach_default(self, customer_id: str, payment_method: str) -> tuple[str, str]: ...
+    async def attach_default(self, customer_id: str, payment_method: str) -> tuple[str, str]:
+        """(payment method id, description); raises `CardDeclined` when Stripe declines the
+        card on attaching it."""
+        ...
 
     async def charge(self, *, customer_id: str, payment_method_id: str, amount: int,
                      currency: str, idempotency_key: str,
