@@ -139,6 +139,8 @@ def create_app(webhook_secret: str) -> Starlette:
               api(lambda f, p, b, k: f.attach(p["id"], b, k)), methods=["POST"]),
         Route("/v1/payment_intents", api(lambda f, p, b, k: f.create_intent(b, k)),
               methods=["POST"]),
+        Route("/v1/payment_intents", api(lambda f, p, b, k: f.list_intents(b), post=False),
+              methods=["GET"]),
         Route("/v1/payment_intents/{id}", api(lambda f, p, b, k: f.intent(p["id"]), post=False),
               methods=["GET"]),
         Route("/v1/payment_intents/{id}/confirm",
