@@ -93,7 +93,8 @@ async def run_due_retries(as_of: datetime, deps: Deps) -> int:
     payment is refused while it holds), has its own idempotency key, and commits only while
     it still holds the lease; its outcome is dated at `as_of` in event clock mode. An
     invoice changed meanwhile is left to the other run; a success that finds the invoice paid
-    by hand meanwhile is recorded as a duplicate payment (`PaymentDuplicated`)."""
+    by hand meanwhile is recorded as a duplicate payment (`PaymentDuplicated`). A Stripe
+    error gives the lease back and is raised (`DependencyUnavailable`, `PermanentError`)."""
     made = 0
     for record in await deps.store.due_retries(as_of):
         customer = await deps.store.customer(record.tenant_id)
@@ -105,8 +106,12 @@ async def run_due_retries(as_of: datetime, deps: Deps) -> int:
         if not await deps.store.mark_attempt(record.invoice_id, record.attempts, at, until):
             continue
         leased = replace(record, last_attempt_at=at, charging=attempt, charging_until=until)
-        result, attempt = await charge(deps, leased, customer, attempt)
-        await commit_result(deps, leased, result, attempt, at, expect={"charging": attempt})
+        try:
+            result, used = await charge(deps, leased, customer, attempt)
+        except BaseException:
+            await deps.store.release_attempt(record.invoice_id, attempt)
+            raise
+        await commit_result(deps, leased, result, used, at, expect={"charging": attempt})
         await describe_later(deps, leased, result)
         made += 1
     return made

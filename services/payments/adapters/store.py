@@ -156,6 +156,12 @@ class PaymentsStore:
         )
         return bool(result.matched_count)
 
+    async def release_attempt(self, invoice_id: str, attempt: int) -> None:
+        """Give the lease of `attempt` back (its Stripe call failed without an outcome)."""
+        await self.db[INVOICES].update_one(
+            {"_id": invoice_id, "charging": attempt},
+            {"$set": {"charging": None, "charging_until": None}})
+
     async def processed(self, consumer: str, event_id: str) -> bool:
         return await already_processed(self.db, consumer, event_id)
 
