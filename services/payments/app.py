@@ -88,7 +88,7 @@ async def consume(
         except RetryableError as exc:
             n += 1
             delay = min(deps.settings.payments_retry_cap_seconds,
-                        deps.settings.stripe_retry_base_seconds * 2 ** n)
+                        max(0.05, deps.settings.stripe_retry_base_seconds * 2 ** min(n, 30)))
             log.warning("transient failure (try %d), again in %.1f s: %s", n, delay, exc)
             STRIPE_OUTAGE_RETRIES.inc()
             if await _stopped(deps, delay):

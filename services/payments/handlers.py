@@ -57,9 +57,11 @@ async def handle_invoice_issued(event: InvoiceIssued, deps: Deps) -> str:
     """
     tracking: dict[str, Any] = {"consumer": INVOICE_CONSUMER, "event_id": event.event_id}
     if await deps.store.processed(INVOICE_CONSUMER, event.event_id):
+        await drain_parked(deps, event.invoice_id)  # in case a redelivery ended before it
         return "duplicate"
     if await deps.store.invoice(event.invoice_id) is not None:  # re-issued copy of the invoice
         await deps.store.commit(**tracking)
+        await drain_parked(deps, event.invoice_id)
         return "duplicate"
     record = InvoiceRecord.from_issued(event)
     at = effect_time(deps.settings.clock_mode, event.occurred_at)
