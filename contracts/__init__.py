@@ -17,7 +17,9 @@ from contracts.events import (
     LineItem,
     NotificationFailed,
     NotificationSent,
+    PaymentDuplicated,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     PriceCharge,
     PricePlan,
@@ -66,4 +68,6 @@ __all__ = [
     "TOPIC_USAGE",
     "UsageData",
     "UsageRecorded",
+    "PaymentDuplicated",
+    "PaymentRefunded",
 ]

@@ -13,7 +13,13 @@ from contracts.config import (
 )
 from contracts.invoices import InvoiceIssued, InvoiceStatusChanged, LineItem
 from contracts.notifications import DeadLettered, NotificationFailed, NotificationSent
-from contracts.payments import PaymentFailed, PaymentSucceeded, StripeEventReceived
+from contracts.payments import (
+    PaymentDuplicated,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+    StripeEventReceived,
+)
 from contracts.topics import (
     TOPIC_DEAD_LETTER,
     TOPIC_INVOICE,
@@ -37,6 +43,8 @@ ALL_EVENTS: dict[type[Contract], str] = {
     NotificationSent: TOPIC_NOTIFICATION,
     NotificationFailed: TOPIC_NOTIFICATION,
     DeadLettered: TOPIC_DEAD_LETTER,
+    PaymentDuplicated: TOPIC_PAYMENT,
+    PaymentRefunded: TOPIC_PAYMENT,
 }
 
 __all__ = [
@@ -62,4 +70,6 @@ __all__ = [
     "StripeEventReceived",
     "UsageData",
     "UsageRecorded",
+    "PaymentDuplicated",
+    "PaymentRefunded",
 ]

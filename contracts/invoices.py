@@ -49,6 +49,8 @@ class InvoiceIssued(Event):
     billing_email: EmailStr
     email_notifications: bool
     config_version: int = Field(ge=1)
+    #: The tenant's IANA time zone: dates it is given (a manual payment's day) are read in it.
+    timezone: str = Field(default="UTC", min_length=1)
 
 
 class InvoiceStatusChanged(Event):

@@ -49,3 +49,36 @@ class StripeEventReceived(Event):
 
     stripe_event_type: str
     payload: dict[str, Any]
+
+
+class PaymentDuplicated(Event):
+    """Stripe took money for an invoice that was already paid (for example by a manual payment
+    recorded while a charge was in flight): `payment_reference` is the extra PaymentIntent,
+    `settled_by` the reference that paid the invoice. An operator refunds it (see
+    docs/payments.md, "Duplicate payments"); the money is recorded, never dropped."""
+
+    invoice_id: str = Field(min_length=1)
+    invoice_number: str = Field(min_length=1)
+    tenant_id: str = Field(min_length=1)
+    amount: MinorUnits
+    currency: CurrencyCode
+    payment_reference: str = Field(min_length=1)
+    settled_by: str | None = None
+    received_at: AwareDatetime
+
+
+class PaymentRefunded(Event):
+    """Stripe refunded `amount` of an invoice's payment (one event per Stripe refund id
+    `refund_id`); `refunded_total` is everything refunded on the invoice so far. The invoice
+    stays `paid` (docs/payments.md, "Refunds")."""
+
+    invoice_id: str = Field(min_length=1)
+    invoice_number: str = Field(min_length=1)
+    tenant_id: str = Field(min_length=1)
+    refund_id: str = Field(min_length=1)
+    amount: MinorUnits
+    currency: CurrencyCode
+    payment_reference: str = Field(min_length=1)
+    refunded_total: MinorUnits
+    refunded_at: AwareDatetime
+    reason: str | None = None

@@ -14,6 +14,7 @@ still runs the command it was started with.
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -47,7 +48,9 @@ class StackState:
     """What `up` started, persisted as JSON."""
 
     components: dict[str, Component] = field(default_factory=dict)
-    webhook_secret: str = "whsec_embedded_dev_secret"
+    #: the Stripe webhook signing secret the fake signs with and the workers verify with:
+    #: a new random one per stack (nothing relies on a well-known value)
+    webhook_secret: str = field(default_factory=lambda: new_webhook_secret())
 
     def env(self, directory: Path) -> dict[str, str]:
         """The `BILLING_*` settings that point the workers at this stack."""
@@ -64,6 +67,11 @@ class StackState:
         if "stripe" in c:
             env["BILLING_STRIPE_API_BASE"] = f"http://{HOST}:{c['stripe'].port}"
         return env
+
+
+def new_webhook_secret() -> str:
+    """A random Stripe-style webhook signing secret (`whsec_...`) for one embedded stack."""
+    return f"whsec_{secrets.token_hex(24)}"
 
 
 def _bin(name: str) -> str:
@@ -111,7 +119,7 @@ class EmbeddedStack:
         raw = json.loads(self.state_file.read_text())
         return StackState(
             components={k: Component(**v) for k, v in raw["components"].items()},
-            webhook_secret=raw.get("webhook_secret", StackState.webhook_secret),
+            webhook_secret=raw.get("webhook_secret") or new_webhook_secret(),
         )
 
     def _save(self, state: StackState) -> None:

@@ -20,6 +20,7 @@ from contracts import (
     TOPIC_TENANT_CONFIG,
     BillingConfigSubmitted,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
 )
 from contracts.base import Contract, utc_now
@@ -29,7 +30,7 @@ from services.common.mongo import database, make_client
 from services.common.outbox import OutboxRelay
 from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore
-from services.invoicer.handlers import apply_config, apply_payment
+from services.invoicer.handlers import apply_config, apply_payment, apply_refund
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import SERVICE, InvoicerSettings
 
@@ -78,8 +79,9 @@ def build(settings: InvoicerSettings, store: InvoicerStore) -> KafkaBroker:
         auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
     )
     async def on_payment(body: bytes, message: KafkaMessage) -> None:
-        await consume(message, [PaymentSucceeded, PaymentFailed],
-                      lambda e: apply_payment(store, e))  # type: ignore[arg-type]
+        await consume(message, [PaymentSucceeded, PaymentFailed, PaymentRefunded],
+                      lambda e: apply_refund(store, e) if isinstance(e, PaymentRefunded)
+                      else apply_payment(store, e))  # type: ignore[arg-type]
 
     return broker
 

@@ -9,7 +9,13 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PaymentFailed, PaymentSucceeded
+from contracts import (
+    TOPIC_INVOICE,
+    BillingConfigSubmitted,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 from contracts.base import utc_now
 from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
@@ -124,5 +130,42 @@ async def apply_payment(
                                 session)
         await record_processed(store.db, PAYMENT_CONSUMER, event.event_id, session)
         return status if changed else None
+
+    return await store.transaction(txn)
+
+
+REFUND_CONSUMER = "invoicer.refund"
+
+
+async def apply_refund(store: InvoicerStore, event: PaymentRefunded) -> int | None:
+    """Show a Stripe refund on its invoice (docs/payments.md "Refunds"): `refunded_amount`
+    grows by `event.amount` (minor units) and the history gains an entry (status unchanged:
+    a refunded invoice stays `paid`); `refunds` lists each refund once by its Stripe id, with
+    its tenant-zone date for the month's revenue. Returns the new refunded amount, or None
+    when this event or refund was already applied. Raises `PermanentError("unknown_invoice")`.
+    """
+
+    async def txn(session: AsyncClientSession) -> int | None:
+        if await already_processed(store.db, REFUND_CONSUMER, event.event_id, session):
+            return None
+        doc = await store.invoices.find_one({"_id": event.invoice_id}, session=session)
+        if doc is None:
+            raise PermanentError("unknown_invoice", f"no invoice {event.invoice_id!r}")
+        await record_processed(store.db, REFUND_CONSUMER, event.event_id, session)
+        if any(r.get("refund_id") == event.refund_id for r in doc.get("refunds", [])):
+            return None
+        total = int(doc.get("refunded_amount", 0)) + event.amount
+        day = local_date(event.refunded_at, doc["timezone"]).isoformat()
+        await store.invoices.update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"refunded_amount": total},
+             "$push": {"refunds": {"refund_id": event.refund_id, "amount": event.amount,
+                                   "refunded_date": day, "at": event.refunded_at},
+                       "history": {"status": doc["status"], "at": event.refunded_at,
+                                   "cause": event.event_id, "refund_id": event.refund_id,
+                                   "refunded_amount": event.amount}}},
+            session=session,
+        )
+        return total
 
     return await store.transaction(txn)

@@ -59,6 +59,7 @@ def issued_event(doc: Doc) -> InvoiceIssued:
         billing_email=doc["billing_email"],
         email_notifications=doc["email_notifications"],
         config_version=doc["config_version"],
+        timezone=doc.get("timezone", "UTC"),
     )
 
 

@@ -56,28 +56,43 @@ async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
 
 def totals(invoices: list[Doc]) -> Doc:
     """Tenant view (seed 004): outstanding balance and total paid per currency (minor units),
-    overdue count and total invoices."""
+    overdue count and total invoices. `total_paid` is net of refunds; when there are any,
+    `total_refunded` shows them per currency (docs/payments.md "Refunds")."""
     outstanding: dict[str, int] = {}
     paid: dict[str, int] = {}
+    refunded: dict[str, int] = {}
     for inv in invoices:
         bucket = paid if inv["status"] == "paid" else outstanding
         bucket[inv["currency"]] = bucket.get(inv["currency"], 0) + int(inv["amount"])
-    return {
+        back = int(inv.get("refunded_amount") or 0)
+        if back:
+            refunded[inv["currency"]] = refunded.get(inv["currency"], 0) + back
+            if inv["status"] == "paid":
+                paid[inv["currency"]] -= back
+    view: Doc = {
         "outstanding_balance": outstanding,
         "total_paid": paid,
         "overdue_count": sum(1 for i in invoices if i["status"] == "overdue"),
         "total_invoices": len(invoices),
     }
+    if refunded:
+        view["total_refunded"] = refunded
+    return view
 
 
 async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
     """Dashboard (seed 003): `total_tenants`, `pending_invoices` (pending_payment or failed),
     `overdue_invoices`, `monthly_revenue` (minor units per currency, invoices whose paid date
-    falls in the month of `as_of`, default now, UTC)."""
+    falls in the month of `as_of`, default now, UTC, net of the refunds made in that month:
+    docs/payments.md "Refunds")."""
     month = (as_of or utc_now()).strftime("%Y-%m")
     revenue: dict[str, int] = {}
     async for inv in store.invoices.find({"status": "paid", "paid_date": {"$regex": f"^{month}"}}):
         revenue[inv["currency"]] = revenue.get(inv["currency"], 0) + int(inv["amount"])
+    async for inv in store.invoices.find({"refunds.refunded_date": {"$regex": f"^{month}"}}):
+        back = sum(int(r["amount"]) for r in inv["refunds"]
+                   if str(r.get("refunded_date", "")).startswith(month))
+        revenue[inv["currency"]] = revenue.get(inv["currency"], 0) - back
     return {
         "total_tenants": await store.tenants.count_documents({}),
         "pending_invoices": await store.invoices.count_documents(

@@ -2,11 +2,14 @@
 
 Consumes `InvoiceIssued` from `billing.invoice.v1` (other types on that topic are skipped)
 and `StripeEventReceived` from `billing.stripe-events.v1` in group `payments`. A message that
-cannot be read or that Stripe refuses is dead-lettered with the reason; a transient error is
-retried `payments_message_attempts` times with back-off, then dead-lettered
-(`stripe_unavailable`). A database error is not caught: the message is not acknowledged and
-comes back; any other error dead-letters the message (`handler_error`) so it cannot block
-its partition. Offsets are committed after the handler's effects are durable.
+cannot be read or that Stripe refuses is dead-lettered with the reason. A Stripe outage is
+not bad input: the message is retried with exponential back-off capped at
+`payments_retry_cap_seconds` for as long as the outage lasts, never dead-lettered, while the
+ops endpoint keeps answering (docs/payments.md "Outages"); on shutdown it is handed back
+unacknowledged. A database error is not caught: the message is not acknowledged and comes
+back; any other error dead-letters the message (`handler_error`) so it cannot block its
+partition. Offsets are committed after the handler's effects are durable. The worker refuses
+to start without `BILLING_STRIPE_WEBHOOK_SECRET`.
 """
 
 import asyncio
@@ -28,6 +31,7 @@ from services.common.mongo import database, make_client
 from services.common.outbox import OutboxRelay
 from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
 from services.payments import handlers
+from services.payments.adapters.metrics import STRIPE_OUTAGE_RETRIES
 from services.payments.adapters.store import OUTBOX, PaymentsStore
 from services.payments.adapters.stripe_gateway import PaymentGateway, StripeGateway
 from services.payments.handlers import Deps
@@ -68,8 +72,8 @@ async def consume(
         return
     if event is None:
         return
-    attempts = deps.settings.payments_message_attempts
-    for n in range(attempts):
+    n = 0
+    while True:
         try:
             outcome = await handle(event, deps)
             log.info("%s -> %s", type(event).__name__, outcome,
@@ -82,17 +86,30 @@ async def consume(
         except PyMongoError:
             raise  # not acknowledged: the message comes back once MongoDB answers
         except RetryableError as exc:
-            log.warning("transient failure (try %d of %d): %s", n + 1, attempts, exc)
-            if n == attempts - 1:
-                await send_dead_letter(broker, deps.settings, reason="stripe_unavailable",
-                                       detail=str(exc), **letter)
-                return
-            await asyncio.sleep(min(30.0, deps.settings.stripe_retry_base_seconds * 4 ** (n + 1)))
+            n += 1
+            delay = min(deps.settings.payments_retry_cap_seconds,
+                        max(0.05, deps.settings.stripe_retry_base_seconds * 2 ** min(n, 30)))
+            log.warning("transient failure (try %d), again in %.1f s: %s", n, delay, exc)
+            STRIPE_OUTAGE_RETRIES.inc()
+            if await _stopped(deps, delay):
+                raise  # shutting down: not acknowledged, so it comes back after the restart
         except Exception as exc:  # a poison message must not block its partition
             log.exception("unexpected error handling %s", type(event).__name__)
             await send_dead_letter(broker, deps.settings, reason="handler_error",
                                    detail=f"{type(exc).__name__}: {exc}", **letter)
             return
+
+
+async def _stopped(deps: Deps, delay: float) -> bool:
+    """Wait `delay` seconds; True at once if the worker is stopping meanwhile."""
+    if deps.stop is None:
+        await asyncio.sleep(delay)
+        return False
+    try:
+        await asyncio.wait_for(deps.stop.wait(), timeout=delay)
+    except TimeoutError:
+        return False
+    return True
 
 
 def build_broker(deps: Deps) -> KafkaBroker:
@@ -137,11 +154,13 @@ def dunning_loop(deps: Deps) -> Callable[[asyncio.Event], Coroutine[Any, Any, No
 
 
 async def run_payments(settings: PaymentsSettings, stop: asyncio.Event) -> None:
-    """The worker's main: serve until `stop` is set (SIGTERM)."""
+    """The worker's main: serve until `stop` is set (SIGTERM). Raises `SystemExit` naming
+    `BILLING_STRIPE_WEBHOOK_SECRET` when it is not set."""
+    settings.require_webhook_secret()
     client = make_client(settings)
     store = PaymentsStore(client, database(client, settings))
     gateway = StripeGateway(settings)
-    deps = Deps(settings, store, gateway)
+    deps = Deps(settings, store, gateway, stop)
     broker = build_broker(deps)
 
     async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:

@@ -44,21 +44,34 @@ def _fail(exc: BillingError) -> None:
     raise typer.Exit(1)
 
 
+def _settings_with_secret() -> PaymentsSettings:
+    """Settings of a worker that verifies Stripe webhooks: exit 2 without the secret."""
+    settings = PaymentsSettings()
+    try:
+        settings.require_webhook_secret()
+    except SystemExit as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
 def run_payments_command() -> None:
-    """Charge issued invoices, reconcile Stripe events, run dunning (SIGTERM: finish, leave)."""
+    """Charge issued invoices, reconcile Stripe events, run dunning (SIGTERM: finish, leave).
+    Needs BILLING_STRIPE_WEBHOOK_SECRET."""
     from services.payments.app import run_payments
 
-    settings = PaymentsSettings()
+    settings = _settings_with_secret()
     configure_logging(settings.log_level, settings.log_json)
     _quiet_http_logs()
     run_worker(lambda stop: run_payments(settings, stop))
 
 
 def run_webhooks_command() -> None:
-    """Receive Stripe webhooks, verify their signatures, publish them to Kafka."""
+    """Receive Stripe webhooks, verify their signatures, publish them to Kafka. Needs
+    BILLING_STRIPE_WEBHOOK_SECRET."""
     from services.payments.webhooks import serve_webhooks
 
-    settings = PaymentsSettings()
+    settings = _settings_with_secret()
     configure_logging(settings.log_level, settings.log_json)
     _quiet_http_logs()
     run_worker(lambda stop: serve_webhooks(settings, stop))
@@ -87,7 +100,8 @@ def record(
     invoice: Annotated[str, typer.Option("--invoice", help="invoice number INV-YYYY-NNNN")],
     method: Annotated[ManualMethod, typer.Option("--method")],
     reference: Annotated[str, typer.Option("--reference")],
-    paid_on: Annotated[str | None, typer.Option("--paid-on", help="YYYY-MM-DD")] = None,
+    paid_on: Annotated[str | None, typer.Option(
+        "--paid-on", help="YYYY-MM-DD, a day in the tenant's time zone")] = None,
 ) -> None:
     """Record a payment made outside Stripe; publishes PaymentSucceeded."""
     from services.payments.api import record_manual_payment

@@ -1,20 +1,33 @@
-"""Payments domain: pure rules, no I/O.
+"""Payments domain: pure rules, no I/O (rules explained in docs/payments.md).
 
-- Idempotency keys derive from the invoice and the attempt (../shared/DESIGN.md, Payments), so
-  a redelivered `InvoiceIssued` replays Stripe's first answer instead of charging twice.
+- Idempotency keys derive from the invoice and the attempt, so a redelivered `InvoiceIssued`
+  replays Stripe's first answer instead of charging twice (Stripe keeps keys for 24 h:
+  https://docs.stripe.com/api/idempotent_requests; past that the invoice's intents are
+  looked up first, docs/payments.md "Outages").
 - Output event ids are deterministic: one `PaymentSucceeded` id per invoice, one
   `PaymentFailed` id per (invoice, attempt); the outbox's unique `_id` refuses a second copy.
 - An invoice never moves backwards: once `paid`, later Stripe events change nothing.
 - Dunning: attempt n (n >= 1) failed -> retry at first failure + schedule[n-1] days; past the
   schedule's end the invoice stays `failed` with no next attempt.
+- A charge and a manual payment exclude each other through one lease (`charging`), and a
+  Stripe success for an invoice paid otherwise is a duplicate, recorded and reported
+  (docs/payments.md "Charge lease", "Duplicate payments").
+- Refunds count once per Stripe refund id (docs/payments.md "Refunds").
 """
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from contracts import InvoiceIssued, PaymentFailed, PaymentSucceeded
+from contracts import (
+    InvoiceIssued,
+    PaymentDuplicated,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 
 #: paid: settled; failed: last attempt failed (maybe retried); awaiting_payment: nothing to
 #: charge with (no payment method on file), waits for a manual payment.
@@ -44,6 +57,23 @@ def failed_event_id(invoice_id: str, attempt: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"failed:{invoice_id}:{attempt}"))
 
 
+def duplicated_event_id(invoice_id: str, intent_id: str) -> str:
+    """The id of the `PaymentDuplicated` reporting PaymentIntent `intent_id` for an invoice."""
+    return str(uuid.uuid5(_NAMESPACE, f"duplicated:{invoice_id}:{intent_id}"))
+
+
+def refunded_event_id(refund_id: str) -> str:
+    """The only id a `PaymentRefunded` for Stripe refund `refund_id` can have."""
+    return str(uuid.uuid5(_NAMESPACE, f"refunded:{refund_id}"))
+
+
+def manual_paid_at(paid_on: date, zone: str) -> datetime:
+    """The instant a manual payment dated `paid_on` was made: midnight of that day in the
+    tenant's IANA zone `zone`, so the day is the same wherever the tenant is
+    (docs/payments.md "Manual payments")."""
+    return datetime.combine(paid_on, time(0), ZoneInfo(zone))
+
+
 def describe_card(brand: str | None, last4: str | None) -> str:
     """`card visa 4242`, the `payment_method` text of a card payment."""
     return " ".join(p for p in ("card", brand or "unknown", last4 or "") if p)
@@ -59,6 +89,34 @@ class ChargeResult:
     failure_code: str | None = None
     decline_code: str | None = None
     failure_message: str = ""
+    payment_method_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A PaymentIntent as re-read from Stripe: its status, what it means as a charge result,
+    and what it says it pays (`metadata.invoice_id`, `metadata.attempt`), amount in minor
+    units and upper-case ISO 4217 currency."""
+
+    status: str
+    result: ChargeResult
+    invoice_id: str | None
+    amount: int
+    currency: str
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A Stripe refund: id, amount (minor units), currency, PaymentIntent, status, reason."""
+
+    refund_id: str
+    amount: int
+    currency: str
+    payment_intent: str
+    status: str
+    created: datetime
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +138,31 @@ class InvoiceRecord:
     payment_method: str | None = None
     reported_intents: tuple[str, ...] = field(default=())
     refunded_amount: int = 0
+    timezone: str = "UTC"
+    #: the attempt whose Stripe call is in flight, and until when (wall clock) that lease holds
+    charging: int | None = None
+    charging_until: datetime | None = None
+    #: PaymentIntents that succeeded after the invoice was already paid
+    duplicate_intents: tuple[str, ...] = field(default=())
+    #: every refund recorded: (refund id, amount, PaymentIntent)
+    refunds: tuple[tuple[str, int, str], ...] = field(default=())
 
     @classmethod
     def from_issued(cls, event: InvoiceIssued) -> "InvoiceRecord":
+        """The record of a newly issued invoice (awaiting payment)."""
         return cls(event.invoice_id, event.invoice_number, event.tenant_id, event.amount,
-                   event.currency, event.occurred_at)
+                   event.currency, event.occurred_at, timezone=event.timezone)
+
+    def leased(self, now: datetime) -> bool:
+        """True while a charge of this invoice is in flight (its lease has not run out)."""
+        return self.charging is not None and (self.charging_until is None
+                                              or self.charging_until > now)
+
+    def knows_intent(self, intent_id: str | None) -> bool:
+        """True when `intent_id` was already reported or recorded for this invoice."""
+        return intent_id is not None and (
+            intent_id == self.payment_reference or intent_id in self.reported_intents
+            or intent_id in self.duplicate_intents)
 
 
 def next_attempt_at(
@@ -110,7 +188,7 @@ def settle(
     paid = replace(record, status="paid", attempts=max(record.attempts, attempt),
                    payment_reference=ref, payment_method=how, next_attempt_at=None,
                    last_attempt_at=at if result else record.last_attempt_at,
-                   reported_intents=intents)
+                   reported_intents=intents, charging=None, charging_until=None)
     event = PaymentSucceeded(
         event_id=succeeded_event_id(record.invoice_id), occurred_at=at,
         invoice_id=record.invoice_id, invoice_number=record.invoice_number,
@@ -131,7 +209,7 @@ def fail(
         (result.payment_intent_id,) if result.payment_intent_id else ())
     failed = replace(record, status="failed", attempts=max(record.attempts, attempt),
                      first_failed_at=first, next_attempt_at=retry_at, last_attempt_at=at,
-                     reported_intents=intents)
+                     reported_intents=intents, charging=None, charging_until=None)
     event = PaymentFailed(
         event_id=failed_event_id(record.invoice_id, attempt), occurred_at=at,
         invoice_id=record.invoice_id, invoice_number=record.invoice_number,
@@ -144,14 +222,68 @@ def fail(
     return failed, event
 
 
-WebhookDecision = Literal["succeed", "fail", "ignore"]
+def duplicate(record: InvoiceRecord, result: ChargeResult, at: datetime
+              ) -> tuple[InvoiceRecord, PaymentDuplicated]:
+    """Record that Stripe charge `result` succeeded for an invoice already paid by something
+    else, and the event asking an operator to refund it. Raises `ValueError` when the invoice
+    is not paid or the intent is already known."""
+    intent_id = result.payment_intent_id
+    if record.status != "paid" or intent_id is None or record.knows_intent(intent_id):
+        raise ValueError(f"{intent_id} is not a duplicate payment of {record.invoice_number}")
+    new = replace(record, duplicate_intents=(*record.duplicate_intents, intent_id))
+    event = PaymentDuplicated(
+        event_id=duplicated_event_id(record.invoice_id, intent_id), occurred_at=at,
+        invoice_id=record.invoice_id, invoice_number=record.invoice_number,
+        tenant_id=record.tenant_id, amount=record.amount, currency=record.currency,
+        payment_reference=intent_id, settled_by=record.payment_reference, received_at=at,
+    )
+    return new, event
+
+
+def refund(record: InvoiceRecord, rf: Refund) -> tuple[InvoiceRecord, PaymentRefunded | None]:
+    """Record Stripe refund `rf` once (by refund id). A refund of the invoice's own payment
+    raises `refunded_amount` and gives a `PaymentRefunded`; one of a duplicate payment is only
+    recorded (the invoice was paid once). Raises `ValueError` for a refund already recorded."""
+    if any(known == rf.refund_id for known, _, _ in record.refunds):
+        raise ValueError(f"refund {rf.refund_id} is already recorded")
+    refunds = (*record.refunds, (rf.refund_id, rf.amount, rf.payment_intent))
+    if rf.payment_intent != record.payment_reference:
+        return replace(record, refunds=refunds), None
+    total = record.refunded_amount + rf.amount
+    new = replace(record, refunds=refunds, refunded_amount=total)
+    event = PaymentRefunded(
+        event_id=refunded_event_id(rf.refund_id), occurred_at=rf.created,
+        invoice_id=record.invoice_id, invoice_number=record.invoice_number,
+        tenant_id=record.tenant_id, refund_id=rf.refund_id, amount=rf.amount,
+        currency=record.currency, payment_reference=rf.payment_intent, refunded_total=total,
+        refunded_at=rf.created, reason=rf.reason,
+    )
+    return new, event
+
+
+def mismatch(record: InvoiceRecord, intent: Intent) -> str | None:
+    """Why a re-read PaymentIntent cannot be applied to `record` (`invoice`, `amount`,
+    `currency`), or None when its metadata invoice id, amount and currency all match."""
+    if intent.invoice_id != record.invoice_id:
+        return "invoice"
+    if intent.amount != record.amount:
+        return "amount"
+    if intent.currency.upper() != record.currency.upper():
+        return "currency"
+    return None
+
+
+WebhookDecision = Literal["succeed", "fail", "ignore", "duplicate"]
 
 
 def reconcile(record: InvoiceRecord, intent: ChargeResult, intent_status: str) -> WebhookDecision:
     """What a Stripe event about PaymentIntent `intent` (re-read from Stripe, so its status is
-    current whatever order events arrive in) means for the invoice: a paid invoice never moves;
-    an outcome already reported for this intent is not reported again."""
+    current whatever order events arrive in) means for the invoice: a paid invoice never moves
+    (a success by another, unknown intent is a duplicate payment); an outcome already reported
+    for this intent is not reported again."""
     if record.status == "paid":
+        if intent_status == "succeeded" and not record.knows_intent(intent.payment_intent_id):
+            return "duplicate"
         return "ignore"
     if intent_status == "succeeded":
         return "succeed"

@@ -7,6 +7,8 @@ or a body that is not an event, and publishes verified events to `billing.stripe
 `StripeEventReceived` (event id = Stripe's `evt_...`, key = the tenant id in the object's
 metadata, else `stripe`). It answers 200 only after the broker acknowledged, so Stripe
 redelivers what was not published. The same server serves /metrics, /healthz and /readyz.
+The ingress refuses to start without `BILLING_STRIPE_WEBHOOK_SECRET` (no default:
+docs/payments.md "Webhook secret").
 """
 
 import asyncio
@@ -37,6 +39,8 @@ def verify(
 ) -> StripeEventReceived:
     """The verified event as a contract; raises `ValueError` (incl. the SDK's
     `SignatureVerificationError`) when the signature, its age or the body is wrong."""
+    if not settings.stripe_webhook_secret:
+        raise ValueError("no webhook signing secret is configured")
     try:
         stripe.Webhook.construct_event(
             payload.decode("utf-8"), signature, settings.stripe_webhook_secret,
@@ -62,7 +66,9 @@ def tenant_key(event: StripeEventReceived) -> str:
 
 
 def webhook_route(settings: PaymentsSettings, publish: PublishStripeEvent) -> Route:
-    """The Starlette route receiving Stripe's webhooks."""
+    """The Starlette route receiving Stripe's webhooks. Raises `SystemExit` naming
+    `BILLING_STRIPE_WEBHOOK_SECRET` when it is not set."""
+    settings.require_webhook_secret()
 
     async def receive(request: Request) -> Response:
         payload = await request.body()
@@ -88,6 +94,7 @@ class WebhookIngress:
     """The ingress server: Kafka publisher plus HTTP endpoint. `start()` returns the port."""
 
     def __init__(self, settings: PaymentsSettings, broker: KafkaBroker | None = None) -> None:
+        settings.require_webhook_secret()
         self.settings = settings
         self.broker = broker or make_broker(settings, name="stripe-webhooks")
 

@@ -8,9 +8,9 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -19,15 +19,14 @@ from contracts import (
     TOPIC_DEAD_LETTER,
     TOPIC_INVOICE,
     TOPIC_PAYMENT,
-    InvoiceIssued,
     InvoiceStatusChanged,
 )
-from services.common.codec import encode
 from services.common.kafka import ensure_topics
 from services.common.worker import make_broker, publish_event
+from services.devstack.ports import free_port
 from services.payments import api
-from services.payments.app import consume, open_deps, run_payments
-from services.payments.handlers import STRIPE_CONSUMER, handle_invoice_issued
+from services.payments.app import run_payments
+from services.payments.handlers import STRIPE_CONSUMER
 from services.payments.settings import PaymentsSettings
 from services.payments.webhooks import WebhookIngress
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
@@ -148,31 +147,44 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_message_stripe_keeps_failing_is_dead_lettered_with_the_reason(
+async def test_a_stripe_outage_is_retried_while_it_lasts_and_the_invoice_is_then_charged(
     payments_settings: PaymentsSettings, stripe_fake: StripeFake, mongo_db: Any
 ) -> None:
-    settings = payments_settings.model_copy(
-        update={"stripe_retries": 1, "payments_message_attempts": 2})
+    port = free_port()
+    settings = payments_settings.model_copy(update={
+        "stripe_retries": 1, "payments_retry_cap_seconds": 0.2,
+        "ops_port": port})
     await api.setup_payment_method(settings, "acme", "pm_card_visa")
-    stripe_fake.switches(fail_requests=1000)
-    invoice = issued_invoice()
-    body, headers = encode(invoice)
-    record = SimpleNamespace(topic=settings.topic(TOPIC_INVOICE), partition=0, offset=7,
-                             key=b"acme", value=body, headers=headers)
+    stripe_fake.switches(fail_requests=100_000)
     collector = Collector(settings)
-    broker = make_broker(settings, name="test")
+    publisher = make_broker(settings, name="test")
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_payments(settings, stop))
     await ensure_topics(settings)
-    await broker.start()
+    await publisher.start()
     await collector.broker.start()
     try:
-        async with open_deps(settings) as deps:
-            await consume(SimpleNamespace(raw_message=record), broker, deps, InvoiceIssued,
-                          handle_invoice_issued)
-        await until(lambda: _true(len(collector.dead) >= 1), "the dead letter")
+        invoice = issued_invoice()
+        await publish_event(publisher, settings, invoice, TOPIC_INVOICE, "acme")
+        start = stripe_fake.server.app.state.stripe.requests
+
+        async def many_tries_or_a_dead_letter() -> bool:
+            tries = stripe_fake.server.app.state.stripe.requests - start
+            return bool(tries >= 12 or collector.dead)
+
+        await until(many_tries_or_a_dead_letter, "Stripe to be retried", limit=60)
+        assert collector.dead == []
+        async with httpx.AsyncClient(timeout=10) as http:
+            health = await http.get(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 200
+        stripe_fake.switches(fail_requests=0)  # Stripe is back
+        await until(lambda: _true(len(collector.payments) >= 1), "the payment")
     finally:
-        await broker.stop()
+        await publisher.stop()
         await collector.broker.stop()
-    [dead] = collector.dead
-    assert (dead["reason"], dead["offset"], dead["key"]) == ("stripe_unavailable", 7, "acme")
-    assert InvoiceIssued.model_validate_json(dead["original"]) == invoice
-    assert await mongo_db["payments_outbox"].count_documents({}) == 0
+        stop.set()
+        await asyncio.wait_for(worker, timeout=60)
+    [paid] = collector.payments
+    assert paid["invoice_id"] == invoice.invoice_id and paid["payment_method"] == "card visa 4242"
+    assert collector.dead == []
+    assert len(stripe_fake.intents()) == 1

@@ -18,7 +18,9 @@ from contracts import (
     LineItem,
     NotificationFailed,
     NotificationSent,
+    PaymentDuplicated,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     StripeEventReceived,
     UsageRecorded,
@@ -151,6 +153,15 @@ EXAMPLES: list[Contract] = [
         offset=7,
         original="{",
         reason="invalid_json",
+    ),
+    PaymentDuplicated(
+        invoice_id="i", invoice_number="INV-2013-0001", tenant_id="acme", amount=4900,
+        currency="USD", payment_reference="pi_2", settled_by="WIRE-1", received_at=T0,
+    ),
+    PaymentRefunded(
+        invoice_id="i", invoice_number="INV-2013-0001", tenant_id="acme", refund_id="re_1",
+        amount=900, currency="USD", payment_reference="pi_1", refunded_total=900,
+        refunded_at=T0,
     ),
 ]
 

@@ -1,6 +1,7 @@
 """Pure payments rules: idempotency keys, event ids, dunning schedule, reconciliation."""
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -64,3 +65,51 @@ def test_reconciliation_reports_an_unreported_failure_once() -> None:
 
 def test_a_card_is_described_by_brand_and_last_four_digits() -> None:
     assert domain.describe_card("visa", "4242") == "card visa 4242"
+
+
+def test_a_manual_payment_day_is_midnight_in_the_tenants_zone() -> None:
+    paid_at = domain.manual_paid_at(date(2013, 8, 20), "America/Los_Angeles")
+    assert paid_at == datetime(2013, 8, 20, 7, tzinfo=UTC)
+    assert domain.manual_paid_at(date(2013, 8, 20), "UTC") == datetime(2013, 8, 20, tzinfo=UTC)
+
+
+def test_a_lease_holds_until_it_runs_out_or_the_charge_is_committed() -> None:
+    leased = record(status="failed", attempts=1, charging=2,
+                    charging_until=ISSUED + timedelta(minutes=10))
+    assert leased.leased(ISSUED) and not leased.leased(ISSUED + timedelta(minutes=10))
+    paid, _ = domain.settle(leased, ChargeResult(True, "pi_2"), 2, ISSUED)
+    assert paid.charging is None and not paid.leased(ISSUED)
+
+
+def test_a_success_by_an_unknown_intent_on_a_paid_invoice_is_a_duplicate_payment() -> None:
+    paid, _ = domain.settle(record(), None, 0, ISSUED, reference="WIRE-1", method="ach")
+    extra = ChargeResult(True, "pi_9")
+    assert domain.reconcile(paid, extra, "succeeded") == "duplicate"
+    again, event = domain.duplicate(paid, extra, ISSUED)
+    assert (event.payment_reference, event.settled_by, event.amount) == ("pi_9", "WIRE-1", 4900)
+    assert event.event_id == domain.duplicated_event_id("inv-1", "pi_9")
+    assert domain.reconcile(again, extra, "succeeded") == "ignore"
+    with pytest.raises(ValueError):
+        domain.duplicate(again, extra, ISSUED)
+
+
+def test_a_refund_counts_once_and_only_refunds_of_the_payment_lower_the_invoice() -> None:
+    paid, _ = domain.settle(record(), ChargeResult(True, "pi_1"), 1, ISSUED)
+    first = domain.Refund("re_1", 900, "USD", "pi_1", "succeeded", ISSUED)
+    refunded, event = domain.refund(paid, first)
+    assert refunded.refunded_amount == 900 and event is not None
+    assert (event.amount, event.refunded_total, event.event_id) == (
+        900, 900, domain.refunded_event_id("re_1"))
+    with pytest.raises(ValueError):
+        domain.refund(refunded, first)
+    of_duplicate = domain.Refund("re_2", 4900, "USD", "pi_dup", "succeeded", ISSUED)
+    again, none = domain.refund(refunded, of_duplicate)
+    assert none is None and again.refunded_amount == 900 and len(again.refunds) == 2
+
+
+def test_an_intent_must_name_the_invoice_and_carry_its_amount_and_currency() -> None:
+    ok = domain.Intent("succeeded", ChargeResult(True, "pi_1"), "inv-1", 4900, "USD")
+    assert domain.mismatch(record(), ok) is None
+    assert domain.mismatch(record(), replace(ok, invoice_id="inv-2")) == "invoice"
+    assert domain.mismatch(record(), replace(ok, amount=100)) == "amount"
+    assert domain.mismatch(record(), replace(ok, currency="EUR")) == "currency"

@@ -25,3 +25,21 @@ STRIPE_EVENTS = Counter(
     "billing_payments_stripe_events_total",
     "Verified Stripe events reconciled, by type and decision.", ["type", "decision"],
 )
+WEBHOOK_MISMATCHES = Counter(
+    "billing_payments_webhook_mismatches_total",
+    "Stripe events not applied because the re-read PaymentIntent does not match the invoice "
+    "(invoice, amount, currency).", ["reason"],
+)
+PARKED_EVENTS = Counter(
+    "billing_payments_parked_events_total",
+    "Stripe events kept because their invoice was not known yet.",
+)
+REFUNDS = Counter(
+    "billing_payments_refunds_total",
+    "Stripe refunds recorded (invoice: of the invoice's payment; duplicate: of a duplicate).",
+    ["kind"],
+)
+STRIPE_OUTAGE_RETRIES = Counter(
+    "billing_payments_outage_retries_total",
+    "Messages tried again because Stripe was unavailable (retried until it answers).",
+)

@@ -16,7 +16,12 @@ import stripe
 
 from services.common.errors import DependencyUnavailable, PermanentError
 from services.payments.adapters.metrics import STRIPE_ERRORS, STRIPE_LATENCY
-from services.payments.domain import ChargeResult, customer_idempotency_key, describe_card
+from services.payments.domain import (
+    ChargeResult,
+    Intent,
+    customer_idempotency_key,
+    describe_card,
+)
 from services.payments.settings import PaymentsSettings
 
 T = TypeVar("T")
@@ -39,7 +44,11 @@ class PaymentGateway(Protocol):
                      currency: str, idempotency_key: str,
                      metadata: dict[str, str]) -> ChargeResult: ...
 
-    async def intent(self, intent_id: str) -> tuple[str, ChargeResult]: ...
+    async def intent(self, intent_id: str) -> Intent: ...
+
+    async def invoice_intents(self, customer_id: str, invoice_id: str) -> list[Intent]: ...
+
+    async def describe_method(self, payment_method_id: str) -> str | None: ...
 
     async def register_webhook(self, url: str) -> str: ...
 
@@ -97,6 +106,12 @@ def make_stripe_client(settings: PaymentsSettings) -> stripe.StripeClient:
 def _card_description(pm: Any) -> str | None:
     card = getattr(pm, "card", None) if pm is not None else None
     return describe_card(card.brand, card.last4) if card is not None else None
+
+
+def _metadata(obj: Any) -> dict[str, Any]:
+    """An object's `metadata` as a plain dict (the SDK's objects are not dicts)."""
+    metadata = getattr(obj, "metadata", None)
+    return dict(metadata.to_dict()) if metadata is not None else {}
 
 
 class StripeGateway:
@@ -166,7 +181,8 @@ class StripeGateway:
                      currency: str, idempotency_key: str,
                      metadata: dict[str, str]) -> ChargeResult:
         """Create and confirm an off-session PaymentIntent. A card error is a failed result,
-        not an exception."""
+        not an exception. No other call follows: the caller commits the result first
+        (`payment_method` is left to the caller; `payment_method_id` names the card)."""
         params: Any = {
             "amount": amount, "currency": currency.lower(), "customer": customer_id,
             "payment_method": payment_method_id, "confirm": True, "off_session": True,
@@ -190,27 +206,58 @@ class StripeGateway:
         return await self._result(pi)
 
     async def _result(self, pi: Any) -> ChargeResult:
+        pm_id = str(pi.payment_method) if isinstance(pi.payment_method, str) else None
         if pi.status == "succeeded":
-            pm = None
-            if pi.payment_method:
-                pm = await self._call("payment_methods.retrieve",
-                                      lambda: self._client.v1.payment_methods.retrieve_async(
-                                          str(pi.payment_method)))
-            return ChargeResult(True, str(pi.id), _card_description(pm) or "card")
+            return ChargeResult(True, str(pi.id), None, payment_method_id=pm_id)
         err = pi.last_payment_error
         return ChargeResult(
             succeeded=False, payment_intent_id=str(pi.id),
             failure_code=getattr(err, "code", None) if err else pi.status,
             decline_code=getattr(err, "decline_code", None) if err else None,
             failure_message=(getattr(err, "message", None) if err else None)
-            or f"payment intent {pi.status}",
+            or f"payment intent {pi.status}", payment_method_id=pm_id,
         )
 
-    async def intent(self, intent_id: str) -> tuple[str, ChargeResult]:
-        """Re-read a PaymentIntent: (its current status, what it means as a result)."""
+    async def _intent(self, pi: Any) -> Intent:
+        metadata = _metadata(pi)
+        attempt = str(metadata.get("attempt", ""))
+        return Intent(str(pi.status), await self._result(pi), metadata.get("invoice_id"),
+                      int(pi.amount), str(pi.currency).upper(),
+                      int(attempt) if attempt.isdigit() else None)
+
+    async def intent(self, intent_id: str) -> Intent:
+        """Re-read a PaymentIntent (`GET /v1/payment_intents/{id}`)."""
         pi = await self._call("payment_intents.retrieve",
                               lambda: self._client.v1.payment_intents.retrieve_async(intent_id))
-        return str(pi.status), await self._result(pi)
+        return await self._intent(pi)
+
+    async def invoice_intents(self, customer_id: str, invoice_id: str) -> list[Intent]:
+        """Every PaymentIntent of the customer whose `metadata.invoice_id` is `invoice_id`
+        (`GET /v1/payment_intents?customer=`, all pages), newest first."""
+        found: list[Intent] = []
+        after: str | None = None
+        while True:
+            params: Any = {"customer": customer_id, "limit": 100}
+            if after:
+                params["starting_after"] = after
+
+            async def one_page(query: Any = params) -> Any:
+                return await self._client.v1.payment_intents.list_async(params=query)
+
+            page = await self._call("payment_intents.list", one_page)
+            for pi in page.data:
+                if _metadata(pi).get("invoice_id") == invoice_id:
+                    found.append(await self._intent(pi))
+            if not page.has_more or not page.data:
+                return found
+            after = str(page.data[-1].id)
+
+    async def describe_method(self, payment_method_id: str) -> str | None:
+        """`card visa 4242` for a payment method id (`GET /v1/payment_methods/{id}`)."""
+        pm = await self._call("payment_methods.retrieve",
+                              lambda: self._client.v1.payment_methods.retrieve_async(
+                                  payment_method_id))
+        return _card_description(pm)
 
     async def register_webhook(self, url: str) -> str:
         """Register `url` for every event (`POST /v1/webhook_endpoints`); returns its id."""
