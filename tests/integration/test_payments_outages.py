@@ -54,7 +54,7 @@ async def test_a_success_webhook_that_beats_its_invoice_is_kept_and_settles_it_l
     charged = await charge_directly(payments_deps, invoice)
     assert await reconcile_all(stripe_fake, payments_deps, "payment_intent.succeeded") == [
         "parked"]
-    await handlers.setup_method("acme", "pm_card_chargeDeclined", payments_deps)
+    await handlers.setup_method("acme", "pm_card_chargeCustomerFail", payments_deps)
 
     assert await handlers.handle_invoice_issued(invoice, payments_deps) == "succeeded"
     assert len(stripe_fake.intents()) == 1  # settled by the kept webhook's intent

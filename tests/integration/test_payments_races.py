@@ -45,7 +45,7 @@ class ManualPaymentDuringCharge:
 
 
 async def failed_invoice(deps: Deps) -> Any:
-    await handlers.setup_method("acme", "pm_card_chargeDeclined", deps)
+    await handlers.setup_method("acme", "pm_card_chargeCustomerFail", deps)
     invoice = issued_invoice()
     assert await handlers.handle_invoice_issued(invoice, deps) == "failed"
     await handlers.setup_method("acme", "pm_card_visa", deps)

@@ -25,7 +25,7 @@ ISSUED = datetime(2013, 8, 1, tzinfo=UTC)
 async def test_a_webhook_is_applied_only_when_the_intent_matches_the_invoice(
     payments_deps: Deps, stripe_fake: StripeFake, mongo_db: Any
 ) -> None:
-    await handlers.setup_method("acme", "pm_card_chargeDeclined", payments_deps)
+    await handlers.setup_method("acme", "pm_card_chargeCustomerFail", payments_deps)
     invoice = issued_invoice()
     assert await handlers.handle_invoice_issued(invoice, payments_deps) == "failed"
     await handlers.setup_method("acme", "pm_card_visa", payments_deps)

@@ -144,9 +144,10 @@ async def test_a_charge_with_pm_card_visa_succeeds_and_reads_back_as_succeeded(
     customer, pm_id = await new_customer(gateway, "pm_card_visa")
     result = await charge(gateway, customer, pm_id, "inv-1-attempt-1")
     assert result.succeeded and result.payment_intent_id.startswith("pi_")
-    assert result.payment_method == "card visa 4242"
-    status, again = await gateway.intent(result.payment_intent_id)
-    assert status == "succeeded" and again.succeeded
+    assert result.payment_method_id == pm_id
+    again = await gateway.intent(result.payment_intent_id)
+    assert again.status == "succeeded" and again.result.succeeded
+    assert (again.amount, again.currency) == (4900, "USD")
 
 
 async def test_the_same_idempotency_key_charges_once(
@@ -179,8 +180,8 @@ async def test_a_declined_charge_names_its_intent_and_stripes_decline_code(
     result = await charge(gateway, customer, pm_id, "inv-9-attempt-1")
     assert result.decline_code == "generic_decline"
     assert result.payment_intent_id is not None
-    status, again = await gateway.intent(result.payment_intent_id)
-    assert status == "requires_payment_method" and not again.succeeded
+    again = await gateway.intent(result.payment_intent_id)
+    assert again.status == "requires_payment_method" and not again.result.succeeded
 
 
 async def test_an_invoices_payment_intents_are_found_by_listing_the_customers(

@@ -145,18 +145,6 @@ class FakeStripe:
             raise missing("payment_intent", pid)
         return self.intents[pid]
 
-    def list_intents(self, query: dict[str, str]) -> Body:
-        """Newest first, like Stripe; `customer`, `limit` and `starting_after` filter."""
-        found = [pi for pi in reversed(self.intents.values())
-                 if not query.get("customer") or pi["customer"] == query["customer"]]
-        if query.get("starting_after"):
-            ids = [pi["id"] for pi in found]
-            if query["starting_after"] in ids:
-                found = found[ids.index(query["starting_after"]) + 1:]
-        limit = max(1, min(100, int(query.get("limit", 10))))
-        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
-                "url": "/v1/payment_intents"}
-
     def create_intent(self, params: Body, key: str | None) -> Body:
         try:
             amount = int(params.get("amount", ""))
