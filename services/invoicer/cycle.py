@@ -16,11 +16,16 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PriceCharge
 from contracts.base import utc_now
 from services.common.outbox import add_to_outbox
+from services.invoicer.adapters.billing_errors import (
+    IssueContention,
+    record_billing_error,
+    resolve_billing_error,
+)
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id, invoice_number
 from services.invoicer.periods import Period, due_date, overdue_at, periods_until
@@ -46,10 +51,12 @@ class LedgerMoved(RuntimeError):
 
 @dataclass
 class CycleReport:
-    """What one cycle run did: invoice numbers issued and invoice ids marked overdue."""
+    """What one cycle run did: invoice numbers issued, invoice ids marked overdue, and the
+    invoice ids of periods that could not be issued (recorded as billing errors)."""
 
     issued: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def tenant_periods(config: BillingConfigSubmitted, until: datetime) -> list[Period]:
@@ -185,6 +192,7 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
             raise LedgerMoved(tenant_id)  # aborts the transaction: nothing is written
         await add_to_outbox(store.db, OUTBOX, [(issued_event(doc), TOPIC_INVOICE, tenant_id)],
                             session)
+        await resolve_billing_error(store.db, inv_id, number, session)
         return number
 
     for _ in range(10):
@@ -196,10 +204,40 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         except LedgerMoved:
             continue  # another invoice of this tenant committed meanwhile: price again
     else:
-        raise LedgerMoved(f"could not issue {inv_id}: the tenant ledger kept changing")
+        raise IssueContention(f"could not issue {inv_id}: the tenant ledger kept changing")
     if number is not None:
         log.info("issued %s", number, extra={"tenant_id": tenant_id, "invoice_number": number})
     return number
+
+
+async def issue_isolated(
+    store: InvoicerStore, tenant_id: str, period: Period, report: CycleReport, waiting: int = 0
+) -> bool:
+    """`issue_invoice`, with any failure of this one (tenant, period) contained: it is logged
+    (tenant and period), counted in `billing_invoicer_billing_errors_total` and recorded as an
+    open billing error (`waiting` = the tenant's later due periods held back behind it), and
+    its invoice id is added to `report.failed`; a new number goes to `report.issued`.
+
+    Returns False when the period failed. Only a lost database connection propagates (nothing
+    could be recorded then). Rules: docs/invoicing.md, "One period that cannot be priced".
+    """
+    try:
+        number = await issue_invoice(store, tenant_id, period)
+    except ConnectionFailure:
+        raise
+    except Exception as exc:
+        reason = await record_billing_error(store.db, tenant_id, period, exc, waiting)
+        log.warning(
+            "invoice of tenant %s for the period %s..%s not issued (%s): %s", tenant_id,
+            period.start_date, period.end_date, reason, exc,
+            extra={"tenant_id": tenant_id, "period_start": period.start_date.isoformat(),
+                   "period_end": period.end_date.isoformat(), "reason": reason},
+        )
+        report.failed.append(invoice_id(tenant_id, period.start_date))
+        return False
+    if number is not None:
+        report.issued.append(number)
+    return True
 
 
 async def _record_billed(

@@ -16,6 +16,20 @@ from contracts import Coupon, PriceCharge
 from contracts.money import minor_unit_exponent, to_major_units
 
 ZERO = Decimal(0)
+#: BSON int64, the range every stored amount (minor units) must fit in.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class AmountOutOfRange(ArithmeticError):
+    """An amount (minor units) outside the BSON int64 range: it cannot be stored exactly."""
+
+
+def check_int64(amount: int, what: str) -> int:
+    """`amount` unchanged when it fits BSON int64 (docs/invoicing.md, "Amounts fit int64");
+    raises `AmountOutOfRange` naming `what` otherwise."""
+    if not INT64_MIN <= amount <= INT64_MAX:
+        raise AmountOutOfRange(f"{what}: {amount} minor units is outside the int64 range")
+    return amount
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,9 @@ def compose_invoice(
     shrinks so the running total stays >= 0); the coupon (if it applies, at most the running
     total); credits granted at or before `issued_at`, oldest first, each at most its remaining
     balance and the running total. The total is the sum of the lines and never negative.
+
+    Raises `AmountOutOfRange` when a line or the total does not fit BSON int64, and decimal
+    errors (`InvalidOperation`) when a quantity is too large to price exactly.
     """
     flat = to_major_units(flat_rate_amount, currency)
     lines = [Line("flat_fee", "Flat fee", flat_rate_amount, unit_price=flat)]
@@ -181,4 +198,7 @@ def compose_invoice(
         lines.append(Line("credit", f"Credit: {credit.reason}", -take, ref=credit.credit_id))
         used[credit.credit_id] = take
         running -= take
+    for line in lines:
+        check_int64(line.amount, line.description)
+    check_int64(running, "invoice total")
     return Draft(tuple(lines), running, coupon_applied, used)

@@ -14,6 +14,10 @@ from pymongo import ASCENDING
 from contracts.base import utc_now
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
+from services.invoicer.adapters.billing_errors import (
+    count_open_billing_errors,
+    open_billing_errors,
+)
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.domain import UNPAID
 from services.invoicer.records import export_row
@@ -71,9 +75,10 @@ def totals(invoices: list[Doc]) -> Doc:
 
 
 async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
-    """Dashboard (seed 003): `total_tenants`, `pending_invoices` (pending_payment or failed),
+    """Dashboard: `total_tenants`, `pending_invoices` (pending_payment or failed),
     `overdue_invoices`, `monthly_revenue` (minor units per currency, invoices whose paid date
-    falls in the month of `as_of`, default now, UTC)."""
+    falls in the month of `as_of`, default now, UTC), and `billing_errors` (periods the cycle
+    could not invoice, still open; docs/invoicing.md)."""
     month = (as_of or utc_now()).strftime("%Y-%m")
     revenue: dict[str, int] = {}
     async for inv in store.invoices.find({"status": "paid", "paid_date": {"$regex": f"^{month}"}}):
@@ -85,7 +90,22 @@ async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
         "overdue_invoices": await store.invoices.count_documents({"status": "overdue"}),
         "monthly_revenue": dict(sorted(revenue.items())),
         "month": month,
+        "billing_errors": await count_open_billing_errors(store.db),
     }
+
+
+async def billing_error_rows(store: InvoicerStore) -> list[Doc]:
+    """Open billing errors for operators: tenant, period bounds (ISO 8601), reason, detail,
+    attempts, later periods waiting, first and last failure (ISO 8601); by period, tenant."""
+    return [
+        {"invoice_id": e["_id"], "tenant_id": e["tenant_id"],
+         "period_start": e["period_start"].isoformat(), "period_end": e["period_end"].isoformat(),
+         "reason": e["reason"], "detail": e["detail"], "attempts": e["attempts"],
+         "later_periods_waiting": e["later_periods_waiting"],
+         "first_failed_at": e["first_failed_at"].isoformat(),
+         "last_failed_at": e["last_failed_at"].isoformat()}
+        for e in await open_billing_errors(store.db)
+    ]
 
 
 async def export_invoices(settings: CommonSettings) -> list[Doc]:

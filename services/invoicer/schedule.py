@@ -10,12 +10,12 @@ from datetime import date, datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
-from services.invoicer.cycle import CycleReport, issue_invoice, tenant_periods
+from services.invoicer.cycle import CycleReport, issue_invoice, issue_isolated, tenant_periods
 from services.invoicer.domain import UNPAID, invoice_id
 from services.invoicer.periods import Period, iter_periods, period_ending_on
 from services.invoicer.records import status_event
@@ -77,17 +77,31 @@ async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
                 marked.append(doc["_id"])
         except DuplicateKeyError:
             pass  # another process marked it
+        except ConnectionFailure:
+            raise
+        except Exception:  # one broken invoice must not keep the others from overdue
+            log.exception("could not mark %s overdue", doc["_id"],
+                          extra={"tenant_id": doc.get("tenant_id")})
     return marked
 
 
 async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
     """One run of the billing cycle at billing clock `as_of` (idempotent; safe to run from
-    several processes at once)."""
+    several processes at once).
+
+    Each (tenant, period) is isolated (`issue_isolated`): one that cannot be issued becomes a
+    billing error, that tenant's later periods wait behind it (a tenant is invoiced in period
+    order), every other tenant is invoiced, and overdue marking always runs.
+    """
     report = CycleReport()
-    for period, tenant_id in await due_periods(store, as_of):
-        number = await issue_invoice(store, tenant_id, period)
-        if number is not None:
-            report.issued.append(number)
+    due = await due_periods(store, as_of)
+    held: set[str] = set()
+    for n, (period, tenant_id) in enumerate(due):
+        if tenant_id in held:
+            continue
+        waiting = sum(1 for _, later in due[n + 1:] if later == tenant_id)
+        if not await issue_isolated(store, tenant_id, period, report, waiting):
+            held.add(tenant_id)
     report.overdue = await mark_overdue(store, as_of)
     return report
 

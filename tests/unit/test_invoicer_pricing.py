@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from contracts import Coupon, PriceCharge, PriceTier
 from services.invoicer.pricing import (
     Adjustment,
+    AmountOutOfRange,
     CreditBalance,
     charge_exact,
     compose_invoice,
@@ -138,3 +139,11 @@ def test_lines_sum_to_a_total_that_is_never_negative_and_each_line_is_rounded_on
             assert li.amount == math.floor(exact + Fraction(1, 2))  # half-up, once, exactly
         if li.kind in ("coupon", "credit"):
             assert li.amount < 0
+
+
+def test_an_amount_beyond_int64_is_refused_before_anything_is_stored() -> None:
+    with pytest.raises(AmountOutOfRange, match="int64"):
+        compose_invoice(currency="USD", flat_rate_amount=0, charges=[per_unit("m", "0.50")],
+                        usage={"m": D("1E+20")})
+    edge = compose_invoice(currency="USD", flat_rate_amount=2**63 - 1, charges=[], usage={})
+    assert edge.total == 2**63 - 1
