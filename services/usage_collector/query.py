@@ -12,16 +12,21 @@ collection `usage_aggregates`, one document per tenant, meter, service and UTC h
     max          Decimal128   largest quantity
     latest       Decimal128   quantity of the event with the latest `time`
     latest_time  datetime     that event's time
-    updated_at   datetime     when the bucket last changed (finds late usage)
+    updated_at   datetime     when the bucket last changed (this collector's clock: informative)
+    seq          int          the tenant's usage sequence of the transaction that last
+                              changed the bucket (see `usage_marker`, docs/usage.md#sequence)
 
 `unique_count` meters also keep one document per distinct `resource_id` in `usage_unique`
 (`_id` "{tenant}|{meter}|{service}|{hour}|{resource_id}", fields tenant_id, meter, service,
 hour, resource_id), so a distinct count over any period is exact.
+
+Collection `usage_sequences` holds one counter per tenant (`_id` tenant id, `seq` int), moved
+in the same transaction as the tenant's bucket changes (docs/usage.md#sequence).
 """
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +34,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 AGGREGATES = "usage_aggregates"
 UNIQUE = "usage_unique"
+SEQUENCES = "usage_sequences"
+_HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,33 @@ async def usage_totals(
             )
         )
     return totals
+
+
+async def usage_marker(db: AsyncDatabase[dict[str, Any]], tenant_id: str) -> int:
+    """The tenant's usage sequence now: increases in the same transaction as every change
+    to the tenant's usage buckets; 0 when the tenant has none. Read it BEFORE reading usage:
+    any change not visible to that read has a larger sequence.
+
+    It depends on no host's clock: the counter document `usage_sequences/{tenant_id}` is
+    incremented by each collector transaction that changes the tenant's buckets, and
+    concurrent transactions conflict on it, so sequences are unique and follow commit order
+    (docs/usage.md#sequence).
+    """
+    doc = await db[SEQUENCES].find_one({"_id": tenant_id}, projection={"seq": 1})
+    return int(doc["seq"]) if doc else 0
+
+
+async def usage_changed_since(
+    db: AsyncDatabase[dict[str, Any]], tenant_id: str, start: datetime, end: datetime,
+    marker: int,
+) -> bool:
+    """Whether any bucket of the tenant overlapping [start, end) changed in a transaction
+    whose sequence is greater than `marker`.
+
+    Buckets are UTC hours, so a change in the part of an hour that `start` or `end` cuts
+    also counts (a caller re-reads and finds the same totals). Uses the index
+    (tenant_id, seq, hour).
+    """
+    query = {"tenant_id": tenant_id, "seq": {"$gt": marker},
+             "hour": {"$gt": start - _HOUR, "$lt": end}}
+    return await db[AGGREGATES].find_one(query, projection={"_id": 1}) is not None
