@@ -72,6 +72,8 @@ def _reason(loc: tuple[Any, ...], kind: str) -> str:
         return "negative_quantity"
     if loc == ("data", "quantity") and kind == "finite_number":
         return "non_finite_quantity"
+    if loc == ("data", "quantity") and kind in ("less_than", "decimal_max_places"):
+        return "quantity_out_of_range"
     if loc == ("data", "aggregation"):
         return "unknown_aggregation"
     return "validation_error"
@@ -81,7 +83,8 @@ def classify(exc: ValidationError) -> tuple[str, str]:
     """Map a contract validation error to a dead-letter (reason, detail).
 
     Reasons: invalid_json, missing_subject, negative_quantity, non_finite_quantity,
-    unknown_aggregation when every error is of that one kind; validation_error otherwise.
+    quantity_out_of_range (outside `contracts.usage.UsageQuantity`), unknown_aggregation when
+    every error is of that one kind; validation_error otherwise.
     """
     errors = exc.errors(include_url=False)
     detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:500]
@@ -127,8 +130,9 @@ def to_sample(event: UsageRecorded) -> Sample:
     """Reduce a valid event to a `Sample`.
 
     Raises `Rejected`, checked in this order: the reasons of `aggregation_of`,
-    `quantity_out_of_range` (more than 34 significant digits or beyond the Decimal128
-    exponent range), `missing_resource_id` (`require_resource`), `invalid_time`.
+    `quantity_out_of_range` (the contract already bounds the value; this refuses a text
+    with more than 34 digits, trailing zeros included, or an exponent outside Decimal128's
+    range, e.g. `0E+7000`), `missing_resource_id` (`require_resource`), `invalid_time`.
     """
     data = event.data
     aggregation = aggregation_of(data.meter, data.aggregation)

@@ -5,9 +5,10 @@
 
 How: a slim pydantic schema (`FastEvent`, TypedDicts: no model instances) is a strict subset
 of `contracts.usage.UsageRecorded`: the same fields, types and constraints, except that
-`quantity` must be a JSON string of plain decimal digits (at most 20 before and 12 after
+`quantity` must be a JSON string of plain decimal digits (at most 12 before and 12 after
 the point), which the contract reads as the same `Decimal` and which is always within the
-Decimal128 range, and that `time` is validated as the contract's `AwareDatetime` once per
+contract's quantity range (below 10**12, at most 12 places: docs/usage.md#quantity-range), and
+that `time` is validated as the contract's `AwareDatetime` once per
 distinct text (`Decoder` caches it). What the slim schema accepts, the contract accepts
 with the same values; everything else (numbers as quantities, exponents, any invalid
 message) goes through `domain.parse`, i.e. through the contract, which decides acceptance
@@ -36,8 +37,8 @@ from services.usage_collector.domain import (
     require_resource,
 )
 
-#: Plain decimal text always within Decimal128 (<= 32 digits, exponent in [-12, 0]).
-QUANTITY_TEXT = r"^[0-9]{1,20}(\.[0-9]{1,12})?$"
+#: Plain decimal text always within the contract's range (< 10**12, <= 12 places).
+QUANTITY_TEXT = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
 _TIMES_CACHED = 4096
 
 

@@ -60,6 +60,12 @@ def test_an_event_lands_in_the_utc_hour_of_its_own_time() -> None:
         (event(data={"meter": "cpu_hours", "aggregation": "max"}), "aggregation_mismatch"),
         (event(data={"meter": "seats", "aggregation": "unique_count"}), "missing_resource_id"),
         (event(data={"quantity": "1" * 40}), "quantity_out_of_range"),
+        (event(data={"quantity": "1e20"}), "quantity_out_of_range"),
+        (event(data={"quantity": "1E+6000"}), "quantity_out_of_range"),
+        (event(data={"quantity": "1e400"}), "quantity_out_of_range"),
+        (event(data={"quantity": "1000000000000"}), "quantity_out_of_range"),
+        (event(data={"quantity": "0.0000000000001"}), "quantity_out_of_range"),
+        (event(data={"quantity": 1e20}), "quantity_out_of_range"),
         (event(time="2013-07-01T10:00:00"), "validation_error"),
         (event(type="other"), "validation_error"),
     ],
@@ -68,6 +74,12 @@ def test_each_invalid_event_is_rejected_with_its_reason(raw: bytes, reason: str)
     with pytest.raises(Rejected) as caught:
         parse(raw)
     assert caught.value.reason == reason
+
+
+def test_the_largest_quantity_with_the_most_places_is_accepted_exactly() -> None:
+    sample = parse(event(data={"quantity": "999999999999.999999999999"}))
+    assert str(sample.quantity) == "999999999999.999999999999"
+    assert parse(event(data={"quantity": "1.50000000000000"})).quantity == Decimal("1.5")
 
 
 def test_a_custom_meter_carries_its_own_aggregation() -> None:
