@@ -301,16 +301,24 @@ async def test_two_tenants_issued_at_once_cannot_both_take_the_last_redemption(
 async def test_usage_is_summed_across_services_exactly_beyond_28_digits(
     common_settings: CommonSettings,
 ) -> None:
+    from decimal import localcontext
+
+    from services.usage_collector.api import usage_totals
+
+    plan = {"charges": [{"meter": "storage_gb", "model": "per_unit", "unit_price": "0.10"}]}
     async with open_store(common_settings) as store:
-        await apply_config(store, config("acme"))
-        at = utc(2013, 6, 10, 5)
-        await collect_usage(store.db, "acme", "cpu_hours", "web", at,
-                            "12345678901234.01234567890123")  # 28 digits
-        await collect_usage(store.db, "acme", "cpu_hours", "db", at, "0.0000000000000001")
+        await apply_config(store, config("acme", price_plan=plan))
+        for service, samples in (("web", ["1", "2", "2"]), ("db", ["1000", "1000", "1001"])):
+            for hour, gb in enumerate(samples):  # averages of 5/3 and 3001/3 GB
+                await collect_usage(store.db, "acme", "storage_gb", service,
+                                    utc(2013, 6, 10, hour), gb)
 
         await run_cycle(store, utc(2013, 7, 1))
 
         (june,) = await list_invoices(store)
-        exact = Decimal("12345678901234.0123456789012301")  # 30 digits
-        assert june["usage"] == [{"meter": "cpu_hours", "quantity": exact}]
-        assert june["amount"] == 1000 + 617283945061701  # 6172839450617.006... major
+        per_service = await usage_totals(store.db, "acme", utc(2013, 6, 1), utc(2013, 7, 1))
+        with localcontext() as wide:
+            wide.prec = 100
+            exact = sum((t.quantity for t in per_service), Decimal(0))
+        assert len(exact.as_tuple().digits) > 28
+        assert june["usage"] == [{"meter": "storage_gb", "quantity": exact}]
