@@ -14,6 +14,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
+from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_invoice, issue_isolated, tenant_periods
 from services.invoicer.domain import UNPAID, invoice_id
@@ -49,7 +50,9 @@ async def due_periods(store: InvoicerStore, as_of: datetime) -> list[tuple[Perio
 async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
     """Move unpaid invoices whose due date ended (tenant zone) at or before `as_of` to
     `overdue`, each with its `InvoiceStatusChanged` in the same transaction; returns their ids.
-    The event occurs at the overdue instant and has a deterministic id."""
+    The event occurs at the overdue instant and has a deterministic id. One invoice that
+    cannot be moved is logged and counted (`billing_invoicer_billing_errors_total`, reason
+    `overdue_failed`) and the others still move; only a lost connection propagates."""
     marked: list[str] = []
     query = {"status": {"$in": list(UNPAID)}, "overdue_at": {"$lte": as_of}}
     candidates = await store.invoices.find(query).sort(
@@ -80,7 +83,8 @@ async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
         except ConnectionFailure:
             raise
         except Exception:  # one broken invoice must not keep the others from overdue
-            log.exception("could not mark %s overdue", doc["_id"],
+            BILLING_ERRORS_TOTAL.labels(reason="overdue_failed").inc()
+            log.exception("could not mark %s overdue (tried again next run)", doc["_id"],
                           extra={"tenant_id": doc.get("tenant_id")})
     return marked
 

@@ -118,3 +118,21 @@ def test_operators_see_billing_errors_in_the_cli_and_the_dashboard(
     assert "initech" in run("invoices", "errors")
     board = json.loads(run("dashboard", "--as-of", "2013-07-01T00:00:00Z", "--json"))
     assert board["billing_errors"] == 2
+
+
+async def test_one_invoice_that_cannot_be_marked_overdue_does_not_stop_the_others(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        for tenant in ("acme", "globex"):
+            await apply_config(store, config(tenant))
+        await run_cycle(store, utc(2013, 7, 1))
+        # a document an older version left unreadable: its due date is not a date
+        await store.invoices.update_one({"_id": "acme:2013-06-01"},
+                                        {"$set": {"due_date": "someday"}})
+        before = errors_counted("overdue_failed")
+
+        report = await run_cycle(store, utc(2013, 7, 16))
+
+        assert report.overdue == ["globex:2013-06-01"]
+        assert errors_counted("overdue_failed") == before + 1

@@ -13,7 +13,9 @@ period, `_id` = the period's deterministic invoice id:
     status          "open", then "resolved" by the transaction that issues the period
     resolved_at, resolved_by   when, and the invoice number that resolved it
 
-Each failure also increments `billing_invoicer_billing_errors_total{reason}` (Prometheus).
+Each failure also increments `billing_invoicer_billing_errors_total{reason}` (Prometheus);
+an invoice the cycle could not mark overdue counts there with reason `overdue_failed` (it is
+only logged: the next run tries it again).
 See docs/invoicing.md, "One period that cannot be priced".
 """
 
@@ -33,7 +35,8 @@ from services.invoicer.pricing import AmountOutOfRange
 BILLING_ERRORS = "invoicer_billing_errors"
 BILLING_ERRORS_TOTAL = Counter(
     "billing_invoicer_billing_errors_total",
-    "Tenant periods the billing cycle could not invoice, by reason.",
+    "Tenant periods the billing cycle could not invoice (or invoices it could not mark "
+    "overdue: reason overdue_failed), by reason.",
     ["reason"],
 )
 Doc = dict[str, Any]
