@@ -154,7 +154,9 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
             number = await store.transaction(txn)
             break
         except DuplicateKeyError:
-            return None  # another process issued it first; its transaction kept the number
+            if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}):
+                return None  # another process issued it first; its transaction kept the number
+            raise  # some other duplicate: never mistaken for "already issued"
         except (LedgerMoved, BilledMoved):
             continue  # another invoice of this tenant committed meanwhile: price again
     else:
@@ -222,5 +224,5 @@ async def _record_billed(
             "period_end": period.end, "period_label": label, "invoice_id": doc["_id"],
             "charge": charge.model_dump(mode="json"), "priced_at": priced_at,
             "quantity": usage.get(charge.meter, Decimal(0)), "amount": amounts[charge.meter],
-            "usage_marker": marker, "rev": 0,
+            "currency": config.settings.currency, "usage_marker": marker, "rev": 0,
         }, session=session)

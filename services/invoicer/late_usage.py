@@ -8,6 +8,7 @@ priced meter (`_id` "{tenant}|{period start}|{meter}"):
     amount        int       the FULL priced amount of that quantity (minor units), whatever part
                             of a reduction an invoice could take (the rest is a credit balance)
     charge        the price charge it was priced with
+    currency      the invoice's currency (ISO 4217)
     usage_marker  int       the tenant's usage sequence read BEFORE that usage was read
     rev           int       0 when billed, +1 with every adjustment (checked in the update)
     priced_at, adjusted_by  when last priced, the invoice ids that adjusted it
