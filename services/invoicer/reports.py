@@ -59,7 +59,7 @@ async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
 
 
 def totals(invoices: list[Doc]) -> Doc:
-    """Tenant view (seed 004): outstanding balance and total paid per currency (minor units),
+    """Tenant view: outstanding balance and total paid per currency (minor units),
     overdue count and total invoices."""
     outstanding: dict[str, int] = {}
     paid: dict[str, int] = {}
@@ -109,7 +109,7 @@ async def billing_error_rows(store: InvoicerStore) -> list[Doc]:
 
 
 async def export_invoices(settings: CommonSettings) -> list[Doc]:
-    """Every invoice as issue 7's `invoices.json` entry, sorted by invoice number."""
+    """Every invoice as a `invoices.json` entry (`export_row`), sorted by invoice number."""
     async with open_store(settings) as store:
         return [export_row(d) for d in await list_invoices(store)]
 
