@@ -6,6 +6,7 @@ unpaid invoices overdue once the clock passes the end of their due date (tenant 
 """
 
 import logging
+from collections import Counter
 from datetime import date, datetime
 
 from pymongo import ASCENDING
@@ -99,12 +100,13 @@ async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
     """
     report = CycleReport()
     due = await due_periods(store, as_of)
+    remaining = Counter(tenant_id for _, tenant_id in due)
     held: set[str] = set()
-    for n, (period, tenant_id) in enumerate(due):
+    for period, tenant_id in due:
+        remaining[tenant_id] -= 1
         if tenant_id in held:
             continue
-        waiting = sum(1 for _, later in due[n + 1:] if later == tenant_id)
-        if not await issue_isolated(store, tenant_id, period, report, waiting):
+        if not await issue_isolated(store, tenant_id, period, report, remaining[tenant_id]):
             held.add(tenant_id)
     report.overdue = await mark_overdue(store, as_of)
     return report
