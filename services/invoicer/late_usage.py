@@ -85,11 +85,17 @@ async def late_usage(
     query = {"tenant_id": tenant_id, "period_end": {"$lte": before}}
     billed = await store.billed.find(query, session=session).sort(
         [("period_start", ASCENDING), ("meter", ASCENDING)]).to_list()
+    adjustments: list[Adjustment] = []
+    touched: list[Superseded] = []
+    markers = [d.get("usage_marker") for d in billed]
+    if not billed or (None not in markers and not await usage_changed_since(
+        store.db, tenant_id, billed[0]["period_start"], before,
+        min(int(m) for m in markers if m is not None),
+    )):
+        return adjustments, touched  # one query when nothing billed changed (the usual case)
     by_period: dict[datetime, list[Doc]] = {}
     for doc in billed:
         by_period.setdefault(doc["period_start"], []).append(doc)
-    adjustments: list[Adjustment] = []
-    touched: list[Superseded] = []
     for start, docs in sorted(by_period.items()):
         end = docs[0]["period_end"]
         markers = [d.get("usage_marker") for d in docs]
