@@ -9,7 +9,8 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from services.usage_collector.adapters.store import PROCESSED, MongoUsageStore, ensure_indexes
-from services.usage_collector.domain import BatchMerge, parse
+from services.usage_collector.domain import parse
+from services.usage_collector.merge import BatchMerge
 from services.usage_collector.query import AGGREGATES
 
 pytestmark = pytest.mark.integration

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
@@ -39,7 +40,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
 from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, to_decimal, to_decimal128
-from services.usage_collector.domain import BatchMerge, bucket_id, fold, new_bucket, unique_id
+from services.usage_collector.domain import bucket_id, unique_id
+from services.usage_collector.merge import BatchMerge, fold, new_bucket
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,22 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> str:
 
 
 def _encoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with its Decimal fields as `Decimal128` (the fast exact conversion)."""
-    for name in _DECIMALS:
-        doc[name] = to_decimal128(doc[name])
+    """`doc` with its Decimal fields, and its quarters', as `Decimal128` (the fast exact
+    conversion)."""
+    for part in (doc, *doc["quarters"].values()):
+        for name in _DECIMALS:
+            part[name] = to_decimal128(part[name])
+    return doc
+
+
+def _decoded(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` read with `RAW_DECIMALS`, its `Decimal128` fields (and its quarters') as
+    `Decimal`."""
+    for part in (doc, *(doc.get("quarters") or {}).values()):
+        for name in _DECIMALS:
+            value = part.get(name)
+            if value is not None and not isinstance(value, Decimal):
+                part[name] = to_decimal(value)
     return doc
 
 
@@ -218,9 +233,7 @@ class MongoUsageStore:
         raw = self.db[AGGREGATES].with_options(codec_options=RAW_DECIMALS)
         for chunk in _chunks(list(ids)):
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
-                for name in _DECIMALS:
-                    doc[name] = to_decimal(doc[name])
-                stored[doc["_id"]] = doc
+                stored[doc["_id"]] = _decoded(doc)
         ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
@@ -241,11 +254,12 @@ class MongoUsageStore:
             UpdateOne(
                 {"_id": unique_id(key, rid)},
                 {"$setOnInsert": {"tenant_id": key[0], "meter": key[1], "service": key[2],
-                                  "hour": key[3], "resource_id": rid}},
+                                  "hour": key[3], "resource_id": rid},
+                 "$addToSet": {"quarters": {"$each": quarters}}},
                 upsert=True,
             )
             for key, delta in merge.buckets.items()
-            for rid in delta.resources
+            for rid, quarters in delta.resources(key[3]).items()
         ]
         if uniques:
             await self.db[UNIQUE].bulk_write(uniques, ordered=False, session=s)
