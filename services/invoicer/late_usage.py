@@ -22,7 +22,7 @@ Usage is read only through `services.usage_collector.api`.
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 from pymongo import ASCENDING
@@ -42,6 +42,11 @@ from services.invoicer.pricing import (
 from services.usage_collector.api import usage_changed_since, usage_totals
 
 Doc = dict[str, Any]
+#: Decimal128's precision (IEEE 754 decimal128): what a stored quantity can hold.
+DECIMAL128 = Context(prec=34, rounding=ROUND_HALF_EVEN, Emax=6144, Emin=-6143)
+#: The same, refusing to round.
+DECIMAL128_EXACT = Context(prec=34, rounding=ROUND_HALF_EVEN, Emax=6144, Emin=-6143,
+                           traps=[Inexact, InvalidOperation])
 
 
 class BilledMoved(RuntimeError):
@@ -65,13 +70,22 @@ async def usage_by_meter(
     db: AsyncDatabase[Doc], tenant_id: str, start: datetime, end: datetime
 ) -> dict[str, Decimal]:
     """Each meter's total over [start, end), summed over the tenant's services exactly (the
-    `EXACT` context: a sum that cannot be exact raises instead of rounding)."""
+    `EXACT` context), as stored with the invoice: a Decimal128 (34 significant digits).
+
+    A total of exact aggregations that needs more than 34 digits raises `Inexact` (a billing
+    error), never rounds. A total of `avg` meters (each service's average is already a
+    quotient rounded by the read side) is rounded once, half-even, to 34 digits, so what is
+    priced is what is stored and a later re-read gives the same total (docs/invoicing.md,
+    "Exact arithmetic").
+    """
     found = await usage_totals(db, tenant_id, start, end)
     totals: dict[str, Decimal] = {}
     with localcontext(EXACT):
         for t in found:
             totals[t.meter] = totals.get(t.meter, ZERO) + t.quantity
-    return totals
+    averaged = {t.meter for t in found if t.aggregation == "avg"}
+    return {m: DECIMAL128.create_decimal(q) if m in averaged else DECIMAL128_EXACT.plus(q)
+            for m, q in totals.items()}
 
 
 async def late_usage(

@@ -20,7 +20,8 @@ from services.invoicer.periods import iter_periods
 from services.invoicer.reports import dashboard, list_invoices
 from services.invoicer.schedule import run_cycle
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-from services.usage_collector.domain import BatchMerge, Sample, hour_of
+from services.usage_collector.domain import Sample, hour_of, quarter_of
+from services.usage_collector.merge import BatchMerge
 from tests.integration.test_invoicer_support import config, open_store, utc
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ async def collect(db: object, tenant_id: str, at: datetime, quantity: str, n: in
     await ensure_indexes(db)  # type: ignore[arg-type]
     merge = BatchMerge()
     merge.add(Sample(f"test/{tenant_id}-{n}", (tenant_id, "cpu_hours", "web", hour_of(at)),
-                     "sum", Decimal(quantity), at, None))
+                     "sum", Decimal(quantity), at, None, quarter_of(at)))
     await MongoUsageStore(db).apply(merge, [])  # type: ignore[arg-type]
 
 

@@ -298,18 +298,18 @@ async def test_two_tenants_issued_at_once_cannot_both_take_the_last_redemption(
         assert len(reduced) == 1
 
 
-async def test_usage_is_summed_across_services_exactly_beyond_28_digits(
+async def test_usage_is_summed_across_services_beyond_28_digits_and_kept_as_decimal128(
     common_settings: CommonSettings,
 ) -> None:
-    from decimal import localcontext
+    from decimal import Context, localcontext
 
     from services.usage_collector.api import usage_totals
 
     plan = {"charges": [{"meter": "storage_gb", "model": "per_unit", "unit_price": "0.10"}]}
     async with open_store(common_settings) as store:
         await apply_config(store, config("acme", price_plan=plan))
-        for service, samples in (("web", ["1", "2", "2"]), ("db", ["1000", "1000", "1001"])):
-            for hour, gb in enumerate(samples):  # averages of 5/3 and 3001/3 GB
+        for service, samples in (("web", ["1", "1", "2"]), ("db", ["1000", "1000", "1001"])):
+            for hour, gb in enumerate(samples):  # averages of 4/3 and 3001/3 GB
                 await collect_usage(store.db, "acme", "storage_gb", service,
                                     utc(2013, 6, 10, hour), gb)
 
@@ -320,5 +320,7 @@ async def test_usage_is_summed_across_services_exactly_beyond_28_digits(
         with localcontext() as wide:
             wide.prec = 100
             exact = sum((t.quantity for t in per_service), Decimal(0))
-        assert len(exact.as_tuple().digits) > 28
-        assert june["usage"] == [{"meter": "storage_gb", "quantity": exact}]
+        stored = Context(prec=34).create_decimal(exact)  # Decimal128, rounded once half-even
+        assert str(stored) == "1001.666666666666666666666666666666"
+        assert june["usage"] == [{"meter": "storage_gb", "quantity": stored}]
+        assert june["amount"] == 1000 + 10017  # 100.1666... GB-months x 0.10 -> 100.17

@@ -81,7 +81,8 @@ async def collect_usage(
     import uuid
 
     from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-    from services.usage_collector.domain import BatchMerge, parse
+    from services.usage_collector.domain import parse
+    from services.usage_collector.merge import BatchMerge
 
     await ensure_indexes(db)
     merge = BatchMerge()
