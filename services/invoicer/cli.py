@@ -225,19 +225,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         else:
             output.write_text(text + "\n")
 
-    @app.command("dashboard")
-    def dashboard(
-        as_of: str | None = typer.Option(None, "--as-of", help="month of this instant"),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """total_tenants, pending_invoices, overdue_invoices, monthly_revenue (minor units)."""
-        async def go() -> dict[str, Any]:
-            async with reports.open_store(InvoicerSettings()) as store:
-                return await reports.dashboard(store, parse_instant(as_of) if as_of else None)
-
-        _echo_mapping(asyncio.run(go()), as_json)
-
-
     @invoices_app.command("errors")
     def invoices_errors(as_json: bool = typer.Option(False, "--json")) -> None:
         """Periods the billing cycle could not invoice (open billing errors), with the reason;
@@ -258,6 +245,18 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                           r["reason"], str(r["attempts"]), str(r["later_periods_waiting"]),
                           r["detail"])
         console.print(table)
+
+    @app.command("dashboard")
+    def dashboard(
+        as_of: str | None = typer.Option(None, "--as-of", help="month of this instant"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """total_tenants, pending_invoices, overdue_invoices, monthly_revenue (minor units)."""
+        async def go() -> dict[str, Any]:
+            async with reports.open_store(InvoicerSettings()) as store:
+                return await reports.dashboard(store, parse_instant(as_of) if as_of else None)
+
+        _echo_mapping(asyncio.run(go()), as_json)
 
 
 async def _find(number: str) -> dict[str, Any]:

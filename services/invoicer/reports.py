@@ -59,7 +59,7 @@ async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
 
 
 def totals(invoices: list[Doc]) -> Doc:
-    """Tenant view: outstanding balance and total paid per currency (minor units),
+    """Tenant view (seed 004): outstanding balance and total paid per currency (minor units),
     overdue count and total invoices."""
     outstanding: dict[str, int] = {}
     paid: dict[str, int] = {}
@@ -75,10 +75,9 @@ def totals(invoices: list[Doc]) -> Doc:
 
 
 async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
-    """Dashboard: `total_tenants`, `pending_invoices` (pending_payment or failed),
+    """Dashboard (seed 003): `total_tenants`, `pending_invoices` (pending_payment or failed),
     `overdue_invoices`, `monthly_revenue` (minor units per currency, invoices whose paid date
-    falls in the month of `as_of`, default now, UTC), and `billing_errors` (periods the cycle
-    could not invoice, still open; docs/invoicing.md)."""
+    falls in the month of `as_of`, default now, UTC)."""
     month = (as_of or utc_now()).strftime("%Y-%m")
     revenue: dict[str, int] = {}
     async for inv in store.invoices.find({"status": "paid", "paid_date": {"$regex": f"^{month}"}}):
@@ -90,6 +89,7 @@ async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
         "overdue_invoices": await store.invoices.count_documents({"status": "overdue"}),
         "monthly_revenue": dict(sorted(revenue.items())),
         "month": month,
+        # periods the cycle could not invoice, still open (docs/invoicing.md)
         "billing_errors": await count_open_billing_errors(store.db),
     }
 
