@@ -67,6 +67,14 @@ def billing_error_reason(exc: BaseException) -> str:
     return "unexpected"
 
 
+def _detail(exc: BaseException) -> str:
+    """The error as text for operators (at most 500 characters)."""
+    if isinstance(exc, DecimalException):  # its text is only the signal's class list
+        return (f"{type(exc).__name__}: a quantity or amount of this period cannot be computed "
+                f"exactly (a usage total far outside the priced range?)")
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 async def record_billing_error(
     db: Db, tenant_id: str, period: Period, exc: BaseException, later_periods_waiting: int
 ) -> str:
@@ -79,7 +87,7 @@ async def record_billing_error(
         {"_id": invoice_id(tenant_id, period.start_date)},
         {"$set": {"tenant_id": tenant_id, "period_start": period.start,
                   "period_end": period.end, "reason": reason,
-                  "detail": f"{type(exc).__name__}: {exc}"[:500], "last_failed_at": now,
+                  "detail": _detail(exc), "last_failed_at": now,
                   "later_periods_waiting": later_periods_waiting, "status": "open"},
          "$setOnInsert": {"first_failed_at": now},
          "$unset": {"resolved_at": "", "resolved_by": ""},
