@@ -35,11 +35,11 @@ async def apply_tenants(settings: CommonSettings, tenants_file: Path) -> list[st
     """Publish every tenant's configuration as the file's `super` actor; wait until the
     invoicer has accepted each. Returns the tenant ids."""
     actor = json.loads(tenants_file.read_text())["actor"]
-    ids = await invoicer.apply_config_file(
+    submitted = await invoicer.apply_config_file(
         settings, tenants_file, actor_id=actor["user_id"], role=actor["role"]
     )
-    await invoicer.wait_config_applied(settings, ids, timeout=120)
-    return ids
+    await invoicer.wait_config_applied(settings, submitted, timeout=120)
+    return [s.tenant_id for s in submitted]
 
 
 async def setup_payments(settings: CommonSettings, tenants_file: Path, webhook_port: int) -> None:

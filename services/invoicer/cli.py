@@ -108,9 +108,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Publish one BillingConfigSubmitted per tenant of FILE (tenants.json shape)."""
         from services.invoicer.api import apply_config_file
 
-        tenants = asyncio.run(
+        submitted = asyncio.run(
             apply_config_file(InvoicerSettings(), file, actor_id=actor, role=role))
-        typer.echo(f"submitted {len(tenants)} configurations: {', '.join(tenants)}")
+        typer.echo(f"submitted {len(submitted)} configurations: "
+                   + ", ".join(f"{s.tenant_id} ({s.event_id})" for s in submitted))
 
     @cycle_app.command("run")
     def cycle_run(

@@ -11,11 +11,17 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PaymentFailed, PaymentSucceeded
 from contracts.base import utc_now
-from services.common.errors import Forbidden, PermanentError
+from services.common.errors import PermanentError
 from services.common.outbox import add_to_outbox
 from services.common.tracking import already_processed, record_processed
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key
-from services.invoicer.domain import PaymentOutcome, authorize, next_status, validate_config
+from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key, tenant_config
+from services.invoicer.domain import (
+    PaymentOutcome,
+    authorize,
+    check_submission_order,
+    next_status,
+    validate_config,
+)
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
 
@@ -26,46 +32,57 @@ PAYMENT_CONSUMER = "invoicer.payment"
 
 async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) -> int | None:
     """Accept `command` as the tenant's next configuration version; returns the version, or
-    None when this event id was already applied.
+    None when this event id was already applied (a redelivery).
 
-    Raises `Forbidden` (after writing the audit record) for a non-super actor and
-    `InvalidMessage("validation_error")` for a configuration that breaks a rule.
+    Every submission has its own event id, so submitting an earlier configuration again makes
+    a new version. Versions follow submission order: a command submitted (`occurred_at`)
+    before the tenant's current version is refused as `superseded` (docs/configuration.md,
+    "Submissions and versions"). The version document records `submitted_at`.
+
+    Raises, after writing the audit record: `Forbidden` for a non-super actor,
+    `InvalidMessage("validation_error")` for a configuration that breaks a rule, and
+    `PermanentError("superseded")`. The version, the tenant's current configuration and the
+    processed-event record are written in one transaction.
     """
     try:
         authorize(command)
-    except Forbidden as exc:
+        validate_config(command)
+        version = await store.transaction(lambda session: _accept(store, command, session))
+    except PermanentError as exc:
         await store.record_refusal(command, exc.reason, exc.detail, utc_now())
         raise
-    validate_config(command)
-
-    async def txn(session: AsyncClientSession) -> int | None:
-        if await already_processed(store.db, CONFIG_CONSUMER, command.event_id, session):
-            return None
-        current = await store.tenant(command.tenant_id, session)
-        version = int((current or {}).get("version", 0)) + 1
-        body = command.model_dump(mode="json")
-        now = utc_now()
-        await store.configs.insert_one(
-            {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
-             "version": version, "event_id": command.event_id, "actor": body["actor"],
-             "accepted_at": now, "command": body},
-            session=session,
-        )
-        await store.tenants.update_one(
-            {"_id": command.tenant_id},
-            {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
-                      "auto_generate_invoices": command.settings.auto_generate_invoices,
-                      "updated_at": now},
-             "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
-                              "invoices": 0, "created_at": now}},
-            upsert=True, session=session,
-        )
-        await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
-        return version
-
-    version = await store.transaction(txn)
     if version is not None:
         log.info("config version %s accepted", version, extra={"tenant_id": command.tenant_id})
+    return version
+
+
+async def _accept(
+    store: InvoicerStore, command: BillingConfigSubmitted, session: AsyncClientSession
+) -> int | None:
+    if await already_processed(store.db, CONFIG_CONSUMER, command.event_id, session):
+        return None
+    current = await store.tenant(command.tenant_id, session)
+    if current is not None:
+        check_submission_order(tenant_config(current), command)
+    version = int((current or {}).get("version", 0)) + 1
+    body = command.model_dump(mode="json")
+    now = utc_now()
+    await store.configs.insert_one(
+        {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
+         "version": version, "event_id": command.event_id, "actor": body["actor"],
+         "accepted_at": now, "command": body, "submitted_at": command.occurred_at},
+        session=session,
+    )
+    await store.tenants.update_one(
+        {"_id": command.tenant_id},
+        {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
+                  "auto_generate_invoices": command.settings.auto_generate_invoices,
+                  "updated_at": now},
+         "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
+                          "invoices": 0, "created_at": now}},
+        upsert=True, session=session,
+    )
+    await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
     return version
 
 

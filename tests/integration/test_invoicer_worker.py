@@ -5,6 +5,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from services.common.codec import encode, headers_for
 from services.common.kafka import ensure_topics
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.store import OUTBOX
+from services.invoicer.api import apply_config_file, wait_config_applied
 from services.invoicer.app import serve
 from services.invoicer.reports import config_applied, list_invoices
 from services.invoicer.schedule import run_cycle
@@ -145,3 +147,35 @@ async def test_an_invoice_written_before_a_crash_is_published_later_recognisably
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=60)
+
+
+def tenants_file(directory: Path, name: str, email: str) -> Path:
+    """A one-tenant file in the shared tenants-file shape, with `email` as its billing email."""
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"tenants": [{
+        "tenant_id": "acme", "name": "Acme Corp", "timezone": "UTC",
+        "effective_from": "2013-06-01",
+        "billing_config": {
+            "flat_rate_amount": "49.00", "currency": "USD", "billing_frequency": "monthly",
+            "billing_email": email, "auto_generate_invoices": True, "billing_day_of_month": 1,
+            "payment_due_days": 14, "email_notifications": True},
+    }]}))
+    return path
+
+
+async def test_reapplying_an_earlier_configuration_makes_it_a_new_current_version(
+    settings: InvoicerSettings, worker: None, tmp_path: Path,
+) -> None:
+    first = tenants_file(tmp_path, "a", "first@acme.example")
+    second = tenants_file(tmp_path, "b", "second@acme.example")
+    for path in (first, second, first):
+        submitted = await apply_config_file(settings, path, actor_id="ops-admin", role="super")
+        await wait_config_applied(settings, submitted, timeout=60)
+    async with open_store(settings) as store:
+        versions = await store.configs.find({"tenant_id": "acme"}).sort("version").to_list()
+        assert [v["command"]["settings"]["billing_email"] for v in versions] == [
+            "first@acme.example", "second@acme.example", "first@acme.example"]
+        assert [v["version"] for v in versions] == [1, 2, 3]
+        tenant = await store.tenant("acme")
+        assert tenant is not None and tenant["version"] == 3
+        assert tenant["config"]["settings"]["billing_email"] == "first@acme.example"
