@@ -124,8 +124,11 @@ class Credit(Contract):
 class BillingConfigSubmitted(Event):
     """An operator's create-or-update of one tenant's billing configuration.
 
-    Accepted only from `actor.role == "super"`; anything else is refused, audited and
-    dead-lettered with reason `forbidden`. Every accepted submission becomes a new version.
+    Accepted only when `signature` is the HMAC-SHA256 of the command's canonical JSON under the
+    platform's command signing key (`services/common/signing.py`) and `actor.role == "super"`;
+    anything else is refused, audited and dead-lettered with reason `forbidden`. `event_id` is
+    unique per submission and `occurred_at` is when it was submitted: every accepted
+    submission becomes a new version, in submission order (docs/configuration.md).
     """
 
     tenant_id: str = Field(min_length=1)
@@ -137,3 +140,4 @@ class BillingConfigSubmitted(Event):
     price_plan: PricePlan = PricePlan()
     coupon: Coupon | None = None
     credits: tuple[Credit, ...] = ()
+    signature: str | None = Field(default=None, max_length=256)

@@ -14,6 +14,7 @@ still runs the command it was started with.
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,9 @@ class StackState:
 
     components: dict[str, Component] = field(default_factory=dict)
     webhook_secret: str = "whsec_embedded_dev_secret"
+    #: Signs configuration commands (`BILLING_COMMAND_SIGNING_KEY`): random per stack, kept in
+    #: stack.json so every process pointed at this stack shares it.
+    command_signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def env(self, directory: Path) -> dict[str, str]:
         """The `BILLING_*` settings that point the workers at this stack."""
@@ -63,6 +67,7 @@ class StackState:
         }
         if "stripe" in c:
             env["BILLING_STRIPE_API_BASE"] = f"http://{HOST}:{c['stripe'].port}"
+        env["BILLING_COMMAND_SIGNING_KEY"] = self.command_signing_key
         return env
 
 
@@ -112,6 +117,7 @@ class EmbeddedStack:
         return StackState(
             components={k: Component(**v) for k, v in raw["components"].items()},
             webhook_secret=raw.get("webhook_secret", StackState.webhook_secret),
+            command_signing_key=raw.get("command_signing_key") or secrets.token_hex(32),
         )
 
     def _save(self, state: StackState) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from contracts import TOPIC_TENANT_CONFIG, Actor
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
+from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.records import issued_event
 from services.invoicer.reports import (
@@ -33,6 +34,7 @@ from services.invoicer.reports import (
     open_store,
 )
 from services.invoicer.schedule import run_cycle as _run_cycle
+from services.invoicer.settings import InvoicerSettings
 from services.invoicer.tenants_file import read_tenants_file
 
 __all__ = [
@@ -60,12 +62,15 @@ class ConfigRefused(RuntimeError):
 
 
 async def apply_config_file(
-    settings: CommonSettings, path: Path, *, actor_id: str, role: str
+    settings: InvoicerSettings, path: Path, *, actor_id: str, role: str
 ) -> list[Submission]:
     """Publish one `BillingConfigSubmitted` per tenant of a tenants file (keyed by tenant id)
-    as actor `actor_id` with `role`; each is a new submission with its own event id. The
-    invoicer worker applies them (refusing them unless `role` is `super`)."""
-    commands = read_tenants_file(path, Actor(user_id=actor_id, role=role))
+    as actor `actor_id` with `role`, each signed with `BILLING_COMMAND_SIGNING_KEY`
+    (`services.common.signing`); each is a new submission with its own event id. The invoicer
+    worker applies them (refusing them unless `role` is `super`). Raises `MissingSigningKey`
+    without a key, before publishing anything."""
+    key = settings.signing_key()
+    commands = [sign(c, key) for c in read_tenants_file(path, Actor(user_id=actor_id, role=role))]
     await ensure_topics(settings)
     async with make_broker(settings, name="config-apply") as broker:
         for command in commands:

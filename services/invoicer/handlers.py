@@ -11,8 +11,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PaymentFailed, PaymentSucceeded
 from contracts.base import utc_now
-from services.common.errors import PermanentError
+from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
+from services.common.signing import verify
 from services.common.tracking import already_processed, record_processed
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key, tenant_config
 from services.invoicer.domain import (
@@ -22,6 +23,7 @@ from services.invoicer.domain import (
     next_status,
     validate_config,
 )
+from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
 
@@ -50,10 +52,34 @@ async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) ->
         version = await store.transaction(lambda session: _accept(store, command, session))
     except PermanentError as exc:
         await store.record_refusal(command, exc.reason, exc.detail, utc_now())
+        CONFIG_REFUSALS.labels(cause=exc.reason).inc()
         raise
     if version is not None:
         log.info("config version %s accepted", version, extra={"tenant_id": command.tenant_id})
     return version
+
+
+async def apply_signed_config(
+    store: InvoicerStore, command: BillingConfigSubmitted, key: bytes
+) -> int | None:
+    """`apply_config` for a command read from `billing.tenant-config.v1`, after checking its
+    signature under `key` (`services.common.signing.verify`, constant-time).
+
+    An unsigned command, or one whose signature does not match its content under `key`
+    (tampered after signing, or signed with another key), is audited and refused with
+    `Forbidden` (dead letter `forbidden`) before anything else is looked at
+    (docs/configuration.md, "Signed commands").
+    """
+    if not verify(command, key):
+        cause = "bad_signature" if command.signature else "unsigned"
+        detail = (f"configuration command for tenant {command.tenant_id!r} is unsigned"
+                  if cause == "unsigned" else
+                  f"configuration command for tenant {command.tenant_id!r} has a signature "
+                  "that does not match its content under the platform's signing key")
+        await store.record_refusal(command, "forbidden", detail, utc_now())
+        CONFIG_REFUSALS.labels(cause=cause).inc()
+        raise Forbidden(detail)
+    return await apply_config(store, command)
 
 
 async def _accept(

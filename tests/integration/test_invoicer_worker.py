@@ -20,6 +20,7 @@ from contracts import (
 )
 from services.common.codec import encode, headers_for
 from services.common.kafka import ensure_topics
+from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.store import OUTBOX
 from services.invoicer.api import apply_config_file, wait_config_applied
@@ -81,8 +82,9 @@ async def poll(check: Callable[[], Any], seconds: float = 90.0) -> None:
 async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
     settings: InvoicerSettings, worker: None,
 ) -> None:
-    intruder = config("acme", actor={"user_id": "eve", "role": "admin"})
-    body, _ = encode(config("globex"))
+    key = settings.signing_key()
+    intruder = sign(config("acme", actor={"user_id": "eve", "role": "admin"}), key)
+    body, _ = encode(sign(config("globex"), key))
     invalid = json.loads(body)
     invalid["settings"]["billing_day_of_month"] = 32
     async with make_broker(settings) as broker:
@@ -91,7 +93,8 @@ async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
                              key=b"globex", headers={k: v.decode() for k, v in
                                                      headers_for("BillingConfigSubmitted")})
         await broker.publish(b"{not json", settings.topic(TOPIC_TENANT_CONFIG), key=b"x")
-        await publish_event(broker, settings, config("hooli"), TOPIC_TENANT_CONFIG, "hooli")
+        await publish_event(broker, settings, sign(config("hooli"), key), TOPIC_TENANT_CONFIG,
+                            "hooli")
 
     letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3)
     assert sorted(r["reason"] for r in letters) == ["forbidden", "invalid_json", "validation_error"]
@@ -179,3 +182,43 @@ async def test_reapplying_an_earlier_configuration_makes_it_a_new_current_versio
         tenant = await store.tenant("acme")
         assert tenant is not None and tenant["version"] == 3
         assert tenant["config"]["settings"]["billing_email"] == "first@acme.example"
+
+
+async def test_unsigned_forged_and_wrongly_keyed_configurations_are_refused_and_audited(
+    settings: InvoicerSettings, worker: None,
+) -> None:
+    key = settings.signing_key()
+    unsigned = config("acme")
+    forged = json.loads(encode(sign(config("globex"), key))[0])
+    forged["settings"]["flat_rate_amount"] = 1  # a price changed after signing
+    wrong_key = sign(config("initech"), b"not-the-platform-key-" * 2)
+    valid = sign(config("hooli"), key)
+    async with make_broker(settings) as broker:
+        await publish_event(broker, settings, unsigned, TOPIC_TENANT_CONFIG, "acme")
+        await broker.publish(json.dumps(forged).encode(), settings.topic(TOPIC_TENANT_CONFIG),
+                             key=b"globex", headers={k: v.decode() for k, v in
+                                                     headers_for("BillingConfigSubmitted")})
+        await publish_event(broker, settings, wrong_key, TOPIC_TENANT_CONFIG, "initech")
+        await publish_event(broker, settings, valid, TOPIC_TENANT_CONFIG, "hooli")
+
+    letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3, seconds=60)
+    assert sorted((r["key"], r["reason"]) for r in letters) == [
+        ("acme", "forbidden"), ("globex", "forbidden"), ("initech", "forbidden")]
+    await poll(lambda: config_applied(settings, ["hooli"]))
+    async with open_store(settings) as store:
+        audits = {a["what"]["tenant_id"]: a for a in await store.audit.find({}).to_list()}
+        assert sorted(audits) == ["acme", "globex", "initech"]
+        assert all(a["why"]["reason"] == "forbidden" for a in audits.values())
+        assert "unsigned" in audits["acme"]["why"]["detail"]
+        assert "signature" in audits["globex"]["why"]["detail"]
+        assert await store.tenants.distinct("_id") == ["hooli"]
+
+
+async def test_the_worker_does_not_start_without_a_signing_key(
+    billing_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.invoicer.settings import MissingSigningKey
+
+    monkeypatch.delenv("BILLING_COMMAND_SIGNING_KEY")
+    with pytest.raises(MissingSigningKey, match="BILLING_COMMAND_SIGNING_KEY"):
+        await asyncio.wait_for(serve(asyncio.Event(), InvoicerSettings()), timeout=30)
