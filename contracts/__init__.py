@@ -7,6 +7,7 @@ Schema per event plus an AsyncAPI document describing them.
 from contracts.events import (
     ALL_EVENTS,
     Actor,
+    BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
     Coupon,
@@ -33,6 +34,7 @@ from contracts.topics import (
     TOPIC_NOTIFICATION,
     TOPIC_PAYMENT,
     TOPIC_STRIPE_EVENTS,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
 )
@@ -66,4 +68,6 @@ __all__ = [
     "TOPIC_USAGE",
     "UsageData",
     "UsageRecorded",
+    "BillingConfigApplied",
+    "TOPIC_TENANT",
 ]

@@ -141,3 +141,19 @@ class BillingConfigSubmitted(Event):
     coupon: Coupon | None = None
     credits: tuple[Credit, ...] = ()
     signature: str | None = Field(default=None, max_length=256)
+
+
+class BillingConfigApplied(Event):
+    """The invoicer accepted configuration `config_version` of a tenant (it is now current).
+
+    Carries the contact settings that version sets, so other services (the notifier) keep their
+    own projection and use the contact settings in force when they act, not those copied into an
+    older event. `submitted_at` is the command's `occurred_at`; versions of one tenant increase
+    with it (docs/configuration.md, "Contact settings in emails").
+    """
+
+    tenant_id: str = Field(min_length=1)
+    config_version: int = Field(ge=1)
+    submitted_at: AwareDatetime
+    billing_email: EmailStr
+    email_notifications: bool

@@ -3,6 +3,7 @@
 from contracts.base import Contract, Event
 from contracts.config import (
     Actor,
+    BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
     Coupon,
@@ -20,6 +21,7 @@ from contracts.topics import (
     TOPIC_NOTIFICATION,
     TOPIC_PAYMENT,
     TOPIC_STRIPE_EVENTS,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
 )
@@ -37,6 +39,7 @@ ALL_EVENTS: dict[type[Contract], str] = {
     NotificationSent: TOPIC_NOTIFICATION,
     NotificationFailed: TOPIC_NOTIFICATION,
     DeadLettered: TOPIC_DEAD_LETTER,
+    BillingConfigApplied: TOPIC_TENANT,
 }
 
 __all__ = [
@@ -62,4 +65,5 @@ __all__ = [
     "StripeEventReceived",
     "UsageData",
     "UsageRecorded",
+    "BillingConfigApplied",
 ]

@@ -71,3 +71,6 @@ class InvoiceStatusChanged(Event):
     reason: str | None = None
     billing_email: EmailStr
     email_notifications: bool
+    #: The configuration version `billing_email` and `email_notifications` come from (None in
+    #: events from before it was added).
+    config_version: int | None = Field(default=None, ge=1)

@@ -9,7 +9,14 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PaymentFailed, PaymentSucceeded
+from contracts import (
+    TOPIC_INVOICE,
+    TOPIC_TENANT,
+    BillingConfigApplied,
+    BillingConfigSubmitted,
+    PaymentFailed,
+    PaymentSucceeded,
+)
 from contracts.base import utc_now
 from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
@@ -40,6 +47,9 @@ async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) ->
     a new version. Versions follow submission order: a command submitted (`occurred_at`)
     before the tenant's current version is refused as `superseded` (docs/configuration.md,
     "Submissions and versions"). The version document records `submitted_at`.
+
+    The same transaction puts `BillingConfigApplied` (the version's contact settings) in the
+    outbox for `billing.tenant.v1`, so the notifier's projection follows every version.
 
     Raises, after writing the audit record: `Forbidden` for a non-super actor,
     `InvalidMessage("validation_error")` for a configuration that breaks a rule, and
@@ -108,6 +118,13 @@ async def _accept(
                           "invoices": 0, "created_at": now}},
         upsert=True, session=session,
     )
+    applied = BillingConfigApplied(
+        event_id=f"config-applied:{command.tenant_id}:{version}", occurred_at=now,
+        tenant_id=command.tenant_id, config_version=version, submitted_at=command.occurred_at,
+        billing_email=command.settings.billing_email,
+        email_notifications=command.settings.email_notifications,
+    )
+    await add_to_outbox(store.db, OUTBOX, [(applied, TOPIC_TENANT, command.tenant_id)], session)
     await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
     return version
 

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from contracts import BillingConfigApplied
 from contracts.base import utc_now
 from services.common.errors import PermanentError
 from services.common.settings import CommonSettings
@@ -52,3 +53,25 @@ async def test_each_version_records_its_submission_instant_and_event_id(
 def ms(instant: datetime) -> datetime:
     """`instant` at MongoDB's precision (milliseconds)."""
     return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
+async def test_each_accepted_version_puts_its_contact_settings_in_the_outbox(
+    common_settings: CommonSettings,
+) -> None:
+    from services.invoicer.adapters.store import OUTBOX
+    from services.invoicer.handlers import apply_config
+
+    first = config("acme")
+    second = config("acme", settings={"billing_email": "ap@acme.example",
+                                      "email_notifications": False})
+    async with open_store(common_settings) as store:
+        for command in (first, second, first):
+            await apply_config(store, command)
+        entries = await store.db[OUTBOX].find({}).sort("seq").to_list()
+    assert [(e["_id"], e["type"], e["topic"], e["key"]) for e in entries] == [
+        ("config-applied:acme:1", "BillingConfigApplied", "billing.tenant.v1", "acme"),
+        ("config-applied:acme:2", "BillingConfigApplied", "billing.tenant.v1", "acme")]
+    applied = [BillingConfigApplied.model_validate_json(e["payload"]) for e in entries]
+    assert [(a.config_version, a.billing_email, a.email_notifications) for a in applied] == [
+        (1, "billing@acme.example", True), (2, "ap@acme.example", False)]
+    assert applied[1].submitted_at == second.occurred_at

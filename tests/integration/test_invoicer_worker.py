@@ -15,6 +15,7 @@ from contracts import (
     TOPIC_DEAD_LETTER,
     TOPIC_INVOICE,
     TOPIC_PAYMENT,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     PaymentSucceeded,
 )
@@ -182,6 +183,11 @@ async def test_reapplying_an_earlier_configuration_makes_it_a_new_current_versio
         tenant = await store.tenant("acme")
         assert tenant is not None and tenant["version"] == 3
         assert tenant["config"]["settings"]["billing_email"] == "first@acme.example"
+    applied = await collect(settings, TOPIC_TENANT, lambda r: len(r) >= 3, seconds=60)
+    assert [(r["type"], r["config_version"], r["billing_email"]) for r in applied] == [
+        ("BillingConfigApplied", 1, "first@acme.example"),
+        ("BillingConfigApplied", 2, "second@acme.example"),
+        ("BillingConfigApplied", 3, "first@acme.example")]
 
 
 async def test_unsigned_forged_and_wrongly_keyed_configurations_are_refused_and_audited(

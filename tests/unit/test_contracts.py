@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from contracts import (
     ALL_EVENTS,
     Actor,
+    BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
     DeadLettered,
@@ -68,6 +69,13 @@ def usage_payload(**overrides: object) -> dict[str, object]:
     return payload
 
 
+#: Tenant facts other services project (on `billing.tenant.v1`).
+TENANT_EXAMPLES: list[Contract] = [
+    BillingConfigApplied(
+        tenant_id="acme", config_version=3, submitted_at=T0,
+        billing_email="billing@acme.example", email_notifications=False,
+    ),
+]
 EXAMPLES: list[Contract] = [
     UsageRecorded.model_validate(usage_payload()),
     BillingConfigSubmitted(
@@ -156,10 +164,10 @@ EXAMPLES: list[Contract] = [
 
 
 def test_every_event_has_an_example() -> None:
-    assert {type(e) for e in EXAMPLES} == set(ALL_EVENTS)
+    assert {type(e) for e in EXAMPLES + TENANT_EXAMPLES} == set(ALL_EVENTS)
 
 
-@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("event", EXAMPLES + TENANT_EXAMPLES, ids=lambda e: type(e).__name__)
 def test_every_event_survives_a_json_round_trip(event: Contract) -> None:
     text = event.model_dump_json()
     again = type(event).model_validate_json(text)
