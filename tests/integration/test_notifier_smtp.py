@@ -275,3 +275,22 @@ async def test_emails_use_the_contact_settings_in_force_when_they_are_sent(
 
 async def _count_is(collection: Any, want: int) -> bool:
     return bool(await collection.count_documents({}) == want)
+
+
+async def test_the_mongodb_contact_projection_only_moves_to_newer_versions(
+    mongo_deps: NotifierDeps,
+) -> None:
+    def applied(version: int) -> BillingConfigApplied:
+        return BillingConfigApplied(
+            tenant_id="acme", config_version=version, email_notifications=version != 2,
+            submitted_at=datetime(2024, 3, version, tzinfo=UTC),
+            billing_email=f"v{version}@acme.example")
+
+    store = mongo_deps.store
+    assert [await store.record_contact(applied(v)) for v in (1, 3, 2, 3)] == [
+        True, True, False, False]
+    contact = await store.contact("acme")
+    assert contact is not None
+    assert (contact.version, contact.billing_email, contact.email_notifications) == (
+        3, "v3@acme.example", True)
+    assert await store.contact("globex") is None
