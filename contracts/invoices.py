@@ -32,7 +32,9 @@ class InvoiceIssued(Event):
     """An invoice was issued (status `pending_payment`).
 
     Carries the contact settings in force when it was issued (`billing_email`,
-    `email_notifications`) so the notifier needs no copy of the configuration.
+    `email_notifications`, from configuration `config_version`); the notifier uses them unless
+    its projection of `BillingConfigApplied` holds a newer version (docs/configuration.md,
+    "Contact settings in emails").
     """
 
     invoice_id: str = Field(min_length=1)

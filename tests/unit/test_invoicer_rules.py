@@ -1,5 +1,6 @@
 """Invoicer rules without I/O: roles, configuration checks, status transitions, and reading a
-tenants file (major-unit strings to minor units, deterministic ids)."""
+tenants file (major-unit strings to minor units, a fresh event id per submission, stable
+credit ids)."""
 
 import json
 from pathlib import Path
