@@ -9,15 +9,10 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from contracts import (
-    TOPIC_INVOICE,
-    TOPIC_TENANT,
-    BillingConfigApplied,
-    BillingConfigSubmitted,
-    PaymentFailed,
-    PaymentSucceeded,
-)
+from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PaymentFailed, PaymentSucceeded
 from contracts.base import utc_now
+from contracts.config import BillingConfigApplied
+from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
 from services.common.signing import verify
