@@ -93,3 +93,17 @@ def test_the_commands_that_need_the_key_exit_naming_the_variable(
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 2
     assert "BILLING_COMMAND_SIGNING_KEY is not set" in result.output
+
+
+def test_the_embedded_stack_gives_each_stack_its_own_persistent_signing_key(tmp_path: Any) -> None:
+    from services.devstack.stack import Component, EmbeddedStack, StackState
+
+    components = {name: Component(name, 1, port, [name], "log")
+                  for name, port in (("kafka", 1), ("mongodb", 2), ("smtp", 3))}
+    state = StackState(components=components)
+    key = state.env(tmp_path)["BILLING_COMMAND_SIGNING_KEY"]
+    assert len(key) >= 32 and key != StackState().command_signing_key
+    stack = EmbeddedStack(tmp_path)
+    stack._save(state)
+    assert stack.load().command_signing_key == key
+    assert f"BILLING_COMMAND_SIGNING_KEY={key}" in (tmp_path / "dev.env").read_text()
