@@ -96,8 +96,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from services.invoicer.app import serve
 
         settings = InvoicerSettings()
-        configure_logging(settings.log_level, settings.log_json)
         _require_signing_key(settings)
+        configure_logging(settings.log_level, settings.log_json)
         run_worker(lambda stop: serve(stop, settings))
 
     @config_app.command("apply")

@@ -75,3 +75,25 @@ async def test_each_accepted_version_puts_its_contact_settings_in_the_outbox(
     assert [(a.config_version, a.billing_email, a.email_notifications) for a in applied] == [
         (1, "billing@acme.example", True), (2, "ap@acme.example", False)]
     assert applied[1].submitted_at == second.occurred_at
+
+
+async def test_waiting_for_submissions_reports_the_refused_ones_with_their_reason(
+    common_settings: CommonSettings,
+) -> None:
+    from services.common.errors import Forbidden
+    from services.invoicer.api import ConfigRefused, Submission, wait_config_applied
+    from services.invoicer.handlers import apply_config
+
+    accepted = config("acme")
+    refused = config("globex", actor={"user_id": "eve", "role": "admin"})
+    async with open_store(common_settings) as store:
+        await apply_config(store, accepted)
+        with pytest.raises(Forbidden):
+            await apply_config(store, refused)
+    await wait_config_applied(common_settings, [Submission("acme", accepted.event_id)], 10)
+    with pytest.raises(ConfigRefused) as failed:
+        await wait_config_applied(common_settings, [
+            Submission("acme", accepted.event_id), Submission("globex", refused.event_id)], 10)
+    assert failed.value.refused == {refused.event_id: "forbidden"}
+    with pytest.raises(TimeoutError, match="initech"):
+        await wait_config_applied(common_settings, [Submission("initech", "never-sent")], 0.5)
