@@ -7,6 +7,7 @@ Schema per event plus an AsyncAPI document describing them.
 from contracts.events import (
     ALL_EVENTS,
     Actor,
+    BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
     Coupon,
@@ -35,6 +36,7 @@ from contracts.topics import (
     TOPIC_NOTIFICATION,
     TOPIC_PAYMENT,
     TOPIC_STRIPE_EVENTS,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
 )
@@ -70,4 +72,6 @@ __all__ = [
     "UsageRecorded",
     "PaymentDuplicated",
     "PaymentRefunded",
+    "BillingConfigApplied",
+    "TOPIC_TENANT",
 ]

@@ -124,8 +124,11 @@ class Credit(Contract):
 class BillingConfigSubmitted(Event):
     """An operator's create-or-update of one tenant's billing configuration.
 
-    Accepted only from `actor.role == "super"`; anything else is refused, audited and
-    dead-lettered with reason `forbidden`. Every accepted submission becomes a new version.
+    Accepted only when `signature` is the HMAC-SHA256 of the command's canonical JSON under the
+    platform's command signing key (`services/common/signing.py`) and `actor.role == "super"`;
+    anything else is refused, audited and dead-lettered with reason `forbidden`. `event_id` is
+    unique per submission and `occurred_at` is when it was submitted: every accepted
+    submission becomes a new version, in submission order (docs/configuration.md).
     """
 
     tenant_id: str = Field(min_length=1)
@@ -137,3 +140,20 @@ class BillingConfigSubmitted(Event):
     price_plan: PricePlan = PricePlan()
     coupon: Coupon | None = None
     credits: tuple[Credit, ...] = ()
+    signature: str | None = Field(default=None, max_length=256)
+
+
+class BillingConfigApplied(Event):
+    """The invoicer accepted configuration `config_version` of a tenant (it is now current).
+
+    Carries the contact settings that version sets, so other services (the notifier) keep their
+    own projection and use the contact settings in force when they act, not those copied into an
+    older event. `submitted_at` is the command's `occurred_at`; versions of one tenant increase
+    with it (docs/configuration.md, "Contact settings in emails").
+    """
+
+    tenant_id: str = Field(min_length=1)
+    config_version: int = Field(ge=1)
+    submitted_at: AwareDatetime
+    billing_email: EmailStr
+    email_notifications: bool

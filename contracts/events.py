@@ -3,6 +3,7 @@
 from contracts.base import Contract, Event
 from contracts.config import (
     Actor,
+    BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
     Coupon,
@@ -26,6 +27,7 @@ from contracts.topics import (
     TOPIC_NOTIFICATION,
     TOPIC_PAYMENT,
     TOPIC_STRIPE_EVENTS,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
 )
@@ -45,6 +47,7 @@ ALL_EVENTS: dict[type[Contract], str] = {
     DeadLettered: TOPIC_DEAD_LETTER,
     PaymentDuplicated: TOPIC_PAYMENT,
     PaymentRefunded: TOPIC_PAYMENT,
+    BillingConfigApplied: TOPIC_TENANT,
 }
 
 __all__ = [
@@ -72,4 +75,5 @@ __all__ = [
     "UsageRecorded",
     "PaymentDuplicated",
     "PaymentRefunded",
+    "BillingConfigApplied",
 ]

@@ -32,7 +32,9 @@ class InvoiceIssued(Event):
     """An invoice was issued (status `pending_payment`).
 
     Carries the contact settings in force when it was issued (`billing_email`,
-    `email_notifications`) so the notifier needs no copy of the configuration.
+    `email_notifications`, from configuration `config_version`); the notifier uses them unless
+    its projection of `BillingConfigApplied` holds a newer version (docs/configuration.md,
+    "Contact settings in emails").
     """
 
     invoice_id: str = Field(min_length=1)
@@ -73,3 +75,6 @@ class InvoiceStatusChanged(Event):
     reason: str | None = None
     billing_email: EmailStr
     email_notifications: bool
+    #: The configuration version `billing_email` and `email_notifications` come from (None in
+    #: events from before it was added).
+    config_version: int | None = Field(default=None, ge=1)

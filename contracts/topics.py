@@ -10,6 +10,8 @@ TOPIC_PAYMENT: Final = "billing.payment.v1"
 TOPIC_STRIPE_EVENTS: Final = "billing.stripe-events.v1"
 TOPIC_NOTIFICATION: Final = "billing.notification.v1"
 TOPIC_DEAD_LETTER: Final = "billing.dead-letter.v1"
+#: Facts about tenants other services project: `BillingConfigApplied`.
+TOPIC_TENANT: Final = "billing.tenant.v1"
 
 #: Topic -> default partition count used when the platform creates its topics.
 ALL_TOPICS: Final[dict[str, int]] = {
@@ -20,4 +22,5 @@ ALL_TOPICS: Final[dict[str, int]] = {
     TOPIC_STRIPE_EVENTS: 4,
     TOPIC_NOTIFICATION: 4,
     TOPIC_DEAD_LETTER: 1,
+    TOPIC_TENANT: 4,
 }

@@ -55,6 +55,7 @@ def billing_env(
         "BILLING_TOPIC_PREFIX": f"t{tag}.",
         "BILLING_LOG_JSON": "true",
         "BILLING_STATE_DIR": str(tmp_path / "state"),
+        "BILLING_COMMAND_SIGNING_KEY": f"test-command-signing-key-{uuid.uuid4().hex}",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

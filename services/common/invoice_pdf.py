@@ -44,7 +44,9 @@ def format_money(minor: int, currency: str, locale: str = DEFAULT_LOCALE) -> str
     such as `KES` and the digits); it is applied here, with a plain space.
     Raises `ValueError` for an unknown currency.
     """
-    text = format_currency(to_major_units(minor, currency), currency, locale=locale)
+    # Exact: never rounded to CLDR's display digits (IQD, LAK, RSD have fewer than ISO 4217).
+    text = format_currency(to_major_units(minor, currency), currency, locale=locale,
+                           decimal_quantization=False)
     return _SYMBOL_BEFORE_DIGIT.sub(" ", text, count=1)
 
 

@@ -13,6 +13,7 @@ from contracts import (
     TOPIC_INVOICE,
     TOPIC_PAYMENT,
     TOPIC_STRIPE_EVENTS,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
 )
@@ -80,5 +81,5 @@ def default_subscriptions(settings: CommonSettings) -> dict[str, list[str]]:
         settings.group("usage-collector"): [TOPIC_USAGE],
         settings.group("invoicer"): [TOPIC_TENANT_CONFIG, TOPIC_PAYMENT],
         settings.group("payments"): [TOPIC_INVOICE, TOPIC_STRIPE_EVENTS],
-        settings.group("notifier"): [TOPIC_INVOICE],
+        settings.group("notifier"): [TOPIC_INVOICE, TOPIC_TENANT],
     }

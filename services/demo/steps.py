@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer import api as invoicer
+from services.invoicer.settings import InvoicerSettings
 from services.payments import api as payments
 from services.payments.settings import PaymentsSettings
 from services.usage_collector import api as usage
@@ -35,11 +36,11 @@ async def apply_tenants(settings: CommonSettings, tenants_file: Path) -> list[st
     """Publish every tenant's configuration as the file's `super` actor; wait until the
     invoicer has accepted each. Returns the tenant ids."""
     actor = json.loads(tenants_file.read_text())["actor"]
-    ids = await invoicer.apply_config_file(
-        settings, tenants_file, actor_id=actor["user_id"], role=actor["role"]
+    submitted = await invoicer.apply_config_file(
+        InvoicerSettings(), tenants_file, actor_id=actor["user_id"], role=actor["role"]
     )
-    await invoicer.wait_config_applied(settings, ids, timeout=120)
-    return ids
+    await invoicer.wait_config_applied(settings, submitted, timeout=120)
+    return [s.tenant_id for s in submitted]
 
 
 async def setup_payments(settings: CommonSettings, tenants_file: Path, webhook_port: int) -> None:

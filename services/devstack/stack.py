@@ -51,6 +51,9 @@ class StackState:
     #: the Stripe webhook signing secret the fake signs with and the workers verify with:
     #: a new random one per stack (nothing relies on a well-known value)
     webhook_secret: str = field(default_factory=lambda: new_webhook_secret())
+    #: Signs configuration commands (`BILLING_COMMAND_SIGNING_KEY`): random per stack, kept in
+    #: stack.json so every process pointed at this stack shares it.
+    command_signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def env(self, directory: Path) -> dict[str, str]:
         """The `BILLING_*` settings that point the workers at this stack."""
@@ -66,6 +69,7 @@ class StackState:
         }
         if "stripe" in c:
             env["BILLING_STRIPE_API_BASE"] = f"http://{HOST}:{c['stripe'].port}"
+        env["BILLING_COMMAND_SIGNING_KEY"] = self.command_signing_key
         return env
 
 
@@ -120,6 +124,7 @@ class EmbeddedStack:
         return StackState(
             components={k: Component(**v) for k, v in raw["components"].items()},
             webhook_secret=raw.get("webhook_secret") or new_webhook_secret(),
+            command_signing_key=raw.get("command_signing_key") or secrets.token_hex(32),
         )
 
     def _save(self, state: StackState) -> None:

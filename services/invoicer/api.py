@@ -1,8 +1,9 @@
 """The invoicer's public API for operators' tools and the demo. Each function opens its own
 MongoDB (and, where it publishes, Kafka) connection from `settings`.
 
-    await apply_config_file(settings, path, actor_id="ops-admin", role="super") -> tenant ids
-    await wait_config_applied(settings, tenant_ids, timeout=120)
+    await apply_config_file(settings, path, actor_id="ops-admin", role="super")
+        -> [Submission(tenant_id, event_id), ...]
+    await wait_config_applied(settings, submissions, timeout=120)
     await config_applied(settings, tenant_ids) -> bool
     await run_cycle(settings, as_of) -> {"issued": [...numbers], "overdue": [...ids]} (only
         non-empty keys, so an idle run is falsy)
@@ -13,6 +14,8 @@ MongoDB (and, where it publishes, Kafka) connection from `settings`.
 
 import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from contracts import TOPIC_TENANT_CONFIG, Actor
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
+from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.records import issued_event
 from services.invoicer.reports import (
@@ -30,37 +34,72 @@ from services.invoicer.reports import (
     open_store,
 )
 from services.invoicer.schedule import run_cycle as _run_cycle
+from services.invoicer.settings import InvoicerSettings
 from services.invoicer.tenants_file import read_tenants_file
 
 __all__ = [
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
-    "wait_config_applied", "write_invoice_pdfs",
+    "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
 ]
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One published configuration command: its tenant and its event id (unique per
+    submission)."""
+
+    tenant_id: str
+    event_id: str
+
+
+class ConfigRefused(RuntimeError):
+    """The invoicer refused a submitted configuration; `refused` maps event id -> reason
+    (`forbidden`, `validation_error`, `superseded`)."""
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        super().__init__(f"configurations refused by the invoicer: {refused}")
+        self.refused = refused
+
+
 async def apply_config_file(
-    settings: CommonSettings, path: Path, *, actor_id: str, role: str
-) -> list[str]:
+    settings: InvoicerSettings, path: Path, *, actor_id: str, role: str
+) -> list[Submission]:
     """Publish one `BillingConfigSubmitted` per tenant of a tenants file (keyed by tenant id)
-    as actor `actor_id` with `role`; returns the tenant ids. The invoicer worker applies them
-    (refusing them unless `role` is `super`)."""
-    commands = read_tenants_file(path, Actor(user_id=actor_id, role=role))
+    as actor `actor_id` with `role`, each signed with `BILLING_COMMAND_SIGNING_KEY`
+    (`services.common.signing`); each is a new submission with its own event id. The invoicer
+    worker applies them (refusing them unless `role` is `super`). Raises `MissingSigningKey`
+    without a key, before publishing anything."""
+    key = settings.signing_key()
+    commands = [sign(c, key) for c in read_tenants_file(path, Actor(user_id=actor_id, role=role))]
     await ensure_topics(settings)
     async with make_broker(settings, name="config-apply") as broker:
         for command in commands:
             await publish_event(broker, settings, command, TOPIC_TENANT_CONFIG, command.tenant_id)
-    return [c.tenant_id for c in commands]
+    return [Submission(c.tenant_id, c.event_id) for c in commands]
 
 
 async def wait_config_applied(
-    settings: CommonSettings, tenant_ids: list[str], timeout: float = 120.0,  # noqa: ASYNC109
+    settings: CommonSettings, submissions: Sequence[Submission],
+    timeout: float = 120.0,  # noqa: ASYNC109
 ) -> None:
-    """Poll until every tenant has a configuration version; `TimeoutError` after `timeout`."""
+    """Poll until the invoicer has accepted each of these exact submissions (by event id) as a
+    configuration version. Raises `ConfigRefused` as soon as every submission has an outcome
+    and some were refused, `TimeoutError` after `timeout` seconds."""
+    wanted = [s.event_id for s in submissions]
     deadline = time.monotonic() + timeout
-    while not await config_applied(settings, tenant_ids):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"configurations not applied within {timeout} s: {tenant_ids}")
-        await asyncio.sleep(0.2)
+    async with open_store(settings) as store:
+        while True:
+            outcomes = await store.submission_outcomes(wanted)
+            if len(outcomes) == len(set(wanted)):
+                refused = {k: v for k, v in outcomes.items() if v != "applied"}
+                if refused:
+                    raise ConfigRefused(refused)
+                return
+            if time.monotonic() > deadline:
+                missing = sorted(s.tenant_id for s in submissions if s.event_id not in outcomes)
+                raise TimeoutError(
+                    f"configurations not applied within {timeout} s: {missing}")
+            await asyncio.sleep(0.2)
 
 
 async def run_cycle(settings: CommonSettings, as_of: datetime) -> dict[str, list[str]]:

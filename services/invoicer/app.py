@@ -30,7 +30,7 @@ from services.common.mongo import database, make_client
 from services.common.outbox import OutboxRelay
 from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore
-from services.invoicer.handlers import apply_config, apply_payment, apply_refund
+from services.invoicer.handlers import apply_payment, apply_refund, apply_signed_config
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import SERVICE, InvoicerSettings
 
@@ -45,7 +45,10 @@ def raw_body(message: Any) -> bytes:
 
 
 def build(settings: InvoicerSettings, store: InvoicerStore) -> KafkaBroker:
-    """The broker with the invoicer's two subscribers, both in consumer group `invoicer`."""
+    """The broker with the invoicer's two subscribers, both in consumer group `invoicer`.
+
+    Raises `MissingSigningKey` when `BILLING_COMMAND_SIGNING_KEY` is unset or too short."""
+    signing_key = settings.signing_key()
     broker = make_broker(settings, name=SERVICE)
 
     async def consume(message: KafkaMessage, accept: list[type[Contract]], handle: Handler) -> None:
@@ -72,7 +75,7 @@ def build(settings: InvoicerSettings, store: InvoicerStore) -> KafkaBroker:
     )
     async def on_config(body: bytes, message: KafkaMessage) -> None:
         await consume(message, [BillingConfigSubmitted],
-                      lambda e: apply_config(store, e))  # type: ignore[arg-type]
+                      lambda e: apply_signed_config(store, e, signing_key))  # type: ignore[arg-type]
 
     @broker.subscriber(
         settings.topic(TOPIC_PAYMENT), group_id=settings.group(SERVICE),
@@ -111,8 +114,10 @@ def cycle_task(
 
 
 async def serve(stop: asyncio.Event, settings: InvoicerSettings | None = None) -> None:
-    """Run the invoicer worker until `stop` is set."""
+    """Run the invoicer worker until `stop` is set. Refuses to start (`MissingSigningKey`,
+    naming the variable) without a command signing key."""
     settings = settings or InvoicerSettings()
+    settings.signing_key()
     client = make_client(settings)
     store = InvoicerStore(client, database(client, settings))
     broker = build(settings, store)

@@ -97,6 +97,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from services.invoicer.app import serve
 
         settings = InvoicerSettings()
+        _require_signing_key(settings)
         configure_logging(settings.log_level, settings.log_json)
         run_worker(lambda stop: serve(stop, settings))
 
@@ -106,12 +107,15 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         actor: str = typer.Option(..., "--actor", help="operator user id"),
         role: str = typer.Option(..., "--role", help="operator role (super may configure)"),
     ) -> None:
-        """Publish one BillingConfigSubmitted per tenant of FILE (tenants.json shape)."""
+        """Publish one BillingConfigSubmitted per tenant of FILE (tenants.json shape), signed
+        with BILLING_COMMAND_SIGNING_KEY; each run is a new submission."""
         from services.invoicer.api import apply_config_file
 
-        tenants = asyncio.run(
-            apply_config_file(InvoicerSettings(), file, actor_id=actor, role=role))
-        typer.echo(f"submitted {len(tenants)} configurations: {', '.join(tenants)}")
+        settings = InvoicerSettings()
+        _require_signing_key(settings)
+        submitted = asyncio.run(apply_config_file(settings, file, actor_id=actor, role=role))
+        typer.echo(f"submitted {len(submitted)} configurations: "
+                   + ", ".join(f"{s.tenant_id} ({s.event_id})" for s in submitted))
 
     @cycle_app.command("run")
     def cycle_run(
@@ -257,6 +261,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                 return await reports.dashboard(store, parse_instant(as_of) if as_of else None)
 
         _echo_mapping(asyncio.run(go()), as_json)
+
+
+def _require_signing_key(settings: InvoicerSettings) -> None:
+    """Exit 2 with the reason when `BILLING_COMMAND_SIGNING_KEY` is unset or too short."""
+    from services.invoicer.settings import MissingSigningKey
+
+    try:
+        settings.signing_key()
+    except MissingSigningKey as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 async def _find(number: str) -> dict[str, Any]:

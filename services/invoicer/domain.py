@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from contracts import BillingConfigSubmitted
-from services.common.errors import Forbidden, InvalidMessage
+from services.common.errors import Forbidden, InvalidMessage, PermanentError
 
 SUPER_ROLE = "super"
 UNPAID = ("pending_payment", "failed")
@@ -44,6 +44,22 @@ def validate_config(command: BillingConfigSubmitted) -> None:
     ids = [c.credit_id for c in command.credits]
     if len(ids) != len(set(ids)):
         raise InvalidMessage("validation_error", f"duplicate credit ids: {ids}")
+
+
+def check_submission_order(
+    current: BillingConfigSubmitted, command: BillingConfigSubmitted
+) -> None:
+    """Raise `PermanentError("superseded")` when `command` was submitted (`occurred_at`)
+    before the tenant's `current` configuration: versions follow submission order, so a late
+    arrival never replaces a newer submission (docs/configuration.md, "Submissions and
+    versions"). Equal instants are accepted in arrival order."""
+    if command.occurred_at < current.occurred_at:
+        raise PermanentError(
+            "superseded",
+            f"configuration of tenant {command.tenant_id!r} submitted at "
+            f"{command.occurred_at.isoformat()} is older than the current version, submitted "
+            f"at {current.occurred_at.isoformat()}; submit it again to make it current",
+        )
 
 
 def next_status(current: str, outcome: PaymentOutcome) -> str:

@@ -17,11 +17,21 @@ from contracts import (
     PaymentSucceeded,
 )
 from contracts.base import utc_now
+from contracts.config import BillingConfigApplied
+from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
+from services.common.signing import verify
 from services.common.tracking import already_processed, record_processed
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key
-from services.invoicer.domain import PaymentOutcome, authorize, next_status, validate_config
+from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key, tenant_config
+from services.invoicer.domain import (
+    PaymentOutcome,
+    authorize,
+    check_submission_order,
+    next_status,
+    validate_config,
+)
+from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
 
@@ -32,46 +42,91 @@ PAYMENT_CONSUMER = "invoicer.payment"
 
 async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) -> int | None:
     """Accept `command` as the tenant's next configuration version; returns the version, or
-    None when this event id was already applied.
+    None when this event id was already applied (a redelivery).
 
-    Raises `Forbidden` (after writing the audit record) for a non-super actor and
-    `InvalidMessage("validation_error")` for a configuration that breaks a rule.
+    Every submission has its own event id, so submitting an earlier configuration again makes
+    a new version. Versions follow submission order: a command submitted (`occurred_at`)
+    before the tenant's current version is refused as `superseded` (docs/configuration.md,
+    "Submissions and versions"). The version document records `submitted_at`.
+
+    The same transaction puts `BillingConfigApplied` (the version's contact settings) in the
+    outbox for `billing.tenant.v1`, so the notifier's projection follows every version.
+
+    Raises, after writing the audit record: `Forbidden` for a non-super actor,
+    `InvalidMessage("validation_error")` for a configuration that breaks a rule, and
+    `PermanentError("superseded")`. The version, the tenant's current configuration and the
+    processed-event record are written in one transaction.
     """
     try:
         authorize(command)
-    except Forbidden as exc:
+        validate_config(command)
+        version = await store.transaction(lambda session: _accept(store, command, session))
+    except PermanentError as exc:
         await store.record_refusal(command, exc.reason, exc.detail, utc_now())
+        CONFIG_REFUSALS.labels(cause=exc.reason).inc()
         raise
-    validate_config(command)
-
-    async def txn(session: AsyncClientSession) -> int | None:
-        if await already_processed(store.db, CONFIG_CONSUMER, command.event_id, session):
-            return None
-        current = await store.tenant(command.tenant_id, session)
-        version = int((current or {}).get("version", 0)) + 1
-        body = command.model_dump(mode="json")
-        now = utc_now()
-        await store.configs.insert_one(
-            {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
-             "version": version, "event_id": command.event_id, "actor": body["actor"],
-             "accepted_at": now, "command": body},
-            session=session,
-        )
-        await store.tenants.update_one(
-            {"_id": command.tenant_id},
-            {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
-                      "auto_generate_invoices": command.settings.auto_generate_invoices,
-                      "updated_at": now},
-             "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
-                              "invoices": 0, "created_at": now}},
-            upsert=True, session=session,
-        )
-        await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
-        return version
-
-    version = await store.transaction(txn)
     if version is not None:
         log.info("config version %s accepted", version, extra={"tenant_id": command.tenant_id})
+    return version
+
+
+async def apply_signed_config(
+    store: InvoicerStore, command: BillingConfigSubmitted, key: bytes
+) -> int | None:
+    """`apply_config` for a command read from `billing.tenant-config.v1`, after checking its
+    signature under `key` (`services.common.signing.verify`, constant-time).
+
+    An unsigned command, or one whose signature does not match its content under `key`
+    (tampered after signing, or signed with another key), is audited and refused with
+    `Forbidden` (dead letter `forbidden`) before anything else is looked at
+    (docs/configuration.md, "Signed commands").
+    """
+    if not verify(command, key):
+        cause = "bad_signature" if command.signature else "unsigned"
+        detail = (f"configuration command for tenant {command.tenant_id!r} is unsigned"
+                  if cause == "unsigned" else
+                  f"configuration command for tenant {command.tenant_id!r} has a signature "
+                  "that does not match its content under the platform's signing key")
+        await store.record_refusal(command, "forbidden", detail, utc_now())
+        CONFIG_REFUSALS.labels(cause=cause).inc()
+        raise Forbidden(detail)
+    return await apply_config(store, command)
+
+
+async def _accept(
+    store: InvoicerStore, command: BillingConfigSubmitted, session: AsyncClientSession
+) -> int | None:
+    if await already_processed(store.db, CONFIG_CONSUMER, command.event_id, session):
+        return None
+    current = await store.tenant(command.tenant_id, session)
+    if current is not None:
+        check_submission_order(tenant_config(current), command)
+    version = int((current or {}).get("version", 0)) + 1
+    body = command.model_dump(mode="json")
+    now = utc_now()
+    await store.configs.insert_one(
+        {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
+         "version": version, "event_id": command.event_id, "actor": body["actor"],
+         "accepted_at": now, "command": body, "submitted_at": command.occurred_at},
+        session=session,
+    )
+    await store.tenants.update_one(
+        {"_id": command.tenant_id},
+        {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
+                  "auto_generate_invoices": command.settings.auto_generate_invoices,
+                  "updated_at": now},
+         "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
+                          "invoices": 0, "created_at": now}},
+        upsert=True, session=session,
+    )
+    applied = BillingConfigApplied(
+        event_id=f"config-applied:{command.tenant_id}:{version}", occurred_at=now,
+        tenant_id=command.tenant_id, config_version=version, submitted_at=command.occurred_at,
+        billing_email=command.settings.billing_email,
+        email_notifications=command.settings.email_notifications,
+    )
+    await add_to_outbox(store.db, OUTBOX, [(applied, TOPIC_TENANT, command.tenant_id)], session)
+    await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
     return version
 
 

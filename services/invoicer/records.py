@@ -87,6 +87,7 @@ def status_event(
         reason=reason,
         billing_email=doc["billing_email"],
         email_notifications=doc["email_notifications"],
+        config_version=doc.get("config_version"),
     )
 
 

@@ -1,9 +1,12 @@
 """Read a tenants file (shaped like ../shared/data/tenants.json) into configuration commands.
 
 Amounts there are MAJOR-unit strings (flat_rate_amount, coupon amount_off, credit amounts) and
-become minor units with `contracts.money.to_minor_units`. Ids are deterministic, so applying the
-same file twice is recognised (same command event id) and a credit keeps its id, hence its
-remaining balance, across configuration versions.
+become minor units with `contracts.money.to_minor_units`.
+
+Every reading is a new submission: each command gets a fresh event id (UUID4), so applying a file
+again, or an earlier file after a later one, makes a new configuration version
+(docs/configuration.md, "Submissions and versions"). Credit ids stay deterministic, so a credit
+keeps its id, hence its remaining balance, across configuration versions.
 """
 
 import hashlib
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import Actor, BillingConfigSubmitted
+from contracts.base import new_event_id
 from contracts.money import to_minor_units
 
 
@@ -28,8 +32,9 @@ def credit_id(tenant_id: str, credit: dict[str, Any]) -> str:
 
 
 def command_for(tenant: dict[str, Any], actor: Actor) -> BillingConfigSubmitted:
-    """The `BillingConfigSubmitted` for one tenant entry; raises pydantic's `ValidationError`
-    or `ValueError` (amount with too many digits) for a bad entry."""
+    """A new `BillingConfigSubmitted` (fresh event id, submitted now) for one tenant entry;
+    raises pydantic's `ValidationError` or `ValueError` (amount with too many digits) for a bad
+    entry."""
     settings = dict(tenant["billing_config"])
     currency = settings["currency"]
     settings["flat_rate_amount"] = to_minor_units(settings["flat_rate_amount"], currency)
@@ -52,7 +57,7 @@ def command_for(tenant: dict[str, Any], actor: Actor) -> BillingConfigSubmitted:
         "coupon": coupon,
         "credits": credits,
     }
-    body["event_id"] = f"config:{tenant['tenant_id']}:{_digest(body)}"
+    body["event_id"] = new_event_id()
     return BillingConfigSubmitted.model_validate(body)
 
 

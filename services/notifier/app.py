@@ -1,6 +1,7 @@
-"""The notifier worker: consumes `billing.invoice.v1`, emails tenants, relays its outbox.
+"""The notifier worker: consumes `billing.invoice.v1`, emails tenants, relays its outbox; keeps
+a projection of tenants' contact settings from `billing.tenant.v1` (`BillingConfigApplied`).
 
-One subscriber in group `notifier`; offsets are committed only after `notify` made its effect
+Two subscribers in group `notifier`; offsets are committed only after `notify` made its effect
 durable (ack after processing). A retryable failure (SMTP or MongoDB unavailable) nacks the
 message: FastStream seeks back to it, so it is consumed again rather than dropped. Unreadable
 messages and unexpected handler errors are dead-lettered and the partition moves on.
@@ -17,7 +18,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import PyMongoError
 
-from contracts import TOPIC_INVOICE, InvoiceIssued, InvoiceStatusChanged
+from contracts import (
+    TOPIC_INVOICE,
+    TOPIC_TENANT,
+    BillingConfigApplied,
+    InvoiceIssued,
+    InvoiceStatusChanged,
+)
 from services.common.codec import decode
 from services.common.errors import PermanentError, RetryableError
 from services.common.mongo import database, make_client
@@ -26,7 +33,12 @@ from services.common.worker import make_broker, publish_raw, send_dead_letter, s
 from services.notifier.adapters.mailer import Mailer, SmtpMailer
 from services.notifier.adapters.store import SERVICE, MongoNotificationStore
 from services.notifier.domain import InvoiceEvent
-from services.notifier.handlers import MessageSource, NotifierDeps, notify
+from services.notifier.handlers import (
+    MessageSource,
+    NotifierDeps,
+    notify,
+    record_config_applied,
+)
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +57,30 @@ def create_broker(settings: NotifierSettings, deps: NotifierDeps) -> KafkaBroker
     async def on_invoice_event(msg: KafkaMessage) -> None:
         await consume(msg.raw_message, broker, deps)
 
+    @broker.subscriber(
+        settings.topic(TOPIC_TENANT),
+        group_id=settings.group(SERVICE),
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_tenant_event(msg: KafkaMessage) -> None:
+        await consume_tenant(msg.raw_message, broker, deps)
+
     return broker
+
+
+async def consume_tenant(record: ConsumerRecord[bytes, bytes], broker: KafkaBroker,
+                         deps: NotifierDeps) -> None:
+    """Project a `BillingConfigApplied` into the contact settings; dead-letter what cannot be
+    read. Raises (nack, redelivery) on MongoDB errors."""
+    try:
+        event = decode(record.value, record.headers, accept=(BillingConfigApplied,))
+        if event is not None:
+            await record_config_applied(event, deps)  # type: ignore[arg-type]
+    except PermanentError as exc:
+        source = MessageSource(record.topic, record.partition, record.offset, record.key,
+                               record.value)
+        await _dead_letter(broker, deps.settings, source, exc.reason, exc.detail)
 
 
 async def consume(record: ConsumerRecord[bytes, bytes], broker: KafkaBroker,

@@ -1,10 +1,12 @@
 """What the notifier decides, without I/O: which email an invoice event calls for, its ids and
 subject, and the retry back-off.
 
-Contact settings: the invoice events carry `billing_email` and `email_notifications` as they
-were in force when the event happened (the invoicer copies them from the tenant's configuration
-version at that moment), so the notifier keeps no projection of `billing.tenant-config.v1` and
-a later configuration change never alters what an earlier event promised.
+Contact settings are those in force when the email is sent (docs/configuration.md, "Contact
+settings in emails"): the notifier projects each tenant's `BillingConfigApplied` events
+(`billing.tenant.v1`) and, for each email, uses whichever of that projection and the invoice
+event's own `billing_email` / `email_notifications` comes from the newer configuration version
+(`contact_in_force`). A tenant who turns notifications off or changes `billing_email` gets
+nothing more at the old address, even about invoices issued before the change.
 
 At most one email per (invoice, kind): `notification_id` = `"{invoice_id}:{kind}"` is the key
 of the `notifier_sent` record and the seed of the Message-ID, so a redelivered event, a second
@@ -35,12 +37,21 @@ InvoiceEvent = InvoiceIssued | InvoiceStatusChanged
 
 
 @dataclass(frozen=True)
+class Contact:
+    """A tenant's contact settings and the configuration version that set them."""
+
+    version: int
+    billing_email: str
+    email_notifications: bool
+
+
+@dataclass(frozen=True)
 class NotificationRequest:
     """One email the notifier owes: `kind` about invoice `invoice_id` to `recipient`.
 
-    `amount` is in the currency's minor units; `send` is the tenant's `email_notifications`
-    when the event happened; `issued` is the full invoice when the event was `InvoiceIssued`
-    (the PDF is rendered from it).
+    `amount` is in the currency's minor units; `recipient` and `send` (the tenant's
+    `email_notifications`) are the contact settings in force when the email is sent; `issued`
+    is the full invoice when the event was `InvoiceIssued` (the PDF is rendered from it).
     """
 
     kind: NotificationKind
@@ -84,16 +95,31 @@ def notification_id(invoice_id: str, kind: NotificationKind) -> str:
     return f"{invoice_id}:{kind}"
 
 
-def notification_for(event: InvoiceEvent) -> NotificationRequest | None:
+def contact_in_force(event: InvoiceEvent, projected: Contact | None) -> Contact:
+    """The contact settings to use for `event`: the event's own (`billing_email`,
+    `email_notifications`, from configuration `config_version`; an event without a version
+    counts as version 0) unless the notifier's `projected` settings come from a newer version.
+    """
+    own = Contact(event.config_version or 0, str(event.billing_email), event.email_notifications)
+    if projected is not None and projected.version > own.version:
+        return projected
+    return own
+
+
+def notification_for(
+    event: InvoiceEvent, projected: Contact | None = None
+) -> NotificationRequest | None:
     """The email `event` calls for, or None when it calls for none.
 
     `InvoiceIssued` -> `invoice_issued`; `InvoiceStatusChanged` to `failed` -> `payment_failed`,
-    to `overdue` -> `overdue`, to `paid` -> `receipt`; any other transition -> None.
+    to `overdue` -> `overdue`, to `paid` -> `receipt`; any other transition -> None. Recipient
+    and whether to send come from `contact_in_force(event, projected)`.
     """
+    contact = contact_in_force(event, projected)
     common = dict(
         invoice_id=event.invoice_id, invoice_number=event.invoice_number,
-        tenant_id=event.tenant_id, recipient=str(event.billing_email),
-        send=event.email_notifications, amount=event.amount, currency=event.currency,
+        tenant_id=event.tenant_id, recipient=contact.billing_email,
+        send=contact.email_notifications, amount=event.amount, currency=event.currency,
         issue_date=event.issue_date, due_date=event.due_date, period_start=event.period_start,
         period_end=event.period_end, source_event_id=event.event_id,
         occurred_at=event.occurred_at,

@@ -2,6 +2,8 @@
 (invoice, kind).
 
 Sequence for an event that calls for an email (`notify`):
+0. Contact settings: the newer of the event's own and the tenant's projected ones
+   (`record_config_applied` keeps the projection; `domain.contact_in_force`).
 1. `notifier_sent` already final (`sent`, `failed`, `skipped`) -> nothing (a redelivery, or a
    second event of the same kind).
 2. Notifications off in the event -> record `skipped`, send nothing.
@@ -27,7 +29,13 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Literal
 
-from contracts import TOPIC_DEAD_LETTER, TOPIC_NOTIFICATION, NotificationFailed, NotificationSent
+from contracts import (
+    TOPIC_DEAD_LETTER,
+    TOPIC_NOTIFICATION,
+    BillingConfigApplied,
+    NotificationFailed,
+    NotificationSent,
+)
 from services.common.kafka import dead_letter
 from services.common.metrics import DEAD_LETTERS
 from services.notifier.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
@@ -76,7 +84,7 @@ async def notify(
     unavailable through `smtp_retry_attempts` tries (retry the message later) and pymongo
     errors when MongoDB is unavailable (retry too).
     """
-    request = notification_for(event)
+    request = notification_for(event, await deps.store.contact(event.tenant_id))
     if request is None:
         return "ignored"
     nid = request.notification_id
@@ -107,6 +115,17 @@ async def notify(
     await deps.store.finish(nid, "sent", [(sent, TOPIC_NOTIFICATION, request.tenant_id)])
     SENT.labels(kind=request.kind).inc()
     return "sent"
+
+
+async def record_config_applied(event: BillingConfigApplied, deps: NotifierDeps) -> bool:
+    """Project a tenant's accepted configuration into the notifier's contact settings
+    (`notifier_contacts`); an event older than the projection changes nothing. Idempotent;
+    returns True when the projection changed."""
+    changed = await deps.store.record_contact(event)
+    if changed:
+        log.info("contact settings of tenant %s now from configuration version %d",
+                 event.tenant_id, event.config_version, extra={"tenant_id": event.tenant_id})
+    return changed
 
 
 async def _send_with_retries(

@@ -5,6 +5,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +15,16 @@ from contracts import (
     TOPIC_DEAD_LETTER,
     TOPIC_INVOICE,
     TOPIC_PAYMENT,
+    TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     PaymentSucceeded,
 )
 from services.common.codec import encode, headers_for
 from services.common.kafka import ensure_topics
+from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.store import OUTBOX
+from services.invoicer.api import apply_config_file, wait_config_applied
 from services.invoicer.app import serve
 from services.invoicer.reports import config_applied, list_invoices
 from services.invoicer.schedule import run_cycle
@@ -79,8 +83,9 @@ async def poll(check: Callable[[], Any], seconds: float = 90.0) -> None:
 async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
     settings: InvoicerSettings, worker: None,
 ) -> None:
-    intruder = config("acme", actor={"user_id": "eve", "role": "admin"})
-    body, _ = encode(config("globex"))
+    key = settings.signing_key()
+    intruder = sign(config("acme", actor={"user_id": "eve", "role": "admin"}), key)
+    body, _ = encode(sign(config("globex"), key))
     invalid = json.loads(body)
     invalid["settings"]["billing_day_of_month"] = 32
     async with make_broker(settings) as broker:
@@ -89,7 +94,8 @@ async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
                              key=b"globex", headers={k: v.decode() for k, v in
                                                      headers_for("BillingConfigSubmitted")})
         await broker.publish(b"{not json", settings.topic(TOPIC_TENANT_CONFIG), key=b"x")
-        await publish_event(broker, settings, config("hooli"), TOPIC_TENANT_CONFIG, "hooli")
+        await publish_event(broker, settings, sign(config("hooli"), key), TOPIC_TENANT_CONFIG,
+                            "hooli")
 
     letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3)
     assert sorted(r["reason"] for r in letters) == ["forbidden", "invalid_json", "validation_error"]
@@ -111,7 +117,8 @@ async def test_an_invoice_written_before_a_crash_is_published_later_recognisably
 
         await apply_config(store, config("acme"))
         [number] = (await run_cycle(store, utc(2013, 7, 1))).issued  # then the process "dies"
-        assert await store.db[OUTBOX].count_documents({"published": False}) == 1
+        assert await store.db[OUTBOX].count_documents(
+            {"published": False, "type": "InvoiceIssued"}) == 1
 
     stop = asyncio.Event()
     task = asyncio.create_task(serve(stop, settings))
@@ -145,3 +152,80 @@ async def test_an_invoice_written_before_a_crash_is_published_later_recognisably
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=60)
+
+
+def tenants_file(directory: Path, name: str, email: str) -> Path:
+    """A one-tenant file in the shared tenants-file shape, with `email` as its billing email."""
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"tenants": [{
+        "tenant_id": "acme", "name": "Acme Corp", "timezone": "UTC",
+        "effective_from": "2013-06-01",
+        "billing_config": {
+            "flat_rate_amount": "49.00", "currency": "USD", "billing_frequency": "monthly",
+            "billing_email": email, "auto_generate_invoices": True, "billing_day_of_month": 1,
+            "payment_due_days": 14, "email_notifications": True},
+    }]}))
+    return path
+
+
+async def test_reapplying_an_earlier_configuration_makes_it_a_new_current_version(
+    settings: InvoicerSettings, worker: None, tmp_path: Path,
+) -> None:
+    first = tenants_file(tmp_path, "a", "first@acme.example")
+    second = tenants_file(tmp_path, "b", "second@acme.example")
+    for path in (first, second, first):
+        submitted = await apply_config_file(settings, path, actor_id="ops-admin", role="super")
+        await wait_config_applied(settings, submitted, timeout=60)
+    async with open_store(settings) as store:
+        versions = await store.configs.find({"tenant_id": "acme"}).sort("version").to_list()
+        assert [v["command"]["settings"]["billing_email"] for v in versions] == [
+            "first@acme.example", "second@acme.example", "first@acme.example"]
+        assert [v["version"] for v in versions] == [1, 2, 3]
+        tenant = await store.tenant("acme")
+        assert tenant is not None and tenant["version"] == 3
+        assert tenant["config"]["settings"]["billing_email"] == "first@acme.example"
+    applied = await collect(settings, TOPIC_TENANT, lambda r: len(r) >= 3, seconds=60)
+    assert [(r["type"], r["config_version"], r["billing_email"]) for r in applied] == [
+        ("BillingConfigApplied", 1, "first@acme.example"),
+        ("BillingConfigApplied", 2, "second@acme.example"),
+        ("BillingConfigApplied", 3, "first@acme.example")]
+
+
+async def test_unsigned_forged_and_wrongly_keyed_configurations_are_refused_and_audited(
+    settings: InvoicerSettings, worker: None,
+) -> None:
+    key = settings.signing_key()
+    unsigned = config("acme")
+    forged = json.loads(encode(sign(config("globex"), key))[0])
+    forged["settings"]["flat_rate_amount"] = 1  # a price changed after signing
+    wrong_key = sign(config("initech"), b"not-the-platform-key-" * 2)
+    valid = sign(config("hooli"), key)
+    async with make_broker(settings) as broker:
+        await publish_event(broker, settings, unsigned, TOPIC_TENANT_CONFIG, "acme")
+        await broker.publish(json.dumps(forged).encode(), settings.topic(TOPIC_TENANT_CONFIG),
+                             key=b"globex", headers={k: v.decode() for k, v in
+                                                     headers_for("BillingConfigSubmitted")})
+        await publish_event(broker, settings, wrong_key, TOPIC_TENANT_CONFIG, "initech")
+        await publish_event(broker, settings, valid, TOPIC_TENANT_CONFIG, "hooli")
+
+    letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3, seconds=60)
+    assert sorted((r["key"], r["reason"]) for r in letters) == [
+        ("acme", "forbidden"), ("globex", "forbidden"), ("initech", "forbidden")]
+    await poll(lambda: config_applied(settings, ["hooli"]))
+    async with open_store(settings) as store:
+        audits = {a["what"]["tenant_id"]: a for a in await store.audit.find({}).to_list()}
+        assert sorted(audits) == ["acme", "globex", "initech"]
+        assert all(a["why"]["reason"] == "forbidden" for a in audits.values())
+        assert "unsigned" in audits["acme"]["why"]["detail"]
+        assert "signature" in audits["globex"]["why"]["detail"]
+        assert await store.tenants.distinct("_id") == ["hooli"]
+
+
+async def test_the_worker_does_not_start_without_a_signing_key(
+    billing_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.invoicer.settings import MissingSigningKey
+
+    monkeypatch.delenv("BILLING_COMMAND_SIGNING_KEY")
+    with pytest.raises(MissingSigningKey, match="BILLING_COMMAND_SIGNING_KEY"):
+        await asyncio.wait_for(serve(asyncio.Event(), InvoicerSettings()), timeout=30)

@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -19,7 +20,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
-from contracts import TOPIC_DEAD_LETTER, TOPIC_INVOICE, TOPIC_NOTIFICATION
+from contracts import (
+    TOPIC_DEAD_LETTER,
+    TOPIC_INVOICE,
+    TOPIC_NOTIFICATION,
+    TOPIC_TENANT,
+    BillingConfigApplied,
+)
 from contracts.base import Event
 from services.common.codec import event_type
 from services.common.kafka import ensure_topics
@@ -227,3 +234,63 @@ async def test_a_tenant_with_notifications_off_gets_nothing(mongo_deps: Notifier
     assert await notify(status_event("failed", notifications=False), mongo_deps) == "skipped"
     assert mails(tmp_path / "mail") == []
     assert await mongo_deps.store.status("inv-1:invoice_issued") == "skipped"
+
+
+async def test_emails_use_the_contact_settings_in_force_when_they_are_sent(
+    common_settings: Any, tmp_path: Path
+) -> None:
+    sink = start_sink(tmp_path / "mail")
+    settings = notifier_settings(sink.port)
+    client = make_client(settings)
+    contacts = client[settings.mongo_db]["notifier_contacts"]
+    moved = BillingConfigApplied(
+        tenant_id="acme", config_version=2, submitted_at=datetime(2024, 3, 2, tzinfo=UTC),
+        billing_email="ap@acme.example", email_notifications=True)
+    silenced = BillingConfigApplied(
+        tenant_id="globex", config_version=2, submitted_at=datetime(2024, 3, 2, tzinfo=UTC),
+        billing_email="billing@globex.example", email_notifications=False)
+    try:
+        async with running_notifier(settings) as broker:
+            await publish_event(broker, settings, moved, TOPIC_TENANT, "acme")
+            await publish_event(broker, settings, silenced, TOPIC_TENANT, "globex")
+            await wait_for(lambda: _count_is(contacts, 2), "both tenants projected")
+            # Both invoices were issued under configuration 1, with the old contact settings.
+            await publish(broker, settings, status_event("failed", config_version=1))
+            await publish_event(broker, settings, status_event(
+                "failed", "inv-9", tenant_id="globex", email="billing@globex.example",
+                config_version=1), TOPIC_INVOICE, "globex")
+            await publish(broker, settings, status_event("overdue", config_version=1))
+            sent = client[settings.mongo_db]["notifier_sent"]
+            await wait_for(lambda: _count_is(sent, 3), "three decisions")
+            await wait_for(lambda: len(mails(tmp_path / "mail")) >= 2, "two emails")
+            skipped = await sent.find_one({"_id": "inv-9:payment_failed"})
+            assert skipped is not None and skipped["status"] == "skipped"
+    finally:
+        sink.stop()
+        await client.close()
+    received = mails(tmp_path / "mail")
+    assert sorted((m["X-Billing-Notification"], m["To"]) for m in received) == [
+        ("inv-1:overdue", "ap@acme.example"), ("inv-1:payment_failed", "ap@acme.example")]
+
+
+async def _count_is(collection: Any, want: int) -> bool:
+    return bool(await collection.count_documents({}) == want)
+
+
+async def test_the_mongodb_contact_projection_only_moves_to_newer_versions(
+    mongo_deps: NotifierDeps,
+) -> None:
+    def applied(version: int) -> BillingConfigApplied:
+        return BillingConfigApplied(
+            tenant_id="acme", config_version=version, email_notifications=version != 2,
+            submitted_at=datetime(2024, 3, version, tzinfo=UTC),
+            billing_email=f"v{version}@acme.example")
+
+    store = mongo_deps.store
+    assert [await store.record_contact(applied(v)) for v in (1, 3, 2, 3)] == [
+        True, True, False, False]
+    contact = await store.contact("acme")
+    assert contact is not None
+    assert (contact.version, contact.billing_email, contact.email_notifications) == (
+        3, "v3@acme.example", True)
+    assert await store.contact("globex") is None

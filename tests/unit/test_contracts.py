@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from contracts import (
     ALL_EVENTS,
     Actor,
+    BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
     DeadLettered,
@@ -70,6 +71,13 @@ def usage_payload(**overrides: object) -> dict[str, object]:
     return payload
 
 
+#: Tenant facts other services project (on `billing.tenant.v1`).
+TENANT_EXAMPLES: list[Contract] = [
+    BillingConfigApplied(
+        tenant_id="acme", config_version=3, submitted_at=T0,
+        billing_email="billing@acme.example", email_notifications=False,
+    ),
+]
 EXAMPLES: list[Contract] = [
     UsageRecorded.model_validate(usage_payload()),
     BillingConfigSubmitted(
@@ -167,10 +175,10 @@ EXAMPLES: list[Contract] = [
 
 
 def test_every_event_has_an_example() -> None:
-    assert {type(e) for e in EXAMPLES} == set(ALL_EVENTS)
+    assert {type(e) for e in EXAMPLES + TENANT_EXAMPLES} == set(ALL_EVENTS)
 
 
-@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("event", EXAMPLES + TENANT_EXAMPLES, ids=lambda e: type(e).__name__)
 def test_every_event_survives_a_json_round_trip(event: Contract) -> None:
     text = event.model_dump_json()
     again = type(event).model_validate_json(text)
@@ -282,3 +290,27 @@ def test_contracts_export_writes_a_schema_per_event_and_an_asyncapi_document(tmp
     addresses = {c["address"] for c in doc["channels"].values()}
     assert "billing.usage.v1" in addresses and "billing.dead-letter.v1" in addresses
     assert json.loads((tmp_path / "asyncapi.json").read_text())["asyncapi"] == "3.0.0"
+
+
+@pytest.mark.parametrize(
+    ("currency", "exponent"),
+    [("IQD", 3), ("LAK", 2), ("RSD", 2), ("JPY", 0), ("KES", 2), ("USD", 2), ("BHD", 3)],
+)
+def test_minor_unit_exponents_are_the_iso_4217_ones_not_cldr_display_digits(
+    currency: str, exponent: int
+) -> None:
+    assert minor_unit_exponent(currency) == exponent
+
+
+def test_amounts_convert_with_iso_4217_exponents_where_cldr_differs() -> None:
+    assert to_minor_units("1234.567", "IQD") == 1234567
+    assert to_minor_units("10.50", "LAK") == 1050
+    assert to_minor_units("99.99", "RSD") == 9999
+    assert to_major_units(1050, "LAK") == Decimal("10.50")
+
+
+def test_a_code_without_a_minor_unit_is_not_a_billing_currency() -> None:
+    with pytest.raises(ValueError, match="XAU"):
+        minor_unit_exponent("XAU")
+    with pytest.raises(ValueError, match="ZZZ"):
+        to_minor_units("1", "ZZZ")

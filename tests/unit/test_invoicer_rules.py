@@ -1,5 +1,6 @@
 """Invoicer rules without I/O: roles, configuration checks, status transitions, and reading a
-tenants file (major-unit strings to minor units, deterministic ids)."""
+tenants file (major-unit strings to minor units, a fresh event id per submission, stable
+credit ids)."""
 
 import json
 from pathlib import Path
@@ -38,7 +39,6 @@ def test_the_shared_tenants_file_becomes_commands_in_minor_units(shared_data: Pa
     [credit] = commands["acme"].credits
     assert credit.amount == 2500 and credit.granted_by == "ops-admin"
     again = {c.tenant_id: c for c in read_tenants_file(shared_data / "tenants.json", SUPER)}
-    assert again["acme"].event_id == commands["acme"].event_id
     assert again["acme"].credits[0].credit_id == credit.credit_id
     for command in commands.values():
         authorize(command)
@@ -69,3 +69,13 @@ def test_an_easy_coupon_code_and_a_twice_priced_meter_are_refused(
     path.write_text(json.dumps({"tenants": [hooli]}))
     with pytest.raises(InvalidMessage, match="guess"):
         validate_config(read_tenants_file(path, SUPER)[0])
+
+
+def test_every_reading_of_a_tenants_file_is_a_new_submission_with_its_own_id(
+    shared_data: Path,
+) -> None:
+    first = read_tenants_file(shared_data / "tenants.json", SUPER)
+    again = read_tenants_file(shared_data / "tenants.json", SUPER)
+    ids = [c.event_id for c in first + again]
+    assert len(set(ids)) == len(ids)
+    assert [c.credits for c in first] == [c.credits for c in again]

@@ -1,16 +1,18 @@
 """`notify` against the in-memory store and mailer: once per (invoice, kind), retries,
 permanent refusals."""
 
+from datetime import UTC, datetime
+
 import pytest
 
-from contracts import DeadLettered, NotificationFailed, NotificationSent
+from contracts import BillingConfigApplied, DeadLettered, NotificationFailed, NotificationSent
 from services.notifier.adapters.mailer import (
     InMemoryMailer,
     PermanentMailError,
     TemporaryMailError,
 )
 from services.notifier.adapters.store import InMemoryNotificationStore
-from services.notifier.handlers import MessageSource, NotifierDeps, notify
+from services.notifier.handlers import MessageSource, NotifierDeps, notify, record_config_applied
 from services.notifier.settings import NotifierSettings
 from tests.unit.test_notifier_domain import issued_event, status_event
 
@@ -108,3 +110,51 @@ async def test_a_crash_after_claiming_resends_with_the_same_message_id() -> None
     assert await notify(issued_event(), deps) == "sent"
     first, second = deps.mailer.sent  # type: ignore[attr-defined]
     assert first["Message-ID"] == second["Message-ID"]
+
+
+def config_applied(version: int, email: str = "billing@acme.example",
+                   notifications: bool = True) -> BillingConfigApplied:
+    """The invoicer's `BillingConfigApplied` for tenant `acme`'s configuration `version`."""
+    return BillingConfigApplied(
+        tenant_id="acme", config_version=version, submitted_at=datetime(2024, 3, version,
+                                                                        tzinfo=UTC),
+        billing_email=email, email_notifications=notifications,
+    )
+
+
+async def test_a_tenant_who_turned_notifications_off_gets_no_more_emails() -> None:
+    deps, _ = make_deps()
+    await deps.store.record_contact(config_applied(2, notifications=False))
+    assert await notify(status_event("failed", config_version=1), deps) == "skipped"
+    assert await notify(status_event("overdue"), deps) == "skipped"  # from before versions
+    assert deps.mailer.sent == []  # type: ignore[attr-defined]
+
+
+async def test_emails_go_to_the_billing_email_of_the_newer_configuration() -> None:
+    deps, _ = make_deps()
+    await deps.store.record_contact(config_applied(2, email="new@acme.example"))
+    assert await notify(issued_event(email="old@acme.example"), deps) == "sent"
+    [message] = deps.mailer.sent  # type: ignore[attr-defined]
+    assert message["To"] == "new@acme.example"
+    [(sent, _, _)] = deps.store.outbox  # type: ignore[attr-defined]
+    assert sent.recipient == "new@acme.example"  # type: ignore[attr-defined]
+
+
+async def test_an_event_from_a_newer_configuration_than_the_projection_keeps_its_contacts(
+) -> None:
+    deps, _ = make_deps()
+    await deps.store.record_contact(config_applied(1, email="old@acme.example"))
+    event = status_event("paid", email="newer@acme.example", config_version=2)
+    assert await notify(event, deps) == "sent"
+    assert deps.mailer.sent[0]["To"] == "newer@acme.example"  # type: ignore[attr-defined]
+
+
+async def test_the_contact_projection_only_moves_to_newer_configuration_versions() -> None:
+    deps, _ = make_deps()
+    assert await record_config_applied(config_applied(3, email="v3@acme.example"), deps)
+    assert not await record_config_applied(config_applied(2, email="v2@acme.example"), deps)
+    assert not await record_config_applied(config_applied(3, email="v3@acme.example"), deps)
+    contact = await deps.store.contact("acme")
+    assert contact is not None and (contact.version, contact.billing_email) == (
+        3, "v3@acme.example")
+    assert await deps.store.contact("globex") is None

@@ -90,3 +90,14 @@ def test_money_is_formatted_for_its_currency(minor: int, currency: str, expected
 
 def test_text_outside_the_pdf_code_page_degrades_to_ascii_or_a_question_mark() -> None:
     assert pdf_safe_text("Zürich Łódź 株") == "Zürich Lódz ?"
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "expected"),
+    [(1234567, "IQD", "IQD 1,234.567"), (123456, "LAK", "LAK 1,234.56"),
+     (9999, "RSD", "RSD 99.99")],
+)
+def test_money_is_displayed_exactly_where_cldr_shows_fewer_digits_than_iso_4217(
+    minor: int, currency: str, expected: str
+) -> None:
+    assert format_money(minor, currency) == expected

@@ -1,7 +1,8 @@
 """The invoicer's MongoDB collections (all prefixed `invoicer_`) and their documents.
 
     invoicer_configs       one document per accepted configuration version
-                           (_id "{tenant}#{version}", the command as JSON, actor, accepted_at)
+                           (_id "{tenant}#{version}", the command as JSON, actor, accepted_at,
+                           submitted_at = the command's occurred_at)
     invoicer_tenants       one per tenant: the current version and configuration, plus the
                            ledger the invoice transaction updates (coupon redemptions, credit
                            use, `ledger_rev` for optimistic concurrency)
@@ -112,6 +113,17 @@ class InvoicerStore:
             }},
             upsert=True,
         )
+
+    async def submission_outcomes(self, event_ids: list[str]) -> dict[str, str]:
+        """What became of configuration commands, by event id: `"applied"` (a version was
+        accepted) or the reason they were refused (from the audit); ids not seen yet are
+        absent."""
+        found: dict[str, str] = {}
+        async for doc in self.configs.find({"event_id": {"$in": event_ids}}, {"event_id": 1}):
+            found[doc["event_id"]] = "applied"
+        async for doc in self.audit.find({"_id": {"$in": event_ids}}, {"why": 1}):
+            found.setdefault(doc["_id"], str(doc["why"]["reason"]))
+        return found
 
 
 def config_key(tenant_id: str, version: int) -> str:

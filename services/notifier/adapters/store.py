@@ -14,12 +14,17 @@ from typing import Any, Literal, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from contracts import BillingConfigApplied
 from contracts.base import Event, utc_now
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes, outbox_collection
-from services.notifier.domain import NotificationRequest
+from services.notifier.domain import Contact, NotificationRequest
 
 SENT_COLLECTION = "notifier_sent"
+#: The notifier's projection of tenants' contact settings (`BillingConfigApplied`), one document
+#: per tenant: `_id` tenant id, `version`, `billing_email`, `email_notifications`, `updated_at`.
+CONTACTS_COLLECTION = "notifier_contacts"
 SERVICE = "notifier"
 Status = Literal["sending", "sent", "failed", "skipped"]
 #: Statuses after which nothing more is sent for a notification id.
@@ -49,6 +54,15 @@ class NotificationStore(Protocol):
         self, notification_id: str, status: Status, events: list[Outgoing], reason: str = ""
     ) -> None:
         """Set the final `status` and add `events` to the outbox, atomically."""
+        ...
+
+    async def record_contact(self, event: BillingConfigApplied) -> bool:
+        """Project `event` into the tenant's contact settings unless a version at least as new
+        is already there; True when it changed the projection. Idempotent."""
+        ...
+
+    async def contact(self, tenant_id: str) -> Contact | None:
+        """The tenant's projected contact settings, None before the first `BillingConfigApplied`."""
         ...
 
 
@@ -114,6 +128,30 @@ class MongoNotificationStore:
         async with self._client.start_session() as session:
             await session.with_transaction(write)
 
+    async def record_contact(self, event: BillingConfigApplied) -> bool:
+        try:
+            result = await self._db[CONTACTS_COLLECTION].update_one(
+                {"_id": event.tenant_id, "version": {"$lt": event.config_version}},
+                {"$set": _contact_doc(event)}, upsert=True,
+            )
+        except DuplicateKeyError:  # the projection already holds this version or a newer one
+            return False
+        return bool(result.modified_count or result.upserted_id is not None)
+
+    async def contact(self, tenant_id: str) -> Contact | None:
+        doc = await self._db[CONTACTS_COLLECTION].find_one({"_id": tenant_id})
+        return None if doc is None else _contact(doc)
+
+
+def _contact_doc(event: BillingConfigApplied) -> dict[str, Any]:
+    return {"version": event.config_version, "billing_email": str(event.billing_email),
+            "email_notifications": event.email_notifications, "submitted_at": event.submitted_at,
+            "updated_at": utc_now()}
+
+
+def _contact(doc: dict[str, Any]) -> Contact:
+    return Contact(int(doc["version"]), str(doc["billing_email"]), bool(doc["email_notifications"]))
+
 
 @dataclass
 class InMemoryNotificationStore:
@@ -121,6 +159,7 @@ class InMemoryNotificationStore:
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Outgoing] = field(default_factory=list)
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def ensure_indexes(self) -> None:
         return None
@@ -145,3 +184,14 @@ class InMemoryNotificationStore:
     ) -> None:
         self.records[notification_id].update(status=status, reason=reason)
         self.outbox.extend(events)
+
+    async def record_contact(self, event: BillingConfigApplied) -> bool:
+        current = self.contacts.get(event.tenant_id)
+        if current is not None and current["version"] >= event.config_version:
+            return False
+        self.contacts[event.tenant_id] = _contact_doc(event)
+        return True
+
+    async def contact(self, tenant_id: str) -> Contact | None:
+        doc = self.contacts.get(tenant_id)
+        return None if doc is None else _contact(doc)
