@@ -197,15 +197,19 @@ def new_bucket(key: BucketKey, delta: HourDelta, now: datetime) -> dict[str, Any
 
 def fold(stored: dict[str, Any], delta: HourDelta, now: datetime) -> dict[str, Any]:
     """The fields to `$set` on a stored bucket after adding `delta` (the bucket keeps its
-    aggregation). `stored` holds Decimal sum/max/latest, int count, datetime latest_time, at
-    the top and in each quarter. A bucket stored without quarters keeps its earlier events
-    in quarter "0" (where the read side already counted them). Raises `UsageSumOverflow`."""
+    aggregation): the hour's fields, and `quarters.{minute}` for each quarter-hour `delta`
+    touches. `stored` holds Decimal sum/max/latest, int count, datetime latest_time, at the
+    top and in those quarters (others are not read). A bucket stored without quarters keeps
+    its earlier events in quarter "0" (where the read side already counted them). Raises
+    `UsageSumOverflow`."""
     quarters = stored.get("quarters")
     if quarters is None:
         quarters = {"0": {name: stored.get(name) for name in PART_FIELDS}}
-    quarters = dict(quarters)
+    change = {**_folded(stored, delta.total()), "updated_at": now}
+    for name in quarters if "quarters" not in stored else ():
+        change[f"quarters.{name}"] = quarters[name]  # the legacy events, as quarter "0"
     for q in sorted(delta.parts):
         part, name = delta.parts[q], str(15 * q)
         old = quarters.get(name)
-        quarters[name] = _fields(part) if old is None else _folded(old, part)
-    return {**_folded(stored, delta.total()), "quarters": quarters, "updated_at": now}
+        change[f"quarters.{name}"] = _fields(part) if old is None else _folded(old, part)
+    return change

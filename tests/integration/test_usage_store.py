@@ -2,6 +2,7 @@
 processed id inserted twice failing the transaction rather than being skipped."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from pymongo.errors import OperationFailure
 from services.usage_collector.adapters.store import PROCESSED, MongoUsageStore, ensure_indexes
 from services.usage_collector.domain import parse
 from services.usage_collector.merge import BatchMerge
-from services.usage_collector.query import AGGREGATES
+from services.usage_collector.query import AGGREGATES, usage_totals
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +54,22 @@ async def test_a_processed_id_inserted_twice_fails_the_transaction(mongo_db: Any
             await store._insert_ids(session, ["test/e2", "test/e1"])
         await session.abort_transaction()
     assert [d["_id"] async for d in mongo_db[PROCESSED].find({})] == ["test/e1"]
+
+
+async def test_quarter_hours_fold_across_batches_and_split_the_hour_when_read(
+    mongo_db: Any,
+) -> None:
+    await ensure_indexes(mongo_db)
+    store = MongoUsageStore(mongo_db)
+    await store.apply(merge_of((1, "1", "2013-07-01T10:05:00Z"),
+                               (2, "2", "2013-07-01T10:40:00Z")), [])
+    await store.apply(merge_of((3, "4", "2013-07-01T10:14:59Z"),
+                               (4, "8", "2013-07-01T10:30:00Z")), [])
+    (doc,) = [d async for d in mongo_db[AGGREGATES].find({})]
+    assert {m: (q["sum"], q["count"]) for m, q in doc["quarters"].items()} == {
+        "0": (Decimal(5), 2), "30": (Decimal(10), 2)
+    }
+    half = datetime(2013, 7, 1, 10, 30, tzinfo=UTC)
+    (first,) = await usage_totals(mongo_db, "acme", half - timedelta(hours=1), half)
+    (second,) = await usage_totals(mongo_db, "acme", half, half + timedelta(hours=1))
+    assert (first.quantity, first.events, second.quantity, second.events) == (5, 2, 10, 2)

@@ -30,7 +30,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
@@ -74,22 +73,23 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> str:
 
 
 def _encoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with its Decimal fields, and its quarters', as `Decimal128` (the fast exact
-    conversion)."""
-    for part in (doc, *doc["quarters"].values()):
+    """A new bucket or a `$set` of one with its Decimal fields as `Decimal128` (the fast
+    exact conversion): the hour's, and those of each quarter (`quarters`, `quarters.{m}`)."""
+    parts = [doc, *doc.get("quarters", {}).values()]
+    parts += [v for k, v in doc.items() if k.startswith("quarters.")]
+    for part in parts:
         for name in _DECIMALS:
             part[name] = to_decimal128(part[name])
     return doc
 
 
-def _decoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` read with `RAW_DECIMALS`, its `Decimal128` fields (and its quarters') as
-    `Decimal`."""
-    for part in (doc, *(doc.get("quarters") or {}).values()):
+def _decoded(doc: dict[str, Any], quarters: Iterable[str]) -> dict[str, Any]:
+    """A bucket read with `RAW_DECIMALS`, with the `Decimal128` fields of the hour and of the
+    named quarters as `Decimal` (the others are left as read)."""
+    stored = doc.get("quarters") or {}
+    for part in (doc, *(stored[q] for q in quarters if q in stored)):
         for name in _DECIMALS:
-            value = part.get(name)
-            if value is not None and not isinstance(value, Decimal):
-                part[name] = to_decimal(value)
+            part[name] = to_decimal(part[name])
     return doc
 
 
@@ -233,7 +233,8 @@ class MongoUsageStore:
         raw = self.db[AGGREGATES].with_options(codec_options=RAW_DECIMALS)
         for chunk in _chunks(list(ids)):
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
-                stored[doc["_id"]] = _decoded(doc)
+                touched = merge.buckets[ids[doc["_id"]]].parts
+                stored[doc["_id"]] = _decoded(doc, [str(15 * q) for q in touched])
         ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
@@ -267,15 +268,19 @@ class MongoUsageStore:
     async def _next_sequences(self, s: AsyncClientSession, tenants: set[str]) -> dict[str, int]:
         """Increment each tenant's usage sequence in this transaction; the new values.
 
-        The read value guards the write: a concurrent transaction that moved the counter
-        makes the update miss (then the upsert's insert hits the unique `_id`) or conflict,
-        either of which aborts and retries this transaction, so values follow commit order.
+        Two commands whatever the number of tenants. Snapshot isolation makes the read
+        values the base of `$inc`: a counter that another transaction moved meanwhile is a
+        write conflict, and a counter it created is a duplicate `_id`; either aborts and
+        retries this transaction, so values follow commit order.
         """
-        coll = self.db[SEQUENCES]
+        coll, ids = self.db[SEQUENCES], sorted(tenants)
         found = {d["_id"]: int(d["seq"]) async for d in coll.find(
-            {"_id": {"$in": sorted(tenants)}}, session=s)}
-        new = {t: found.get(t, 0) + 1 for t in tenants}
-        ops = [UpdateOne({"_id": t, "seq": found.get(t, 0)}, {"$set": {"seq": n}}, upsert=True)
-               for t, n in new.items()]
-        await coll.bulk_write(ops, ordered=False, session=s)
-        return new
+            {"_id": {"$in": ids}}, session=s)}
+        if found:
+            await coll.update_many({"_id": {"$in": list(found)}}, {"$inc": {"seq": 1}},
+                                   session=s)
+        missing = [t for t in ids if t not in found]
+        if missing:
+            await coll.insert_many([{"_id": t, "seq": 1} for t in missing], ordered=False,
+                                   session=s)
+        return {t: found.get(t, 0) + 1 for t in ids}
