@@ -79,7 +79,8 @@ def _encoded(doc: dict[str, Any]) -> dict[str, Any]:
     parts += [v for k, v in doc.items() if k.startswith("quarters.")]
     for part in parts:
         for name in _DECIMALS:
-            part[name] = to_decimal128(part[name])
+            if name in part:  # a quarter keeps only what its aggregation reads
+                part[name] = to_decimal128(part[name])
     return doc
 
 
@@ -89,7 +90,8 @@ def _decoded(doc: dict[str, Any], quarters: Iterable[str]) -> dict[str, Any]:
     stored = doc.get("quarters") or {}
     for part in (doc, *(stored[q] for q in quarters if q in stored)):
         for name in _DECIMALS:
-            part[name] = to_decimal(part[name])
+            if name in part:
+                part[name] = to_decimal(part[name])
     return doc
 
 
