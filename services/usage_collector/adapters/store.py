@@ -39,9 +39,10 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
 from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, to_decimal, to_decimal128
-from services.usage_collector.domain import bucket_id, unique_id
+from services.usage_collector.domain import BucketKey, bucket_id, unique_id
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
+from services.usage_collector.totals import UsageSumOverflow
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,17 @@ _DECIMALS = ("sum", "max", "latest")  # the Decimal128 fields of a bucket
 
 class GuardMissed(Exception):
     """A bucket changed between our read and our write: retry the transaction."""
+
+
+class BucketsFull(Exception):
+    """Adding the batch to these stored buckets would make a sum need more than 34
+    significant digits (`totals.UsageSumOverflow`). The transaction is aborted, not retried:
+    the caller takes the batch's events of these buckets out (dead letters) and applies the
+    rest (docs/usage.md#exact-sums)."""
+
+    def __init__(self, keys: list[BucketKey]) -> None:
+        super().__init__(f"{len(keys)} buckets would overflow 34 digits: {keys[:3]}")
+        self.keys = keys
 
 
 @dataclass(frozen=True)
@@ -238,6 +250,7 @@ class MongoUsageStore:
                 touched = merge.buckets[ids[doc["_id"]]].parts
                 stored[doc["_id"]] = _decoded(doc, [str(15 * q) for q in touched])
         ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
+        full: list[BucketKey] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
             old = stored.get(bid)
@@ -247,9 +260,15 @@ class MongoUsageStore:
                 ops.append(InsertOne(doc))
             else:
                 guard = {"_id": bid, "count": old["count"]}
-                change = _encoded(fold(old, delta, now))
+                try:
+                    change = _encoded(fold(old, delta, now))
+                except UsageSumOverflow:
+                    full.append(key)
+                    continue
                 change["seq"] = seqs[key[0]]
                 ops.append(UpdateOne(guard, {"$set": change}))
+        if full:
+            raise BucketsFull(full)
         result = await self.db[AGGREGATES].bulk_write(ops, ordered=False, session=s)
         if result.matched_count != len(stored):
             raise GuardMissed(f"{len(stored) - result.matched_count} buckets changed meanwhile")
