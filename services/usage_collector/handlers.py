@@ -50,12 +50,15 @@ class KafkaRecord(Protocol):
     def value(self) -> bytes | None: ...
 
 
-class RawRecord(NamedTuple):
-    """A record taken one at a time (`PendingBatch.take`)."""
+class Polled(NamedTuple):
+    """What a batch keeps of one poll of one partition, for `PendingBatch.reject_buckets`:
+    offsets, keys and values in parallel lists (ints and bytes, which the garbage collector
+    does not track, rather than the consumer's record objects)."""
 
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    partition: int
+    offsets: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
 
 
 @dataclass
@@ -63,8 +66,7 @@ class PendingBatch:
     """Records consumed since the last write, merged per bucket.
 
     `offsets` maps partition -> next offset to commit once this batch is durable; `polled`
-    keeps each poll's records (the polled sequences themselves: no per-record copy) for
-    `reject_buckets`.
+    keeps each poll's offsets, keys and values for `reject_buckets`.
     """
 
     topic: str
@@ -74,7 +76,7 @@ class PendingBatch:
     records: int = 0
     started: float = field(default_factory=time.monotonic)
     decoder: Decoder = field(default_factory=Decoder)
-    polled: list[tuple[int, Sequence[KafkaRecord]]] = field(default_factory=list)
+    polled: list[Polled] = field(default_factory=list)
 
     def take(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         """Validate and merge one record; an invalid one is kept for the dead-letter topic.
@@ -83,7 +85,7 @@ class PendingBatch:
         """
         self.records += 1
         self.offsets[partition] = offset + 1
-        self.polled.append((partition, [RawRecord(offset, key, value)]))
+        self.polled.append(Polled(partition, [offset], [key], [value]))
         try:
             self.merge.add(self.decoder.decode(value))
         except Exception as exc:
@@ -93,7 +95,8 @@ class PendingBatch:
         """`take` every record of one partition, in offset order (one poll's worth)."""
         if not records:
             return
-        self.polled.append((partition, records))
+        self.polled.append(Polled(partition, [r.offset for r in records],
+                                  [r.key for r in records], [r.value for r in records]))
         decode, add = self.decoder.decode, self.merge.add
         for r in records:
             try:
@@ -122,17 +125,17 @@ class PendingBatch:
         dead_at = {(d.partition, d.offset) for d in self.dead}
         new: list[DeadRecord] = []
         ids: set[str] = set()
-        for partition, records in self.polled:
-            for r in records:
-                if (partition, r.offset) in dead_at:
+        for partition, offsets, record_keys, values in self.polled:
+            for offset, key, value in zip(offsets, record_keys, values, strict=True):
+                if (partition, offset) in dead_at:
                     continue
                 try:
-                    sample = self.decoder.decode(r.value)
+                    sample = self.decoder.decode(value)
                 except Rejected:
                     continue
                 if sample.key in keys:
                     ids.add(sample.event_id)
-                    new.append(DeadRecord(self.topic, partition, r.offset, r.key, r.value,
+                    new.append(DeadRecord(self.topic, partition, offset, key, value,
                                           "quantity_out_of_range",
                                           "the bucket's stored sum would exceed 34 digits"))
         duplicates = self.merge.duplicates - (len(new) - len(ids))  # now dead-lettered
