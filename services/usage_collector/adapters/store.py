@@ -38,7 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
-from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, to_decimal, to_decimal128
+from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, decoded, encoded
 from services.usage_collector.domain import BucketKey, bucket_id, unique_id
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 PROCESSED = "usage_processed"
 STATS = "usage_stats"
 _CHUNK = 5_000
-_DECIMALS = ("sum", "max", "latest")  # the Decimal128 fields of a bucket
 
 
 class GuardMissed(Exception):
@@ -82,29 +81,6 @@ class ApplyResult:
 def dead_letter_id(topic: str, partition: int, offset: int) -> str:
     """The processed-record `_id` of a dead-lettered message."""
     return f"dl|{topic}|{partition}|{offset}"
-
-
-def _encoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """A new bucket or a `$set` of one with its Decimal fields as `Decimal128` (the fast
-    exact conversion): the hour's, and those of each quarter (`quarters`, `quarters.{m}`)."""
-    parts = [doc, *doc.get("quarters", {}).values()]
-    parts += [v for k, v in doc.items() if k.startswith("quarters.")]
-    for part in parts:
-        for name in _DECIMALS:
-            if name in part:  # a quarter keeps only what its aggregation reads
-                part[name] = to_decimal128(part[name])
-    return doc
-
-
-def _decoded(doc: dict[str, Any], quarters: Iterable[str]) -> dict[str, Any]:
-    """A bucket read with `RAW_DECIMALS`, with the `Decimal128` fields of the hour and of the
-    named quarters as `Decimal` (the others are left as read)."""
-    stored = doc.get("quarters") or {}
-    for part in (doc, *(stored[q] for q in quarters if q in stored)):
-        for name in _DECIMALS:
-            if name in part:
-                part[name] = to_decimal(part[name])
-    return doc
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -248,20 +224,20 @@ class MongoUsageStore:
         for chunk in _chunks(list(ids)):
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
                 touched = merge.buckets[ids[doc["_id"]]].parts
-                stored[doc["_id"]] = _decoded(doc, [str(15 * q) for q in touched])
+                stored[doc["_id"]] = decoded(doc, [str(15 * q) for q in touched])
         ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
         full: list[BucketKey] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
             old = stored.get(bid)
             if old is None:
-                doc = _encoded(new_bucket(key, delta, now))
+                doc = encoded(new_bucket(key, delta, now))
                 doc["seq"] = seqs[key[0]]
                 ops.append(InsertOne(doc))
             else:
                 guard = {"_id": bid, "count": old["count"]}
                 try:
-                    change = _encoded(fold(old, delta, now))
+                    change = encoded(fold(old, delta, now))
                 except UsageSumOverflow:
                     full.append(key)
                     continue
