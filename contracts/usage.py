@@ -39,24 +39,26 @@ UsageQuantity = Annotated[
 class UsageData(Contract):
     """The `data` of a usage event.
 
-    `quantity` is a decimal string or number (floats in JSON are read through their decimal
-    text), finite, with 0 <= quantity < 10**12 (`MAX_QUANTITY`) and at most 12 digits after
-    the decimal point (`QUANTITY_PLACES`; trailing zeros do not count). Anything else is
-    refused (the collector dead-letters it: `negative_quantity`, `non_finite_quantity` or
-    `quantity_out_of_range`). Why these numbers (docs/usage.md#quantity-range):
+    `quantity` is a decimal string or number, finite, with 0 <= quantity < 10**12
+    (`MAX_QUANTITY`) and at most 12 digits after the decimal point (`QUANTITY_PLACES`;
+    trailing zeros do not count). Anything else is refused (the collector dead-letters it:
+    `negative_quantity`, `non_finite_quantity` or `quantity_out_of_range`). Why these
+    numbers (docs/usage.md#quantity-range):
 
     - A valid quantity has at most 12 + 12 = 24 significant digits. Quantities are stored
       and summed as IEEE 754 decimal128 (BSON `Decimal128`, 34 significant digits), so a sum
       of them stays exact while it is below 10**22: the sum of ten billion events of the
-      largest quantity in one bucket or one billing period. A sum beyond that is reported
-      as an error by the read side, never rounded.
+      largest quantity in one bucket or one billing period. A sum beyond that is an error
+      (`UsageSumOverflow` on the read side, a dead letter in the collector), never rounded.
     - Priced amounts are integer minor units in a signed 64-bit integer (BSON int64, at most
       about 9.22 * 10**18). The largest quantity (< 10**12) times any unit price up to
       9.2 * 10**6 minor units (92,000 USD per unit) still fits, so no single event can
       overflow an amount; `1e20`, `1E+6000` or digits beyond the 12th place are refused
       before they reach pricing.
-    - A JSON number beyond the range of a double (`1e400`) reads as infinity and is refused
-      as not finite.
+    - A JSON number with a fraction is parsed as a double before it becomes a `Decimal`, so
+      only its first 15 significant digits are certain to survive, and one beyond the range
+      of a double (`1e400`) reads as infinity and is refused as not finite. Send quantities
+      as strings (as the platform's own publishers do) to keep every digit.
 
     `aggregation` is only for custom meters; a standard meter's aggregation is fixed by
     `STANDARD_METERS`.

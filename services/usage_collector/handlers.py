@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from services.usage_collector.adapters.store import ApplyResult, dead_letter_id
-from services.usage_collector.domain import Rejected
+from services.usage_collector.adapters.store import ApplyResult, BucketsFull, dead_letter_id
+from services.usage_collector.domain import BucketKey, Rejected
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.wire import Decoder
 
@@ -50,11 +50,23 @@ class KafkaRecord(Protocol):
     def value(self) -> bytes | None: ...
 
 
+class Polled(NamedTuple):
+    """What a batch keeps of one poll of one partition, for `PendingBatch.reject_buckets`:
+    offsets, keys and values in parallel lists (ints and bytes, which the garbage collector
+    does not track, rather than the consumer's record objects)."""
+
+    partition: int
+    offsets: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+
 @dataclass
 class PendingBatch:
     """Records consumed since the last write, merged per bucket.
 
-    `offsets` maps partition -> next offset to commit once this batch is durable.
+    `offsets` maps partition -> next offset to commit once this batch is durable; `polled`
+    keeps each poll's offsets, keys and values for `reject_buckets`.
     """
 
     topic: str
@@ -64,6 +76,7 @@ class PendingBatch:
     records: int = 0
     started: float = field(default_factory=time.monotonic)
     decoder: Decoder = field(default_factory=Decoder)
+    polled: list[Polled] = field(default_factory=list)
 
     def take(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         """Validate and merge one record; an invalid one is kept for the dead-letter topic.
@@ -72,6 +85,7 @@ class PendingBatch:
         """
         self.records += 1
         self.offsets[partition] = offset + 1
+        self.polled.append(Polled(partition, [offset], [key], [value]))
         try:
             self.merge.add(self.decoder.decode(value))
         except Exception as exc:
@@ -81,6 +95,8 @@ class PendingBatch:
         """`take` every record of one partition, in offset order (one poll's worth)."""
         if not records:
             return
+        self.polled.append(Polled(partition, [r.offset for r in records],
+                                  [r.key for r in records], [r.value for r in records]))
         decode, add = self.decoder.decode, self.merge.add
         for r in records:
             try:
@@ -98,6 +114,35 @@ class PendingBatch:
         else:  # defensive: bad input must never kill the worker
             reason, detail = "unprocessable", repr(exc)
         self.dead.append(DeadRecord(self.topic, partition, offset, key, value, reason, detail))
+
+    def reject_buckets(self, keys: set[BucketKey]) -> list[DeadRecord]:
+        """Dead-letter (`quantity_out_of_range`) every record of this batch merged into one
+        of `keys`, and merge the batch again without them; the new dead records.
+
+        For buckets whose stored sum plus this batch's would not fit 34 digits (`BucketsFull`):
+        rare, so the records are decoded again rather than remembered per event.
+        """
+        dead_at = {(d.partition, d.offset) for d in self.dead}
+        new: list[DeadRecord] = []
+        ids: set[str] = set()
+        for partition, offsets, record_keys, values in self.polled:
+            for offset, key, value in zip(offsets, record_keys, values, strict=True):
+                if (partition, offset) in dead_at:
+                    continue
+                try:
+                    sample = self.decoder.decode(value)
+                except Rejected:
+                    continue
+                if sample.key in keys:
+                    ids.add(sample.event_id)
+                    new.append(DeadRecord(self.topic, partition, offset, key, value,
+                                          "quantity_out_of_range",
+                                          "the bucket's stored sum would exceed 34 digits"))
+        duplicates = self.merge.duplicates - (len(new) - len(ids))  # now dead-lettered
+        self.merge = self.merge.without(ids)
+        self.merge.duplicates = duplicates
+        self.dead.extend(new)
+        return new
 
     def __len__(self) -> int:
         return self.records
@@ -119,11 +164,18 @@ async def write_batch(
     """Make `batch` durable, then commit its offsets.
 
     Order: publish dead letters (at least once), one transaction (processed ids, buckets,
-    counters: exactly once), commit offsets. Raises only what `commit` raises after the
-    transaction (the effect is durable then; a redelivery is de-duplicated).
+    counters: exactly once), commit offsets. When the store reports `BucketsFull`, the
+    events of those buckets are dead-lettered too and the rest applied again. Raises only
+    what `commit` raises after the transaction (the effect is durable then; a redelivery is
+    de-duplicated).
     """
     if batch.dead:
         await dead_letters(batch.dead)
-    result = await store.apply(batch.merge, [d.record_id for d in batch.dead])
+    while True:
+        try:
+            result = await store.apply(batch.merge, [d.record_id for d in batch.dead])
+            break
+        except BucketsFull as full:  # each round removes at least one bucket: it ends
+            await dead_letters(batch.reject_buckets(set(full.keys)))
     await commit(batch.offsets)
     return result

@@ -16,7 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from services.usage_collector.domain import BucketKey, Rejected, Sample, bucket_id
-from services.usage_collector.totals import PART_FIELDS, UsageSumOverflow, exact_add
+from services.usage_collector.totals import (
+    PART_FIELDS,
+    QUARTER_FIELDS,
+    UsageSumOverflow,
+    exact_add,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _QUARTER = timedelta(minutes=15)
@@ -165,47 +170,61 @@ class BatchMerge:
         return len(self.samples)
 
 
-def _fields(delta: Delta) -> dict[str, Any]:
-    return {"sum": delta.sum, "count": delta.count, "max": delta.max, "latest": delta.latest,
-            "latest_time": delta.latest_time}
+def _fields(delta: Delta, names: tuple[str, ...] = PART_FIELDS) -> dict[str, Any]:
+    """The stored sub-total of `delta`: the fields in `names`."""
+    values = {"sum": delta.sum, "count": delta.count, "max": delta.max,
+              "latest": delta.latest, "latest_time": delta.latest_time}
+    return {name: values[name] for name in names}
 
 
-def _folded(stored: dict[str, Any], delta: Delta) -> dict[str, Any]:
-    """`stored` sub-totals (Decimal sum/max/latest) plus `delta`; raises `UsageSumOverflow`."""
-    latest, latest_time = stored["latest"], stored.get("latest_time") or _EPOCH
-    if _newer(delta.latest_time, delta.latest, latest_time, latest):
-        latest, latest_time = delta.latest, delta.latest_time
-    return {
-        "sum": exact_add(stored["sum"], delta.sum),
-        "count": int(stored["count"]) + delta.count,
-        "max": max(stored["max"], delta.max),
-        "latest": latest,
-        "latest_time": latest_time,
-    }
+def _folded(
+    stored: dict[str, Any], delta: Delta, names: tuple[str, ...] = PART_FIELDS
+) -> dict[str, Any]:
+    """`stored` sub-total (Decimal sum/max/latest) plus `delta`, the fields in `names`;
+    raises `UsageSumOverflow`."""
+    out: dict[str, Any] = {"count": int(stored["count"]) + delta.count}
+    if "sum" in names:
+        out["sum"] = exact_add(stored["sum"], delta.sum)
+    if "max" in names:
+        out["max"] = max(stored["max"], delta.max)
+    if "latest" in names:
+        latest, latest_time = stored["latest"], stored.get("latest_time") or _EPOCH
+        if _newer(delta.latest_time, delta.latest, latest_time, latest):
+            latest, latest_time = delta.latest, delta.latest_time
+        out["latest"], out["latest_time"] = latest, latest_time
+    return out
 
 
 def new_bucket(key: BucketKey, delta: HourDelta, now: datetime) -> dict[str, Any]:
     """The stored document of a bucket created by `delta` (schema: query.py)."""
     tenant, meter, service, hour = key
+    names = QUARTER_FIELDS[delta.aggregation]
     return {
         "_id": bucket_id(key), "tenant_id": tenant, "meter": meter, "service": service,
         "hour": hour, "aggregation": delta.aggregation, **_fields(delta.total()),
-        "quarters": {str(15 * q): _fields(delta.parts[q]) for q in sorted(delta.parts)},
+        "quarters": {str(15 * q): _fields(delta.parts[q], names) for q in sorted(delta.parts)},
         "updated_at": now,
     }
 
 
 def fold(stored: dict[str, Any], delta: HourDelta, now: datetime) -> dict[str, Any]:
     """The fields to `$set` on a stored bucket after adding `delta` (the bucket keeps its
-    aggregation). `stored` holds Decimal sum/max/latest, int count, datetime latest_time, at
-    the top and in each quarter. A bucket stored without quarters keeps its earlier events
-    in quarter "0" (where the read side already counted them). Raises `UsageSumOverflow`."""
+    aggregation): the hour's fields, and `quarters.{minute}` for each quarter-hour `delta`
+    touches. `stored` holds Decimal sum/max/latest, int count, datetime latest_time, at the
+    top and in those quarters (others are not read). A bucket stored without quarters keeps
+    its earlier events in quarter "0" (where the read side already counted them). Raises
+    `UsageSumOverflow`."""
+    aggregation = stored["aggregation"]
+    names = QUARTER_FIELDS.get(aggregation, PART_FIELDS)
     quarters = stored.get("quarters")
+    change = {**_folded(stored, delta.total()), "updated_at": now}
     if quarters is None:
-        quarters = {"0": {name: stored.get(name) for name in PART_FIELDS}}
-    quarters = dict(quarters)
+        quarters = {"0": {name: stored.get(name) for name in names}}
+        change["quarters.0"] = quarters["0"]  # the earlier events, where they were counted
     for q in sorted(delta.parts):
         part, name = delta.parts[q], str(15 * q)
         old = quarters.get(name)
-        quarters[name] = _fields(part) if old is None else _folded(old, part)
-    return {**_folded(stored, delta.total()), "quarters": quarters, "updated_at": now}
+        change[f"quarters.{name}"] = (
+            _fields(part, names) if old is None else _folded(old, part, names)
+        )
+    return change

@@ -12,8 +12,10 @@ collection `usage_aggregates`, one document per tenant, meter, service and UTC h
     max          Decimal128   largest quantity
     latest       Decimal128   quantity of the event with the latest `time`
     latest_time  datetime     that event's time
-    quarters     {"0"|"15"|"30"|"45": {sum, count, max, latest, latest_time}}: the same
-                 sub-totals per quarter-hour that has events, keyed by its first minute
+    quarters     {"0"|"15"|"30"|"45": {...}}: per quarter-hour that has events, keyed by
+                 its first minute, the sub-totals its aggregation reads (`count` and:
+                 sum/avg `sum`; max `max`; latest `latest`, `latest_time`;
+                 `totals.QUARTER_FIELDS`)
                  (absent in buckets written before quarter-hours: they count whole at the
                  hour's start; docs/usage.md#quarter-hours)
     updated_at   datetime     when the bucket last changed (this collector's clock: informative)
@@ -37,7 +39,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.usage_collector.totals import HOUR, Part, combine, parts_in
+from services.usage_collector.totals import HOUR, combine, parts_in
 
 AGGREGATES = "usage_aggregates"
 UNIQUE = "usage_unique"
@@ -85,16 +87,17 @@ async def usage_totals(
     must decode `Decimal128` as `Decimal` (`services.common.mongo.CODEC_OPTIONS`). Sorted by
     service, then meter; a meter without events in the interval is absent.
     """
-    groups: dict[tuple[str, str], list[tuple[dict[str, Any], list[Part]]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     query = {"tenant_id": tenant_id, "hour": {"$gt": start - HOUR, "$lt": end}}
     async for doc in db[AGGREGATES].find(query):
-        parts = parts_in(doc, start, end)
-        if parts:
-            groups[(doc["service"], doc["meter"])].append((doc, parts))
+        groups[(doc["service"], doc["meter"])].append(doc)
     totals = []
-    for (service, meter), group in sorted(groups.items()):
-        aggregation = group[0][0]["aggregation"]
-        parts = [p for _, doc_parts in group for p in doc_parts]
+    for (service, meter), docs in sorted(groups.items()):
+        aggregation = docs[0]["aggregation"]
+        covered = [(d, parts_in(d, start, end, aggregation)) for d in docs]
+        parts = [p for _, doc_parts in covered for p in doc_parts]
+        if not parts:
+            continue
         distinct = 0
         if aggregation == "unique_count":
             distinct = await _distinct(db, tenant_id, service, meter, start, end)
@@ -105,7 +108,7 @@ async def usage_totals(
                 aggregation=aggregation,
                 quantity=combine(aggregation, parts, distinct),
                 events=sum(p.count for p in parts),
-                last_changed=max((d["updated_at"] for d, _ in group), default=None),
+                last_changed=max(d["updated_at"] for d, doc_parts in covered if doc_parts),
             )
         )
     return totals

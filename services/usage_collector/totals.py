@@ -28,8 +28,16 @@ AVERAGE = Context(prec=34, Emax=6144, Emin=-6143, rounding=ROUND_HALF_EVEN,
                   traps=[InvalidOperation, DivisionByZero])
 HOUR = timedelta(hours=1)
 QUARTER = timedelta(minutes=15)
-#: The fields of a bucket (and of each of its quarter-hours) that aggregations read.
+#: The fields of a bucket that aggregations read.
 PART_FIELDS = ("sum", "count", "max", "latest", "latest_time")
+#: The fields a quarter-hour sub-total keeps, by the bucket's aggregation (what that
+#: aggregation reads, plus `count` for the event count): fewer decimals to store and convert.
+QUARTER_FIELDS: dict[str, tuple[str, ...]] = {
+    "sum": ("sum", "count"), "avg": ("sum", "count"), "count": ("count",),
+    "unique_count": ("count",), "max": ("max", "count"),
+    "latest": ("latest", "latest_time", "count"),
+}
+_ZERO = Decimal(0)
 
 
 class UsageSumOverflow(BillingError, ArithmeticError):
@@ -74,24 +82,32 @@ class Part:
 
 
 def _part(start: datetime, fields: dict[str, Any]) -> Part:
-    return Part(start, Decimal(fields["sum"]), int(fields["count"]), Decimal(fields["max"]),
-                Decimal(fields["latest"]), fields.get("latest_time") or start)
+    """A `Part` of stored fields; a field a quarter does not keep (`QUARTER_FIELDS`) reads
+    as 0 (its aggregation never looks at it)."""
+    return Part(start, Decimal(fields.get("sum", _ZERO)), int(fields["count"]),
+                Decimal(fields.get("max", _ZERO)), Decimal(fields.get("latest", _ZERO)),
+                fields.get("latest_time") or start)
 
 
-def parts_in(doc: dict[str, Any], start: datetime, end: datetime) -> list[Part]:
-    """The sub-totals of a stored bucket that [start, end) covers.
+def parts_in(
+    doc: dict[str, Any], start: datetime, end: datetime, aggregation: str | None = None
+) -> list[Part]:
+    """The sub-totals of a stored bucket that [start, end) covers, for `aggregation` (by
+    default the bucket's own).
 
     A quarter-hour belongs to the interval that contains its start, so the result is exact
     for boundaries on a quarter-hour (any whole-hour, :15, :30 or :45 offset from UTC) and a
     boundary inside a quarter-hour counts that whole quarter-hour in the interval that
-    contains the quarter's start. A bucket written without quarter sub-totals counts whole
-    at its hour's start. Decimal fields must be `Decimal` (the project's codec options).
+    contains the quarter's start. A bucket written without quarter sub-totals, or whose
+    quarters keep another aggregation's fields (a custom meter sent with conflicting
+    aggregations), counts whole at its hour's start. Decimal fields must be `Decimal` (the
+    project's codec options).
     """
     hour: datetime = doc["hour"]
     if start <= hour and hour + HOUR <= end:
         return [_part(hour, doc)]
     quarters: dict[str, dict[str, Any]] | None = doc.get("quarters")
-    if not quarters:
+    if not quarters or (aggregation or doc["aggregation"]) != doc["aggregation"]:
         return [_part(hour, doc)] if start <= hour < end else []
     picked = []
     for minute, fields in sorted(quarters.items(), key=lambda item: int(item[0])):

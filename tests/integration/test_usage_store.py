@@ -2,6 +2,7 @@
 processed id inserted twice failing the transaction rather than being skipped."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,20 +11,25 @@ from pymongo.errors import OperationFailure
 
 from services.usage_collector.adapters.store import PROCESSED, MongoUsageStore, ensure_indexes
 from services.usage_collector.domain import parse
+from services.usage_collector.handlers import DeadRecord, PendingBatch, write_batch
 from services.usage_collector.merge import BatchMerge
-from services.usage_collector.query import AGGREGATES
+from services.usage_collector.query import AGGREGATES, usage_totals
 
 pytestmark = pytest.mark.integration
+
+
+def raw_event(n: int, qty: str, time: str) -> bytes:
+    return json.dumps({
+        "specversion": "1.0", "id": f"e{n}", "source": "test", "type": "billing.usage",
+        "subject": "acme", "time": time,
+        "data": {"meter": "cpu_hours", "quantity": qty, "service": "web"},
+    }).encode()
 
 
 def merge_of(*events: tuple[int, str, str]) -> BatchMerge:
     merge = BatchMerge()
     for n, qty, time in events:
-        merge.add(parse(json.dumps({
-            "specversion": "1.0", "id": f"e{n}", "source": "test", "type": "billing.usage",
-            "subject": "acme", "time": time,
-            "data": {"meter": "cpu_hours", "quantity": qty, "service": "web"},
-        }).encode()))
+        merge.add(parse(raw_event(n, qty, time)))
     return merge
 
 
@@ -53,3 +59,51 @@ async def test_a_processed_id_inserted_twice_fails_the_transaction(mongo_db: Any
             await store._insert_ids(session, ["test/e2", "test/e1"])
         await session.abort_transaction()
     assert [d["_id"] async for d in mongo_db[PROCESSED].find({})] == ["test/e1"]
+
+
+async def test_quarter_hours_fold_across_batches_and_split_the_hour_when_read(
+    mongo_db: Any,
+) -> None:
+    await ensure_indexes(mongo_db)
+    store = MongoUsageStore(mongo_db)
+    await store.apply(merge_of((1, "1", "2013-07-01T10:05:00Z"),
+                               (2, "2", "2013-07-01T10:40:00Z")), [])
+    await store.apply(merge_of((3, "4", "2013-07-01T10:14:59Z"),
+                               (4, "8", "2013-07-01T10:30:00Z")), [])
+    (doc,) = [d async for d in mongo_db[AGGREGATES].find({})]
+    assert {m: (q["sum"], q["count"]) for m, q in doc["quarters"].items()} == {
+        "0": (Decimal(5), 2), "30": (Decimal(10), 2)
+    }
+    half = datetime(2013, 7, 1, 10, 30, tzinfo=UTC)
+    (first,) = await usage_totals(mongo_db, "acme", half - timedelta(hours=1), half)
+    (second,) = await usage_totals(mongo_db, "acme", half, half + timedelta(hours=1))
+    assert (first.quantity, first.events, second.quantity, second.events) == (5, 2, 10, 2)
+
+
+async def test_events_that_would_overflow_a_stored_bucket_are_dead_lettered_not_rounded(
+    mongo_db: Any,
+) -> None:
+    await ensure_indexes(mongo_db)
+    store = MongoUsageStore(mongo_db)
+    await store.apply(merge_of((1, "1", "2013-07-01T10:05:00Z")), [])
+    near_full = Decimal("9999999999999999999999.999999999999")  # 34 digits: Decimal128's all
+    await mongo_db[AGGREGATES].update_one({}, {"$set": {"sum": near_full}})
+    batch = PendingBatch("usage")
+    for offset, (n, qty, time) in enumerate([(2, "0.000000000002", "2013-07-01T10:10:00Z"),
+                                             (3, "5", "2013-07-01T11:00:00Z")]):
+        batch.take(0, offset, b"acme", raw_event(n, qty, time))
+    published: list[DeadRecord] = []
+    committed: list[dict[int, int]] = []
+
+    async def dead_letters(dead: list[DeadRecord]) -> None:
+        published.extend(dead)
+
+    async def commit(offsets: dict[int, int]) -> None:
+        committed.append(offsets)
+
+    result = await write_batch(batch, store, dead_letters, commit)
+    assert [(d.offset, d.reason) for d in published] == [(0, "quantity_out_of_range")]
+    assert (result.aggregated, result.dead_lettered, committed) == (1, 1, [{0: 2}])
+    stored = {d["_id"]: d["sum"] async for d in mongo_db[AGGREGATES].find({})}
+    assert stored == {"acme|cpu_hours|web|2013-07-01T10": near_full,
+                      "acme|cpu_hours|web|2013-07-01T11": Decimal(5)}

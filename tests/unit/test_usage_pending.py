@@ -53,3 +53,18 @@ def test_a_poll_is_merged_and_dead_lettered_exactly_as_record_by_record() -> Non
     assert whole.dead == one_by_one.dead
     assert whole.merge.buckets == one_by_one.merge.buckets
     assert [d.record_id for d in whole.dead][0] == "dl|usage|3|11"
+
+
+def test_rejecting_a_bucket_dead_letters_each_of_its_records_once_and_keeps_the_rest() -> None:
+    batch = PendingBatch("usage")
+    other = json.dumps({**json.loads(event(7)), "time": "2013-07-01T11:15:00Z"}).encode()
+    batch.take_records(3, POLL + [Record(18, b"acme", other)])
+    (full,) = [k for k in batch.merge.buckets if k[3].hour == 10]
+    new = batch.reject_buckets({full})
+    assert [(d.offset, d.reason) for d in new] == [
+        (10, "quantity_out_of_range"), (12, "quantity_out_of_range"),
+        (14, "quantity_out_of_range"), (17, "quantity_out_of_range"),
+    ]
+    assert (len(batch.merge), batch.merge.duplicates) == (1, 0), "the duplicate is dead now"
+    assert [k[3].hour for k in batch.merge.buckets] == [11]
+    assert len(batch.dead) == 8

@@ -50,8 +50,8 @@ def bucket(**quarters: str) -> dict[str, object]:
                             "latest": Decimal(v), "latest_time": HOUR + int(m[1:]) * MINUTE}
             for m, v in quarters.items()}
     total = sum((Decimal(v) for v in quarters.values()), Decimal(0))
-    return {"hour": HOUR, "sum": total, "count": len(subs), "max": total, "latest": total,
-            "latest_time": HOUR, "quarters": subs}
+    return {"hour": HOUR, "aggregation": "sum", "sum": total, "count": len(subs), "max": total,
+            "latest": total, "latest_time": HOUR, "quarters": subs}
 
 
 HOUR = datetime(2013, 7, 31, 18, tzinfo=UTC)

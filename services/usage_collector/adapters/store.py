@@ -30,7 +30,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
@@ -39,21 +38,32 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
-from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, to_decimal, to_decimal128
-from services.usage_collector.domain import bucket_id, unique_id
+from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, decoded, encoded
+from services.usage_collector.domain import BucketKey, bucket_id, unique_id
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
+from services.usage_collector.totals import UsageSumOverflow
 
 log = logging.getLogger(__name__)
 
 PROCESSED = "usage_processed"
 STATS = "usage_stats"
 _CHUNK = 5_000
-_DECIMALS = ("sum", "max", "latest")  # the Decimal128 fields of a bucket
 
 
 class GuardMissed(Exception):
     """A bucket changed between our read and our write: retry the transaction."""
+
+
+class BucketsFull(Exception):
+    """Adding the batch to these stored buckets would make a sum need more than 34
+    significant digits (`totals.UsageSumOverflow`). The transaction is aborted, not retried:
+    the caller takes the batch's events of these buckets out (dead letters) and applies the
+    rest (docs/usage.md#exact-sums)."""
+
+    def __init__(self, keys: list[BucketKey]) -> None:
+        super().__init__(f"{len(keys)} buckets would overflow 34 digits: {keys[:3]}")
+        self.keys = keys
 
 
 @dataclass(frozen=True)
@@ -71,26 +81,6 @@ class ApplyResult:
 def dead_letter_id(topic: str, partition: int, offset: int) -> str:
     """The processed-record `_id` of a dead-lettered message."""
     return f"dl|{topic}|{partition}|{offset}"
-
-
-def _encoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with its Decimal fields, and its quarters', as `Decimal128` (the fast exact
-    conversion)."""
-    for part in (doc, *doc["quarters"].values()):
-        for name in _DECIMALS:
-            part[name] = to_decimal128(part[name])
-    return doc
-
-
-def _decoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` read with `RAW_DECIMALS`, its `Decimal128` fields (and its quarters') as
-    `Decimal`."""
-    for part in (doc, *(doc.get("quarters") or {}).values()):
-        for name in _DECIMALS:
-            value = part.get(name)
-            if value is not None and not isinstance(value, Decimal):
-                part[name] = to_decimal(value)
-    return doc
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -233,20 +223,28 @@ class MongoUsageStore:
         raw = self.db[AGGREGATES].with_options(codec_options=RAW_DECIMALS)
         for chunk in _chunks(list(ids)):
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
-                stored[doc["_id"]] = _decoded(doc)
+                touched = merge.buckets[ids[doc["_id"]]].parts
+                stored[doc["_id"]] = decoded(doc, [str(15 * q) for q in touched])
         ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
+        full: list[BucketKey] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
             old = stored.get(bid)
             if old is None:
-                doc = _encoded(new_bucket(key, delta, now))
+                doc = encoded(new_bucket(key, delta, now))
                 doc["seq"] = seqs[key[0]]
                 ops.append(InsertOne(doc))
             else:
                 guard = {"_id": bid, "count": old["count"]}
-                change = _encoded(fold(old, delta, now))
+                try:
+                    change = encoded(fold(old, delta, now))
+                except UsageSumOverflow:
+                    full.append(key)
+                    continue
                 change["seq"] = seqs[key[0]]
                 ops.append(UpdateOne(guard, {"$set": change}))
+        if full:
+            raise BucketsFull(full)
         result = await self.db[AGGREGATES].bulk_write(ops, ordered=False, session=s)
         if result.matched_count != len(stored):
             raise GuardMissed(f"{len(stored) - result.matched_count} buckets changed meanwhile")
@@ -267,15 +265,19 @@ class MongoUsageStore:
     async def _next_sequences(self, s: AsyncClientSession, tenants: set[str]) -> dict[str, int]:
         """Increment each tenant's usage sequence in this transaction; the new values.
 
-        The read value guards the write: a concurrent transaction that moved the counter
-        makes the update miss (then the upsert's insert hits the unique `_id`) or conflict,
-        either of which aborts and retries this transaction, so values follow commit order.
+        Two commands whatever the number of tenants. Snapshot isolation makes the read
+        values the base of `$inc`: a counter that another transaction moved meanwhile is a
+        write conflict, and a counter it created is a duplicate `_id`; either aborts and
+        retries this transaction, so values follow commit order.
         """
-        coll = self.db[SEQUENCES]
+        coll, ids = self.db[SEQUENCES], sorted(tenants)
         found = {d["_id"]: int(d["seq"]) async for d in coll.find(
-            {"_id": {"$in": sorted(tenants)}}, session=s)}
-        new = {t: found.get(t, 0) + 1 for t in tenants}
-        ops = [UpdateOne({"_id": t, "seq": found.get(t, 0)}, {"$set": {"seq": n}}, upsert=True)
-               for t, n in new.items()]
-        await coll.bulk_write(ops, ordered=False, session=s)
-        return new
+            {"_id": {"$in": ids}}, session=s)}
+        if found:
+            await coll.update_many({"_id": {"$in": list(found)}}, {"$inc": {"seq": 1}},
+                                   session=s)
+        missing = [t for t in ids if t not in found]
+        if missing:
+            await coll.insert_many([{"_id": t, "seq": 1} for t in missing], ordered=False,
+                                   session=s)
+        return {t: found.get(t, 0) + 1 for t in ids}
