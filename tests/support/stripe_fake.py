@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 
 from contracts import InvoiceIssued, LineItem
+from services.devstack.stripe_fake import create_app
 from services.payments.app import open_deps
 from services.payments.settings import PaymentsSettings
-from services.payments.stripe_fake import create_app
 
 __all__ = ["payments_deps", "payments_settings", "stripe_fake", "stripe_fake_server"]
 WEBHOOK_SECRET = "whsec_test_fake_secret"
