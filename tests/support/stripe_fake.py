@@ -19,7 +19,7 @@ import uvicorn
 
 from contracts import InvoiceIssued, LineItem
 from services.devstack.stripe_fake import create_app
-from services.payments.app import open_deps
+from services.payments.bootstrap import open_deps
 from services.payments.settings import PaymentsSettings
 
 __all__ = ["payments_deps", "payments_settings", "stripe_fake", "stripe_fake_server"]

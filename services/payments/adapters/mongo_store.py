@@ -1,11 +1,11 @@
-"""MongoDB store of the payments service.
+"""`MongoPaymentsStore`: the `PaymentsStore` of the worker, in MongoDB.
 
 Collections: `payments_customers` (`_id` tenant id: Stripe customer and default payment
 method), `payments_invoices` (`_id` invoice id: `InvoiceRecord`), the outbox
 `payments_outbox`, processed ids in `processed_events`, Stripe events kept until their invoice
 is known in `payments_parked_events` (`_id` Stripe event id) and webhooks that were not applied
-in `payments_audit`. `commit` is the one atomic write: tracking record + invoice state (under
-an optional condition) + outbox entries + extra documents in one transaction.
+in `payments_audit`. `commit` writes in one MongoDB transaction; an `Expect` becomes the filter
+of a conditional replace, so the condition and the write are one atomic step.
 """
 
 import dataclasses
@@ -18,17 +18,27 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.base import Event, utc_now
-from services.common.outbox import add_to_outbox, ensure_outbox_indexes, outbox_collection
+from contracts.events import ALL_EVENTS
+from contracts.invoices import InvoiceStatus
+from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.common.tracking import already_processed, record_processed
+from services.payments.adapters.store import (
+    AuditEntry,
+    Customer,
+    Expect,
+    Outgoing,
+    ParkedEvent,
+)
 from services.payments.domain import InvoiceRecord
+from services.payments.names import OUTBOX
 
 CUSTOMERS = "payments_customers"
 INVOICES = "payments_invoices"
-OUTBOX = outbox_collection("payments")
 PARKED = "payments_parked_events"
 AUDIT = "payments_audit"
-Outgoing = list[tuple[Event, str, str]]
 DUPLICATE_KEY = 11000
+_EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls for cls in ALL_EVENTS if issubclass(cls, Event)}
 
 
 class StaleState(Exception):
@@ -40,8 +50,8 @@ def _to_doc(record: InvoiceRecord) -> dict[str, Any]:
     doc["_id"] = doc.pop("invoice_id")
     doc["reported_intents"] = list(record.reported_intents)
     doc["duplicate_intents"] = list(record.duplicate_intents)
-    doc["refunds"] = [{"refund_id": r, "amount": a, "payment_intent": pi}
-                      for r, a, pi in record.refunds]
+    doc["status"] = str(record.status)
+    doc["refunds"] = _refund_docs(record.refunds)
     return doc
 
 
@@ -52,7 +62,33 @@ def _from_doc(doc: dict[str, Any]) -> InvoiceRecord:
     values["duplicate_intents"] = tuple(doc.get("duplicate_intents", ()))
     values["refunds"] = tuple((r["refund_id"], int(r["amount"]), r["payment_intent"])
                               for r in doc.get("refunds", ()))
+    values["status"] = InvoiceStatus(doc["status"])
     return InvoiceRecord(invoice_id=doc["_id"], **values)
+
+
+def _refund_docs(refunds: tuple[tuple[str, int, str], ...]) -> list[dict[str, Any]]:
+    return [{"refund_id": r, "amount": a, "payment_intent": pi} for r, a, pi in refunds]
+
+
+def _filter(expect: Expect) -> dict[str, Any]:
+    """The MongoDB filter matching a stored invoice document that meets `expect`."""
+    clauses: list[dict[str, Any]] = []
+    if expect.status is not None:
+        clauses.append({"status": str(expect.status)})
+    for name in ("attempts", "charging"):
+        value = getattr(expect, name)
+        if value is not None:
+            clauses.append({name: value})
+    if expect.idle_at is not None:
+        clauses.append({"$or": [{"charging": None},
+                                {"charging_until": {"$lte": expect.idle_at}}]})
+    if expect.without_duplicate is not None:
+        clauses.append({"duplicate_intents": {"$nin": [expect.without_duplicate]}})
+    if expect.refunds:
+        clauses.append({"refunds": _refund_docs(expect.refunds)})
+    elif expect.refunds is not None:
+        clauses.append({"$or": [{"refunds": []}, {"refunds": {"$exists": False}}]})
+    return {"$and": clauses} if clauses else {}
 
 
 def _all_duplicates(exc: BulkWriteError) -> bool:
@@ -60,8 +96,8 @@ def _all_duplicates(exc: BulkWriteError) -> bool:
     return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors)
 
 
-class PaymentsStore:
-    """The payments service's MongoDB state (see the module docstring)."""
+class MongoPaymentsStore:
+    """`PaymentsStore` in MongoDB (see the module docstring); `client` runs the transactions."""
 
     def __init__(
         self, client: AsyncMongoClient[dict[str, Any]], db: AsyncDatabase[dict[str, Any]]
@@ -79,7 +115,7 @@ class PaymentsStore:
         await self.db[INVOICES].create_index("duplicate_intents")
         await self.db[PARKED].create_index("invoice_id")
 
-    async def customer(self, tenant_id: str) -> dict[str, Any] | None:
+    async def customer(self, tenant_id: str) -> Customer | None:
         """`{customer_id, payment_method_id, payment_method}` of a tenant, if any."""
         return await self.db[CUSTOMERS].find_one({"_id": tenant_id})
 
@@ -94,15 +130,13 @@ class PaymentsStore:
         )
 
     async def invoice(self, invoice_id: str) -> InvoiceRecord | None:
+        """The record of invoice `invoice_id`, if any."""
         doc = await self.db[INVOICES].find_one({"_id": invoice_id})
         return _from_doc(doc) if doc else None
 
     async def invoice_by_number(self, number: str) -> InvoiceRecord | None:
+        """The record of invoice number `number`, if any."""
         doc = await self.db[INVOICES].find_one({"invoice_number": number})
-        return _from_doc(doc) if doc else None
-
-    async def invoice_by_reference(self, reference: str) -> InvoiceRecord | None:
-        doc = await self.db[INVOICES].find_one({"payment_reference": reference})
         return _from_doc(doc) if doc else None
 
     async def invoice_by_intent(self, intent_id: str) -> InvoiceRecord | None:
@@ -116,15 +150,27 @@ class PaymentsStore:
         await self.db[INVOICES].update_one({"_id": invoice_id},
                                            {"$set": {"payment_method": description}})
 
-    async def parked(self, invoice_id: str) -> list[dict[str, Any]]:
+    async def parked(self, invoice_id: str) -> list[ParkedEvent]:
         """Stripe events kept for `invoice_id` (arrived before the invoice), oldest first."""
         cursor = self.db[PARKED].find({"invoice_id": invoice_id}).sort("parked_at", ASCENDING)
-        return await cursor.to_list()
+        return [ParkedEvent(d["_id"], d["invoice_id"], d["intent_id"], d["parked_at"])
+                for d in await cursor.to_list()]
 
     async def drop_parked(self, event_ids: list[str]) -> None:
         """Forget parked events once their invoice reconciled them."""
         if event_ids:
             await self.db[PARKED].delete_many({"_id": {"$in": event_ids}})
+
+    async def audit_entries(self, invoice_id: str) -> list[AuditEntry]:
+        """The Stripe events not applied to `invoice_id`, in the order they were recorded."""
+        cursor = self.db[AUDIT].find({"invoice_id": invoice_id}).sort("_id", ASCENDING)
+        return [AuditEntry(d["stripe_event_id"], d["intent_id"], d["invoice_id"], d["reason"],
+                           d["at"], d["detail"]) for d in await cursor.to_list()]
+
+    async def outbox_events(self) -> list[Event]:
+        """Every event added to the outbox, published or not, in write order."""
+        docs = await self.db[OUTBOX].find().sort("seq", ASCENDING).to_list()
+        return [_EVENT_TYPES[d["type"]].model_validate_json(d["payload"]) for d in docs]
 
     async def due_retries(self, as_of: datetime, limit: int = 500) -> list[InvoiceRecord]:
         """Failed invoices whose next attempt is at or before `as_of`, earliest first."""
@@ -163,6 +209,7 @@ class PaymentsStore:
             {"$set": {"charging": None, "charging_until": None}})
 
     async def processed(self, consumer: str, event_id: str) -> bool:
+        """True when `consumer` already committed event `event_id`."""
         return await already_processed(self.db, consumer, event_id)
 
     async def commit(
@@ -171,19 +218,13 @@ class PaymentsStore:
         consumer: str | None = None,
         event_id: str | None = None,
         record: InvoiceRecord | None = None,
-        expect_attempts: int | None = None,
         outgoing: Outgoing | None = None,
-        expect: dict[str, Any] | None = None,
-        extra: list[tuple[str, dict[str, Any]]] | None = None,
+        expect: Expect | None = None,
+        park: ParkedEvent | None = None,
+        audit: AuditEntry | None = None,
     ) -> bool:
-        """Atomically: mark `event_id` processed by `consumer`, write `record` (only if the
-        stored one still has `expect_attempts` attempts and matches the filter `expect`, when
-        given), add `outgoing` to the outbox and insert the `(collection, document)` pairs of
-        `extra`. Returns False, writing nothing, when the event was already processed, the
-        record changed meanwhile, or an outgoing event id is already in the outbox."""
-        condition = dict(expect or {})
-        if expect_attempts is not None:
-            condition["attempts"] = expect_attempts
+        """One transaction; see `PaymentsStore.commit`."""
+        condition = _filter(expect) if expect is not None else None
 
         async def work(session: AsyncClientSession) -> None:
             if consumer and event_id:
@@ -191,7 +232,7 @@ class PaymentsStore:
                     raise DuplicateKeyError("already processed")
             if record is not None:
                 doc = _to_doc(record)
-                if not condition:
+                if condition is None:
                     await self.db[INVOICES].replace_one({"_id": doc["_id"]}, doc,
                                                         upsert=True, session=session)
                 else:
@@ -200,8 +241,13 @@ class PaymentsStore:
                     if result.matched_count == 0:
                         raise StaleState(record.invoice_id)
             await add_to_outbox(self.db, OUTBOX, outgoing or [], session)
-            for collection, document in extra or []:
-                await self.db[collection].insert_one(document, session=session)
+            if park is not None:
+                await self.db[PARKED].insert_one(
+                    {"_id": park.event_id, "invoice_id": park.invoice_id,
+                     "intent_id": park.intent_id, "parked_at": park.parked_at},
+                    session=session)
+            if audit is not None:
+                await self.db[AUDIT].insert_one(dataclasses.asdict(audit), session=session)
 
         try:
             async with self.client.start_session() as session:
