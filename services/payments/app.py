@@ -33,7 +33,7 @@ from services.payments.adapters.metrics import STRIPE_OUTAGE_RETRIES
 from services.payments.adapters.stripe_gateway import StripeGateway
 from services.payments.bootstrap import mongo_store, outbox_relay
 from services.payments.handlers import Deps
-from services.payments.names import SERVICE
+from services.payments.names import CONSUMES, SERVICE
 from services.payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
@@ -95,25 +95,34 @@ async def _stopped(deps: Deps, delay: float) -> bool:
     return True
 
 
+#: The contract each consumed topic carries for this worker (other types on the topic are
+#: skipped) and the use case that handles it; the subscriptions themselves are `CONSUMES`.
+ROUTES: dict[str, tuple[type[Contract], Callable[[Any, Deps], Awaitable[str]]]] = {
+    TOPIC_INVOICE: (InvoiceIssued, handlers.handle_invoice_issued),
+    TOPIC_STRIPE_EVENTS: (StripeEventReceived, handlers.handle_stripe_event),
+}
+
+
 def build_broker(deps: Deps) -> KafkaBroker:
-    """The broker with the two subscribers of the payments group."""
-    settings = deps.settings
-    broker = make_broker(settings, name=SERVICE)
-    options: dict[str, Any] = {
-        "group_id": settings.group(SERVICE), "auto_offset_reset": "earliest",
-        "ack_policy": AckPolicy.NACK_ON_ERROR,
-    }
-
-    @broker.subscriber(settings.topic(TOPIC_INVOICE), **options)  # type: ignore[untyped-decorator]
-    async def on_invoice(msg: KafkaMessage) -> None:
-        await consume(msg, broker, deps, InvoiceIssued, handlers.handle_invoice_issued)
-
-    @broker.subscriber(  # type: ignore[untyped-decorator]
-        settings.topic(TOPIC_STRIPE_EVENTS), **options)
-    async def on_stripe_event(msg: KafkaMessage) -> None:
-        await consume(msg, broker, deps, StripeEventReceived, handlers.handle_stripe_event)
-
+    """The broker with one subscriber per entry of `CONSUMES` (`names.py`)."""
+    broker = make_broker(deps.settings, name=SERVICE)
+    for topic, group in CONSUMES:
+        _subscribe(broker, deps, topic, group)
     return broker
+
+
+def _subscribe(broker: KafkaBroker, deps: Deps, topic: str, group: str) -> None:
+    """Subscribe `group` to `topic`: offsets committed once the handler returned."""
+    accept, handle = ROUTES[topic]
+
+    async def on_message(msg: KafkaMessage) -> None:
+        await consume(msg, broker, deps, accept, handle)
+
+    on_message.__name__ = f"on_{topic.replace('.', '_').replace('-', '_')}"
+    subscriber = broker.subscriber(
+        deps.settings.topic(topic), group_id=deps.settings.group(group),
+        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
+    subscriber(on_message)
 
 
 def dunning_loop(deps: Deps) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
