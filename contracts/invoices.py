@@ -2,6 +2,7 @@
 
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, EmailStr, Field
@@ -9,7 +10,17 @@ from pydantic import AwareDatetime, EmailStr, Field
 from contracts.base import Contract, Event
 from contracts.money import CurrencyCode, MinorUnits, SignedMinorUnits
 
-InvoiceStatus = Literal["pending_payment", "paid", "failed", "overdue"]
+
+class InvoiceStatus(StrEnum):
+    """Where an invoice stands: issued and not yet paid, paid (final), its last charge failed,
+    or past its due date unpaid."""
+
+    pending_payment = "pending_payment"
+    paid = "paid"
+    failed = "failed"
+    overdue = "overdue"
+
+
 LineItemKind = Literal["flat_fee", "usage", "coupon", "credit", "adjustment"]
 #: `INV-YYYY-NNNN`: year of issue, then a gapless sequence within that year.
 INVOICE_NUMBER_PATTERN = r"^INV-\d{4}-\d{4,}$"
@@ -42,7 +53,7 @@ class InvoiceIssued(Event):
     tenant_id: str = Field(min_length=1)
     amount: MinorUnits
     currency: CurrencyCode
-    status: InvoiceStatus = "pending_payment"
+    status: InvoiceStatus = InvoiceStatus.pending_payment
     issue_date: date
     due_date: date
     period_start: AwareDatetime

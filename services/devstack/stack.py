@@ -4,7 +4,7 @@
 - MongoDB: SecantusDB (`secantusd-py`), a single-node replica set on WiredTiger, data under
   the state directory. GPL-2.0: run as a separate program, never imported.
 - SMTP: an aiosmtpd sink writing `.eml` files (`services.devstack.smtp_sink`).
-- Stripe: the project's fake Stripe API (`services.payments.stripe_fake`), when present.
+- Stripe: the project's fake Stripe API (`services.devstack.stripe_fake`), when present.
 
 State lives in `<dir>/stack.json` (pids, ports, commands); `<dir>/dev.env` holds the
 `BILLING_*` variables. `down` stops exactly the pids it started, after checking that each pid
@@ -172,12 +172,12 @@ class EmbeddedStack:
                 str(d / "mail"),
             ]
         if name == "stripe":
-            if importlib.util.find_spec("services.payments.stripe_fake") is None:
+            if importlib.util.find_spec("services.devstack.stripe_fake") is None:
                 return None
             return [
                 sys.executable,
                 "-m",
-                "services.payments.stripe_fake",
+                "services.devstack.stripe_fake",
                 "--host",
                 HOST,
                 "--port",

@@ -1,33 +1,42 @@
-"""Operations other code (the CLI, the demo) calls directly, each opening and closing its own
-connections. Events they cause go through the payments outbox; `publish=True` relays it once
-right away (the running worker's relay would also publish them; consumers dedupe by id)."""
+"""The payments service's one public module, for the CLI, the demo and other services.
+
+Names: `SERVICE`, `WEBHOOKS_SERVICE` (the workers of `billing run`), `CONSUMES` ((contract
+topic, consumer group) per subscription of the payments worker), `OUTBOXES` (its outbox
+collections) and `PaymentsSettings`. Operations, each opening and closing its own
+connections: events they cause go through the payments outbox; `publish=True` relays it once
+right away (the running worker's relay would also publish them; consumers dedupe by id).
+"""
 
 from datetime import date, datetime
 from typing import Any
 
 from services.common.kafka import ensure_topics
-from services.common.mongo import database, make_client
-from services.common.outbox import OutboxRelay
+from services.common.mongo import make_client
 from services.common.worker import make_broker, publish_raw
 from services.payments import handlers
-from services.payments.adapters.store import OUTBOX, PaymentsStore
-from services.payments.app import open_deps
+from services.payments.bootstrap import open_deps, open_store, outbox_relay
 from services.payments.domain import InvoiceRecord
+from services.payments.names import CONSUMES, OUTBOXES, SERVICE, WEBHOOKS_SERVICE
 from services.payments.settings import PaymentsSettings
+
+__all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "PaymentsSettings",
+           "next_dunning_after", "record_manual_payment", "register_webhook_endpoint",
+           "relay_outbox", "run_dunning", "setup_payment_method",
+           "setup_payment_method_described"]
 
 
 async def relay_outbox(settings: PaymentsSettings) -> int:
     """Publish every pending payments-outbox entry to Kafka now; returns how many."""
     await ensure_topics(settings)
     client = make_client(settings)
-    broker = make_broker(settings, name="payments-cli")
+    broker = make_broker(settings, name=f"{SERVICE}-cli")
     try:
         await broker.start()
 
         async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
             await publish_raw(broker, topic, key, value, headers)
 
-        relay = OutboxRelay(database(client, settings), OUTBOX, publish, settings.topic)
+        relay = outbox_relay(client, settings, publish)
         total = 0
         while n := await relay.relay_once():
             total += n
@@ -70,12 +79,8 @@ async def run_dunning(settings: PaymentsSettings, as_of: datetime, publish: bool
 
 async def next_dunning_after(settings: PaymentsSettings, after: datetime) -> datetime | None:
     """The earliest scheduled retry strictly later than `after`, or None."""
-    client = make_client(settings)
-    try:
-        store = PaymentsStore(client, database(client, settings))
+    async with open_store(settings) as store:
         return await store.next_retry_after(after)
-    finally:
-        await client.close()
 
 
 async def record_manual_payment(settings: PaymentsSettings, invoice_number: str, method: str,

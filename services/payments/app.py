@@ -14,8 +14,7 @@ to start without `BILLING_STRIPE_WEBHOOK_SECRET`.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from faststream import AckPolicy
@@ -27,33 +26,17 @@ from contracts import TOPIC_INVOICE, TOPIC_STRIPE_EVENTS, InvoiceIssued, StripeE
 from contracts.base import Contract, utc_now
 from services.common.codec import decode
 from services.common.errors import InvalidMessage, PermanentError, RetryableError
-from services.common.mongo import database, make_client
-from services.common.outbox import OutboxRelay
+from services.common.mongo import make_client
 from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
 from services.payments import handlers
 from services.payments.adapters.metrics import STRIPE_OUTAGE_RETRIES
-from services.payments.adapters.store import OUTBOX, PaymentsStore
-from services.payments.adapters.stripe_gateway import PaymentGateway, StripeGateway
+from services.payments.adapters.stripe_gateway import StripeGateway
+from services.payments.bootstrap import mongo_store, outbox_relay
 from services.payments.handlers import Deps
+from services.payments.names import CONSUMES, SERVICE
 from services.payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
-SERVICE = "payments"
-
-
-@asynccontextmanager
-async def open_deps(settings: PaymentsSettings,
-                    gateway: PaymentGateway | None = None) -> AsyncIterator[Deps]:
-    """Deps for one-off commands (CLI, demo): MongoDB store and Stripe gateway, closed after."""
-    client = make_client(settings)
-    store = PaymentsStore(client, database(client, settings))
-    gw = gateway or StripeGateway(settings)
-    try:
-        await store.ensure_indexes()
-        yield Deps(settings, store, gw)
-    finally:
-        await gw.close()
-        await client.close()
 
 
 async def consume(
@@ -112,25 +95,34 @@ async def _stopped(deps: Deps, delay: float) -> bool:
     return True
 
 
+#: The contract each consumed topic carries for this worker (other types on the topic are
+#: skipped) and the use case that handles it; the subscriptions themselves are `CONSUMES`.
+ROUTES: dict[str, tuple[type[Contract], Callable[[Any, Deps], Awaitable[str]]]] = {
+    TOPIC_INVOICE: (InvoiceIssued, handlers.handle_invoice_issued),
+    TOPIC_STRIPE_EVENTS: (StripeEventReceived, handlers.handle_stripe_event),
+}
+
+
 def build_broker(deps: Deps) -> KafkaBroker:
-    """The broker with the two subscribers of the payments group."""
-    settings = deps.settings
-    broker = make_broker(settings, name=SERVICE)
-    options: dict[str, Any] = {
-        "group_id": settings.group(SERVICE), "auto_offset_reset": "earliest",
-        "ack_policy": AckPolicy.NACK_ON_ERROR,
-    }
-
-    @broker.subscriber(settings.topic(TOPIC_INVOICE), **options)  # type: ignore[untyped-decorator]
-    async def on_invoice(msg: KafkaMessage) -> None:
-        await consume(msg, broker, deps, InvoiceIssued, handlers.handle_invoice_issued)
-
-    @broker.subscriber(  # type: ignore[untyped-decorator]
-        settings.topic(TOPIC_STRIPE_EVENTS), **options)
-    async def on_stripe_event(msg: KafkaMessage) -> None:
-        await consume(msg, broker, deps, StripeEventReceived, handlers.handle_stripe_event)
-
+    """The broker with one subscriber per entry of `CONSUMES` (`names.py`)."""
+    broker = make_broker(deps.settings, name=SERVICE)
+    for topic, group in CONSUMES:
+        _subscribe(broker, deps, topic, group)
     return broker
+
+
+def _subscribe(broker: KafkaBroker, deps: Deps, topic: str, group: str) -> None:
+    """Subscribe `group` to `topic`: offsets committed once the handler returned."""
+    accept, handle = ROUTES[topic]
+
+    async def on_message(msg: KafkaMessage) -> None:
+        await consume(msg, broker, deps, accept, handle)
+
+    on_message.__name__ = f"on_{topic.replace('.', '_').replace('-', '_')}"
+    subscriber = broker.subscriber(
+        deps.settings.topic(topic), group_id=deps.settings.group(group),
+        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
+    subscriber(on_message)
 
 
 def dunning_loop(deps: Deps) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
@@ -158,7 +150,7 @@ async def run_payments(settings: PaymentsSettings, stop: asyncio.Event) -> None:
     `BILLING_STRIPE_WEBHOOK_SECRET` when it is not set."""
     settings.require_webhook_secret()
     client = make_client(settings)
-    store = PaymentsStore(client, database(client, settings))
+    store = mongo_store(client, settings)
     gateway = StripeGateway(settings)
     deps = Deps(settings, store, gateway, stop)
     broker = build_broker(deps)
@@ -166,7 +158,7 @@ async def run_payments(settings: PaymentsSettings, stop: asyncio.Event) -> None:
     async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
         await publish_raw(broker, topic, key, value, headers)
 
-    relay = OutboxRelay(store.db, OUTBOX, publish, settings.topic)
+    relay = outbox_relay(client, settings, publish)
     tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
         relay.run, dunning_loop(deps)]
     try:

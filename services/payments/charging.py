@@ -14,10 +14,11 @@ from typing import Any
 
 from contracts import TOPIC_PAYMENT
 from contracts.base import Event, utc_now
+from contracts.invoices import InvoiceStatus
 from services.common.errors import BillingError
 from services.payments import domain
 from services.payments.adapters.metrics import ATTEMPTS, OUTCOMES
-from services.payments.adapters.store import PaymentsStore
+from services.payments.adapters.store import Customer, Expect, Outgoing, PaymentsStore
 from services.payments.adapters.stripe_gateway import PaymentGateway
 from services.payments.domain import ChargeResult, Intent, InvoiceRecord
 from services.payments.settings import PaymentsSettings
@@ -36,12 +37,12 @@ class Deps:
     stop: asyncio.Event | None = None
 
 
-def out(event: Event, tenant_id: str) -> list[tuple[Event, str, str]]:
+def out(event: Event, tenant_id: str) -> Outgoing:
     """`event` as an outbox entry on `billing.payment.v1`, keyed by the tenant."""
     return [(event, TOPIC_PAYMENT, tenant_id)]
 
 
-def with_description(result: ChargeResult, customer: dict[str, Any] | None) -> ChargeResult:
+def with_description(result: ChargeResult, customer: Customer | None) -> ChargeResult:
     """`result` with its card described from what the tenant's record already knows (no
     Stripe call); `card` when the charged method is not the recorded default."""
     if not result.succeeded or result.payment_method:
@@ -66,7 +67,7 @@ async def describe_later(deps: Deps, record: InvoiceRecord, result: ChargeResult
         await deps.store.set_payment_method(record.invoice_id, described)
 
 
-async def existing_charge(deps: Deps, record: InvoiceRecord, customer: dict[str, Any] | None,
+async def existing_charge(deps: Deps, record: InvoiceRecord, customer: Customer | None,
                           attempt: int) -> Intent | None:
     """A PaymentIntent Stripe already holds for this invoice that settles `attempt`: a
     succeeded one (whatever its attempt), else the one made for `attempt`. Looked for among
@@ -74,7 +75,7 @@ async def existing_charge(deps: Deps, record: InvoiceRecord, customer: dict[str,
     whose invoice id, amount and currency match the record count."""
     candidates: list[Intent] = []
     for parked in await deps.store.parked(record.invoice_id):
-        candidates.append(await deps.gateway.intent(parked["intent_id"]))
+        candidates.append(await deps.gateway.intent(parked.intent_id))
     if customer and customer.get("customer_id"):
         candidates += await deps.gateway.invoice_intents(customer["customer_id"],
                                                          record.invoice_id)
@@ -87,7 +88,7 @@ async def existing_charge(deps: Deps, record: InvoiceRecord, customer: dict[str,
     return same[0] if same else None
 
 
-async def charge(deps: Deps, record: InvoiceRecord, customer: dict[str, Any],
+async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
                  attempt: int) -> tuple[ChargeResult, int]:
     """The result of `attempt`: an existing PaymentIntent of the invoice (then its own
     attempt number) or a new off-session charge with the (invoice, attempt) key."""
@@ -106,7 +107,7 @@ async def charge(deps: Deps, record: InvoiceRecord, customer: dict[str, Any],
 
 
 async def commit_result(deps: Deps, record: InvoiceRecord, result: ChargeResult, attempt: int,
-                        at: datetime, expect: dict[str, Any] | None = None,
+                        at: datetime, expect: Expect | None = None,
                         **tracking: Any) -> str:
     """Commit a charge outcome (`PaymentSucceeded` or `PaymentFailed`) if the stored record
     still matches `expect`. When the invoice was paid meanwhile by something else and this
@@ -140,7 +141,7 @@ async def record_duplicate(deps: Deps, invoice_id: str, result: ChargeResult, at
     or `stale` (the invoice is not paid: nothing written)."""
     for _ in range(3):
         current = await deps.store.invoice(invoice_id)
-        if current is None or current.status != "paid":
+        if current is None or current.status != InvoiceStatus.paid:
             return "stale"
         if current.knows_intent(result.payment_intent_id):
             if tracking:
@@ -148,8 +149,8 @@ async def record_duplicate(deps: Deps, invoice_id: str, result: ChargeResult, at
             return "duplicate"
         new, event = domain.duplicate(current, result, at)
         if await deps.store.commit(record=new, outgoing=out(event, current.tenant_id),
-                                   expect={"status": "paid", "duplicate_intents": {
-                                       "$nin": [result.payment_intent_id]}},
+                                   expect=Expect(status=InvoiceStatus.paid,
+                                                 without_duplicate=result.payment_intent_id),
                                    **tracking):
             OUTCOMES.labels("duplicate_payment").inc()
             log.warning("%s paid twice: %s (refund it)", current.invoice_number,

@@ -23,6 +23,7 @@ from services.common.cli import parse_instant
 from services.common.errors import BillingError
 from services.common.logs import configure_logging
 from services.common.runtime import run_worker
+from services.payments.names import SERVICE, WEBHOOKS_SERVICE
 from services.payments.settings import PaymentsSettings
 
 
@@ -155,8 +156,8 @@ def relay() -> None:
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     """Add this service's commands to the root `app` and its worker to `run_app`."""
-    run_app.command("payments")(run_payments_command)
-    run_app.command("stripe-webhooks")(run_webhooks_command)
+    run_app.command(SERVICE)(run_payments_command)
+    run_app.command(WEBHOOKS_SERVICE)(run_webhooks_command)
     payments_app = typer.Typer(help="Payments: payment methods, manual payments, dunning.",
                                no_args_is_help=True)
     payments_app.command("setup")(setup)

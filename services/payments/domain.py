@@ -28,10 +28,13 @@ from contracts import (
     PaymentRefunded,
     PaymentSucceeded,
 )
+from contracts.invoices import InvoiceStatus
 
-#: paid: settled; failed: last attempt failed (maybe retried); awaiting_payment: nothing to
-#: charge with (no payment method on file), waits for a manual payment.
-InvoicePaymentStatus = Literal["awaiting_payment", "failed", "paid"]
+#: The statuses an invoice has in the payments service, the contract's `InvoiceStatus` values:
+#: pending_payment: issued, not charged yet or nothing to charge with (no payment method on
+#: file: it waits for a manual payment); failed: last attempt failed (maybe retried); paid:
+#: settled. (`overdue` is the invoicer's: payments never sets it.)
+PAYMENT_STATUSES = (InvoiceStatus.pending_payment, InvoiceStatus.failed, InvoiceStatus.paid)
 _NAMESPACE = uuid.UUID("5b0f3a4e-2f7d-4c1e-9a57-0c1f5e2d7b11")
 ZERO_AMOUNT_REFERENCE = "zero-amount"
 MANUAL_METHODS = ("ach", "bank_transfer")
@@ -129,7 +132,7 @@ class InvoiceRecord:
     amount: int
     currency: str
     issued_at: datetime
-    status: InvoicePaymentStatus = "awaiting_payment"
+    status: InvoiceStatus = InvoiceStatus.pending_payment
     attempts: int = 0
     first_failed_at: datetime | None = None
     next_attempt_at: datetime | None = None
@@ -149,7 +152,7 @@ class InvoiceRecord:
 
     @classmethod
     def from_issued(cls, event: InvoiceIssued) -> "InvoiceRecord":
-        """The record of a newly issued invoice (awaiting payment)."""
+        """The record of a newly issued invoice (`pending_payment`)."""
         return cls(event.invoice_id, event.invoice_number, event.tenant_id, event.amount,
                    event.currency, event.occurred_at, timezone=event.timezone)
 
@@ -180,12 +183,12 @@ def settle(
 ) -> tuple[InvoiceRecord, PaymentSucceeded]:
     """The invoice paid at `at` by `result` (a Stripe charge) or by `reference`/`method`
     (zero amount, manual payment); raises `ValueError` if it already was."""
-    if record.status == "paid":
+    if record.status == InvoiceStatus.paid:
         raise ValueError(f"invoice {record.invoice_number} is already paid")
     ref = reference or (result.payment_intent_id if result else None) or "unknown"
     how = method or (result.payment_method if result else None) or "card"
     intents = record.reported_intents + ((ref,) if result else ())
-    paid = replace(record, status="paid", attempts=max(record.attempts, attempt),
+    paid = replace(record, status=InvoiceStatus.paid, attempts=max(record.attempts, attempt),
                    payment_reference=ref, payment_method=how, next_attempt_at=None,
                    last_attempt_at=at if result else record.last_attempt_at,
                    reported_intents=intents, charging=None, charging_until=None)
@@ -207,7 +210,7 @@ def fail(
     retry_at = next_attempt_at(first, attempt, schedule_days)
     intents = record.reported_intents + (
         (result.payment_intent_id,) if result.payment_intent_id else ())
-    failed = replace(record, status="failed", attempts=max(record.attempts, attempt),
+    failed = replace(record, status=InvoiceStatus.failed, attempts=max(record.attempts, attempt),
                      first_failed_at=first, next_attempt_at=retry_at, last_attempt_at=at,
                      reported_intents=intents, charging=None, charging_until=None)
     event = PaymentFailed(
@@ -228,7 +231,7 @@ def duplicate(record: InvoiceRecord, result: ChargeResult, at: datetime
     else, and the event asking an operator to refund it. Raises `ValueError` when the invoice
     is not paid or the intent is already known."""
     intent_id = result.payment_intent_id
-    if record.status != "paid" or intent_id is None or record.knows_intent(intent_id):
+    if record.status != InvoiceStatus.paid or intent_id is None or record.knows_intent(intent_id):
         raise ValueError(f"{intent_id} is not a duplicate payment of {record.invoice_number}")
     new = replace(record, duplicate_intents=(*record.duplicate_intents, intent_id))
     event = PaymentDuplicated(
@@ -281,7 +284,7 @@ def reconcile(record: InvoiceRecord, intent: ChargeResult, intent_status: str) -
     current whatever order events arrive in) means for the invoice: a paid invoice never moves
     (a success by another, unknown intent is a duplicate payment); an outcome already reported
     for this intent is not reported again."""
-    if record.status == "paid":
+    if record.status == InvoiceStatus.paid:
         if intent_status == "succeeded" and not record.knows_intent(intent.payment_intent_id):
             return "duplicate"
         return "ignore"

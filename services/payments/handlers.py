@@ -15,10 +15,12 @@ from typing import Any
 
 from contracts import InvoiceIssued
 from contracts.base import utc_now
+from contracts.invoices import InvoiceStatus
 from services.common.clock import effect_time
 from services.common.errors import PermanentError
 from services.payments import domain
 from services.payments.adapters.metrics import OUTCOMES
+from services.payments.adapters.store import Expect
 from services.payments.charging import (
     Deps,
     charge,
@@ -49,9 +51,10 @@ async def handle_invoice_issued(event: InvoiceIssued, deps: Deps) -> str:
 
     Zero amount: `PaymentSucceeded` without a charge (`payment_method` "none"). A PaymentIntent
     Stripe already holds for the invoice (a kept webhook, or a charge whose commit was lost):
-    its outcome, without a new charge. No payment method on file: recorded as awaiting a
-    manual payment, nothing published. Otherwise a PaymentIntent (attempt 1) and
-    `PaymentSucceeded` or `PaymentFailed`, dated by the billing clock (`effect_time`).
+    its outcome, without a new charge. No payment method on file: recorded `pending_payment`
+    (it waits for a manual payment; the outcome is `awaiting_payment`), nothing published.
+    Otherwise a PaymentIntent (attempt 1) and `PaymentSucceeded` or `PaymentFailed`, dated by
+    the billing clock (`effect_time`).
     Idempotent per event id and per invoice id. Raises `DependencyUnavailable` while Stripe
     cannot be reached (nothing written; the caller retries).
     """
@@ -113,7 +116,7 @@ async def run_due_retries(as_of: datetime, deps: Deps) -> int:
         except BaseException:
             await deps.store.release_attempt(record.invoice_id, attempt)
             raise
-        await commit_result(deps, leased, result, used, at, expect={"charging": attempt})
+        await commit_result(deps, leased, result, used, at, expect=Expect(charging=attempt))
         await describe_later(deps, leased, result)
         made += 1
     return made
@@ -148,7 +151,7 @@ async def record_manual(invoice_number: str, method: str, reference: str,
     record = await deps.store.invoice_by_number(invoice_number)
     if record is None:
         raise PermanentError("unknown_invoice", f"no issued invoice {invoice_number}")
-    if record.status == "paid":
+    if record.status == InvoiceStatus.paid:
         raise PermanentError("already_paid", f"{invoice_number} is already paid")
     now = utc_now()
     if record.leased(now):
@@ -157,8 +160,7 @@ async def record_manual(invoice_number: str, method: str, reference: str,
     at = domain.manual_paid_at(paid_on, record.timezone) if paid_on else now
     paid, event = domain.settle(record, None, record.attempts, at, reference=reference,
                                 method=method)
-    idle = {"status": record.status, "attempts": record.attempts,
-            "$or": [{"charging": None}, {"charging_until": {"$lte": now}}]}
+    idle = Expect(status=record.status, attempts=record.attempts, idle_at=now)
     if not await deps.store.commit(record=paid, expect=idle,
                                    outgoing=out(event, record.tenant_id)):
         raise PermanentError("charge_in_flight", f"{invoice_number} changed meanwhile; "

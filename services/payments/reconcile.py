@@ -3,8 +3,8 @@
 
 A PaymentIntent event is never taken at its word: the intent is re-read from Stripe and ITS
 metadata invoice id, amount and currency must match the invoice record, else nothing is
-applied and the event is audited (`payments_audit`) and counted. An intent of an invoice not
-known yet is kept (`payments_parked_events`) and reconciled when the invoice arrives. Refunds
+applied and the event is audited (`PaymentsStore` audit entries) and counted. An intent of an
+invoice not known yet is kept (parked) and reconciled when the invoice arrives. Refunds
 count once per refund id, with the amount of the refund object.
 """
 
@@ -22,7 +22,7 @@ from services.payments.adapters.metrics import (
     STRIPE_EVENTS,
     WEBHOOK_MISMATCHES,
 )
-from services.payments.adapters.store import AUDIT, PARKED
+from services.payments.adapters.store import AuditEntry, Expect, ParkedEvent
 from services.payments.charging import (
     Deps,
     commit_result,
@@ -71,23 +71,21 @@ async def reconcile_intent(stripe_event_id: str, obj: dict[str, Any], deps: Deps
         if intent.invoice_id is None:  # not one of ours
             await deps.store.commit(**tracking)
             return "ignore"
-        parked = {"_id": stripe_event_id, "invoice_id": intent.invoice_id,
-                  "intent_id": str(obj["id"]), "parked_at": utc_now()}
-        if await deps.store.commit(extra=[(PARKED, parked)], **tracking):
+        parked = ParkedEvent(stripe_event_id, intent.invoice_id, str(obj["id"]), utc_now())
+        if await deps.store.commit(park=parked, **tracking):
             PARKED_EVENTS.inc()
         return "parked"
     reason = domain.mismatch(record, intent)
     if reason is not None:
         payload_invoice = (obj.get("metadata") or {}).get("invoice_id")
-        audit = {"stripe_event_id": stripe_event_id, "intent_id": str(obj["id"]),
-                 "invoice_id": record.invoice_id, "reason": reason, "at": utc_now(),
-                 "detail": f"intent {intent.amount} {intent.currency} for "
-                           f"{intent.invoice_id}; invoice {record.amount} {record.currency}; "
-                           f"payload names {payload_invoice}"}
-        if await deps.store.commit(extra=[(AUDIT, audit)], **tracking):
+        audit = AuditEntry(
+            stripe_event_id, str(obj["id"]), record.invoice_id, reason, utc_now(),
+            f"intent {intent.amount} {intent.currency} for {intent.invoice_id}; "
+            f"invoice {record.amount} {record.currency}; payload names {payload_invoice}")
+        if await deps.store.commit(audit=audit, **tracking):
             WEBHOOK_MISMATCHES.labels(reason).inc()
             log.warning("Stripe event %s not applied to %s: %s", stripe_event_id,
-                        record.invoice_number, audit["detail"])
+                        record.invoice_number, audit.detail)
         return "mismatch"
     return await apply_intent(deps, record, intent, tracking)
 
@@ -111,7 +109,7 @@ async def apply_intent(deps: Deps, record: InvoiceRecord, intent: Intent,
             attempt = intent.attempt or max(record.attempts, 1)
             outcome = await commit_result(
                 deps, record, result, attempt, at,
-                expect={"status": record.status, "attempts": record.attempts}, **tracking)
+                expect=Expect(status=record.status, attempts=record.attempts), **tracking)
         if outcome in ("succeeded", "failed"):
             await describe_later(deps, record, result)
             return decision
@@ -132,12 +130,12 @@ async def drain_parked(deps: Deps, invoice_id: str) -> None:
     parked = await deps.store.parked(invoice_id)
     for doc in parked:
         record = await deps.store.invoice(invoice_id)
-        intent = await deps.gateway.intent(doc["intent_id"])
+        intent = await deps.gateway.intent(doc.intent_id)
         if record is None:
             return
         if domain.mismatch(record, intent) is None:
             await apply_intent(deps, record, intent, {})
-    await deps.store.drop_parked([d["_id"] for d in parked])
+    await deps.store.drop_parked([d.event_id for d in parked])
 
 
 def _refunds(obj: dict[str, Any]) -> list[Refund]:
@@ -175,18 +173,10 @@ async def reconcile_refunds(obj: dict[str, Any], deps: Deps, tracking: dict[str,
         await deps.store.commit(**tracking)
         return "ignore"
     outgoing = [entry for e in events for entry in out(e, record.tenant_id)]
-    if await deps.store.commit(record=record, outgoing=outgoing, expect=_unchanged(original),
-                               **tracking):
+    if await deps.store.commit(record=record, outgoing=outgoing,
+                               expect=Expect(refunds=original.refunds), **tracking):
         return "refund"
     if await deps.store.processed(STRIPE_CONSUMER, tracking["event_id"]):
         return "duplicate"
     raise RuntimeError(f"{record.invoice_number} changed while recording refunds")
 
-
-def _unchanged(record: InvoiceRecord) -> dict[str, Any]:
-    """A filter matching the stored record only while its refunds are still those of
-    `record` (so two writers cannot lose one another's refund)."""
-    docs = [{"refund_id": r, "amount": a, "payment_intent": pi} for r, a, pi in record.refunds]
-    if docs:
-        return {"refunds": docs}
-    return {"$or": [{"refunds": []}, {"refunds": {"$exists": False}}]}

@@ -28,6 +28,7 @@ from services.common.kafka import ensure_topics
 from services.common.ops import OpsServer, ops_app
 from services.common.worker import make_broker, publish_event
 from services.payments.adapters.metrics import WEBHOOKS
+from services.payments.names import WEBHOOKS_SERVICE
 from services.payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class WebhookIngress:
     def __init__(self, settings: PaymentsSettings, broker: KafkaBroker | None = None) -> None:
         settings.require_webhook_secret()
         self.settings = settings
-        self.broker = broker or make_broker(settings, name="stripe-webhooks")
+        self.broker = broker or make_broker(settings, name=WEBHOOKS_SERVICE)
 
         async def publish(event: StripeEventReceived, key: str) -> None:
             await publish_event(self.broker, settings, event, TOPIC_STRIPE_EVENTS, key)

@@ -8,7 +8,7 @@ from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from services.cli import app
-from services.payments.adapters.store import CUSTOMERS
+from services.payments.adapters.mongo_store import CUSTOMERS
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake
 

@@ -1,8 +1,6 @@
 """Stripe webhooks through the ingress: signatures checked with the real SDK (bad or older than
 300 s -> 400), and duplicated, reordered deliveries reconciled once per invoice."""
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +13,7 @@ from services.payments import domain, handlers
 from services.payments.handlers import Deps
 from services.payments.settings import PaymentsSettings
 from services.payments.webhooks import webhook_route
+from tests.support.polling import eventually
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake, issued_invoice, outbox_events
 
@@ -30,10 +29,8 @@ class Received:
         self.url = ""
 
     async def wait_for(self, count: int, limit: float = 60.0) -> None:
-        deadline = time.monotonic() + limit
-        while len(self.events) < count:
-            assert time.monotonic() < deadline, f"{len(self.events)} of {count} webhooks arrived"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: len(self.events) >= count, seconds=limit,
+                         what=f"{count} webhooks to arrive", interval=0.05)
 
 
 @pytest.fixture
@@ -167,10 +164,8 @@ async def test_failed_and_refused_deliveries_are_retried_until_the_ingress_accep
             f"http://127.0.0.1:{port}{payments_settings.stripe_webhooks_path}")
         await handlers.setup_method("acme", "pm_card_visa", payments_deps)
         wanted = {e["id"] for e in stripe_fake.events()}
-        deadline = time.monotonic() + 60
-        while set(accepted) != wanted:
-            assert time.monotonic() < deadline, f"accepted {accepted} of {wanted}"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: set(accepted) == wanted, seconds=60, interval=0.05,
+                         what=f"every event of {wanted} accepted")
     finally:
         await server.stop()
     statuses = [d["status"] for d in stripe_fake.deliveries()]

@@ -1,11 +1,13 @@
 """The payments worker and the webhook ingress wired through real Kafka, in this process:
 an `InvoiceIssued` delivered three times is charged once; Stripe's webhooks (each delivered
 twice) reach the worker through `billing.stripe-events.v1` without a second payment; bad input
-is dead-lettered; the manual-payment command publishes `PaymentSucceeded`."""
+is dead-lettered; the manual-payment command publishes `PaymentSucceeded`. "Nothing else was
+published" is shown, not waited out: every webhook was delivered, the worker's group committed
+past every record it reads, its outbox holds nothing unpublished and the collector committed
+past every record published."""
 
 import asyncio
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from contracts import (
     InvoiceStatusChanged,
 )
 from services.common.kafka import ensure_topics
+from services.common.lag import committed_offsets, pending_partitions
 from services.common.worker import make_broker, publish_event
 from services.devstack.ports import free_port
 from services.payments import api
@@ -29,6 +32,7 @@ from services.payments.app import run_payments
 from services.payments.handlers import STRIPE_CONSUMER
 from services.payments.settings import PaymentsSettings
 from services.payments.webhooks import WebhookIngress
+from tests.support.polling import eventually
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake, issued_invoice
 
@@ -55,11 +59,28 @@ class Collector:
             self.dead.append(body)
 
 
-async def until(check: Any, what: str, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+async def caught_up(settings: PaymentsSettings, group: str, topics: list[str]) -> bool:
+    """True when consumer group `group` (real name) committed past every record of `topics`."""
+    committed = await committed_offsets(settings, group, [settings.topic(t) for t in topics])
+    return bool(committed) and not await pending_partitions(settings, committed)
+
+
+async def nothing_left(settings: PaymentsSettings, mongo_db: Any) -> bool:
+    """Positive evidence that nothing more will reach the collector: the payments worker's
+    group committed past every record it reads (offsets are committed only after the effects
+    are durable), the payments outbox holds nothing unpublished, and the collector's group
+    committed past every record on the payment and dead-letter topics."""
+    groups: dict[str, list[str]] = {}
+    for topic, group in api.CONSUMES:
+        groups.setdefault(settings.group(group), []).append(topic)
+    for group, topics in groups.items():
+        if not await caught_up(settings, group, topics):
+            return False
+    for outbox in api.OUTBOXES:
+        if await mongo_db[outbox].count_documents({"published": False}):
+            return False
+    return await caught_up(settings, settings.group("collector"),
+                           [TOPIC_PAYMENT, TOPIC_DEAD_LETTER])
 
 
 async def test_the_worker_charges_a_thrice_delivered_invoice_once_and_reconciles_webhooks(
@@ -95,15 +116,21 @@ async def test_the_worker_charges_a_thrice_delivered_invoice_once_and_reconciles
         await collector.broker.start()
 
         async def all_webhooks_reconciled() -> bool:
-            if not any(e["type"] == "payment_intent.succeeded" for e in stripe_fake.events()):
+            events = stripe_fake.events()
+            if not any(e["type"] == "payment_intent.succeeded" for e in events):
+                return False
+            delivered = [d["event_id"] for d in stripe_fake.deliveries()
+                         if d["status"] is not None and 200 <= d["status"] < 300]
+            if any(delivered.count(e["id"]) < 2 for e in events):  # each is sent twice
                 return False
             done = await mongo_db["processed_events"].count_documents(
                 {"_id": {"$regex": f"^{STRIPE_CONSUMER}:"}})
-            return bool(done == len(stripe_fake.events()))
+            return bool(done == len(events))
 
-        await until(all_webhooks_reconciled, "the webhooks to be reconciled")
-        await until(lambda: _true(len(collector.payments) >= 1 and len(collector.dead) >= 1),
-                    "the payment and the dead letter")
+        await eventually(all_webhooks_reconciled, what="the webhooks to be reconciled",
+                         seconds=120)
+        await eventually(lambda: collector.payments and collector.dead,
+                         what="the payment and the dead letter", seconds=120)
 
         # a manual payment for another tenant's invoice, through the real command line
         other = issued_invoice(number=2, tenant="globex")
@@ -113,7 +140,7 @@ async def test_the_worker_charges_a_thrice_delivered_invoice_once_and_reconciles
             found = await mongo_db["payments_invoices"].count_documents({"_id": other.invoice_id})
             return bool(found == 1)
 
-        await until(other_known, "the second invoice's projection")
+        await eventually(other_known, what="the second invoice's projection", seconds=120)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli", "payments", "record", "--invoice",
             other.invoice_number, "--method", "ach", "--reference", "ACH-42",
@@ -123,8 +150,10 @@ async def test_the_worker_charges_a_thrice_delivered_invoice_once_and_reconciles
         )
         _, err = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode == 0, err.decode()
-        await until(lambda: _true(len(collector.payments) >= 2), "the manual payment")
-        await asyncio.sleep(1.0)  # anything else would have been published by now
+        await eventually(lambda: len(collector.payments) >= 2, what="the manual payment",
+                         seconds=120)
+        await eventually(lambda: nothing_left(settings, mongo_db),
+                         what="every record consumed and the outbox drained", seconds=120)
     finally:
         await publisher.stop()
         await collector.broker.stop()
@@ -141,10 +170,6 @@ async def test_the_worker_charges_a_thrice_delivered_invoice_once_and_reconciles
     assert manual["paid_at"].startswith("2013-08-09")
     assert [(d["reason"], d["service"]) for d in collector.dead] == [("invalid_json", "payments")]
     assert datetime.fromisoformat(card["paid_at"]) == datetime(2013, 8, 1, tzinfo=UTC)
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_stripe_outage_is_retried_while_it_lasts_and_the_invoice_is_then_charged(
@@ -172,13 +197,15 @@ async def test_a_stripe_outage_is_retried_while_it_lasts_and_the_invoice_is_then
             tries = stripe_fake.server.app.state.stripe.requests - start
             return bool(tries >= 12 or collector.dead)
 
-        await until(many_tries_or_a_dead_letter, "Stripe to be retried", limit=60)
+        await eventually(many_tries_or_a_dead_letter, what="Stripe to be retried", seconds=60)
         assert collector.dead == []
         async with httpx.AsyncClient(timeout=10) as http:
             health = await http.get(f"http://127.0.0.1:{port}/healthz")
         assert health.status_code == 200
         stripe_fake.switches(fail_requests=0)  # Stripe is back
-        await until(lambda: _true(len(collector.payments) >= 1), "the payment")
+        await eventually(lambda: collector.payments, what="the payment", seconds=120)
+        await eventually(lambda: nothing_left(settings, mongo_db),
+                         what="every record consumed and the outbox drained", seconds=120)
     finally:
         await publisher.stop()
         await collector.broker.stop()

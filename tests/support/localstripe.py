@@ -12,12 +12,13 @@ localstripe".
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+
+from tests.support.polling import wait_until
 
 __all__ = ["localstripe", "localstripe_server"]
 API_KEY = "sk_test_localstripe"
@@ -50,16 +51,22 @@ class LocalstripeServer:
             self.stop()
             raise RuntimeError("localstripe did not start (is it installed? see pyproject)")
         self.base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        while True:
+        process = self.process
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError("localstripe exited while starting")
             try:
                 httpx.delete(f"{self.base_url}/_config/data", timeout=2).raise_for_status()
-                return
             except httpx.HTTPError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("localstripe did not answer") from None
-                time.sleep(0.05)
+                return False
+            return True
+
+        try:
+            wait_until(answers, what="localstripe to answer", seconds=timeout, interval=0.05)
+        except (AssertionError, RuntimeError):
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -7,7 +7,6 @@ noqa: F403` (`__all__` lists only the fixtures), or list the module in `pytest_p
 """
 
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +17,10 @@ import pytest
 import uvicorn
 
 from contracts import InvoiceIssued, LineItem
-from services.payments.app import open_deps
+from services.devstack.stripe_fake import create_app
+from services.payments.bootstrap import open_deps
 from services.payments.settings import PaymentsSettings
-from services.payments.stripe_fake import create_app
+from tests.support.polling import wait_until
 
 __all__ = ["payments_deps", "payments_settings", "stripe_fake", "stripe_fake_server"]
 WEBHOOK_SECRET = "whsec_test_fake_secret"
@@ -40,11 +40,13 @@ class StripeFakeServer:
 
     def start(self, timeout: float = 30.0) -> None:
         self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the Stripe fake did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            if not self.thread.is_alive():
+                raise RuntimeError("the Stripe fake stopped while starting")
+            return bool(self.server.started)
+
+        wait_until(started, what="the Stripe fake to start", seconds=timeout, interval=0.02)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
 
     def stop(self) -> None:

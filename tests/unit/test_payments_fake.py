@@ -7,9 +7,9 @@ import time
 import pytest
 import stripe
 
-from services.payments.stripe_fake.delivery import sign
-from services.payments.stripe_fake.forms import parse_form
-from services.payments.stripe_fake.state import ApiError, FakeStripe
+from services.devstack.stripe_fake.delivery import sign
+from services.devstack.stripe_fake.forms import parse_form
+from services.devstack.stripe_fake.state import ApiError, FakeStripe
 
 pytestmark = pytest.mark.unit
 SECRET = "whsec_unit"

@@ -4,7 +4,7 @@ newest first, paged with `limit` (1 to 100, default 10), `starting_after` and `e
 
 from typing import Any
 
-from services.payments.stripe_fake.errors import invalid
+from services.devstack.stripe_fake.errors import invalid
 
 Body = dict[str, Any]
 

@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.payments.stripe_fake.delivery import Deliverer
-from services.payments.stripe_fake.forms import parse_form
-from services.payments.stripe_fake.objects import new_id, now
-from services.payments.stripe_fake.state import ApiError, Body, FakeStripe, missing
+from services.devstack.stripe_fake.delivery import Deliverer
+from services.devstack.stripe_fake.forms import parse_form
+from services.devstack.stripe_fake.objects import new_id, now
+from services.devstack.stripe_fake.state import ApiError, Body, FakeStripe, missing
 
 log = logging.getLogger(__name__)
 Op = Callable[[FakeStripe, dict[str, str], Body, str | None], Body]

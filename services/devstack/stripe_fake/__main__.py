@@ -1,11 +1,11 @@
-"""`python -m services.payments.stripe_fake --host H --port P --webhook-secret whsec_...`"""
+"""`python -m services.devstack.stripe_fake --host H --port P --webhook-secret whsec_...`"""
 
 import argparse
 import logging
 
 import uvicorn
 
-from services.payments.stripe_fake.app import create_app
+from services.devstack.stripe_fake.app import create_app
 
 
 def main(argv: list[str] | None = None) -> None:

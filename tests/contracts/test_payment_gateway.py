@@ -4,8 +4,6 @@ should behave as Stripe test mode does (docs/stripe-fake.md); where localstripe 
 Stripe's documented behaviour, `DEVIATIONS` says how, and the test is a strict xfail there, so
 it turns red the day localstripe catches up (then drop the entry)."""
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -19,6 +17,7 @@ from services.payments.adapters.stripe_gateway import CardDeclined, StripeGatewa
 from services.payments.settings import PaymentsSettings
 from services.payments.webhooks import webhook_route
 from tests.support.localstripe import *  # noqa: F403 (fixtures)
+from tests.support.polling import eventually
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_servers import *  # noqa: F403 (fixtures)
 from tests.support.stripe_servers import Server
@@ -261,10 +260,8 @@ async def test_webhooks_arrive_signed_as_the_ingress_verifies_them(
             return [e for e in received if e.stripe_event_type == "customer.created"
                     and e.payload["data"]["object"]["id"] == customer]
 
-        deadline = time.monotonic() + 30
-        while not created():
-            assert time.monotonic() < deadline, "no verified customer.created webhook arrived"
-            await asyncio.sleep(0.05)
+        await eventually(created, what="a verified customer.created webhook", seconds=30,
+                         interval=0.05)
     finally:
         await ingress.stop()
     assert created()[0].payload["livemode"] is False

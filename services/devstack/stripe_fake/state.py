@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.payments.stripe_fake import objects as o
-from services.payments.stripe_fake.errors import ApiError, invalid, missing
-from services.payments.stripe_fake.forms import as_bool
-from services.payments.stripe_fake.listing import page
+from services.devstack.stripe_fake import objects as o
+from services.devstack.stripe_fake.errors import ApiError, invalid, missing
+from services.devstack.stripe_fake.forms import as_bool
+from services.devstack.stripe_fake.listing import page
 
 Body = dict[str, Any]
 __all__ = ["ApiError", "Body", "FakeStripe", "Saved", "invalid", "missing"]
