@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from services.usage_collector.acceptance import Rejected
 from services.usage_collector.adapters.store import ApplyResult, BucketsFull, dead_letter_id
-from services.usage_collector.domain import BucketKey, Rejected
+from services.usage_collector.buckets import BucketKey
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.wire import Decoder
 

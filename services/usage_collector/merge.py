@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.usage_collector.domain import BucketKey, Rejected, Sample, bucket_id
+from services.usage_collector.acceptance import Rejected, Sample
+from services.usage_collector.buckets import BucketKey, bucket_id
 from services.usage_collector.totals import (
     PART_FIELDS,
     QUARTER_FIELDS,

@@ -1,6 +1,6 @@
 """Fast decoding of usage messages on the collector's hot path, agreeing with the contract.
 
-`Decoder.decode(value)` returns exactly what `domain.parse(value)` returns for every input
+`Decoder.decode(value)` returns exactly what `acceptance.parse(value)` returns for every input
 (the same `Sample`, or `Rejected` with the same reason), at a fraction of the CPU.
 
 How: a slim pydantic schema (`FastEvent`, TypedDicts: no model instances) is a strict subset
@@ -11,9 +11,9 @@ contract's quantity range (below 10**12, at most 12 places: docs/usage.md#quanti
 that `time` is validated as the contract's `AwareDatetime` once per
 distinct text (`Decoder` caches it). What the slim schema accepts, the contract accepts
 with the same values; everything else (numbers as quantities, exponents, any invalid
-message) goes through `domain.parse`, i.e. through the contract, which decides acceptance
+message) goes through `acceptance.parse`, i.e. through the contract, which decides acceptance
 and the dead-letter reason. The event rules after validation (`aggregation_of`,
-`require_resource`, `bucket_hour`) are shared with `domain.to_sample`. The contract stays
+`require_resource`, `bucket_hour`) are shared with `acceptance.to_sample`. The contract stays
 the source of truth; tests/unit/test_usage_wire.py checks the agreement on valid events
 and on each invalid class.
 """
@@ -28,15 +28,15 @@ from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationEr
 from typing_extensions import TypedDict
 
 from contracts.usage import Aggregation
-from services.usage_collector.domain import (
+from services.usage_collector.acceptance import (
     Rejected,
     Sample,
     aggregation_of,
     bucket_hour,
     parse,
-    quarter_of,
     require_resource,
 )
+from services.usage_collector.buckets import quarter_of
 
 #: Plain decimal text always within the contract's range (< 10**12, <= 12 places).
 QUANTITY_TEXT = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
@@ -103,7 +103,7 @@ class Decoder:
 
     def decode(self, value: bytes | None) -> Sample:
         """Bytes of one Kafka message -> `Sample`; raises `Rejected` with the dead-letter
-        reason, exactly as `domain.parse` does."""
+        reason, exactly as `acceptance.parse` does."""
         try:
             event = _validate(value or b"")
             text = event["time"]

@@ -19,8 +19,9 @@ from services.invoicer.handlers import apply_config
 from services.invoicer.periods import iter_periods
 from services.invoicer.reports import dashboard, list_invoices
 from services.invoicer.schedule import run_cycle
+from services.usage_collector.acceptance import Sample
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-from services.usage_collector.domain import Sample, hour_of, quarter_of
+from services.usage_collector.buckets import hour_of, quarter_of
 from services.usage_collector.merge import BatchMerge
 from tests.integration.test_invoicer_support import config, open_store, utc
 

@@ -80,8 +80,8 @@ async def collect_usage(
     import json
     import uuid
 
+    from services.usage_collector.acceptance import parse
     from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-    from services.usage_collector.domain import parse
     from services.usage_collector.merge import BatchMerge
 
     await ensure_indexes(db)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.api import usage_changed_since, usage_marker
-from services.usage_collector.domain import parse
 from services.usage_collector.merge import BatchMerge
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
+from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.store import PROCESSED, MongoUsageStore, ensure_indexes
-from services.usage_collector.domain import parse
 from services.usage_collector.handlers import DeadRecord, PendingBatch, write_batch
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.query import AGGREGATES, usage_totals

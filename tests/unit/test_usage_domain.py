@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.usage_collector.domain import Rejected, bucket_id, hour_of, parse
+from services.usage_collector.acceptance import Rejected, parse
+from services.usage_collector.buckets import bucket_id, hour_of
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""The collector's fast decoder agrees with the contract (`domain.parse`) on every input."""
+"""The collector's fast decoder agrees with the contract (`acceptance.parse`) on every input."""
 
 import json
 from decimal import Decimal
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.usage_collector.domain import Rejected, Sample, parse
+from services.usage_collector.acceptance import Rejected, Sample, parse
 from services.usage_collector.wire import Decoder, decode
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,7 @@
 5 us each); bucket writes convert several decimals per bucket each way. These functions give
 the same BID encoding and the same `Decimal` (digits, exponent and sign) for every finite
 value of at most 34 digits whose exponent is within (-6100, 6100) — all the collector
-stores (see `domain.to_sample`) — and defer to bson for anything else (NaN, infinities,
+stores (see `acceptance.to_sample`) — and defer to bson for anything else (NaN, infinities,
 non-canonical encodings, extreme exponents). tests/unit/test_usage_decimal128.py checks
 them against bson.
 """

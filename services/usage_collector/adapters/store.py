@@ -39,7 +39,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
 from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, decoded, encoded
-from services.usage_collector.domain import BucketKey, bucket_id, unique_id
+from services.usage_collector.buckets import BucketKey, bucket_id, unique_id
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
 from services.usage_collector.totals import UsageSumOverflow

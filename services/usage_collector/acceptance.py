@@ -1,30 +1,24 @@
-"""Pure rules of usage aggregation: validation outcomes, hour buckets and merging.
+"""Acceptance of usage events: which consumed messages the collector aggregates, reduced to a
+`Sample`, and which it dead-letters with what reason (docs/usage.md, docs/design.md#usage).
 
 No I/O here. The collector turns each valid `UsageRecorded` into a `Sample`; `merge.py`
-merges samples per bucket in memory and folds them into stored buckets (docs/usage.md).
-
-Bucket = (tenant_id, meter, service, UTC hour of the event's `time`): a late event lands in
-the bucket of its own time. Each bucket also keeps a sub-total per quarter-hour of that
-time, so a period boundary at a :15, :30 or :45 offset splits it exactly
-(docs/usage.md#quarter-hours). Quantities are `Decimal`, added exactly in a 34-digit context
-(the precision of the `Decimal128` they are stored as; `totals.exact_add`), never floats.
+merges samples per bucket (`buckets.py`) in memory and folds them into stored buckets.
+Quantities are `Decimal`, added exactly in a 34-digit context (the precision of the
+`Decimal128` they are stored as; `totals.exact_add`), never floats.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from contracts.usage import STANDARD_METERS, UsageRecorded
+from services.usage_collector.buckets import BucketKey, hour_of, quarter_of
 
 _MAX_DIGITS = 34  # significant digits of a Decimal128
-_QUARTER_MINUTES = 15
-
-#: (tenant_id, meter, service, hour) where hour is the start of the event's UTC hour.
-BucketKey = tuple[str, str, str, datetime]
 
 
 class Rejected(Exception):
@@ -46,28 +40,6 @@ class Sample(NamedTuple):
     time: datetime
     resource_id: str | None
     quarter: int  # the quarter-hour of `time` within the bucket's UTC hour: 0, 1, 2 or 3
-
-
-def quarter_of(moment: datetime) -> int:
-    """The quarter-hour (0-3) of `moment`'s UTC hour that holds it (by UTC minute, so also
-    right for offsets that are not whole quarter-hours)."""
-    return moment.astimezone(UTC).minute // _QUARTER_MINUTES
-
-
-def hour_of(moment: datetime) -> datetime:
-    """The start of `moment`'s UTC hour (the bucket of an event), timezone-aware UTC."""
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def bucket_id(key: BucketKey) -> str:
-    """The stored `_id` of a bucket: "{tenant}|{meter}|{service}|{hour:%Y-%m-%dT%H}"."""
-    tenant, meter, service, hour = key
-    return f"{tenant}|{meter}|{service}|{hour:%Y-%m-%dT%H}"
-
-
-def unique_id(key: BucketKey, resource_id: str) -> str:
-    """The `_id` of a distinct-resource record of a `unique_count` bucket."""
-    return f"{bucket_id(key)}|{resource_id}"
 
 
 def _reason(loc: tuple[Any, ...], kind: str) -> str:
