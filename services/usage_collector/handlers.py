@@ -1,4 +1,4 @@
-"""Use cases of the collector: take in one Kafka record, write one sealed batch.
+"""Use cases of the collector: take in one poll of Kafka records, write one sealed batch.
 
 `PendingBatch.take_records` is the hot path (one call per polled partition, no I/O). `write_batch`
 makes a sealed batch durable in the order the reliability rules ask for: dead letters
@@ -79,21 +79,12 @@ class PendingBatch:
     decoder: Decoder = field(default_factory=Decoder)
     polled: list[Polled] = field(default_factory=list)
 
-    def take(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
-        """Validate and merge one record; an invalid one is kept for the dead-letter topic.
+    def take_records(self, partition: int, records: Sequence[KafkaRecord]) -> None:
+        """Validate and merge every record of one partition, in offset order (one poll's worth);
+        an invalid record is kept for the dead-letter topic.
 
         Never raises on input: every failure becomes a `DeadRecord` with a reason code.
         """
-        self.records += 1
-        self.offsets[partition] = offset + 1
-        self.polled.append(Polled(partition, [offset], [key], [value]))
-        try:
-            self.merge.add(self.decoder.decode(value))
-        except Exception as exc:
-            self._dead(partition, offset, key, value, exc)
-
-    def take_records(self, partition: int, records: Sequence[KafkaRecord]) -> None:
-        """`take` every record of one partition, in offset order (one poll's worth)."""
         if not records:
             return
         self.polled.append(Polled(partition, [r.offset for r in records],

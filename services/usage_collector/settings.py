@@ -13,13 +13,11 @@ class UsageSettings(CommonSettings):
     collector keeps consuming and merging until `usage_max_batch_events` are pending
     (checked after each poll, so a batch can exceed it by one poll), then waits for it
     (back-pressure); the pending events form the next transaction.
-    `usage_max_pending_events` is accepted for compatibility and not used by the collector.
     Fetch sizes are in bytes.
     """
 
     usage_group: str = "usage-collector"
     usage_max_batch_events: int = Field(default=20_000, ge=1)
-    usage_max_pending_events: int = Field(default=40_000, ge=1)
     usage_min_batch_events: int = Field(default=2_000, ge=1)
     usage_linger_seconds: float = Field(default=0.05, ge=0)
     usage_fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

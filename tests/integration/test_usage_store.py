@@ -4,7 +4,7 @@ processed id inserted twice failing the transaction rather than being skipped.""
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pymongo.errors import OperationFailure
@@ -16,6 +16,12 @@ from services.usage_collector.merge import BatchMerge
 from services.usage_collector.query import AGGREGATES, usage_totals
 
 pytestmark = pytest.mark.integration
+
+
+class Record(NamedTuple):
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 def raw_event(n: int, qty: str, time: str) -> bytes:
@@ -89,9 +95,11 @@ async def test_events_that_would_overflow_a_stored_bucket_are_dead_lettered_not_
     near_full = Decimal("9999999999999999999999.999999999999")  # 34 digits: Decimal128's all
     await mongo_db[AGGREGATES].update_one({}, {"$set": {"sum": near_full}})
     batch = PendingBatch("usage")
-    for offset, (n, qty, time) in enumerate([(2, "0.000000000002", "2013-07-01T10:10:00Z"),
-                                             (3, "5", "2013-07-01T11:00:00Z")]):
-        batch.take(0, offset, b"acme", raw_event(n, qty, time))
+    batch.take_records(0, [
+        Record(offset, b"acme", raw_event(n, qty, time))
+        for offset, (n, qty, time) in enumerate([(2, "0.000000000002", "2013-07-01T10:10:00Z"),
+                                                 (3, "5", "2013-07-01T11:00:00Z")])
+    ])
     published: list[DeadRecord] = []
     committed: list[dict[int, int]] = []
 

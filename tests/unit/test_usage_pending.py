@@ -1,4 +1,4 @@
-"""Taking a whole poll into a pending batch equals taking its records one by one."""
+"""Taking a whole poll into a pending batch equals taking its records one poll each."""
 
 import json
 from typing import NamedTuple
@@ -40,7 +40,7 @@ POLL = [
 def test_a_poll_is_merged_and_dead_lettered_exactly_as_record_by_record() -> None:
     one_by_one, whole = PendingBatch("usage"), PendingBatch("usage")
     for r in POLL:
-        one_by_one.take(3, r.offset, r.key, r.value)
+        one_by_one.take_records(3, [r])
     whole.take_records(3, POLL)
     whole.take_records(4, [])
     for batch in (one_by_one, whole):
