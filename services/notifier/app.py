@@ -28,10 +28,10 @@ from contracts import (
 from services.common.codec import decode
 from services.common.errors import PermanentError, RetryableError
 from services.common.mongo import database, make_client
-from services.common.outbox import OutboxRelay, outbox_collection
+from services.common.outbox import OutboxRelay
 from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
 from services.notifier.adapters.mailer import Mailer, SmtpMailer
-from services.notifier.adapters.store import SERVICE, MongoNotificationStore
+from services.notifier.adapters.store import MongoNotificationStore
 from services.notifier.domain import InvoiceEvent
 from services.notifier.handlers import (
     MessageSource,
@@ -39,6 +39,7 @@ from services.notifier.handlers import (
     notify,
     record_config_applied,
 )
+from services.notifier.names import OUTBOX, SERVICE
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ async def run_notifier(
     deps = NotifierDeps(store=store, mailer=mailer or SmtpMailer(settings), settings=settings)
     broker = create_broker(settings, deps)
     relay = OutboxRelay(
-        db, outbox_collection(SERVICE), partial(_publish, broker), settings.topic
+        db, OUTBOX, partial(_publish, broker), settings.topic
     )
     await serve_worker(
         settings, stop, broker=broker, client=client, on_start=store.ensure_indexes,

@@ -39,7 +39,7 @@ from contracts import (
 from services.common.kafka import dead_letter
 from services.common.metrics import DEAD_LETTERS
 from services.notifier.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
-from services.notifier.adapters.store import FINAL, SERVICE, NotificationStore
+from services.notifier.adapters.store import FINAL, NotificationStore
 from services.notifier.domain import (
     InvoiceEvent,
     NotificationRequest,
@@ -48,6 +48,7 @@ from services.notifier.domain import (
 )
 from services.notifier.messages import compose_email
 from services.notifier.metrics import FAILED, RETRIED, SENT, SKIPPED
+from services.notifier.names import SERVICE
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)

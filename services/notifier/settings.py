@@ -9,8 +9,6 @@ from pydantic import Field
 
 from services.common.settings import CommonSettings
 
-SERVICE = "notifier"
-
 
 class NotifierSettings(CommonSettings):
     """Settings of `billing run notifier`.

@@ -47,6 +47,7 @@ from services.usage_collector.handlers import (
     PendingBatch,
     write_batch,
 )
+from services.usage_collector.names import WORKER
 from services.usage_collector.settings import UsageSettings
 from services.usage_collector.wire import Decoder
 
@@ -206,7 +207,7 @@ async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
     client = make_client(settings)
     db = database(client, settings)
     await ensure_indexes(db)
-    broker = make_broker(settings, name="usage-collector")
+    broker = make_broker(settings, name=WORKER)
     await broker.start()
     collector = Collector(
         settings,

@@ -22,6 +22,7 @@ from services.common.cli import parse_instant
 from services.common.logs import configure_logging
 from services.common.mongo import database, make_client
 from services.common.runtime import run_worker
+from services.usage_collector.names import WORKER
 from services.usage_collector.settings import UsageSettings
 
 console = Console()
@@ -130,7 +131,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     """Add this service's commands to the root `app` and its worker to `run_app`."""
-    run_app.command("usage-collector")(run_collector_command)
+    run_app.command(WORKER)(run_collector_command)
     usage = typer.Typer(help="Usage events: publish, import traces, summaries.",
                         no_args_is_help=True)
     usage.command("publish")(publish)

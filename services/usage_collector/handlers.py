@@ -19,8 +19,6 @@ from services.usage_collector.buckets import BucketKey
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.wire import Decoder
 
-SERVICE = "usage_collector"
-
 
 @dataclass(frozen=True, slots=True)
 class DeadRecord:

@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from services.common.settings import CommonSettings
+from services.usage_collector.names import WORKER
 
 
 class UsageSettings(CommonSettings):
@@ -16,7 +17,7 @@ class UsageSettings(CommonSettings):
     Fetch sizes are in bytes.
     """
 
-    usage_group: str = "usage-collector"
+    usage_group: str = WORKER
     usage_max_batch_events: int = Field(default=20_000, ge=1)
     usage_min_batch_events: int = Field(default=2_000, ge=1)
     usage_linger_seconds: float = Field(default=0.05, ge=0)

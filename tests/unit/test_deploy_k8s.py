@@ -237,7 +237,7 @@ def test_kafka_triggers_watch_real_topics_and_never_scale_past_their_partitions(
 def declared_groups(package: Path) -> set[str]:
     """Consumer-group names a service declares: the argument of `settings.group(...)` (a string
     literal or a module-level string constant of the package) and the defaults of settings
-    fields named `*group`."""
+    fields named `*group` (a string literal or such a constant)."""
     trees = [ast.parse(path.read_text(encoding="utf-8")) for path in package.rglob("*.py")]
     constants = {
         target.id: node.value.value
@@ -262,10 +262,12 @@ def declared_groups(package: Path) -> set[str]:
                     groups.add(constants[arg.id])
             if (
                 isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and node.target.id.endswith("group") and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
+                and node.target.id.endswith("group")
             ):
-                groups.add(node.value.value)
+                if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                    groups.add(node.value.value)
+                elif isinstance(node.value, ast.Name) and node.value.id in constants:
+                    groups.add(constants[node.value.id])
     return groups
 
 

@@ -18,14 +18,14 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import BillingConfigApplied
 from contracts.base import Event, utc_now
-from services.common.outbox import add_to_outbox, ensure_outbox_indexes, outbox_collection
+from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.notifier.domain import Contact, NotificationRequest
+from services.notifier.names import OUTBOX
 
 SENT_COLLECTION = "notifier_sent"
 #: The notifier's projection of tenants' contact settings (`BillingConfigApplied`), one document
 #: per tenant: `_id` tenant id, `version`, `billing_email`, `email_notifications`, `updated_at`.
 CONTACTS_COLLECTION = "notifier_contacts"
-SERVICE = "notifier"
 Status = Literal["sending", "sent", "failed", "skipped"]
 #: Statuses after which nothing more is sent for a notification id.
 FINAL: frozenset[str] = frozenset({"sent", "failed", "skipped"})
@@ -89,7 +89,7 @@ class MongoNotificationStore:
         self._sent = db[SENT_COLLECTION]
 
     async def ensure_indexes(self) -> None:
-        await ensure_outbox_indexes(self._db, outbox_collection(SERVICE))
+        await ensure_outbox_indexes(self._db, OUTBOX)
         await self._sent.create_index("invoice_id")
 
     async def status(self, notification_id: str) -> str | None:
@@ -123,7 +123,7 @@ class MongoNotificationStore:
                 {"$set": {"status": status, "reason": reason, f"{status}_at": utc_now()}},
                 session=session,
             )
-            await add_to_outbox(self._db, outbox_collection(SERVICE), events, session)
+            await add_to_outbox(self._db, OUTBOX, events, session)
 
         async with self._client.start_session() as session:
             await session.with_transaction(write)

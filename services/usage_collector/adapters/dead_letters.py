@@ -12,7 +12,8 @@ from services.common.settings import CommonSettings
 from services.common.worker import send_dead_letter
 from services.usage_collector.adapters.metrics import EVENTS
 from services.usage_collector.adapters.store import recorded_dead_letters
-from services.usage_collector.handlers import SERVICE, DeadRecord
+from services.usage_collector.handlers import DeadRecord
+from services.usage_collector.names import SERVICE
 
 
 class KafkaDeadLetters:
