@@ -20,11 +20,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from contracts import TOPIC_TENANT_CONFIG, Actor
+from contracts import TOPIC_PAYMENT, TOPIC_TENANT_CONFIG, Actor
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
+from services.invoicer.adapters.store import OUTBOX
 from services.invoicer.records import issued_event
 from services.invoicer.reports import (
     config_applied,
@@ -38,9 +39,18 @@ from services.invoicer.settings import InvoicerSettings
 from services.invoicer.tenants_file import read_tenants_file
 
 __all__ = [
+    "CONSUMES", "OUTBOXES", "InvoicerSettings",
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
 ]
+
+
+# TEMPORARY, until the invoicer defines its own: the names the demo reads.
+CONSUMES: tuple[tuple[str, str], ...] = (
+    (TOPIC_TENANT_CONFIG, "invoicer"),
+    (TOPIC_PAYMENT, "invoicer"),
+)
+OUTBOXES: tuple[str, ...] = (OUTBOX,)
 
 
 @dataclass(frozen=True)
