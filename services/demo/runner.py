@@ -1,6 +1,6 @@
 """`billing demo`: the whole platform, every worker its own OS process, on real usage data.
 
-Steps (issue: the main job): start the embedded stack; start `billing run usage-collector`,
+Steps: start the embedded stack; start `billing run usage-collector`,
 `invoicer`, `payments`, `stripe-webhooks` and `notifier`; apply the tenants as a `super`
 operator and set up their Stripe customers; import the usage and wait until it is aggregated;
 move the billing clock from the earliest `effective_from` to `as_of`, stopping wherever
@@ -30,8 +30,7 @@ from services.demo import steps
 from services.demo.processes import WorkerSet
 from services.demo.settle import default_subscriptions, wait_until_settled
 from services.demo.topics import read_topic
-from services.devstack.ports import free_port
-from services.devstack.stack import EmbeddedStack
+from services.devstack.api import EmbeddedStack, free_port
 
 WORKERS = ("usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier")
 

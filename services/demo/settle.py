@@ -9,26 +9,28 @@ from typing import Any
 from aiokafka import TopicPartition
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts import (
-    TOPIC_INVOICE,
-    TOPIC_PAYMENT,
-    TOPIC_STRIPE_EVENTS,
-    TOPIC_TENANT,
-    TOPIC_TENANT_CONFIG,
-    TOPIC_USAGE,
-)
 from services.common.lag import committed_offsets, pending_partitions
-from services.common.outbox import outbox_collection
 from services.common.settings import CommonSettings
+from services.invoicer import api as invoicer
+from services.notifier import api as notifier
+from services.payments import api as payments
+from services.usage_collector import api as usage
 
-OUTBOX_SERVICES = ("invoicer", "payments", "notifier")
+#: Every outbox collection of the platform, as each service's api names them.
+OUTBOXES: tuple[str, ...] = (
+    usage.OUTBOXES + invoicer.OUTBOXES + payments.OUTBOXES + notifier.OUTBOXES
+)
+#: Every (contract topic, consumer group) subscription of the platform's workers.
+CONSUMES: tuple[tuple[str, str], ...] = (
+    usage.CONSUMES + invoicer.CONSUMES + payments.CONSUMES + notifier.CONSUMES
+)
 
 
 async def outbox_backlog(db: AsyncDatabase[dict[str, Any]]) -> int:
-    """Unpublished entries over every service's outbox."""
+    """Unpublished entries over every service's outbox (`OUTBOXES`)."""
     total = 0
-    for service in OUTBOX_SERVICES:
-        total += await db[outbox_collection(service)].count_documents({"published": False})
+    for collection in OUTBOXES:
+        total += await db[collection].count_documents({"published": False})
     return total
 
 
@@ -76,10 +78,9 @@ async def wait_until_settled(
 
 
 def default_subscriptions(settings: CommonSettings) -> dict[str, list[str]]:
-    """Consumer groups of the platform's workers and the topics each reads."""
-    return {
-        settings.group("usage-collector"): [TOPIC_USAGE],
-        settings.group("invoicer"): [TOPIC_TENANT_CONFIG, TOPIC_PAYMENT],
-        settings.group("payments"): [TOPIC_INVOICE, TOPIC_STRIPE_EVENTS],
-        settings.group("notifier"): [TOPIC_INVOICE, TOPIC_TENANT],
-    }
+    """Consumer groups of the platform's workers (real ids) and the contract topics each
+    reads, from every service's `CONSUMES`."""
+    subscriptions: dict[str, list[str]] = {}
+    for topic, group in CONSUMES:
+        subscriptions.setdefault(settings.group(group), []).append(topic)
+    return subscriptions

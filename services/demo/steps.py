@@ -11,9 +11,7 @@ from zoneinfo import ZoneInfo
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer import api as invoicer
-from services.invoicer.settings import InvoicerSettings
 from services.payments import api as payments
-from services.payments.settings import PaymentsSettings
 from services.usage_collector import api as usage
 
 Say = Callable[[str], None]
@@ -37,7 +35,7 @@ async def apply_tenants(settings: CommonSettings, tenants_file: Path) -> list[st
     invoicer has accepted each. Returns the tenant ids."""
     actor = json.loads(tenants_file.read_text())["actor"]
     submitted = await invoicer.apply_config_file(
-        InvoicerSettings(), tenants_file, actor_id=actor["user_id"], role=actor["role"]
+        invoicer.InvoicerSettings(), tenants_file, actor_id=actor["user_id"], role=actor["role"]
     )
     await invoicer.wait_config_applied(settings, submitted, timeout=120)
     return [s.tenant_id for s in submitted]
@@ -45,7 +43,7 @@ async def apply_tenants(settings: CommonSettings, tenants_file: Path) -> list[st
 
 async def setup_payments(settings: CommonSettings, tenants_file: Path, webhook_port: int) -> None:
     """Attach each tenant's payment method in Stripe and register the webhook ingress."""
-    pay = PaymentsSettings()
+    pay = payments.PaymentsSettings()
     for tenant in _tenants(tenants_file):
         if tenant.get("payment_method"):
             await payments.setup_payment_method(pay, tenant["tenant_id"], tenant["payment_method"])
@@ -93,7 +91,7 @@ async def next_due(settings: CommonSettings, after: datetime) -> datetime | None
     """The earliest instant after `after` where the invoicer or the dunning has work."""
     found = [
         await invoicer.next_due_after(settings, after),
-        await payments.next_dunning_after(PaymentsSettings(), after),
+        await payments.next_dunning_after(payments.PaymentsSettings(), after),
     ]
     due = [d for d in found if d is not None]
     return min(due) if due else None
@@ -102,7 +100,7 @@ async def next_due(settings: CommonSettings, after: datetime) -> datetime | None
 async def run_clock(settings: CommonSettings, at: datetime, say: Say) -> None:
     """Run the billing cycle and the dunning retries with the billing clock at `at`."""
     issued = await invoicer.run_cycle(settings, at)
-    retried = await payments.run_dunning(PaymentsSettings(), at)
+    retried = await payments.run_dunning(payments.PaymentsSettings(), at)
     if issued or retried:
         say(f"clock {at.isoformat()}: cycle {issued}, payment retries {retried}")
 
