@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (the main job on the embedded stack) and `make test`.
+# Two entry points: `make demo` (the whole platform on the embedded stack) and `make test`.
 # Both create .venv with plain `python3 -m venv` and install the project with its test extra.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck clean
+.PHONY: install demo test lint imports typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/billing demo
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint imports typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check services contracts tests bench
+
+# the import rule between services (pyproject.toml [tool.importlinter], docs/design.md)
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
