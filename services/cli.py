@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from contracts.export import export
+from services.demo.cli import register as register_demo
 from services.devstack.cli import app as dev_app
 from services.invoicer import cli as invoicer_cli
 from services.notifier import cli as notifier_cli
@@ -38,12 +39,7 @@ invoicer_cli.register(app, run_app)
 payments_cli.register(app, run_app)
 notifier_cli.register(app, run_app)
 
-try:  # the demo wires every worker together; it is optional while workers are being built
-    from services.demo.cli import register as register_demo
-except ImportError:  # pragma: no cover
-    pass
-else:
-    register_demo(app)
+register_demo(app)
 
 
 def main() -> None:

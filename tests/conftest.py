@@ -39,9 +39,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 @pytest.fixture
-def billing_env(
-    servers: Servers, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> dict[str, str]:
+def billing_env(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """`BILLING_*` variables for this test: its own database and topic names.
 
     Also set in `os.environ` (undone after the test); pass the returned dict, merged over
@@ -54,7 +52,6 @@ def billing_env(
         "BILLING_MONGO_DB": f"test_{tag}",
         "BILLING_TOPIC_PREFIX": f"t{tag}.",
         "BILLING_LOG_JSON": "true",
-        "BILLING_STATE_DIR": str(tmp_path / "state"),
         "BILLING_COMMAND_SIGNING_KEY": f"test-command-signing-key-{uuid.uuid4().hex}",
     }
     for key, value in env.items():
