@@ -1,6 +1,11 @@
-"""`billing dev up | status | down`: the embedded stack for development and tests."""
+"""`billing dev up | status | env | down`: the embedded stack for development and tests.
+
+`eval "$(billing dev env)"` points a shell at the running stack, so that `billing run <worker>`
+and every other command in it use the stack (docs/operations.md#the-embedded-stack).
+"""
 
 import json
+import shlex
 from pathlib import Path
 
 import typer
@@ -32,6 +37,19 @@ def status(directory: Path = DirOption) -> None:
     typer.echo(json.dumps(info, indent=2))
     if not info or not all(c["running"] for c in info.values()):
         raise typer.Exit(1)
+
+
+@app.command()
+def env(directory: Path = DirOption) -> None:
+    """Print `export BILLING_...=...` lines for the running stack (for `eval`); exit 1 if it
+    is not running."""
+    stack = EmbeddedStack(directory)
+    info = stack.status()
+    if not info or not all(c["running"] for c in info.values()):
+        typer.echo(f"error: no running stack in {stack.directory} (billing dev up)", err=True)
+        raise typer.Exit(1)
+    for key, value in sorted(stack.load().env(stack.directory).items()):
+        typer.echo(f"export {key}={shlex.quote(value)}")
 
 
 @app.command()
