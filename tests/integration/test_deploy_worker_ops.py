@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from services.devstack.ports import free_port
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -53,19 +53,23 @@ def worker(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str
 
 def poll(url: str, status: int, process_log: Path) -> httpx.Response:
     """GET `url` until it answers `status` or the start deadline passes."""
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    last: object = None
-    while time.monotonic() < deadline:
+
+    def answered() -> httpx.Response | None:
         try:
             response = httpx.get(url, timeout=10)
-            if response.status_code == status:
-                return response
-            last = response.status_code
-        except httpx.TransportError as exc:
-            last = exc
-        time.sleep(0.25)
-    tail = process_log.read_text(errors="replace")[-3000:]
-    raise AssertionError(f"{url} never answered {status} (last: {last!r})\n{tail}")
+        except httpx.TransportError:
+            return None
+        return response if response.status_code == status else None
+
+    try:
+        response: httpx.Response = wait_until(
+            answered, what=f"{url} answering {status}", seconds=START_DEADLINE_SECONDS,
+            interval=0.25,
+        )
+    except AssertionError as exc:
+        tail = process_log.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{exc}\n{tail}") from exc
+    return response
 
 
 def test_a_worker_process_serves_health_readiness_and_metrics_and_logs_json(

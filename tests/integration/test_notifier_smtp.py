@@ -6,8 +6,7 @@ with the MongoDB store and the SMTP mailer directly.
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email import policy
@@ -39,6 +38,7 @@ from services.notifier.adapters.store import MongoNotificationStore
 from services.notifier.app import run_notifier
 from services.notifier.handlers import NotifierDeps, notify
 from services.notifier.settings import NotifierSettings
+from tests.support.polling import eventually
 from tests.unit.test_notifier_domain import issued_event, status_event
 
 pytestmark = pytest.mark.integration
@@ -48,18 +48,6 @@ DEADLINE = 90.0
 def mails(directory: Path) -> list[EmailMessage]:
     parser = BytesParser(policy=policy.default)
     return [parser.parsebytes(p.read_bytes()) for p in sorted(directory.glob("*.eml"))]  # type: ignore[misc]
-
-
-async def wait_for(check: Callable[[], Any], what: str, seconds: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def notifier_settings(port: int, **changes: Any) -> NotifierSettings:
@@ -105,12 +93,15 @@ async def topic_records(
     )
     await consumer.start()
     found: list[tuple[str, dict[str, Any]]] = []
+
+    async def arrived() -> bool:
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            found.extend((event_type(r.headers) or "?", json.loads(r.value or b"null"))
+                         for r in records)
+        return len(found) >= want
+
     try:
-        deadline = time.monotonic() + DEADLINE
-        while len(found) < want and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend((event_type(r.headers) or "?", json.loads(r.value or b"null"))
-                             for r in records)
+        await eventually(arrived, what=f"{want} records on {topic}", seconds=DEADLINE)
     finally:
         await consumer.stop()
     return found
@@ -126,11 +117,11 @@ async def test_each_kind_of_invoice_event_sends_one_email_and_a_notification_sen
     try:
         async with running_notifier(settings) as broker:
             await publish(broker, settings, *events)
-            await wait_for(lambda: len(mails(tmp_path / "mail")) == 4, "four emails")
+            await eventually(lambda: len(mails(tmp_path / "mail")) == 4, what="four emails")
             # Redelivered and repeated events, then a marker on the same partition.
             await publish(broker, settings, *events, status_event("failed"),
                           issued_event("inv-2", amount=4900, invoice_number="INV-2024-0008"))
-            await wait_for(lambda: len(mails(tmp_path / "mail")) >= 5, "the marker's email")
+            await eventually(lambda: len(mails(tmp_path / "mail")) >= 5, what="the marker's email")
             sent_events = await topic_events(settings, TOPIC_NOTIFICATION, 5)
     finally:
         sink.stop()
@@ -165,14 +156,17 @@ async def test_the_smtp_server_down_then_up_delivers_the_email_once(
         async with running_notifier(settings) as broker:
             await publish(broker, settings, issued_event())
             # Retried in-process, handed back to Kafka, consumed again: attempts grow.
-            await wait_for(lambda: sent.find_one({"_id": "inv-1:invoice_issued",
-                                                  "attempts": {"$gte": 2}}),
-                           "a second attempt while the server is down")
+            await eventually(
+                lambda: sent.find_one({"_id": "inv-1:invoice_issued", "attempts": {"$gte": 2}}),
+                what="a second attempt while the server is down",
+            )
             sink = start_sink(tmp_path / "mail", port=port)
-            await wait_for(lambda: sent.find_one({"_id": "inv-1:invoice_issued",
-                                                  "status": "sent"}), "the email sent")
+            await eventually(
+                lambda: sent.find_one({"_id": "inv-1:invoice_issued", "status": "sent"}),
+                what="the email sent",
+            )
             await publish(broker, settings, issued_event("inv-2", invoice_number="INV-2024-0008"))
-            await wait_for(lambda: len(mails(tmp_path / "mail")) >= 2, "the marker's email")
+            await eventually(lambda: len(mails(tmp_path / "mail")) >= 2, what="the marker's email")
     finally:
         if sink is not None:
             sink.stop()
@@ -195,7 +189,7 @@ async def test_a_permanent_recipient_refusal_is_reported_and_dead_lettered_not_r
             notifications = await topic_events(settings, TOPIC_NOTIFICATION, 1)
             letters = await topic_records(settings, TOPIC_DEAD_LETTER, 2)
             await publish(broker, settings, issued_event("inv-2", invoice_number="INV-2024-0008"))
-            await wait_for(lambda: len(mails(tmp_path / "mail")) >= 1, "the marker's email")
+            await eventually(lambda: len(mails(tmp_path / "mail")) >= 1, what="the marker's email")
             notifications = await topic_events(settings, TOPIC_NOTIFICATION, 2)
     finally:
         sink.stop()
@@ -253,7 +247,7 @@ async def test_emails_use_the_contact_settings_in_force_when_they_are_sent(
         async with running_notifier(settings) as broker:
             await publish_event(broker, settings, moved, TOPIC_TENANT, "acme")
             await publish_event(broker, settings, silenced, TOPIC_TENANT, "globex")
-            await wait_for(lambda: _count_is(contacts, 2), "both tenants projected")
+            await eventually(lambda: _count_is(contacts, 2), what="both tenants projected")
             # Both invoices were issued under configuration 1, with the old contact settings.
             await publish(broker, settings, status_event("failed", config_version=1))
             await publish_event(broker, settings, status_event(
@@ -261,8 +255,8 @@ async def test_emails_use_the_contact_settings_in_force_when_they_are_sent(
                 config_version=1), TOPIC_INVOICE, "globex")
             await publish(broker, settings, status_event("overdue", config_version=1))
             sent = client[settings.mongo_db]["notifier_sent"]
-            await wait_for(lambda: _count_is(sent, 3), "three decisions")
-            await wait_for(lambda: len(mails(tmp_path / "mail")) >= 2, "two emails")
+            await eventually(lambda: _count_is(sent, 3), what="three decisions")
+            await eventually(lambda: len(mails(tmp_path / "mail")) >= 2, what="two emails")
             skipped = await sent.find_one({"_id": "inv-9:payment_failed"})
             assert skipped is not None and skipped["status"] == "skipped"
     finally:

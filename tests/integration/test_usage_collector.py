@@ -4,7 +4,6 @@ late events, invalid input and a replay of the whole topic."""
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +20,7 @@ from services.usage_collector.adapters.store import collector_stats
 from services.usage_collector.app import run_collector
 from services.usage_collector.query import usage_totals
 from services.usage_collector.settings import UsageSettings
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,15 @@ async def collector(settings: UsageSettings | None = None) -> AsyncIterator[None
 
 async def wait_consumed(db: Any, total: int, seconds: float = 120) -> dict[str, int]:
     """Poll the collector's stats until `total` messages are accounted for."""
-    deadline = time.monotonic() + seconds
-    while True:
+
+    async def accounted() -> dict[str, int] | None:
         stats = await collector_stats(db)
-        if sum(stats.values()) >= total:
-            return stats
-        assert time.monotonic() < deadline, f"only {stats} of {total} after {seconds} s"
-        await asyncio.sleep(0.2)
+        return stats if sum(stats.values()) >= total else None
+
+    stats: dict[str, int] = await eventually(
+        accounted, what=f"{total} messages accounted for", seconds=seconds
+    )
+    return stats
 
 
 async def buckets(db: Any) -> dict[str, tuple[Decimal, int]]:
@@ -113,11 +115,14 @@ async def read_dead_letters(settings: CommonSettings, want: int) -> list[dict[st
     )
     await consumer.start()
     got: list[dict[str, Any]] = []
+
+    async def arrived() -> bool:
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            got.extend(json.loads(r.value) for r in records)
+        return len(got) >= want
+
     try:
-        deadline = time.monotonic() + 60
-        while len(got) < want and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(json.loads(r.value) for r in records)
+        await eventually(arrived, what=f"{want} dead letters", seconds=60)
     finally:
         await consumer.stop()
     return got

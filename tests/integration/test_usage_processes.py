@@ -1,12 +1,10 @@
 """Collectors as real OS processes (`billing run usage-collector`): two in one consumer group,
 and one killed with SIGKILL in the middle of a stream, give exact totals."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 from services.common.settings import CommonSettings
 from services.usage_collector.adapters.store import collector_stats
 from tests.integration.test_usage_collector import T0, buckets, publish, usage
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +39,17 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 async def wait_aggregated(db: Any, want: int, proc_logs: list[Path]) -> dict[str, int]:
     """Poll until `want` distinct events are aggregated (redeliveries only add duplicates)."""
-    deadline = time.monotonic() + 180
-    while (stats := await collector_stats(db))["aggregated"] < want:
-        assert time.monotonic() < deadline, [p.read_text()[-2000:] for p in proc_logs]
-        await asyncio.sleep(0.2)
+
+    async def reached() -> dict[str, int] | None:
+        stats = await collector_stats(db)
+        return stats if stats["aggregated"] >= want else None
+
+    try:
+        stats: dict[str, int] = await eventually(
+            reached, what=f"{want} events aggregated", seconds=180
+        )
+    except AssertionError as exc:
+        raise AssertionError([p.read_text()[-2000:] for p in proc_logs]) from exc
     return stats
 
 
@@ -90,15 +96,18 @@ async def test_a_collector_killed_mid_stream_and_restarted_gives_exact_totals(
     proc = start(subprocess_env, log)
     try:
         await publish(common_settings, stream(0, 1500))
-        deadline = time.monotonic() + 120
-        while (await collector_stats(mongo_db))["aggregated"] == 0:
-            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
-            await asyncio.sleep(0.05)
-        publishing = asyncio.create_task(publish(common_settings, stream(1500, 1500)))
-        await asyncio.sleep(0.1)
+
+        async def aggregating() -> bool:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            return (await collector_stats(mongo_db))["aggregated"] > 0
+
+        await eventually(aggregating, what="the first events aggregated", seconds=120,
+                         interval=0.05)
+        second = stream(1500, 1500)
+        await publish(common_settings, second[:200])
         os.kill(proc.pid, signal.SIGKILL)  # in the middle of the stream
         proc.wait(timeout=30)
-        await publishing
+        await publish(common_settings, second[200:])
         mid = await collector_stats(mongo_db)
         assert mid["aggregated"] < 3000, "the kill came too late to test anything"
         proc = start(subprocess_env, log)

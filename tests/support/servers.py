@@ -9,11 +9,12 @@ The SMTP sink is always aiosmtpd (a Python library), started per test where need
 """
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.polling import wait_until
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,8 @@ def _testcontainers() -> Iterator[Servers]:
         client.admin.command(
             "replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": "localhost:27017"}]}
         )
-        deadline = time.monotonic() + 60
-        while not client.admin.command("hello").get("isWritablePrimary"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("mongo replica set did not elect a primary")
-            time.sleep(0.2)
+        wait_until(lambda: client.admin.command("hello").get("isWritablePrimary"),
+                   what="a primary elected in the MongoDB replica set", seconds=60)
         client.close()
         yield Servers(kafka.get_bootstrap_server(), uri, "testcontainers")
 
