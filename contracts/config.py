@@ -1,4 +1,5 @@
-"""Tenant billing configuration commands (seed 003 fields) on `billing.tenant-config.v1`."""
+"""Tenant billing configuration commands on `billing.tenant-config.v1` (the product's fields:
+docs/design.md#billing-configuration, docs/configuration.md)."""
 
 from datetime import date
 from typing import Annotated, Literal, Self
@@ -29,7 +30,8 @@ class Actor(Contract):
 
 
 class BillingSettings(Contract):
-    """The eight fields of the product's billing configuration (../shared/DESIGN.md).
+    """The eight fields of the product's billing configuration
+    (docs/design.md#billing-configuration).
 
     `flat_rate_amount` is in the currency's minor units. `billing_day_of_month` past the month's
     end means the month's last day.

@@ -1,4 +1,5 @@
-"""Every event and command of the platform, importable from one place."""
+"""Every event and command of the platform, importable from one place (how they are versioned
+and carried: docs/design.md#contracts)."""
 
 from contracts.base import Contract, Event
 from contracts.config import (

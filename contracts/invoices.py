@@ -1,4 +1,4 @@
-"""Invoice events on `billing.invoice.v1` (seed 003 fields, seed 004 invoice numbers)."""
+"""Invoice events on `billing.invoice.v1` (numbers and statuses: docs/design.md#statuses)."""
 
 from datetime import date
 from decimal import Decimal

@@ -1,5 +1,5 @@
 """Payment outcomes on `billing.payment.v1` and verified Stripe events on
-`billing.stripe-events.v1`."""
+`billing.stripe-events.v1` (the Stripe facts they rest on: docs/design.md#stripe)."""
 
 from typing import Any
 

@@ -1,5 +1,5 @@
 """Kafka topic names. The message key on every topic is the tenant id (UTF-8), so one tenant's
-events stay in order on one partition (../shared/DESIGN.md, Flow)."""
+events stay in order on one partition (docs/design.md#flow)."""
 
 from typing import Final
 

@@ -1,7 +1,7 @@
 """Usage events published by platform services: CloudEvents 1.0, structured JSON mode.
 
 This is the format OpenMeter ingests (https://github.com/cloudevents/spec, v1.0.2). The
-de-duplication key is (`source`, `id`).
+de-duplication key is (`source`, `id`). The usage rules: docs/design.md#usage.
 """
 
 from datetime import datetime
@@ -15,7 +15,7 @@ from contracts.base import Contract
 #: Aggregations a meter may use over a billing period.
 Aggregation = Literal["sum", "count", "max", "latest", "unique_count", "avg"]
 
-#: The meters every tenant sees and how each aggregates (../shared/DESIGN.md, Usage events).
+#: The meters every tenant sees and how each aggregates (docs/design.md#usage).
 STANDARD_METERS: dict[str, Aggregation] = {
     "cpu_hours": "sum",
     "memory_gb_hours": "sum",

@@ -1,4 +1,4 @@
-"""Transactional outbox (../shared/DESIGN.md, Reliability rules).
+"""Transactional outbox (docs/design.md#reliability).
 
 A state change and the events that follow it are written in one MongoDB transaction: the
 events go to the `outbox` collection, keyed by `event_id`. `OutboxRelay` publishes unpublished

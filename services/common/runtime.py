@@ -1,7 +1,7 @@
 """Process runtime for workers: signal handling and graceful shutdown.
 
 SIGTERM or SIGINT sets the stop event; the worker finishes or hands back in-flight work,
-commits and leaves its consumer group (../shared/DESIGN.md, Reliability rules).
+commits and leaves its consumer group (docs/design.md#reliability).
 """
 
 import asyncio

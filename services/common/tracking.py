@@ -2,6 +2,7 @@
 MongoDB transaction as the state change they caused (eventsourcing's `Tracking` records).
 
 A duplicate-key error on `processed_events` means "already done": acknowledge and move on.
+The rule: docs/design.md#reliability.
 """
 
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""`billing demo`: the main job (see `services.demo.runner`)."""
+"""`billing demo`: the whole platform on the embedded stack (see `services.demo.runner`)."""
 
 import asyncio
 import json

@@ -1,5 +1,5 @@
 """What the notifier decides, without I/O: which email an invoice event calls for, its ids and
-subject, and the retry back-off.
+subject, and the retry back-off (statuses: docs/design.md#statuses).
 
 Contact settings are those in force when the email is sent (docs/configuration.md, "Contact
 settings in emails"): the notifier projects each tenant's `BillingConfigApplied` events

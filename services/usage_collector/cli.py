@@ -60,7 +60,9 @@ def import_trace(
     ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Turn a trace DIRECTORY (<month>/<vm>.csv) into usage events, per ../shared/data/README.md."""
+    """Turn a Bitbrains-format trace DIRECTORY (<month>/<vm>.csv: one CSV per VM and month, a
+    row per 300 s sample) into usage events, one per row and meter (cpu_hours,
+    memory_gb_hours, bandwidth_gb), owned by the tenant whose usage_sources name the VM."""
     from services.usage_collector.importer import import_bitbrains
 
     report = asyncio.run(

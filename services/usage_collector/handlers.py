@@ -3,7 +3,8 @@
 `PendingBatch.take_records` is the hot path (one call per polled partition, no I/O). `write_batch`
 makes a sealed batch durable in the order the reliability rules ask for: dead letters
 published, then one MongoDB transaction, then the Kafka offsets committed; a crash between
-any two steps replays the batch, which the transaction's processed ids make harmless.
+any two steps replays the batch, which the transaction's processed ids make harmless
+(docs/design.md#reliability).
 """
 
 from __future__ import annotations

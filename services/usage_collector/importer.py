@@ -1,5 +1,9 @@
 """Publishing usage events: JSON lines files and the Bitbrains trace (`billing usage ...`).
 
+A JSON lines file holds one `UsageRecorded` CloudEvent per line (docs/usage.md). A Bitbrains
+trace is a directory of per-VM CSV files; `trace.py` describes its columns and how each row
+becomes one event per meter.
+
 Events go to `billing.usage.v1` keyed by tenant id with the `event-type: UsageRecorded`
 header, through one batching aiokafka producer (linger, large batches), so hundreds of
 thousands of events publish in seconds. Trace rows that cannot be converted are published to

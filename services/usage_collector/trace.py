@@ -1,15 +1,36 @@
-"""Pure conversion of the Bitbrains "Rnd" trace into usage events (../shared/data/README.md).
+"""Pure conversion of a Bitbrains-format VM trace into usage events (docs/design.md#usage).
 
-Files `<dir>/<month>/<vm>.csv`, fields separated by `;` plus a tab, one header row. One row
-(a 300 s sample ending at its Unix timestamp) gives one CloudEvent per meter, computed in
-`Decimal` from the CSV text and rounded half-up to 6 places:
+The trace (the GWA-T-12 Bitbrains "Rnd" trace of the TU Delft Grid Workloads Archive) is a
+directory `<dir>/<month>/<vm>.csv`: one file per VM and month, named by the VM's id. Each file
+has one header row, then one row per sample; a row's fields are separated by `;` followed by a
+tab (the tab is whitespace around each number and is ignored). The eleven columns, in order:
 
-- cpu_hours       = CPU cores x CPU usage [%] / 100 / 12
-- memory_gb_hours = Memory usage [KB] / 1048576 / 12
-- bandwidth_gb    = (Network received + Network transmitted [KB/s]) x 300 / 1048576
+| # | header | used as |
+|---|---|---|
+| 0 | `Timestamp [ms]` | the sample's end, in Unix **seconds** despite the header; must be whole |
+| 1 | `CPU cores` | cores of the VM |
+| 2 | `CPU capacity provisioned [MHZ]` | not used |
+| 3 | `CPU usage [MHZ]` | not used |
+| 4 | `CPU usage [%]` | share of those cores busy |
+| 5 | `Memory capacity provisioned [KB]` | not used |
+| 6 | `Memory usage [KB]` | memory in use |
+| 7, 8 | `Disk read / write throughput [KB/s]` | not used |
+| 9, 10 | `Network received / transmitted throughput [KB/s]` | traffic in and out |
 
-id `<vm>-<timestamp>-<meter>`, source `bitbrains`, subject = the tenant owning the VM,
-`data.service` from tenants.json's `usage_sources`.
+A row is one sample covering the 300 s before its timestamp, so it is 1/12 of an hour of use.
+It becomes one usage event per meter, each quantity computed exactly in `Decimal` from the CSV
+text and rounded once, half-up, to 6 decimal places:
+
+- `cpu_hours`       = cores x CPU usage % / 100 / 12 (vCPU-hours)
+- `memory_gb_hours` = memory usage KB / 1048576 / 12 (GiB-hours)
+- `bandwidth_gb`    = (received + transmitted KB/s) x 300 / 1048576 (GiB moved in the sample)
+
+Each event is a CloudEvent: `id` `<vm>-<timestamp>-<meter>` (stable, so importing the trace twice
+counts once), `source` `bitbrains`, `type` `billing.usage`, `subject` the tenant whose
+`usage_sources` in the tenants file name the VM, `time` the row's timestamp (RFC 3339, UTC),
+`data.service` the service given there, `data.resource_id` the VM id. A row with another field
+count, a non-number, a negative or non-finite value, or a timestamp that is not whole seconds
+raises `BadRow` (the importer dead-letters it); rows of VMs no tenant claims are skipped.
 """
 
 from __future__ import annotations
@@ -55,7 +76,8 @@ class RowUsage:
 
 
 def load_owners(tenants_file: Path, trace_name: str | None = None) -> dict[str, Owner]:
-    """vm id -> owner from tenants.json's `usage_sources` (shape: ../shared/data/tenants.json).
+    """vm id -> owner from a tenants file's `usage_sources` (`{"vm", "service", "trace"}` per
+    source, in each tenant of `tenants`).
 
     With `trace_name`, only sources of that trace count; otherwise VMs match by id alone.
     Raises `ValueError` if a VM is claimed by two tenants.

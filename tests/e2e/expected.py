@@ -1,5 +1,5 @@
 """Expected invoice figures computed independently of the platform's code, straight from the
-Bitbrains CSV rows and the pricing rules in ../shared/data/README.md."""
+Bitbrains CSV rows and the pricing rules in docs/design.md#pricing."""
 
 from collections import defaultdict
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""The Bitbrains trace row conversion (../shared/data/README.md)."""
+"""The Bitbrains trace row conversion (the format: `services/usage_collector/trace.py`)."""
 
 import json
 from decimal import Decimal
