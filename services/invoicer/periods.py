@@ -1,12 +1,12 @@
 """Billing periods: pure date arithmetic, DST-safe (docs/billing-periods.md, "Grid").
 
-A tenant's periods start at `effective_from` 00:00 in the tenant's time zone and step by 1, 3
-or 12 months on `billing_day_of_month`; a day past a month's end means that month's last day
-(31 -> 30 Apr, 28/29 Feb). Boundaries are computed as local *dates* first, from the month of
-`effective_from` (month + k x step, never from the previous boundary, so 31 -> 30 Apr -> 31 May),
-and only then localised with `zoneinfo`, so a DST change never shifts a boundary off midnight.
-The first period ends on the first boundary after `effective_from` (a short first period when
-`effective_from` is not itself a billing day).
+A configuration's grid is its billing dates: `billing_day_of_month` every 1, 3 or 12 months
+counted from the month of `effective_from`; a day past a month's end means that month's last day
+(31 -> 30 Apr, 28/29 Feb). Dates are computed as local *dates* first, from the anchor month
+(month + k x step, never from the previous boundary, so 31 -> 30 Apr -> 31 May), and only then
+localised with `zoneinfo`, so a DST change never shifts a boundary off midnight. A period ends on
+the first grid date after its start; one starting off the grid is a stub of the full grid period
+that contains it. Which grid cuts which period: `services/invoicer/versions.py`.
 """
 
 import calendar

@@ -26,7 +26,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import BillingConfigSubmitted
 from services.common.outbox import ensure_outbox_indexes, outbox_collection
 from services.common.tracking import PROCESSED_EVENTS
-from services.invoicer.versions import ConfigVersion, chain_start
+from services.invoicer.versions import ConfigVersion, chain_start, in_force
 
 CONFIGS = "invoicer_configs"
 TENANTS = "invoicer_tenants"
@@ -122,6 +122,14 @@ class InvoicerStore:
             "version", ASCENDING).to_list()
         return [ConfigVersion(int(d["version"]), BillingConfigSubmitted.model_validate(
             d["command"])) for d in docs]
+
+    async def config_in_force(
+        self, tenant_id: str, at: datetime, session: AsyncClientSession | None = None
+    ) -> ConfigVersion | None:
+        """The configuration version in force at instant `at` (docs/billing-periods.md,
+        "Version in force"), or None when the tenant has no recorded version."""
+        versions = await self.config_versions(tenant_id, session)
+        return in_force(versions, at) if versions else None
 
     async def schedule_of(self, tenant: Doc) -> tuple[list[ConfigVersion], datetime]:
         """A tenant's configuration versions and where its next uninvoiced period starts: the
