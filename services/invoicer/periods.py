@@ -102,19 +102,6 @@ def month_step(anchor: date, months: int, billing_day: int) -> date:
     return clipped_day(index // 12, index % 12 + 1, billing_day)
 
 
-def boundaries(effective_from: date, frequency: str, billing_day: int) -> Iterator[date]:
-    """Period boundaries as local dates: `effective_from`, then every later billing day on the
-    frequency's grid (endless)."""
-    step = STEP_MONTHS[frequency]
-    yield effective_from
-    k = 0
-    while True:
-        candidate = month_step(effective_from, k * step, billing_day)
-        k += 1
-        if candidate > effective_from:
-            yield candidate
-
-
 def periods_until(
     effective_from: date, frequency: str, billing_day: int, zone: str, until: datetime
 ) -> list[Period]:

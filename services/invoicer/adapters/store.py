@@ -145,9 +145,9 @@ class InvoicerStore:
         self, tenant_id: str, session: AsyncClientSession | None = None
     ) -> datetime | None:
         """The end instant of the tenant's latest invoiced period, or None before the first."""
-        docs = await self.invoices.find(
+        docs = await self.invoices.find(  # the chain has no overlap: the latest start ends last
             {"tenant_id": tenant_id}, projection={"period_end": 1}, session=session
-        ).sort("period_end", -1).limit(1).to_list()
+        ).sort("period_start", -1).limit(1).to_list()
         return docs[0]["period_end"] if docs else None
 
     async def invoices_overlapping(
