@@ -16,7 +16,7 @@ from contracts.base import utc_now
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.cycle import issue_invoice
 from services.invoicer.domain import invoice_id
-from services.invoicer.periods import Period, local_date
+from services.invoicer.periods import Period, local_date, local_midnight
 from services.invoicer.versions import ConfigVersion, in_force, iter_chain
 
 
@@ -66,6 +66,11 @@ async def issue_for_period_end(
         if local_date(doc["period_end"], doc["timezone"]) == end:
             return None  # this very period is invoiced already
     versions, start = await store.schedule_of(tenant)
+    end_at = local_midnight(end, in_force(versions, clock).command.timezone)
+    if end_at > clock:  # checked first: no need to walk the schedule into the future
+        raise IssueRefused(
+            f"a period of {tenant_id!r} ending on {end.isoformat()} has not ended: it ends at "
+            f"{end_at.isoformat()}, the billing clock is {clock.isoformat()}")
     if local_date(start, in_force(versions, start).command.timezone) >= end:
         if await store.last_invoiced_end(tenant_id) is None:
             raise IssueRefused(f"{end.isoformat()} is not after the start of the first period "

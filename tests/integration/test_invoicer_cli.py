@@ -86,6 +86,8 @@ def test_an_operator_cannot_issue_a_period_that_has_not_ended_on_the_billing_clo
                   "--as-of", "2013-06-30T23:59:59Z")
     assert early.exit_code == 1
     assert "has not ended" in early.output and "2013-07-01T00:00:00+00:00" in early.output
+    far = issue("--tenant", "umbrella", "--period-end", "9999-12-31")  # clock: now
+    assert far.exit_code == 1 and "has not ended" in far.output
     ended = issue("--tenant", "umbrella", "--period-end", "2013-07-01",
                   "--as-of", "2013-07-01T00:00:00Z")
     assert (ended.exit_code, ended.output.strip()) == (0, "INV-2013-0001")
