@@ -9,9 +9,10 @@ first period (https://docs.stripe.com/billing/subscriptions/billing-cycle); unli
 prorates to the second, the unit here is the tenant's calendar day.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.invoicer.periods import Period
+from services.invoicer.pricing import Draft
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,13 @@ def flat_fee(flat_rate_amount: int, period: Period) -> FlatFee:
     assert period.grid_start is not None
     full_days = (period.end_date - period.grid_start).days
     return FlatFee(prorate(flat_rate_amount, days, full_days), days, full_days)
+
+
+def describe_flat_fee(draft: Draft, fee: FlatFee) -> Draft:
+    """`draft` (priced with `fee.amount` as its flat fee) with the flat fee line saying how it
+    was prorated; unchanged for a full period."""
+    if not fee.prorated:
+        return draft
+    lines = tuple(replace(li, description=fee.description) if li.kind == "flat_fee" else li
+                  for li in draft.lines)
+    return replace(draft, lines=lines)

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.invoicer.periods import Grid, iter_periods, local_midnight
-from services.invoicer.proration import flat_fee, prorate
+from services.invoicer.pricing import compose_invoice
+from services.invoicer.proration import describe_flat_fee, flat_fee, prorate
 
 pytestmark = pytest.mark.unit
 
@@ -73,3 +74,16 @@ def test_prorating_refuses_impossible_fractions() -> None:
     for args in [(100, 31, 30), (100, 1, 0), (-1, 1, 30)]:
         with pytest.raises(ValueError):
             prorate(*args)
+
+
+def test_the_flat_fee_line_of_a_stub_says_how_it_was_prorated() -> None:
+    period = next(iter_periods(date(2013, 6, 10), "monthly", 15, "UTC"))
+    fee = flat_fee(1000, period)
+    draft = describe_flat_fee(
+        compose_invoice(currency="USD", flat_rate_amount=fee.amount, charges=(), usage={}), fee)
+    assert [(li.kind, li.description, li.amount) for li in draft.lines] == [
+        ("flat_fee", "Flat fee, prorated 5/31 days", 161)]
+    assert draft.total == 161
+    full = flat_fee(1000, next(iter_periods(date(2013, 6, 15), "monthly", 15, "UTC")))
+    unchanged = compose_invoice(currency="USD", flat_rate_amount=1000, charges=(), usage={})
+    assert describe_flat_fee(unchanged, full) is unchanged
