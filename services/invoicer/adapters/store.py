@@ -151,11 +151,13 @@ class InvoicerStore:
         return docs[0]["period_end"] if docs else None
 
     async def invoices_overlapping(
-        self, tenant_id: str, start: datetime, end: datetime
+        self, tenant_id: str, start: datetime, end: datetime,
+        session: AsyncClientSession | None = None,
     ) -> list[Doc]:
         """The tenant's invoices whose period shares time with [start, end)."""
         query = {"tenant_id": tenant_id, "period_start": {"$lt": end}, "period_end": {"$gt": start}}
-        return await self.invoices.find(query).sort("period_start", ASCENDING).to_list()
+        return await self.invoices.find(query, session=session).sort(
+            "period_start", ASCENDING).to_list()
 
     async def record_forced_issue(
         self, invoice_id: str, actor: str, reason: str, at: datetime, number: str | None = None
