@@ -97,23 +97,6 @@ class InvoicerStore:
         doc = await self.configs.find_one({"_id": config_key(tenant_id, version)})
         return None if doc is None else BillingConfigSubmitted.model_validate(doc["command"])
 
-    async def record_refusal(
-        self, command: BillingConfigSubmitted, reason: str, detail: str, at: datetime
-    ) -> None:
-        """Audit a refused command (who, what, when, why); one record per command event id."""
-        await self.audit.update_one(
-            {"_id": command.event_id},
-            {"$setOnInsert": {
-                "who": {"user_id": command.actor.user_id, "role": command.actor.role},
-                "what": {"command": "BillingConfigSubmitted", "tenant_id": command.tenant_id,
-                         "event_id": command.event_id},
-                "when": {"submitted_at": command.occurred_at, "refused_at": at},
-                "why": {"reason": reason, "detail": detail},
-                "decision": "refused",
-            }},
-            upsert=True,
-        )
-
     async def config_versions(
         self, tenant_id: str, session: AsyncClientSession | None = None
     ) -> list[ConfigVersion]:
@@ -173,6 +156,23 @@ class InvoicerStore:
                 "why": {"reason": reason},
                 "decision": "forced",
             }, **({"$set": {"invoice_number": number}} if number else {})},
+            upsert=True,
+        )
+
+    async def record_refusal(
+        self, command: BillingConfigSubmitted, reason: str, detail: str, at: datetime
+    ) -> None:
+        """Audit a refused command (who, what, when, why); one record per command event id."""
+        await self.audit.update_one(
+            {"_id": command.event_id},
+            {"$setOnInsert": {
+                "who": {"user_id": command.actor.user_id, "role": command.actor.role},
+                "what": {"command": "BillingConfigSubmitted", "tenant_id": command.tenant_id,
+                         "event_id": command.event_id},
+                "when": {"submitted_at": command.occurred_at, "refused_at": at},
+                "why": {"reason": reason, "detail": detail},
+                "decision": "refused",
+            }},
             upsert=True,
         )
 
