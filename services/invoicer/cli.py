@@ -11,6 +11,7 @@
     billing invoices totals [--tenant T] [--json]
     billing invoices export [-o FILE]
     billing dashboard [--as-of INSTANT] [--json]
+    billing invoices errors [--json]
 """
 
 import asyncio
@@ -244,6 +245,27 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             typer.echo(text)
         else:
             output.write_text(text + "\n")
+
+    @invoices_app.command("errors")
+    def invoices_errors(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Periods the billing cycle could not invoice (open billing errors), with the reason;
+        an error is resolved when its period is issued (docs/invoicing.md)."""
+        async def go() -> list[dict[str, Any]]:
+            async with reports.open_store(InvoicerSettings()) as store:
+                return await reports.billing_error_rows(store)
+
+        rows = asyncio.run(go())
+        if as_json:
+            _echo_json(rows)
+            return
+        table = Table()
+        for header in ("tenant", "period", "reason", "attempts", "waiting", "detail"):
+            table.add_column(header, no_wrap=header != "detail")
+        for r in rows:
+            table.add_row(r["tenant_id"], f"{r['period_start'][:10]}..{r['period_end'][:10]}",
+                          r["reason"], str(r["attempts"]), str(r["later_periods_waiting"]),
+                          r["detail"])
+        console.print(table)
 
     @app.command("dashboard")
     def dashboard(

@@ -6,50 +6,60 @@ from the year's counter document inside the same transaction as the invoice inse
 `InvoiceIssued` outbox entry and the tenant's ledger update. Concurrent transactions conflict
 on the counter and the ledger, and an aborted transaction consumes no number, so numbers stay
 gapless. A crash after the commit loses nothing: the outbox relay publishes the event later.
+
+Everything an invoice depends on is read again by every attempt of its transaction: the
+tenant's configuration and ledger, the billed records of earlier periods and the coupon's
+redemption count (in the transaction's snapshot, each write guarded by the version read), and
+the usage (through the collector's read API, after its marker). Nothing is carried over from
+an aborted attempt (docs/invoicing.md, "Two issuances at once").
 """
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
-from contracts import TOPIC_INVOICE, BillingConfigSubmitted, PriceCharge
+from contracts import TOPIC_INVOICE, BillingConfigSubmitted
 from contracts.base import utc_now
 from services.common.outbox import add_to_outbox
+from services.invoicer.adapters.billing_errors import (
+    IssueContention,
+    record_billing_error,
+    resolve_billing_error,
+)
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id, invoice_number
-from services.invoicer.periods import Period, due_date, overdue_at, periods_until
-from services.invoicer.pricing import (
-    Adjustment,
-    CreditBalance,
-    charge_exact,
-    compose_invoice,
-    round_minor,
+from services.invoicer.late_usage import BilledMoved, late_usage, supersede, usage_by_meter
+from services.invoicer.ledger import (
+    Ledger,
+    LedgerMoved,
+    code_redemptions,
+    ensure_coupon_count,
+    take_redemption,
 )
+from services.invoicer.periods import Period, due_date, overdue_at, periods_until
+from services.invoicer.pricing import Line, compose_invoice
 from services.invoicer.records import issued_event, line_doc
-from services.usage_collector.query import usage_totals
+from services.usage_collector.api import usage_marker
 
 log = logging.getLogger(__name__)
-#: Usage buckets changed this long before an invoice was priced are re-read for adjustments.
-LATE_USAGE_MARGIN = timedelta(minutes=1)
 Doc = dict[str, Any]
-
-
-class LedgerMoved(RuntimeError):
-    """The tenant's ledger changed between reading and writing it (retried)."""
+#: Attempts of one issue whose transaction found its ledger or billed records moved.
+ISSUE_ATTEMPTS = 10
 
 
 @dataclass
 class CycleReport:
-    """What one cycle run did: invoice numbers issued and invoice ids marked overdue."""
+    """What one cycle run did: invoice numbers issued, invoice ids marked overdue, and the
+    invoice ids of periods that could not be issued (recorded as billing errors)."""
 
     issued: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def tenant_periods(config: BillingConfigSubmitted, until: datetime) -> list[Period]:
@@ -59,91 +69,43 @@ def tenant_periods(config: BillingConfigSubmitted, until: datetime) -> list[Peri
                          config.timezone, until)
 
 
-async def usage_by_meter(
-    store: InvoicerStore, tenant_id: str, start: datetime, end: datetime
-) -> dict[str, Decimal]:
-    """Each meter's total over [start, end), summed over the tenant's services."""
-    totals: dict[str, Decimal] = {}
-    for t in await usage_totals(store.db, tenant_id, start, end):
-        totals[t.meter] = totals.get(t.meter, Decimal(0)) + t.quantity
-    return totals
-
-
-async def late_usage(
-    store: InvoicerStore, tenant_id: str, before: datetime, currency: str
-) -> tuple[list[Adjustment], list[Doc]]:
-    """Adjustments for usage that changed after earlier periods were invoiced, with the billed
-    records they supersede. Only periods whose buckets changed since pricing are re-read."""
-    billed = await self_billed(store, tenant_id, before)
-    adjustments: list[Adjustment] = []
-    touched: list[Doc] = []
-    by_period: dict[datetime, list[Doc]] = {}
-    for doc in billed:
-        by_period.setdefault(doc["period_start"], []).append(doc)
-    for start, docs in sorted(by_period.items()):
-        end, priced_at = docs[0]["period_end"], min(d["priced_at"] for d in docs)
-        changed = await store.db["usage_aggregates"].find_one(
-            {"tenant_id": tenant_id, "hour": {"$gte": start, "$lt": end},
-             "updated_at": {"$gte": priced_at - LATE_USAGE_MARGIN}}, projection={"_id": 1}
-        )
-        if changed is None:
-            continue
-        usage = await usage_by_meter(store, tenant_id, start, end)
-        for doc in docs:
-            charge = PriceCharge.model_validate(doc["charge"])
-            quantity = usage.get(doc["meter"], Decimal(0))
-            amount = round_minor(charge_exact(charge, quantity), currency)
-            if quantity == doc["quantity"] and amount == doc["amount"]:
-                continue
-            adjustments.append(Adjustment(
-                meter=doc["meter"], period_label=doc["period_label"],
-                quantity_delta=quantity - Decimal(doc["quantity"]),
-                amount_delta=amount - int(doc["amount"]),
-                unit_price=charge.unit_price if charge.model == "per_unit" else None,
-            ))
-            touched.append({**doc, "new_quantity": quantity})
-    return adjustments, touched
-
-
-async def self_billed(store: InvoicerStore, tenant_id: str, before: datetime) -> list[Doc]:
-    """Billed-usage records of periods that ended at or before `before`."""
-    query = {"tenant_id": tenant_id, "period_end": {"$lte": before}}
-    return await store.billed.find(query).sort("period_start", ASCENDING).to_list()
-
-
 async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) -> str | None:
     """Issue the invoice of `tenant_id` for `period` unless it exists; returns the new invoice
-    number, or None when it was already issued (by this or another process)."""
+    number, or None when it was already issued (by this or another process).
+
+    One transaction: invoice, billed records, superseded billed records (late usage), coupon
+    redemption count, tenant ledger, outbox entry, and the resolution of a billing error of
+    this period. Raises `LookupError` (no configuration), decimal errors or
+    `AmountOutOfRange` (cannot be priced: nothing is written), `IssueContention` when the
+    ledger kept moving for `ISSUE_ATTEMPTS` attempts.
+    """
     inv_id = invoice_id(tenant_id, period.start_date)
     if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}):
         return None
-    tenant = await store.tenant(tenant_id)
-    if tenant is None:
-        raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
-    currency = tenant_config(tenant).settings.currency
-    priced_at = utc_now()
-    usage = await usage_by_meter(store, tenant_id, period.start, period.end)
-    adjustments, superseded = await late_usage(store, tenant_id, period.start, currency)
     year = period.end_date.year
-    await store.ensure_counter(f"invoice-number:{year}")
 
     async def txn(session: AsyncClientSession) -> str | None:
         if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}, session=session):
             return None
         t = await store.tenant(tenant_id, session)
-        assert t is not None
+        if t is None:
+            raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
         config = tenant_config(t)
         s = config.settings
-        coupons = {c["code"]: c["redemptions"] for c in t.get("coupons", [])}
-        used = {c["credit_id"]: c["used"] for c in t.get("credits_used", [])}
-        credits = [CreditBalance(c.credit_id, c.amount - used.get(c.credit_id, 0), c.granted_at,
-                                 c.reason) for c in config.credits]
+        ledger = Ledger.of(t)
+        priced_at = utc_now()
+        marker = await usage_marker(store.db, tenant_id)  # before any usage is read
+        usage = await usage_by_meter(store.db, tenant_id, period.start, period.end)
+        adjustments, superseded = await late_usage(store, session, tenant_id, period.start,
+                                                   s.currency)
+        coupon = config.coupon
+        uses = ledger.coupon_uses.get(coupon.code, 0) if coupon else 0
+        taken = await code_redemptions(store.db, coupon.code, session) if coupon else 0
         draft = compose_invoice(
             currency=s.currency, flat_rate_amount=s.flat_rate_amount,
             charges=config.price_plan.charges, usage=usage, adjustments=adjustments,
-            coupon=config.coupon,
-            coupon_redemptions=coupons.get(config.coupon.code, 0) if config.coupon else 0,
-            credits=credits, issued_at=period.end,
+            coupon=coupon, coupon_redemptions=uses, credits=ledger.credits(config),
+            issued_at=period.end, code_redemptions=taken,
         )
         counter = await store.counters.find_one_and_update(
             {"_id": f"invoice-number:{year}"}, {"$inc": {"seq": 1}}, session=session,
@@ -168,16 +130,14 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         }
         await store.invoices.insert_one(doc, session=session)
         await _record_billed(store, session, tenant_id, period, config, usage, doc, priced_at,
-                             superseded, draft.lines)
-        if draft.coupon_applied and config.coupon is not None:
-            coupons[config.coupon.code] = coupons.get(config.coupon.code, 0) + 1
-        for credit_id, take in draft.credits_used.items():
-            used[credit_id] = used.get(credit_id, 0) + take
+                             marker, draft.lines)
+        await supersede(store, session, superseded, inv_id, priced_at, marker)
+        if draft.coupon_applied and coupon is not None and uses == 0:
+            await take_redemption(store.db, coupon.code, tenant_id, taken, session)
         result = await store.tenants.update_one(
-            {"_id": tenant_id, "ledger_rev": t["ledger_rev"]},
+            {"_id": tenant_id, "ledger_rev": ledger.rev},
             {"$inc": {"ledger_rev": 1, "invoices": 1},
-             "$set": {"coupons": [{"code": k, "redemptions": v} for k, v in coupons.items()],
-                      "credits_used": [{"credit_id": k, "used": v} for k, v in used.items()],
+             "$set": {**ledger.after(draft, coupon, inv_id, number, period.end),
                       "last_period_end": period.end}},
             session=session,
         )
@@ -185,28 +145,76 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
             raise LedgerMoved(tenant_id)  # aborts the transaction: nothing is written
         await add_to_outbox(store.db, OUTBOX, [(issued_event(doc), TOPIC_INVOICE, tenant_id)],
                             session)
+        await resolve_billing_error(store.db, inv_id, number, session)
         return number
 
-    for _ in range(10):
+    for _ in range(ISSUE_ATTEMPTS):
+        await _prepare(store, tenant_id, year)
         try:
             number = await store.transaction(txn)
             break
         except DuplicateKeyError:
-            return None  # another process issued it first; its transaction kept the number
-        except LedgerMoved:
+            if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}):
+                return None  # another process issued it first; its transaction kept the number
+            raise  # some other duplicate: never mistaken for "already issued"
+        except (LedgerMoved, BilledMoved):
             continue  # another invoice of this tenant committed meanwhile: price again
     else:
-        raise LedgerMoved(f"could not issue {inv_id}: the tenant ledger kept changing")
+        raise IssueContention(f"could not issue {inv_id}: the tenant ledger kept changing")
     if number is not None:
         log.info("issued %s", number, extra={"tenant_id": tenant_id, "invoice_number": number})
     return number
 
 
+async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
+    """Create, outside the transaction, the documents it only `$inc`s: the year's invoice
+    counter and the redemption count of the tenant's coupon code."""
+    await store.ensure_counter(f"invoice-number:{year}")
+    tenant = await store.tenant(tenant_id)
+    if tenant is None:
+        raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
+    coupon = tenant_config(tenant).coupon
+    if coupon is not None:
+        await ensure_coupon_count(store.db, coupon.code)
+
+
+async def issue_isolated(
+    store: InvoicerStore, tenant_id: str, period: Period, report: CycleReport, waiting: int = 0
+) -> bool:
+    """`issue_invoice`, with any failure of this one (tenant, period) contained: it is logged
+    (tenant and period), counted in `billing_invoicer_billing_errors_total` and recorded as an
+    open billing error (`waiting` = the tenant's later due periods held back behind it), and
+    its invoice id is added to `report.failed`; a new number goes to `report.issued`.
+
+    Returns False when the period failed. Only a lost database connection propagates (nothing
+    could be recorded then). Rules: docs/invoicing.md, "One period that cannot be priced".
+    """
+    try:
+        number = await issue_invoice(store, tenant_id, period)
+    except ConnectionFailure:
+        raise
+    except Exception as exc:
+        reason = await record_billing_error(store.db, tenant_id, period, exc, waiting)
+        log.warning(
+            "invoice of tenant %s for the period %s..%s not issued (%s): %s", tenant_id,
+            period.start_date, period.end_date, reason, exc,
+            extra={"tenant_id": tenant_id, "period_start": period.start_date.isoformat(),
+                   "period_end": period.end_date.isoformat(), "reason": reason},
+        )
+        report.failed.append(invoice_id(tenant_id, period.start_date))
+        return False
+    if number is not None:
+        report.issued.append(number)
+    return True
+
+
 async def _record_billed(
     store: InvoicerStore, session: AsyncClientSession, tenant_id: str, period: Period,
     config: BillingConfigSubmitted, usage: dict[str, Decimal], doc: Doc, priced_at: datetime,
-    superseded: list[Doc], lines: Any,
+    marker: int, lines: tuple[Line, ...],
 ) -> None:
+    """One billed-usage record per priced meter (schema in `late_usage`), at `rev` 0 with the
+    usage `marker` read before the usage."""
     label = f"{period.start_date.isoformat()}..{period.end_date.isoformat()}"
     amounts = {li.meter: li.amount for li in lines if li.kind == "usage"}
     for charge in config.price_plan.charges:
@@ -216,16 +224,5 @@ async def _record_billed(
             "period_end": period.end, "period_label": label, "invoice_id": doc["_id"],
             "charge": charge.model_dump(mode="json"), "priced_at": priced_at,
             "quantity": usage.get(charge.meter, Decimal(0)), "amount": amounts[charge.meter],
+            "currency": config.settings.currency, "usage_marker": marker, "rev": 0,
         }, session=session)
-    applied = {(li.meter, li.ref): li.amount for li in lines if li.kind == "adjustment"}
-    for old in superseded:
-        key = (old["meter"], old["period_label"])
-        if key not in applied:
-            continue
-        await store.billed.update_one(
-            {"_id": old["_id"]},
-            {"$set": {"quantity": old["new_quantity"], "priced_at": priced_at},
-             "$inc": {"amount": applied[key]},
-             "$push": {"adjusted_by": doc["_id"]}},
-            session=session,
-        )

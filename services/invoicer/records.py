@@ -94,7 +94,7 @@ def _text(value: Any) -> str | None:
 
 
 def export_row(doc: Doc) -> Doc:
-    """One entry of the demo's `invoices.json` (issue 7): amounts in minor units, period bounds
+    """One entry of the demo's `invoices.json`: amounts in minor units, period bounds
     ISO 8601 with the tenant's offset, quantity and unit price as decimal strings."""
     zone = ZoneInfo(doc["timezone"])
     return {

@@ -14,6 +14,10 @@ from pymongo import ASCENDING
 from contracts.base import utc_now
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
+from services.invoicer.adapters.billing_errors import (
+    count_open_billing_errors,
+    open_billing_errors,
+)
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.domain import UNPAID
 from services.invoicer.records import export_row
@@ -85,11 +89,27 @@ async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
         "overdue_invoices": await store.invoices.count_documents({"status": "overdue"}),
         "monthly_revenue": dict(sorted(revenue.items())),
         "month": month,
+        # periods the cycle could not invoice, still open (docs/invoicing.md)
+        "billing_errors": await count_open_billing_errors(store.db),
     }
 
 
+async def billing_error_rows(store: InvoicerStore) -> list[Doc]:
+    """Open billing errors for operators: tenant, period bounds (ISO 8601), reason, detail,
+    attempts, later periods waiting, first and last failure (ISO 8601); by period, tenant."""
+    return [
+        {"invoice_id": e["_id"], "tenant_id": e["tenant_id"],
+         "period_start": e["period_start"].isoformat(), "period_end": e["period_end"].isoformat(),
+         "reason": e["reason"], "detail": e["detail"], "attempts": e["attempts"],
+         "later_periods_waiting": e["later_periods_waiting"],
+         "first_failed_at": e["first_failed_at"].isoformat(),
+         "last_failed_at": e["last_failed_at"].isoformat()}
+        for e in await open_billing_errors(store.db)
+    ]
+
+
 async def export_invoices(settings: CommonSettings) -> list[Doc]:
-    """Every invoice as issue 7's `invoices.json` entry, sorted by invoice number."""
+    """Every invoice as a `invoices.json` entry (`export_row`), sorted by invoice number."""
     async with open_store(settings) as store:
         return [export_row(d) for d in await list_invoices(store)]
 

@@ -6,16 +6,18 @@ unpaid invoices overdue once the clock passes the end of their due date (tenant 
 """
 
 import logging
+from collections import Counter
 from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
+from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
-from services.invoicer.cycle import CycleReport, issue_invoice
+from services.invoicer.cycle import CycleReport, issue_isolated
 from services.invoicer.domain import UNPAID
 from services.invoicer.issue import issue_for_period_end
 from services.invoicer.periods import Period
@@ -43,7 +45,9 @@ async def due_periods(store: InvoicerStore, as_of: datetime) -> list[tuple[Perio
 async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
     """Move unpaid invoices whose due date ended (tenant zone) at or before `as_of` to
     `overdue`, each with its `InvoiceStatusChanged` in the same transaction; returns their ids.
-    The event occurs at the overdue instant and has a deterministic id."""
+    The event occurs at the overdue instant and has a deterministic id. One invoice that
+    cannot be moved is logged and counted (`billing_invoicer_billing_errors_total`, reason
+    `overdue_failed`) and the others still move; only a lost connection propagates."""
     marked: list[str] = []
     query = {"status": {"$in": list(UNPAID)}, "overdue_at": {"$lte": as_of}}
     candidates = await store.invoices.find(query).sort(
@@ -71,17 +75,33 @@ async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
                 marked.append(doc["_id"])
         except DuplicateKeyError:
             pass  # another process marked it
+        except ConnectionFailure:
+            raise
+        except Exception:  # one broken invoice must not keep the others from overdue
+            BILLING_ERRORS_TOTAL.labels(reason="overdue_failed").inc()
+            log.exception("could not mark %s overdue (tried again next run)", doc["_id"],
+                          extra={"tenant_id": doc.get("tenant_id")})
     return marked
 
 
 async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
     """One run of the billing cycle at billing clock `as_of` (idempotent; safe to run from
-    several processes at once)."""
+    several processes at once).
+
+    Each (tenant, period) is isolated (`issue_isolated`): one that cannot be issued becomes a
+    billing error, that tenant's later periods wait behind it (a tenant is invoiced in period
+    order), every other tenant is invoiced, and overdue marking always runs.
+    """
     report = CycleReport()
-    for period, tenant_id in await due_periods(store, as_of):
-        number = await issue_invoice(store, tenant_id, period)
-        if number is not None:
-            report.issued.append(number)
+    due = await due_periods(store, as_of)
+    remaining = Counter(tenant_id for _, tenant_id in due)
+    held: set[str] = set()
+    for period, tenant_id in due:
+        remaining[tenant_id] -= 1
+        if tenant_id in held:
+            continue
+        if not await issue_isolated(store, tenant_id, period, report, remaining[tenant_id]):
+            held.add(tenant_id)
     report.overdue = await mark_overdue(store, as_of)
     return report
 

@@ -1,8 +1,14 @@
-"""What other services and the demo call: publishing, importing, totals and progress."""
+"""What other services and the demo call: publishing, importing, totals, progress and the
+per-tenant usage sequence marker (docs/usage.md#sequence)."""
 
 from services.usage_collector.adapters.store import collector_stats
 from services.usage_collector.importer import ImportReport, import_bitbrains, publish_jsonl
-from services.usage_collector.query import UsageTotal, usage_totals
+from services.usage_collector.query import (
+    UsageTotal,
+    usage_changed_since,
+    usage_marker,
+    usage_totals,
+)
 
 __all__ = [
     "ImportReport",
@@ -11,4 +17,6 @@ __all__ = [
     "import_bitbrains",
     "publish_jsonl",
     "usage_totals",
+    "usage_marker",
+    "usage_changed_since",
 ]

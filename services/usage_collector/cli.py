@@ -92,7 +92,7 @@ def summary(
     end: Annotated[str, typer.Option("--to", help="interval end (exclusive), ISO 8601")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Quantity per service and meter of TENANT in [FROM, TO) (UTC hour buckets)."""
+    """Quantity per service and meter of TENANT in [FROM, TO) (exact on quarter-hours)."""
     totals = asyncio.run(_summary(tenant, parse_instant(start), parse_instant(end)))
     if as_json:
         rows = [

@@ -1,29 +1,27 @@
 """Pure rules of usage aggregation: validation outcomes, hour buckets and merging.
 
-No I/O here. The collector turns each valid `UsageRecorded` into a `Sample`, merges samples
-into per-bucket `Delta`s in memory (`BatchMerge`), and the store folds each delta into the
-stored bucket with `fold` (../shared/DESIGN.md, Usage events; issue 3).
+No I/O here. The collector turns each valid `UsageRecorded` into a `Sample`; `merge.py`
+merges samples per bucket in memory and folds them into stored buckets (docs/usage.md).
 
 Bucket = (tenant_id, meter, service, UTC hour of the event's `time`): a late event lands in
-the bucket of its own time. Quantities are `Decimal`, added in a 34-digit context (the
-precision of the `Decimal128` they are stored as), never floats.
+the bucket of its own time. Each bucket also keeps a sub-total per quarter-hour of that
+time, so a period boundary at a :15, :30 or :45 offset splits it exactly
+(docs/usage.md#quarter-hours). Quantities are `Decimal`, added exactly in a 34-digit context
+(the precision of the `Decimal128` they are stored as; `totals.exact_add`), never floats.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from contracts.usage import STANDARD_METERS, UsageRecorded
 
-#: Arithmetic context for stored quantities: Decimal128 holds 34 significant digits.
-DECIMAL128 = Context(prec=34, Emax=6144, Emin=-6143)
-_MAX_DIGITS = 34
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_DIGITS = 34  # significant digits of a Decimal128
+_QUARTER_MINUTES = 15
 
 #: (tenant_id, meter, service, hour) where hour is the start of the event's UTC hour.
 BucketKey = tuple[str, str, str, datetime]
@@ -47,6 +45,13 @@ class Sample(NamedTuple):
     quantity: Decimal
     time: datetime
     resource_id: str | None
+    quarter: int  # the quarter-hour of `time` within the bucket's UTC hour: 0, 1, 2 or 3
+
+
+def quarter_of(moment: datetime) -> int:
+    """The quarter-hour (0-3) of `moment`'s UTC hour that holds it (by UTC minute, so also
+    right for offsets that are not whole quarter-hours)."""
+    return moment.astimezone(UTC).minute // _QUARTER_MINUTES
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -72,6 +77,8 @@ def _reason(loc: tuple[Any, ...], kind: str) -> str:
         return "negative_quantity"
     if loc == ("data", "quantity") and kind == "finite_number":
         return "non_finite_quantity"
+    if loc == ("data", "quantity") and kind in ("less_than", "decimal_max_places"):
+        return "quantity_out_of_range"
     if loc == ("data", "aggregation"):
         return "unknown_aggregation"
     return "validation_error"
@@ -81,7 +88,8 @@ def classify(exc: ValidationError) -> tuple[str, str]:
     """Map a contract validation error to a dead-letter (reason, detail).
 
     Reasons: invalid_json, missing_subject, negative_quantity, non_finite_quantity,
-    unknown_aggregation when every error is of that one kind; validation_error otherwise.
+    quantity_out_of_range (outside `contracts.usage.UsageQuantity`), unknown_aggregation when
+    every error is of that one kind; validation_error otherwise.
     """
     errors = exc.errors(include_url=False)
     detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:500]
@@ -127,8 +135,9 @@ def to_sample(event: UsageRecorded) -> Sample:
     """Reduce a valid event to a `Sample`.
 
     Raises `Rejected`, checked in this order: the reasons of `aggregation_of`,
-    `quantity_out_of_range` (more than 34 significant digits or beyond the Decimal128
-    exponent range), `missing_resource_id` (`require_resource`), `invalid_time`.
+    `quantity_out_of_range` (the contract already bounds the value; this refuses a text
+    with more than 34 digits, trailing zeros included, or an exponent outside Decimal128's
+    range, e.g. `0E+7000`), `missing_resource_id` (`require_resource`), `invalid_time`.
     """
     data = event.data
     aggregation = aggregation_of(data.meter, data.aggregation)
@@ -137,8 +146,10 @@ def to_sample(event: UsageRecorded) -> Sample:
     if len(digits) > _MAX_DIGITS or not -6100 < int(exponent) < 6100:
         raise Rejected("quantity_out_of_range", str(quantity)[:100])
     require_resource(aggregation, data.meter, data.resource_id)
-    key = (event.subject, data.meter, data.service, bucket_hour(event.time))
-    return Sample(event.event_id, key, aggregation, quantity, event.time, data.resource_id)
+    hour = bucket_hour(event.time)
+    key = (event.subject, data.meter, data.service, hour)
+    return Sample(event.event_id, key, aggregation, quantity, event.time, data.resource_id,
+                  quarter_of(event.time))
 
 
 def parse(value: bytes | None) -> Sample:
@@ -150,113 +161,3 @@ def parse(value: bytes | None) -> Sample:
     except ValidationError as exc:
         raise Rejected(*classify(exc)) from exc
     return to_sample(event)
-
-
-def _newer(time_a: datetime, qty_a: Decimal, time_b: datetime, qty_b: Decimal) -> bool:
-    """True when sample a replaces b as `latest`: later time wins; on a tie the larger
-    quantity, so the result does not depend on arrival order."""
-    return time_a > time_b or (time_a == time_b and qty_a > qty_b)
-
-
-@dataclass(slots=True)
-class Delta:
-    """What a set of samples adds to one bucket."""
-
-    aggregation: str
-    sum: Decimal
-    count: int
-    max: Decimal
-    latest: Decimal
-    latest_time: datetime
-    resources: set[str] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, s: Sample) -> Delta:
-        """The delta of a single sample."""
-        resources = {s.resource_id} if s.aggregation == "unique_count" and s.resource_id else set()
-        return cls(s.aggregation, s.quantity, 1, s.quantity, s.quantity, s.time, resources)
-
-    def add(self, s: Sample) -> None:
-        """Merge one more sample into this delta."""
-        q = s.quantity
-        self.sum = DECIMAL128.add(self.sum, q)
-        self.count += 1
-        if q > self.max:
-            self.max = q
-        t = s.time
-        if t > self.latest_time or (t == self.latest_time and q > self.latest):  # _newer
-            self.latest, self.latest_time = q, t
-        if s.resource_id is not None and self.aggregation == "unique_count":
-            self.resources.add(s.resource_id)
-
-
-class BatchMerge:
-    """Samples of one batch merged per bucket, with duplicates inside the batch counted once.
-
-    `samples` keeps the distinct samples so the batch can be re-merged without the ones the
-    database already recorded (`without`).
-    """
-
-    __slots__ = ("buckets", "samples", "seen", "duplicates")
-
-    def __init__(self) -> None:
-        self.buckets: dict[BucketKey, Delta] = {}
-        self.samples: list[Sample] = []
-        self.seen: set[str] = set()
-        self.duplicates = 0
-
-    def add(self, s: Sample) -> bool:
-        """Merge `s`; False (and counted as a duplicate) when its event id is already in."""
-        if s.event_id in self.seen:
-            self.duplicates += 1
-            return False
-        self.seen.add(s.event_id)
-        self.samples.append(s)
-        delta = self.buckets.get(s.key)
-        if delta is None:
-            self.buckets[s.key] = Delta.of(s)
-        elif delta.aggregation == s.aggregation:
-            delta.add(s)
-        else:
-            # A custom meter whose events disagree on the aggregation: the first one wins,
-            # the data (sum, count, max, latest) of every event is still kept.
-            delta.add(s._replace(aggregation=delta.aggregation))
-        return True
-
-    def without(self, done: set[str]) -> BatchMerge:
-        """A new merge of this batch's samples except the event ids in `done`."""
-        rest = BatchMerge()
-        for s in self.samples:
-            if s.event_id not in done:
-                rest.add(s)
-        return rest
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
-def new_bucket(key: BucketKey, delta: Delta, now: datetime) -> dict[str, Any]:
-    """The stored document of a bucket created by `delta` (schema: query.py)."""
-    tenant, meter, service, hour = key
-    return {
-        "_id": bucket_id(key), "tenant_id": tenant, "meter": meter, "service": service,
-        "hour": hour, "aggregation": delta.aggregation, "sum": delta.sum,
-        "count": delta.count, "max": delta.max, "latest": delta.latest,
-        "latest_time": delta.latest_time, "updated_at": now,
-    }
-
-
-def fold(stored: dict[str, Any], delta: Delta, now: datetime) -> dict[str, Any]:
-    """The fields to `$set` on a stored bucket after adding `delta` (the bucket keeps its
-    aggregation). `stored` holds Decimal sum/max/latest, int count, datetime latest_time."""
-    latest, latest_time = stored["latest"], stored.get("latest_time") or _EPOCH
-    if _newer(delta.latest_time, delta.latest, latest_time, latest):
-        latest, latest_time = delta.latest, delta.latest_time
-    return {
-        "sum": DECIMAL128.add(stored["sum"], delta.sum),
-        "count": int(stored["count"]) + delta.count,
-        "max": max(stored["max"], delta.max),
-        "latest": latest,
-        "latest_time": latest_time,
-        "updated_at": now,
-    }

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.usage_collector.adapters.store import ApplyResult, dead_letter_id
-from services.usage_collector.domain import BatchMerge, Rejected
+from services.usage_collector.domain import Rejected
+from services.usage_collector.merge import BatchMerge
 from services.usage_collector.wire import Decoder
 
 SERVICE = "usage_collector"

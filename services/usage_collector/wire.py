@@ -5,9 +5,10 @@
 
 How: a slim pydantic schema (`FastEvent`, TypedDicts: no model instances) is a strict subset
 of `contracts.usage.UsageRecorded`: the same fields, types and constraints, except that
-`quantity` must be a JSON string of plain decimal digits (at most 20 before and 12 after
+`quantity` must be a JSON string of plain decimal digits (at most 12 before and 12 after
 the point), which the contract reads as the same `Decimal` and which is always within the
-Decimal128 range, and that `time` is validated as the contract's `AwareDatetime` once per
+contract's quantity range (below 10**12, at most 12 places: docs/usage.md#quantity-range), and
+that `time` is validated as the contract's `AwareDatetime` once per
 distinct text (`Decoder` caches it). What the slim schema accepts, the contract accepts
 with the same values; everything else (numbers as quantities, exponents, any invalid
 message) goes through `domain.parse`, i.e. through the contract, which decides acceptance
@@ -33,11 +34,12 @@ from services.usage_collector.domain import (
     aggregation_of,
     bucket_hour,
     parse,
+    quarter_of,
     require_resource,
 )
 
-#: Plain decimal text always within Decimal128 (<= 32 digits, exponent in [-12, 0]).
-QUANTITY_TEXT = r"^[0-9]{1,20}(\.[0-9]{1,12})?$"
+#: Plain decimal text always within the contract's range (< 10**12, <= 12 places).
+QUANTITY_TEXT = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
 _TIMES_CACHED = 4096
 
 
@@ -75,7 +77,7 @@ _validate_time = TypeAdapter(AwareDatetime).validate_python
 
 class Decoder:
     """Decodes usage messages, caching each recently seen `time` text with its parsed
-    datetime and UTC hour (the hour is None when out of range: `invalid_time`).
+    datetime, UTC hour (None when out of range: `invalid_time`) and quarter-hour.
 
     The cache holds at most `_TIMES_CACHED` texts and is cleared when full; events usually
     share their times (one per sampling interval), so parsing and hour arithmetic are paid
@@ -85,18 +87,19 @@ class Decoder:
     __slots__ = ("times",)
 
     def __init__(self) -> None:
-        self.times: dict[str, tuple[datetime, datetime | None]] = {}
+        self.times: dict[str, tuple[datetime, datetime | None, int]] = {}
 
-    def _time(self, text: str) -> tuple[datetime, datetime | None]:
+    def _time(self, text: str) -> tuple[datetime, datetime | None, int]:
         moment = _validate_time(text)  # raises ValidationError, as the contract would
         try:
             hour: datetime | None = bucket_hour(moment)
         except Rejected:
             hour = None
+        quarter = quarter_of(moment) if hour is not None else 0
         if len(self.times) >= _TIMES_CACHED:
             self.times.clear()
-        self.times[text] = (moment, hour)
-        return moment, hour
+        self.times[text] = (moment, hour, quarter)
+        return moment, hour, quarter
 
     def decode(self, value: bytes | None) -> Sample:
         """Bytes of one Kafka message -> `Sample`; raises `Rejected` with the dead-letter
@@ -104,7 +107,7 @@ class Decoder:
         try:
             event = _validate(value or b"")
             text = event["time"]
-            time, hour = self.times.get(text) or self._time(text)
+            time, hour, quarter = self.times.get(text) or self._time(text)
         except ValidationError:
             return parse(value)  # the contract decides, with the exact reason
         data = event["data"]
@@ -122,6 +125,7 @@ class Decoder:
             Decimal(data["quantity"]),
             time,
             resource_id,
+            quarter,
         )
 
 

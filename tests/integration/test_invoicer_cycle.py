@@ -12,10 +12,17 @@ import pytest
 from contracts import InvoiceIssued, InvoiceStatusChanged, PaymentFailed, PaymentSucceeded
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore
+from services.invoicer.cycle import issue_invoice, tenant_periods
 from services.invoicer.handlers import apply_config, apply_payment
 from services.invoicer.reports import dashboard, export_invoices, list_invoices, totals
 from services.invoicer.schedule import issue_for_period_end, next_due, run_cycle
-from tests.integration.test_invoicer_support import add_usage, config, open_store, utc
+from tests.integration.test_invoicer_support import (
+    add_usage,
+    collect_usage,
+    config,
+    open_store,
+    utc,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -100,10 +107,10 @@ async def test_a_late_usage_event_becomes_an_adjustment_on_the_next_invoice(
 ) -> None:
     async with open_store(common_settings) as store:
         await apply_config(store, config("acme"))
-        await add_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 10, 5), "4")
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 10, 5), "4")
         await run_cycle(store, utc(2013, 7, 1))
-        await add_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 20, 5), "3.01")
-        await add_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 7, 2, 5), "1")
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 20, 5), "3.01")
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 7, 2, 5), "1")
 
         await run_cycle(store, utc(2013, 8, 1))
         await run_cycle(store, utc(2013, 9, 1))
@@ -174,3 +181,146 @@ async def test_payments_move_invoices_forward_only_and_overdue_follows_the_due_d
     assert exported[0]["line_items"][0] == {
         "kind": "flat_fee", "meter": None, "description": "Flat fee", "quantity": "1",
         "unit_price": "10.00", "amount": 1000}
+
+
+async def test_two_issuances_of_one_tenant_at_once_bill_late_usage_exactly_once(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as a, open_store(common_settings) as b:
+        await apply_config(a, config("acme"))
+        await collect_usage(a.db, "acme", "cpu_hours", "web", utc(2013, 6, 10, 5), "4")
+        await run_cycle(a, utc(2013, 7, 1))  # June: 4 x 0.50 = 2.00
+        await collect_usage(a.db, "acme", "cpu_hours", "web", utc(2013, 6, 20, 5), "6")
+        _, july, august = tenant_periods(config("acme"), utc(2013, 9, 1))
+
+        numbers = await asyncio.gather(issue_invoice(a, "acme", july),
+                                       issue_invoice(b, "acme", august))
+
+        assert sorted(n for n in numbers if n) == ["INV-2013-0002", "INV-2013-0003"]
+        adjustments = [(li["meter"], li["quantity"], li["amount"])
+                       for d in await list_invoices(a) for li in d["line_items"]
+                       if li["kind"] == "adjustment"]
+        assert adjustments == [("cpu_hours", Decimal(6), 300)], "billed exactly once"
+        june = await a.billed.find_one({"tenant_id": "acme", "period_start": utc(2013, 6, 1)})
+        assert june is not None
+        assert (june["quantity"], june["amount"], june["rev"]) == (Decimal(10), 500, 1)
+
+
+async def test_late_usage_is_found_even_when_the_collector_clock_lags_the_invoicer(
+    common_settings: CommonSettings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import services.usage_collector.adapters.store as collector_store
+    from contracts.base import utc_now
+
+    # the collector's host clock is an hour behind the invoicer's: its bucket time stamps
+    # look old, although the late event below is committed after June was priced
+    monkeypatch.setattr(collector_store, "utc_now", lambda: utc_now() - timedelta(hours=1))
+    async with open_store(common_settings) as store:
+        await apply_config(store, config("acme"))
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 10, 5), "4")
+        await run_cycle(store, utc(2013, 7, 1))
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 20, 5), "2")
+
+        await run_cycle(store, utc(2013, 8, 1))
+
+        _, july = await list_invoices(store)
+        assert [(li["kind"], li["quantity"], li["amount"]) for li in july["line_items"]
+                if li["kind"] == "adjustment"] == [("adjustment", Decimal(2), 100)]
+
+
+async def test_a_negative_adjustment_larger_than_the_invoice_carries_a_credit_balance(
+    common_settings: CommonSettings,
+) -> None:
+    plan = {"charges": [{"meter": "storage_gb", "model": "per_unit", "unit_price": "0.10"}]}
+    async with open_store(common_settings) as store:
+        await apply_config(store, config("acme", price_plan=plan))
+        await collect_usage(store.db, "acme", "storage_gb", "web", utc(2013, 6, 10, 5), "1000")
+        await run_cycle(store, utc(2013, 7, 1))  # June: 10.00 + avg 1000 GB x 0.10 = 110.00
+        # a late sample of 0 GB halves June's average: June is worth 50.00 less
+        await collect_usage(store.db, "acme", "storage_gb", "web", utc(2013, 6, 11, 5), "0")
+
+        await run_cycle(store, utc(2013, 10, 1))
+
+        june, july, august, september = await list_invoices(store)
+        assert june["amount"] == 11000
+        assert [(li["kind"], li["amount"]) for li in july["line_items"]] == [
+            ("flat_fee", 1000), ("usage", 0), ("adjustment", -1000)]
+        assert [(li["kind"], li["amount"]) for li in august["line_items"]] == [
+            ("flat_fee", 1000), ("usage", 0), ("credit", -1000)]
+        assert (july["amount"], august["amount"], september["amount"]) == (0, 0, 0)
+        billed = await store.billed.find_one({"tenant_id": "acme",
+                                              "period_start": utc(2013, 6, 1)})
+        assert billed is not None and (billed["quantity"], billed["amount"]) == (
+            Decimal(500), 5000), "the billed quantity keeps its full amount"
+        tenant = await store.tenant("acme")
+        assert tenant is not None
+        (carried,) = tenant["credit_balance"]
+        assert carried["amount"] == 4000 and "storage_gb" in carried["reason"]
+        assert carried["source_invoice"] == july["invoice_number"]
+        used = {c["credit_id"]: c["used"] for c in tenant["credits_used"]}
+        assert used[carried["credit_id"]] == 2000  # August and September took 10.00 each
+
+
+async def test_a_coupon_max_redemptions_counts_across_all_tenants(
+    common_settings: CommonSettings,
+) -> None:
+    coupon = {"code": "SharedOnce7x", "amount_off": 300, "duration": "forever",
+              "max_redemptions": 1}
+    async with open_store(common_settings) as store:
+        await apply_config(store, config("acme", coupon=coupon))
+        await apply_config(store, config("globex", coupon=coupon))
+
+        await run_cycle(store, utc(2013, 8, 1))
+
+        coupons = [(d["tenant_id"], [li["amount"] for li in d["line_items"]
+                                     if li["kind"] == "coupon"])
+                   for d in await list_invoices(store)]
+        assert coupons == [("acme", [-300]), ("globex", []), ("acme", [-300]), ("globex", [])]
+        counted = await store.db["invoicer_coupon_redemptions"].find_one({"_id": "SharedOnce7x"})
+        assert counted is not None and counted["redemptions"] == 1
+        assert counted["tenants"] == ["acme"]
+
+
+async def test_two_tenants_issued_at_once_cannot_both_take_the_last_redemption(
+    common_settings: CommonSettings,
+) -> None:
+    coupon = {"code": "SharedLast9x", "amount_off": 300, "duration": "once",
+              "max_redemptions": 1}
+    async with open_store(common_settings) as a, open_store(common_settings) as b:
+        for tenant in ("acme", "globex"):
+            await apply_config(a, config(tenant, coupon=coupon))
+        (june,) = tenant_periods(config("acme"), utc(2013, 7, 1))
+
+        await asyncio.gather(issue_invoice(a, "acme", june), issue_invoice(b, "globex", june))
+
+        reduced = [d["tenant_id"] for d in await list_invoices(a)
+                   if any(li["kind"] == "coupon" for li in d["line_items"])]
+        assert len(reduced) == 1
+
+
+async def test_usage_is_summed_across_services_beyond_28_digits_and_kept_as_decimal128(
+    common_settings: CommonSettings,
+) -> None:
+    from decimal import Context, localcontext
+
+    from services.usage_collector.api import usage_totals
+
+    plan = {"charges": [{"meter": "storage_gb", "model": "per_unit", "unit_price": "0.10"}]}
+    async with open_store(common_settings) as store:
+        await apply_config(store, config("acme", price_plan=plan))
+        for service, samples in (("web", ["1", "1", "2"]), ("db", ["1000", "1000", "1001"])):
+            for hour, gb in enumerate(samples):  # averages of 4/3 and 3001/3 GB
+                await collect_usage(store.db, "acme", "storage_gb", service,
+                                    utc(2013, 6, 10, hour), gb)
+
+        await run_cycle(store, utc(2013, 7, 1))
+
+        (june,) = await list_invoices(store)
+        per_service = await usage_totals(store.db, "acme", utc(2013, 6, 1), utc(2013, 7, 1))
+        with localcontext() as wide:
+            wide.prec = 100
+            exact = sum((t.quantity for t in per_service), Decimal(0))
+        stored = Context(prec=34).create_decimal(exact)  # Decimal128, rounded once half-even
+        assert str(stored) == "1001.666666666666666666666666666666"
+        assert june["usage"] == [{"meter": "storage_gb", "quantity": stored}]
+        assert june["amount"] == 1000 + 10017  # 100.1666... GB-months x 0.10 -> 100.17

@@ -70,3 +70,25 @@ async def open_store(settings: CommonSettings) -> AsyncIterator[InvoicerStore]:
 def utc(*parts: int) -> datetime:
     """A UTC instant."""
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+async def collect_usage(
+    db: Any, tenant_id: str, meter: str, service: str, at: datetime, quantity: str
+) -> None:
+    """One usage event (a CloudEvent, unique id) decoded and committed by the usage collector's
+    own code and store, so its bucket carries the tenant's usage sequence marker."""
+    import json
+    import uuid
+
+    from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
+    from services.usage_collector.domain import parse
+    from services.usage_collector.merge import BatchMerge
+
+    await ensure_indexes(db)
+    merge = BatchMerge()
+    merge.add(parse(json.dumps({
+        "specversion": "1.0", "id": uuid.uuid4().hex, "source": "test", "type": "billing.usage",
+        "subject": tenant_id, "time": at.isoformat(),
+        "data": {"meter": meter, "quantity": quantity, "service": service},
+    }).encode()))
+    await MongoUsageStore(db).apply(merge, [])

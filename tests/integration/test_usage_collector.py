@@ -140,6 +140,7 @@ async def test_each_invalid_event_is_dead_lettered_with_its_reason_while_neighbo
         "non_finite_quantity": usage(901, qty="NaN")[1],
         "missing_subject": usage(902, tenant="")[1],
         "unknown_aggregation": usage(903, meter="tokens", aggregation="median")[1],
+        "quantity_out_of_range": usage(904, qty="1e20")[1],
     }
     before = {reason: dead_letter_count(reason) for reason in bad}
     messages: list[tuple[bytes | None, bytes]] = []
@@ -148,9 +149,9 @@ async def test_each_invalid_event_is_dead_lettered_with_its_reason_while_neighbo
     await publish(common_settings, messages)
     async with collector():
         stats = await wait_consumed(mongo_db, len(messages))
-    assert stats == {"aggregated": 12, "duplicates": 0, "dead_lettered": 6}
-    assert await buckets(mongo_db) == {"acme|cpu_hours|web|2013-07-01T10": (Decimal(24), 12)}
-    letters = await read_dead_letters(common_settings, 6)
+    assert stats == {"aggregated": 14, "duplicates": 0, "dead_lettered": 7}
+    assert await buckets(mongo_db) == {"acme|cpu_hours|web|2013-07-01T10": (Decimal(28), 14)}
+    letters = await read_dead_letters(common_settings, 7)
     by_reason = {d["reason"]: d for d in letters}
     assert sorted(by_reason) == sorted(bad)
     for reason, raw in bad.items():

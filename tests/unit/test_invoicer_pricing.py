@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from contracts import Coupon, PriceCharge, PriceTier
 from services.invoicer.pricing import (
     Adjustment,
+    AmountOutOfRange,
     CreditBalance,
     charge_exact,
     compose_invoice,
@@ -79,7 +80,16 @@ def test_repeating_forever_and_redemption_limits() -> None:
                        duration_in_periods=3)
     assert [coupon_applies(repeating, n) for n in range(4)] == [True, True, True, False]
     limited = Coupon(code="Forever2Max", amount_off=1, duration="forever", max_redemptions=2)
-    assert [coupon_applies(limited, n) for n in range(3)] == [True, True, False]
+    assert [coupon_applies(limited, n) for n in range(3)] == [True, True, True]
+
+
+def test_max_redemptions_counts_tenants_redeeming_the_code_not_a_tenants_own_invoices() -> None:
+    limited = Coupon(code="Forever2Max", amount_off=1, duration="forever", max_redemptions=2)
+    assert coupon_applies(limited, 0, code_redemptions=1)
+    assert not coupon_applies(limited, 0, code_redemptions=2), "two tenants took it already"
+    assert coupon_applies(limited, 7, code_redemptions=2), "a tenant that redeemed it keeps it"
+    once = Coupon(code="OnceOnly1x", amount_off=1, duration="once", max_redemptions=5)
+    assert not coupon_applies(once, 1, code_redemptions=1)
 
 
 def test_a_credit_applies_from_its_grant_and_carries_its_remaining_balance() -> None:
@@ -131,6 +141,8 @@ def test_lines_sum_to_a_total_that_is_never_negative_and_each_line_is_rounded_on
     )
     assert sum(li.amount for li in draft.lines) == draft.total
     assert draft.total >= 0
+    applied = sum(li.amount for li in draft.lines if li.kind == "adjustment")
+    assert applied - sum(c.amount for c in draft.carried) == adjustment, "nothing is lost"
     exponent = {"USD": 2, "JPY": 0, "KWD": 3, "KES": 2, "EUR": 2}[currency]
     for li in draft.lines:
         if li.kind == "usage":
@@ -138,3 +150,33 @@ def test_lines_sum_to_a_total_that_is_never_negative_and_each_line_is_rounded_on
             assert li.amount == math.floor(exact + Fraction(1, 2))  # half-up, once, exactly
         if li.kind in ("coupon", "credit"):
             assert li.amount < 0
+
+
+def test_an_amount_beyond_int64_is_refused_before_anything_is_stored() -> None:
+    with pytest.raises(AmountOutOfRange, match="int64"):
+        compose_invoice(currency="USD", flat_rate_amount=0, charges=[per_unit("m", "0.50")],
+                        usage={"m": D("1E+20")})
+    edge = compose_invoice(currency="USD", flat_rate_amount=2**63 - 1, charges=[], usage={})
+    assert edge.total == 2**63 - 1
+
+
+def test_a_negative_adjustment_beyond_the_invoice_carries_the_rest_as_a_credit() -> None:
+    june = "2013-06-01..2013-07-01"
+    draft = compose_invoice(currency="USD", flat_rate_amount=1000, charges=[], usage={},
+                            adjustments=[Adjustment("storage_gb", june, D(-500), -5000)])
+    assert [(li.kind, li.amount) for li in draft.lines] == [("flat_fee", 1000),
+                                                            ("adjustment", -1000)]
+    assert draft.total == 0
+    assert [(c.amount, c.meter, c.period_label) for c in draft.carried] == [
+        (4000, "storage_gb", june)]
+    nothing_to_take = compose_invoice(currency="USD", flat_rate_amount=0, charges=[], usage={},
+                                      adjustments=[Adjustment("m", june, D(-1), -70)])
+    assert [(li.kind, li.amount) for li in nothing_to_take.lines] == [
+        ("flat_fee", 0), ("adjustment", 0)], "the correction is still shown"
+    assert [c.amount for c in nothing_to_take.carried] == [70]
+
+
+def test_package_pricing_counts_started_blocks_exactly_for_any_size() -> None:
+    package = PriceCharge(meter="m", model="package", unit_price=D("0.01"), package_size=D(3))
+    assert charge_exact(package, D(10)) == D("0.04")
+    assert charge_exact(package, D("1E+33")) == D("3333333333333333333333333333333.34")

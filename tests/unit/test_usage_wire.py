@@ -5,6 +5,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.usage_collector.domain import Rejected, Sample, parse
 from services.usage_collector.wire import Decoder, decode
@@ -52,11 +54,14 @@ VALID = [
     raw(),
     raw({"quantity": "0"}),
     raw({"quantity": "00012.500000000000"}),
-    raw({"quantity": "12345678901234567890.123456789012"}),
+    raw({"quantity": "999999999999.999999999999"}),  # the largest, to the last place
+    raw({"quantity": "1.50000000000000"}),  # trailing zeros are not places: through the contract
+    raw({"quantity": "0000000000001.5"}),
     raw({"quantity": 7}),  # a JSON number: through the contract
     raw({"quantity": 0.1}),
     raw({"quantity": "1e3"}),
-    raw({"quantity": "0.0000000000001"}),
+    raw({"quantity": "1E-12"}),
+    raw({"quantity": 999999999999}),
     raw({"meter": "storage_gb"}),
     raw({"meter": "computations", "aggregation": "count"}),
     raw({"meter": "tokens", "aggregation": "max"}),
@@ -88,6 +93,23 @@ INVALID = [
     (raw({"quantity": "Infinity"}), "non_finite_quantity"),
     (raw({"quantity": "1" * 40}), "quantity_out_of_range"),
     (raw({"quantity": "1e7000"}), "quantity_out_of_range"),
+    (raw({"quantity": "1e20"}), "quantity_out_of_range"),
+    (raw({"quantity": "1e400"}), "quantity_out_of_range"),
+    (raw({"quantity": "1E+6000"}), "quantity_out_of_range"),
+    (raw({"quantity": "1000000000000"}), "quantity_out_of_range"),
+    (raw({"quantity": "999999999999.9999999999999"}), "quantity_out_of_range"),
+    (raw({"quantity": "12345678901234567890.123456789012"}), "quantity_out_of_range"),
+    (raw({"quantity": "0.0000000000001"}), "quantity_out_of_range"),
+    (raw({"quantity": 10**12}), "quantity_out_of_range"),
+    (raw({"quantity": 1e20}), "quantity_out_of_range"),
+    (raw({"quantity": 0.30000000000000004}), "quantity_out_of_range"),
+    (raw({"quantity": "1" + "0" * 40 + "E-40"}), "quantity_out_of_range"),
+    (raw({"quantity": "0E+7000"}), "quantity_out_of_range"),
+    (raw({"quantity": "-1E+6000"}), "negative_quantity"),
+    (b'{"specversion": "1.0", "id": "e1", "source": "test", "type": "billing.usage", '
+     b'"subject": "acme", "time": "2013-07-01T10:15:00Z", '
+     b'"data": {"meter": "cpu_hours", "quantity": 1e400, "service": "web"}}',
+     "non_finite_quantity"),  # a JSON number beyond a double's range reads as infinity
     (raw({"quantity": "one"}), "validation_error"),
     (raw({"quantity": True}), "validation_error"),
     (raw(subject=""), "missing_subject"),
@@ -170,3 +192,24 @@ def test_odd_time_texts_and_numbers_are_read_as_the_contract_reads_them(time: ob
     decoder = Decoder()
     assert_agree(raw(time=time), decoder)
     assert_agree(raw(time=time), decoder)  # again, from the time cache
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    whole=st.text("0123456789", min_size=1, max_size=15),
+    places=st.one_of(st.none(), st.text("0123456789", min_size=0, max_size=15)),
+    exponent=st.one_of(st.none(), st.integers(-30, 30)),
+)
+def test_both_paths_take_the_same_decision_on_any_quantity_text(
+    whole: str, places: str | None, exponent: int | None
+) -> None:
+    text = whole + ("" if places is None else f".{places}") + (
+        "" if exponent is None else f"e{exponent}"
+    )
+    result = assert_agree(raw({"quantity": text}))
+    value = Decimal(text)
+    if isinstance(result, Sample):
+        assert value < 10**12
+        assert value == value.quantize(Decimal("1E-12")), "no more than 12 places"
+    elif value < 10**12 and value == value.quantize(Decimal("1E-12")):
+        assert result[0] == "quantity_out_of_range" and len(value.as_tuple().digits) > 34

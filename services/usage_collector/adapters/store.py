@@ -6,10 +6,14 @@ Collections (owned by the usage collector):
   is the de-duplication record, with no time window).
 - `usage_aggregates` / `usage_unique`: buckets, schema in `services/usage_collector/query.py`.
 - `usage_stats`: `_id` "totals" with `aggregated`, `duplicates`, `dead_lettered` counters.
+- `usage_sequences`: one counter per tenant (`_id` tenant id, `seq`), incremented in the
+  transaction that changes the tenant's buckets; each of those buckets records the new `seq`
+  (docs/usage.md#sequence).
 
 `apply` is atomic: processed ids, bucket changes and counters commit together or not at
-all, so a crash at any point loses nothing and counts nothing twice. Existing buckets are
-read and rewritten inside the transaction with the read `count` as a guard; a concurrent
+all, so a crash at any point loses nothing and counts nothing twice; each touched tenant's
+sequence counter moves in the same transaction. Existing buckets are read and rewritten
+inside the transaction with the read `count` as a guard; a concurrent
 change (another collector during a rebalance) makes the guard miss, a duplicate insert or a
 write conflict aborts, and the whole transaction is retried.
 
@@ -26,6 +30,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
@@ -35,8 +40,9 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
 from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, to_decimal, to_decimal128
-from services.usage_collector.domain import BatchMerge, bucket_id, fold, new_bucket, unique_id
-from services.usage_collector.query import AGGREGATES, UNIQUE
+from services.usage_collector.domain import bucket_id, unique_id
+from services.usage_collector.merge import BatchMerge, fold, new_bucket
+from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +74,22 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> str:
 
 
 def _encoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with its Decimal fields as `Decimal128` (the fast exact conversion)."""
-    for name in _DECIMALS:
-        doc[name] = to_decimal128(doc[name])
+    """`doc` with its Decimal fields, and its quarters', as `Decimal128` (the fast exact
+    conversion)."""
+    for part in (doc, *doc["quarters"].values()):
+        for name in _DECIMALS:
+            part[name] = to_decimal128(part[name])
+    return doc
+
+
+def _decoded(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` read with `RAW_DECIMALS`, its `Decimal128` fields (and its quarters') as
+    `Decimal`."""
+    for part in (doc, *(doc.get("quarters") or {}).values()):
+        for name in _DECIMALS:
+            value = part.get(name)
+            if value is not None and not isinstance(value, Decimal):
+                part[name] = to_decimal(value)
     return doc
 
 
@@ -93,7 +112,7 @@ async def _existing_ids(
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     """Create the collections and the indexes the read side uses; idempotent."""
     existing = set(await db.list_collection_names())
-    for name in (PROCESSED, AGGREGATES, UNIQUE, STATS):
+    for name in (PROCESSED, AGGREGATES, UNIQUE, STATS, SEQUENCES):
         if name not in existing:
             try:
                 await db.create_collection(name)
@@ -102,6 +121,7 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[AGGREGATES].create_index([("tenant_id", 1), ("hour", 1)])
     await db[AGGREGATES].create_index([("updated_at", 1)])
     await db[UNIQUE].create_index([("tenant_id", 1), ("meter", 1), ("service", 1), ("hour", 1)])
+    await db[AGGREGATES].create_index([("tenant_id", 1), ("seq", 1), ("hour", 1)])
 
 
 async def collector_stats(db: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
@@ -208,22 +228,25 @@ class MongoUsageStore:
         if not merge.buckets:
             return
         ids = {bucket_id(k): k for k in merge.buckets}
+        seqs = await self._next_sequences(s, {k[0] for k in merge.buckets})
         stored: dict[str, dict[str, Any]] = {}
         raw = self.db[AGGREGATES].with_options(codec_options=RAW_DECIMALS)
         for chunk in _chunks(list(ids)):
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
-                for name in _DECIMALS:
-                    doc[name] = to_decimal(doc[name])
-                stored[doc["_id"]] = doc
+                stored[doc["_id"]] = _decoded(doc)
         ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
             old = stored.get(bid)
             if old is None:
-                ops.append(InsertOne(_encoded(new_bucket(key, delta, now))))
+                doc = _encoded(new_bucket(key, delta, now))
+                doc["seq"] = seqs[key[0]]
+                ops.append(InsertOne(doc))
             else:
                 guard = {"_id": bid, "count": old["count"]}
-                ops.append(UpdateOne(guard, {"$set": _encoded(fold(old, delta, now))}))
+                change = _encoded(fold(old, delta, now))
+                change["seq"] = seqs[key[0]]
+                ops.append(UpdateOne(guard, {"$set": change}))
         result = await self.db[AGGREGATES].bulk_write(ops, ordered=False, session=s)
         if result.matched_count != len(stored):
             raise GuardMissed(f"{len(stored) - result.matched_count} buckets changed meanwhile")
@@ -231,11 +254,28 @@ class MongoUsageStore:
             UpdateOne(
                 {"_id": unique_id(key, rid)},
                 {"$setOnInsert": {"tenant_id": key[0], "meter": key[1], "service": key[2],
-                                  "hour": key[3], "resource_id": rid}},
+                                  "hour": key[3], "resource_id": rid},
+                 "$addToSet": {"quarters": {"$each": quarters}}},
                 upsert=True,
             )
             for key, delta in merge.buckets.items()
-            for rid in delta.resources
+            for rid, quarters in delta.resources(key[3]).items()
         ]
         if uniques:
             await self.db[UNIQUE].bulk_write(uniques, ordered=False, session=s)
+
+    async def _next_sequences(self, s: AsyncClientSession, tenants: set[str]) -> dict[str, int]:
+        """Increment each tenant's usage sequence in this transaction; the new values.
+
+        The read value guards the write: a concurrent transaction that moved the counter
+        makes the update miss (then the upsert's insert hits the unique `_id`) or conflict,
+        either of which aborts and retries this transaction, so values follow commit order.
+        """
+        coll = self.db[SEQUENCES]
+        found = {d["_id"]: int(d["seq"]) async for d in coll.find(
+            {"_id": {"$in": sorted(tenants)}}, session=s)}
+        new = {t: found.get(t, 0) + 1 for t in tenants}
+        ops = [UpdateOne({"_id": t, "seq": found.get(t, 0)}, {"$set": {"seq": n}}, upsert=True)
+               for t, n in new.items()]
+        await coll.bulk_write(ops, ordered=False, session=s)
+        return new

@@ -1,0 +1,114 @@
+"""The tenant ledger and the coupon redemption counts, as the issuing transaction reads and
+moves them (docs/invoicing.md, "Reductions larger than the invoice", "Coupon redemptions").
+
+In the tenant document (`invoicer_tenants`):
+
+    ledger_rev      int   +1 with every invoice; the update filter checks it
+    coupons         [{code, redemptions}]   invoices of this tenant each code reduced
+    credits_used    [{credit_id, used}]     minor units taken from each credit
+    credit_balance  [{credit_id, amount, granted_at, reason, source_invoice, meter,
+                      period_label}]        credits carried from negative adjustments
+
+In `invoicer_coupon_redemptions`, one document per coupon code (`_id` = the code):
+`redemptions` (how many tenants redeemed it, all tenants) and `tenants` (which). It is created
+outside the transaction and only moved inside it, guarded by the count read there.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from contracts import BillingConfigSubmitted, Coupon
+from services.invoicer.pricing import CreditBalance, Draft
+
+COUPON_REDEMPTIONS = "invoicer_coupon_redemptions"
+Doc = dict[str, Any]
+
+
+class LedgerMoved(RuntimeError):
+    """The tenant's ledger or a coupon's redemption count changed between reading and writing
+    it, or the count is not created yet: the transaction aborts and the issue is retried."""
+
+
+@dataclass
+class Ledger:
+    """A tenant's ledger as read in the issuing transaction."""
+
+    rev: int
+    coupon_uses: dict[str, int] = field(default_factory=dict)
+    credits_used: dict[str, int] = field(default_factory=dict)
+    balance: list[Doc] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, tenant: Doc) -> "Ledger":
+        """The ledger held in a tenant document."""
+        return cls(
+            rev=tenant["ledger_rev"],
+            coupon_uses={c["code"]: c["redemptions"] for c in tenant.get("coupons", [])},
+            credits_used={c["credit_id"]: c["used"] for c in tenant.get("credits_used", [])},
+            balance=list(tenant.get("credit_balance", [])),
+        )
+
+    def credits(self, config: BillingConfigSubmitted) -> list[CreditBalance]:
+        """Remaining balances (minor units) of the configured credits and of the credits
+        carried from negative adjustments, each applied from its `granted_at`."""
+        granted = [(c.credit_id, c.amount, c.granted_at, c.reason) for c in config.credits]
+        granted += [(b["credit_id"], int(b["amount"]), b["granted_at"], b["reason"])
+                    for b in self.balance]
+        return [CreditBalance(i, amount - self.credits_used.get(i, 0), at, reason)
+                for i, amount, at, reason in granted]
+
+    def after(
+        self, draft: Draft, coupon: Coupon | None, inv_id: str, number: str, issued_at: datetime
+    ) -> Doc:
+        """The ledger fields to `$set` once `draft` is issued as `number`: coupon use, credits
+        taken, and each carried credit added to the balance with its reason."""
+        uses, used = dict(self.coupon_uses), dict(self.credits_used)
+        if draft.coupon_applied and coupon is not None:
+            uses[coupon.code] = uses.get(coupon.code, 0) + 1
+        for credit_id, take in draft.credits_used.items():
+            used[credit_id] = used.get(credit_id, 0) + take
+        balance = self.balance + [
+            {"credit_id": f"carried:{inv_id}:{c.meter}:{c.period_label}", "amount": c.amount,
+             "granted_at": issued_at, "source_invoice": number, "meter": c.meter,
+             "period_label": c.period_label,
+             "reason": f"late usage correction of {c.meter} for {c.period_label} larger than "
+                       f"invoice {number}"}
+            for c in draft.carried
+        ]
+        return {"coupons": [{"code": k, "redemptions": v} for k, v in uses.items()],
+                "credits_used": [{"credit_id": k, "used": v} for k, v in used.items()],
+                "credit_balance": balance}
+
+
+async def ensure_coupon_count(db: AsyncDatabase[Doc], code: str) -> None:
+    """Create the redemption count of `code` (0) outside any transaction; idempotent."""
+    try:
+        await db[COUPON_REDEMPTIONS].update_one(
+            {"_id": code}, {"$setOnInsert": {"redemptions": 0, "tenants": []}}, upsert=True)
+    except DuplicateKeyError:
+        pass  # created concurrently
+
+
+async def code_redemptions(db: AsyncDatabase[Doc], code: str, session: AsyncClientSession) -> int:
+    """How many tenants redeemed `code`, read in `session`; `LedgerMoved` if not created."""
+    doc = await db[COUPON_REDEMPTIONS].find_one({"_id": code}, session=session)
+    if doc is None:
+        raise LedgerMoved(f"the redemption count of coupon {code!r} is not created yet")
+    return int(doc["redemptions"])
+
+
+async def take_redemption(
+    db: AsyncDatabase[Doc], code: str, tenant_id: str, seen: int, session: AsyncClientSession
+) -> None:
+    """Count `tenant_id`'s redemption of `code` in `session`, only if the count is still
+    `seen`; otherwise `LedgerMoved` (so two tenants cannot both take the last redemption)."""
+    result = await db[COUPON_REDEMPTIONS].update_one(
+        {"_id": code, "redemptions": seen},
+        {"$inc": {"redemptions": 1}, "$addToSet": {"tenants": tenant_id}}, session=session)
+    if result.modified_count != 1:
+        raise LedgerMoved(f"coupon {code!r} was redeemed meanwhile")
