@@ -4,7 +4,7 @@
     billing config apply FILE --actor ID --role ROLE
     billing cycle run --as-of INSTANT [--publish]
     billing cycle next-due --after INSTANT
-    billing invoices issue --tenant T --period-end DATE
+    billing invoices issue --tenant T --period-end DATE [--as-of I] [--force --reason R --actor A]
     billing invoices list [--tenant T] [--status all|unpaid|paid] [--json]
     billing invoices show NUMBER [--json]
     billing invoices pdf NUMBER -o FILE
@@ -135,18 +135,39 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def invoices_issue(
         tenant: str = typer.Option(..., "--tenant"),
         period_end: str = typer.Option(..., "--period-end", help="local end date YYYY-MM-DD"),
+        as_of: str | None = typer.Option(
+            None, "--as-of", help="billing clock, ISO 8601 instant (default: now)"),
+        force: bool = typer.Option(
+            False, "--force", help="issue for a tenant that auto-generates (audited)"),
+        reason: str | None = typer.Option(None, "--reason", help="why (required with --force)"),
+        actor: str | None = typer.Option(None, "--actor", help="operator user id (with --force)"),
     ) -> None:
-        """Issue the invoice of TENANT's period ending on PERIOD_END (operator-issued tenants)."""
-        from services.invoicer.schedule import issue_for_period_end
+        """Issue the invoice of TENANT's period ending on PERIOD_END (operator-issued tenants).
+
+        Refused with the reason (exit 1) when the period has not ended at the billing clock,
+        would overlap an invoiced period or leave one unbilled, or the tenant auto-generates
+        its invoices and --force is not given (docs/billing-periods.md, "Operator issue").
+        """
+        from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
+
+        if force and not (reason and reason.strip() and actor):
+            raise typer.BadParameter("--force needs --reason TEXT and --actor ID")
+        forced = Forced(actor, reason) if force and actor and reason else None
+        try:
+            end = date.fromisoformat(period_end)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not a date (YYYY-MM-DD): {period_end!r}") from exc
+        clock = parse_instant(as_of) if as_of else None
 
         async def go() -> str | None:
             async with reports.open_store(InvoicerSettings()) as store:
                 await store.ensure_indexes()
-                return await issue_for_period_end(store, tenant, date.fromisoformat(period_end))
+                return await issue_for_period_end(store, tenant, end, as_of=clock,
+                                                  forced=forced)
 
         try:
             number = asyncio.run(go())
-        except LookupError as exc:
+        except (LookupError, IssueRefused) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
         typer.echo(number or "already issued")

@@ -43,6 +43,7 @@ from services.invoicer.ledger import (
 )
 from services.invoicer.periods import Period, due_date, overdue_at, periods_until
 from services.invoicer.pricing import Line, compose_invoice
+from services.invoicer.proration import describe_flat_fee, flat_fee
 from services.invoicer.records import issued_event, line_doc
 from services.usage_collector.api import usage_marker
 
@@ -73,6 +74,10 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
     """Issue the invoice of `tenant_id` for `period` unless it exists; returns the new invoice
     number, or None when it was already issued (by this or another process).
 
+    The configuration version in force at the period's end prices it, a stub pays its
+    prorated flat fee, and a period overlapping an invoice is not issued (None)
+    (docs/billing-periods.md).
+
     One transaction: invoice, billed records, superseded billed records (late usage), coupon
     redemption count, tenant ledger, outbox entry, and the resolution of a billing error of
     this period. Raises `LookupError` (no configuration), decimal errors or
@@ -90,8 +95,14 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         t = await store.tenant(tenant_id, session)
         if t is None:
             raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
-        config = tenant_config(t)
+        if await store.invoices_overlapping(tenant_id, period.start, period.end, session):
+            log.warning("period %s..%s of %s overlaps an invoice: not issued", period.start,
+                        period.end, tenant_id, extra={"tenant_id": tenant_id})
+            return None  # never bill a stretch twice (docs/billing-periods.md)
+        version = await store.config_in_force(tenant_id, period.end, session)
+        config = version.command if version is not None else tenant_config(t)
         s = config.settings
+        fee = flat_fee(s.flat_rate_amount, period)
         ledger = Ledger.of(t)
         priced_at = utc_now()
         marker = await usage_marker(store.db, tenant_id)  # before any usage is read
@@ -102,11 +113,12 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         uses = ledger.coupon_uses.get(coupon.code, 0) if coupon else 0
         taken = await code_redemptions(store.db, coupon.code, session) if coupon else 0
         draft = compose_invoice(
-            currency=s.currency, flat_rate_amount=s.flat_rate_amount,
+            currency=s.currency, flat_rate_amount=fee.amount,
             charges=config.price_plan.charges, usage=usage, adjustments=adjustments,
             coupon=coupon, coupon_redemptions=uses, credits=ledger.credits(config),
             issued_at=period.end, code_redemptions=taken,
         )
+        draft = describe_flat_fee(draft, fee)
         counter = await store.counters.find_one_and_update(
             {"_id": f"invoice-number:{year}"}, {"$inc": {"seq": 1}}, session=session,
             return_document=True,
@@ -124,7 +136,8 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
             "overdue_at": overdue_at(due, config.timezone),
             "line_items": [line_doc(li) for li in draft.lines],
             "usage": [{"meter": m, "quantity": q} for m, q in sorted(usage.items())],
-            "config_version": t["version"], "billing_email": s.billing_email,
+            "config_version": version.number if version else t["version"],
+            "billing_email": s.billing_email,
             "email_notifications": s.email_notifications, "created_at": utc_now(),
             "history": [{"status": "pending_payment", "at": period.end, "cause": "issued"}],
         }
@@ -137,7 +150,7 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         result = await store.tenants.update_one(
             {"_id": tenant_id, "ledger_rev": ledger.rev},
             {"$inc": {"ledger_rev": 1, "invoices": 1},
-             "$set": {**ledger.after(draft, coupon, inv_id, number, period.end),
+             "$set": {**ledger.after(draft, coupon, inv_id, number, period.end, s.currency),
                       "last_period_end": period.end}},
             session=session,
         )
@@ -173,9 +186,11 @@ async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
     tenant = await store.tenant(tenant_id)
     if tenant is None:
         raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
-    coupon = tenant_config(tenant).coupon
-    if coupon is not None:
-        await ensure_coupon_count(store.db, coupon.code)
+    coupons = {v.command.coupon.code for v in await store.config_versions(tenant_id)
+               if v.command.coupon is not None}  # whichever version prices the period
+    current = tenant_config(tenant).coupon
+    for code in sorted(coupons | ({current.code} if current else set())):
+        await ensure_coupon_count(store.db, code)
 
 
 async def issue_isolated(

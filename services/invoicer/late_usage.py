@@ -96,7 +96,12 @@ async def late_usage(
     were invoiced, with the billed records they supersede. Billed records are read in
     `session`; a period is re-read only if its usage changed after its records' marker (or a
     record has no marker). Raises decimal errors or `AmountOutOfRange` like pricing."""
-    query = {"tenant_id": tenant_id, "period_end": {"$lte": before}}
+    # only periods billed in `currency`: the others wait for an invoice in theirs
+    # (docs/billing-periods.md, "Currency changes")
+    same_currency = await store.invoices.distinct(
+        "_id", {"tenant_id": tenant_id, "currency": currency}, session=session)
+    query = {"tenant_id": tenant_id, "period_end": {"$lte": before},
+             "invoice_id": {"$in": same_currency}}
     billed = await store.billed.find(query, session=session).sort(
         [("period_start", ASCENDING), ("meter", ASCENDING)]).to_list()
     adjustments: list[Adjustment] = []

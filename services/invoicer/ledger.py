@@ -7,7 +7,7 @@ In the tenant document (`invoicer_tenants`):
     coupons         [{code, redemptions}]   invoices of this tenant each code reduced
     credits_used    [{credit_id, used}]     minor units taken from each credit
     credit_balance  [{credit_id, amount, granted_at, reason, source_invoice, meter,
-                      period_label}]        credits carried from negative adjustments
+                      period_label, currency}]  credits carried from negative adjustments
 
 In `invoicer_coupon_redemptions`, one document per coupon code (`_id` = the code):
 `redemptions` (how many tenants redeemed it, all tenants) and `tenants` (which). It is created
@@ -55,15 +55,18 @@ class Ledger:
 
     def credits(self, config: BillingConfigSubmitted) -> list[CreditBalance]:
         """Remaining balances (minor units) of the configured credits and of the credits
-        carried from negative adjustments, each applied from its `granted_at`."""
+        carried from negative adjustments, each applied from its `granted_at`. A carried credit
+        only reduces invoices in its own currency (docs/billing-periods.md, "Currency changes")."""
+        currency = config.settings.currency
         granted = [(c.credit_id, c.amount, c.granted_at, c.reason) for c in config.credits]
         granted += [(b["credit_id"], int(b["amount"]), b["granted_at"], b["reason"])
-                    for b in self.balance]
+                    for b in self.balance if b.get("currency", currency) == currency]
         return [CreditBalance(i, amount - self.credits_used.get(i, 0), at, reason)
                 for i, amount, at, reason in granted]
 
     def after(
-        self, draft: Draft, coupon: Coupon | None, inv_id: str, number: str, issued_at: datetime
+        self, draft: Draft, coupon: Coupon | None, inv_id: str, number: str, issued_at: datetime,
+        currency: str | None = None,
     ) -> Doc:
         """The ledger fields to `$set` once `draft` is issued as `number`: coupon use, credits
         taken, and each carried credit added to the balance with its reason."""
@@ -75,7 +78,7 @@ class Ledger:
         balance = self.balance + [
             {"credit_id": f"carried:{inv_id}:{c.meter}:{c.period_label}", "amount": c.amount,
              "granted_at": issued_at, "source_invoice": number, "meter": c.meter,
-             "period_label": c.period_label,
+             "period_label": c.period_label, **({"currency": currency} if currency else {}),
              "reason": f"late usage correction of {c.meter} for {c.period_label} larger than "
                        f"invoice {number}"}
             for c in draft.carried

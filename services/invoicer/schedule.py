@@ -7,7 +7,7 @@ unpaid invoices overdue once the clock passes the end of their due date (tenant 
 
 import logging
 from collections import Counter
-from datetime import date, datetime
+from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -17,33 +17,27 @@ from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
 from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
-from services.invoicer.cycle import CycleReport, issue_invoice, issue_isolated, tenant_periods
-from services.invoicer.domain import UNPAID, invoice_id
-from services.invoicer.periods import Period, iter_periods, period_ending_on
+from services.invoicer.cycle import CycleReport, issue_isolated
+from services.invoicer.domain import UNPAID
+from services.invoicer.issue import issue_for_period_end
+from services.invoicer.periods import Period
 from services.invoicer.records import status_event
+from services.invoicer.versions import chain_until, iter_chain
 
 log = logging.getLogger(__name__)
+__all__ = ["due_periods", "issue_for_period_end", "mark_overdue", "next_due", "run_cycle"]
 
 
 async def due_periods(store: InvoicerStore, as_of: datetime) -> list[tuple[Period, str]]:
     """(period, tenant id) of every auto-generating tenant's period that ended at or before
-    `as_of` and has no invoice yet, in issue order."""
+    `as_of` and has no invoice yet, in issue order. Each tenant's periods continue its chain
+    from the last invoiced period's end (docs/billing-periods.md, "The period chain")."""
     due: list[tuple[Period, str]] = []
     for tenant in await store.all_tenants():
         if not tenant.get("auto_generate_invoices"):
             continue
-        config = tenant_config(tenant)
-        periods = tenant_periods(config, as_of)
-        if not periods:
-            continue
-        issued = set(await store.invoices.distinct("_id", {"tenant_id": tenant["_id"]}))
-        last_end = tenant.get("last_period_end")
-        for period in periods:
-            if invoice_id(tenant["_id"], period.start_date) in issued:
-                continue
-            if last_end is not None and period.start < last_end:
-                continue  # the schedule changed: never bill a stretch twice
-            due.append((period, tenant["_id"]))
+        versions, start = await store.schedule_of(tenant)
+        due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)]
     due.sort(key=lambda item: (item[0].end, item[1]))
     return due
 
@@ -112,21 +106,6 @@ async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
     return report
 
 
-async def issue_for_period_end(store: InvoicerStore, tenant_id: str, end: date) -> str | None:
-    """Operator issue (tenants without auto-generation): the period ending on local date `end`.
-    Returns the new number, or None when already issued. Raises `LookupError` when the tenant
-    is unknown or no period of its schedule ends that day."""
-    tenant = await store.tenant(tenant_id)
-    if tenant is None:
-        raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
-    c = tenant_config(tenant)
-    period = period_ending_on(c.effective_from, c.settings.billing_frequency,
-                              c.settings.billing_day_of_month, c.timezone, end)
-    if period is None:
-        raise LookupError(f"no billing period of {tenant_id!r} ends on {end.isoformat()}")
-    return await issue_invoice(store, tenant_id, period)
-
-
 async def next_due(store: InvoicerStore, after: datetime) -> datetime | None:
     """The earliest instant > `after` at which the cycle has something to do: a period end of
     an auto-generating tenant, an unpaid invoice's overdue instant, or a credit grant."""
@@ -135,9 +114,8 @@ async def next_due(store: InvoicerStore, after: datetime) -> datetime | None:
         config = tenant_config(tenant)
         candidates += [c.granted_at for c in config.credits if c.granted_at > after]
         if tenant.get("auto_generate_invoices"):
-            s = config.settings
-            for period in iter_periods(config.effective_from, s.billing_frequency,
-                                       s.billing_day_of_month, config.timezone):
+            versions, start = await store.schedule_of(tenant)
+            for period in iter_chain(versions, start):
                 if period.end > after:
                     candidates.append(period.end)
                     break

@@ -3,6 +3,7 @@
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -64,3 +65,75 @@ def test_operators_issue_list_show_and_print_invoices(
     pdf = tmp_path / "inv.pdf"
     run("invoices", "pdf", "INV-2013-0001", "-o", str(pdf))
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def issue(*args: str) -> Any:
+    """`billing invoices issue ARGS` in this process."""
+    return CliRunner().invoke(app, ["invoices", "issue", *args])
+
+
+async def seed_manual_and_auto(settings: CommonSettings) -> None:
+    async with open_store(settings) as store:
+        await apply_config(store, config("umbrella", settings={"auto_generate_invoices": False}))
+        await apply_config(store, config("acme"))
+
+
+def test_an_operator_cannot_issue_a_period_that_has_not_ended_on_the_billing_clock(
+    common_settings: CommonSettings,
+) -> None:
+    asyncio.run(seed_manual_and_auto(common_settings))
+    early = issue("--tenant", "umbrella", "--period-end", "2013-07-01",
+                  "--as-of", "2013-06-30T23:59:59Z")
+    assert early.exit_code == 1
+    assert "has not ended" in early.output and "2013-07-01T00:00:00+00:00" in early.output
+    far = issue("--tenant", "umbrella", "--period-end", "9999-12-31")  # clock: now
+    assert far.exit_code == 1 and "has not ended" in far.output
+    ended = issue("--tenant", "umbrella", "--period-end", "2013-07-01",
+                  "--as-of", "2013-07-01T00:00:00Z")
+    assert (ended.exit_code, ended.output.strip()) == (0, "INV-2013-0001")
+
+
+def test_an_operator_cannot_leave_a_gap_or_overlap_what_is_invoiced(
+    common_settings: CommonSettings,
+) -> None:
+    asyncio.run(seed_manual_and_auto(common_settings))
+    clock: tuple[str, ...] = ()  # the billing clock is now: every 2013 period has ended
+    skipped = issue("--tenant", "umbrella", "--period-end", "2013-08-01", *clock)
+    assert skipped.exit_code == 1
+    assert "unbilled" in skipped.output and "2013-06-01..2013-07-01 first" in skipped.output
+    assert issue("--tenant", "umbrella", "--period-end", "2013-07-01", *clock).exit_code == 0
+
+    overlap = issue("--tenant", "umbrella", "--period-end", "2013-06-15", *clock)
+    assert overlap.exit_code == 1 and "overlap" in overlap.output
+    again = issue("--tenant", "umbrella", "--period-end", "2013-07-01", *clock)
+    assert (again.exit_code, again.output.strip()) == (0, "already issued")
+    off_grid = issue("--tenant", "umbrella", "--period-end", "2013-07-15", *clock)
+    assert off_grid.exit_code == 1 and "no billing period" in off_grid.output
+    gap = issue("--tenant", "umbrella", "--period-end", "2013-09-01", *clock)
+    assert gap.exit_code == 1 and "2013-07-01..2013-08-01 first" in gap.output
+    assert issue("--tenant", "umbrella", "--period-end", "2013-08-01", *clock).exit_code == 0
+
+
+def test_a_tenant_that_auto_generates_is_refused_unless_a_forced_issue_says_who_and_why(
+    common_settings: CommonSettings,
+) -> None:
+    asyncio.run(seed_manual_and_auto(common_settings))
+    clock: tuple[str, ...] = ()
+    refused = issue("--tenant", "acme", "--period-end", "2013-07-01", *clock)
+    assert refused.exit_code == 1 and "automatically" in refused.output
+    no_reason = issue("--tenant", "acme", "--period-end", "2013-07-01", "--force",
+                      "--actor", "ops-admin", *clock)
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    forced = issue("--tenant", "acme", "--period-end", "2013-07-01", "--force", "--actor",
+                   "ops-admin", "--reason", "customer asked for the invoice early", *clock)
+    assert (forced.exit_code, forced.output.strip()) == (0, "INV-2013-0001")
+
+    async def audited() -> list[dict[str, Any]]:
+        async with open_store(common_settings) as store:
+            return await store.audit.find({"decision": "forced"}).to_list()
+
+    [record] = asyncio.run(audited())
+    assert record["who"] == {"user_id": "ops-admin"}
+    assert record["why"] == {"reason": "customer asked for the invoice early"}
+    assert record["what"]["invoice_id"] == "acme:2013-06-01"
+    assert record["invoice_number"] == "INV-2013-0001" and record["when"]["requested_at"]

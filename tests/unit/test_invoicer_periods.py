@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.invoicer.periods import (
+    Grid,
     due_date,
     iter_periods,
     overdue_at,
@@ -90,3 +91,24 @@ def test_an_operator_names_a_period_by_its_local_end_date() -> None:
                               date(2014, 6, 1))
     assert period is not None and period.start == datetime(2013, 5, 31, 22, tzinfo=UTC)
     assert period_ending_on(date(2013, 6, 1), "annually", 1, "UTC", date(2013, 10, 1)) is None
+
+
+def test_a_grid_finds_billing_dates_on_both_sides_of_any_day() -> None:
+    quarterly = Grid(date(2013, 6, 1), "quarterly", 1, "UTC")
+    assert quarterly.date_after(date(2013, 8, 1)) == date(2013, 9, 1)
+    assert quarterly.date_at_or_before(date(2013, 8, 1)) == date(2013, 6, 1)
+    assert quarterly.date_at_or_before(date(2013, 3, 1)) == date(2013, 3, 1)
+    assert quarterly.date_after(date(2012, 12, 31)) == date(2013, 3, 1)
+    day31 = Grid(date(2013, 6, 30), "monthly", 31, "UTC")
+    assert day31.date_at_or_before(date(2013, 6, 10)) == date(2013, 5, 31)
+    assert day31.date_after(date(2013, 6, 30)) == date(2013, 7, 31)
+
+
+def test_a_period_starting_off_the_grid_is_a_stub_of_the_full_period_containing_it() -> None:
+    grid = Grid(date(2013, 6, 1), "monthly", 15, "Europe/Amsterdam")
+    stub = grid.period_from(datetime(2013, 7, 31, 22, tzinfo=UTC))  # 1 Aug 00:00 local
+    assert (stub.start_date, stub.end_date, stub.grid_start) == (
+        date(2013, 8, 1), date(2013, 8, 15), date(2013, 7, 15))
+    assert stub.is_stub and stub.end == datetime(2013, 8, 14, 22, tzinfo=UTC)
+    full = grid.period_from(stub.end)
+    assert not full.is_stub and full.end_date == date(2013, 9, 15)

@@ -11,7 +11,7 @@
     invoicer_billed_usage  what each invoice billed per meter (_id "{tenant}|{start}|{meter}"),
                            read again to find late usage
     invoicer_counters      one per year: the last invoice number's sequence
-    invoicer_audit         refused commands: who, what, when, why
+    invoicer_audit         refused commands and forced operator issues: who, what, when, why
     invoicer_outbox        events waiting for the relay
 """
 
@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import BillingConfigSubmitted
 from services.common.outbox import ensure_outbox_indexes, outbox_collection
 from services.common.tracking import PROCESSED_EVENTS
+from services.invoicer.versions import ConfigVersion, chain_start, in_force
 
 CONFIGS = "invoicer_configs"
 TENANTS = "invoicer_tenants"
@@ -96,6 +97,68 @@ class InvoicerStore:
         """The configuration `version` of `tenant_id` as it was accepted."""
         doc = await self.configs.find_one({"_id": config_key(tenant_id, version)})
         return None if doc is None else BillingConfigSubmitted.model_validate(doc["command"])
+
+    async def config_versions(
+        self, tenant_id: str, session: AsyncClientSession | None = None
+    ) -> list[ConfigVersion]:
+        """Every accepted configuration version of `tenant_id`, by version number."""
+        docs = await self.configs.find({"tenant_id": tenant_id}, session=session).sort(
+            "version", ASCENDING).to_list()
+        return [ConfigVersion(int(d["version"]), BillingConfigSubmitted.model_validate(
+            d["command"])) for d in docs]
+
+    async def config_in_force(
+        self, tenant_id: str, at: datetime, session: AsyncClientSession | None = None
+    ) -> ConfigVersion | None:
+        """The configuration version in force at instant `at` (docs/billing-periods.md,
+        "Version in force"), or None when the tenant has no recorded version."""
+        versions = await self.config_versions(tenant_id, session)
+        return in_force(versions, at) if versions else None
+
+    async def schedule_of(self, tenant: Doc) -> tuple[list[ConfigVersion], datetime]:
+        """A tenant's configuration versions and where its next uninvoiced period starts: the
+        end of the last invoiced period, or the chain's start before the first invoice
+        (docs/billing-periods.md, "The period chain")."""
+        versions = await self.config_versions(tenant["_id"])
+        if not versions:  # a tenant document without recorded versions: its current one
+            versions = [ConfigVersion(int(tenant.get("version", 1)), tenant_config(tenant))]
+        last_end = await self.last_invoiced_end(tenant["_id"])
+        return versions, last_end if last_end is not None else chain_start(versions)
+
+    async def last_invoiced_end(
+        self, tenant_id: str, session: AsyncClientSession | None = None
+    ) -> datetime | None:
+        """The end instant of the tenant's latest invoiced period, or None before the first."""
+        docs = await self.invoices.find(  # the chain has no overlap: the latest start ends last
+            {"tenant_id": tenant_id}, projection={"period_end": 1}, session=session
+        ).sort("period_start", -1).limit(1).to_list()
+        return docs[0]["period_end"] if docs else None
+
+    async def invoices_overlapping(
+        self, tenant_id: str, start: datetime, end: datetime,
+        session: AsyncClientSession | None = None,
+    ) -> list[Doc]:
+        """The tenant's invoices whose period shares time with [start, end)."""
+        query = {"tenant_id": tenant_id, "period_start": {"$lt": end}, "period_end": {"$gt": start}}
+        return await self.invoices.find(query, session=session).sort(
+            "period_start", ASCENDING).to_list()
+
+    async def record_forced_issue(
+        self, invoice_id: str, actor: str, reason: str, at: datetime, number: str | None = None
+    ) -> None:
+        """Audit an operator's forced issue of `invoice_id` (who, what, when, why): written
+        before the invoice is issued, completed with its number afterwards."""
+        await self.audit.update_one(
+            {"_id": f"forced-issue:{invoice_id}"},
+            {"$setOnInsert": {
+                "who": {"user_id": actor},
+                "what": {"command": "invoices issue --force", "invoice_id": invoice_id},
+                "when": {"requested_at": at},
+                "why": {"reason": reason},
+                "decision": "forced",
+            }, **({"$set": {"invoice_number": number}} if number else {})},
+            upsert=True,
+        )
 
     async def record_refusal(
         self, command: BillingConfigSubmitted, reason: str, detail: str, at: datetime

@@ -1,0 +1,66 @@
+"""The flat fee of a stub period, prorated by elapsed days (pure).
+
+Rule (docs/billing-periods.md, "Stub periods"): a stub pays
+`flat_rate_amount x stub days / days of the full grid period that contains it`, computed
+exactly and rounded half-up once to the currency's minor unit. Days are calendar days of the
+tenant's zone (local dates), so a DST change never makes a day count as 23 or 25 hours. A full
+period pays the whole flat fee. The model is Stripe's billing cycle anchor with a prorated
+first period (https://docs.stripe.com/billing/subscriptions/billing-cycle); unlike Stripe, which
+prorates to the second, the unit here is the tenant's calendar day.
+"""
+
+from dataclasses import dataclass, replace
+
+from services.invoicer.periods import Period
+from services.invoicer.pricing import Draft
+
+
+@dataclass(frozen=True)
+class FlatFee:
+    """The flat fee charged for one period: `amount` in minor units, and the days it covers
+    out of the full grid period's days (equal for a full period)."""
+
+    amount: int
+    days: int
+    full_days: int
+
+    @property
+    def prorated(self) -> bool:
+        """True when only part of the full period's fee is charged."""
+        return self.days != self.full_days
+
+    @property
+    def description(self) -> str:
+        """The invoice line's text."""
+        if not self.prorated:
+            return "Flat fee"
+        return f"Flat fee, prorated {self.days}/{self.full_days} days"
+
+
+def prorate(amount: int, days: int, full_days: int) -> int:
+    """`amount` (minor units, >= 0) x `days` / `full_days`, rounded half-up once (exact integer
+    arithmetic). Raises `ValueError` unless 0 <= days <= full_days and full_days > 0."""
+    if amount < 0 or full_days <= 0 or not 0 <= days <= full_days:
+        raise ValueError(f"cannot prorate {amount} over {days}/{full_days} days")
+    return (2 * amount * days + full_days) // (2 * full_days)
+
+
+def flat_fee(flat_rate_amount: int, period: Period) -> FlatFee:
+    """The flat fee of `period`: the whole `flat_rate_amount` (minor units) for a full period,
+    prorated by days for a stub."""
+    days = (period.end_date - period.start_date).days
+    if not period.is_stub:
+        return FlatFee(flat_rate_amount, days, days)
+    assert period.grid_start is not None
+    full_days = (period.end_date - period.grid_start).days
+    return FlatFee(prorate(flat_rate_amount, days, full_days), days, full_days)
+
+
+def describe_flat_fee(draft: Draft, fee: FlatFee) -> Draft:
+    """`draft` (priced with `fee.amount` as its flat fee) with the flat fee line saying how it
+    was prorated; unchanged for a full period."""
+    if not fee.prorated:
+        return draft
+    lines = tuple(replace(li, description=fee.description) if li.kind == "flat_fee" else li
+                  for li in draft.lines)
+    return replace(draft, lines=lines)
