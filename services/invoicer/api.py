@@ -1,5 +1,5 @@
-"""The invoicer's public API for operators' tools and the demo. Each function opens its own
-MongoDB (and, where it publishes, Kafka) connection from `settings`.
+"""The invoicer's public API for other services, operators' tools and the demo. Each function
+opens its own MongoDB (and, where it publishes, Kafka) connection from `settings`.
 
     await apply_config_file(settings, path, actor_id="ops-admin", role="super")
         -> [Submission(tenant_id, event_id), ...]
@@ -8,8 +8,12 @@ MongoDB (and, where it publishes, Kafka) connection from `settings`.
     await run_cycle(settings, as_of) -> {"issued": [...numbers], "overdue": [...ids]} (only
         non-empty keys, so an idle run is falsy)
     await next_due_after(settings, after) -> datetime | None
-    await export_invoices(settings) -> issue 7's invoices.json entries
+    await export_invoices(settings) -> invoices.json entries (docs/invoicing.md)
     await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
+
+Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per
+subscription of the worker) and `OUTBOXES` (outbox collections), defined in
+`services.invoicer.names`; `InvoicerSettings` for the settings the functions take.
 """
 
 import asyncio
@@ -20,12 +24,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from contracts import TOPIC_PAYMENT, TOPIC_TENANT_CONFIG, Actor
+from contracts import TOPIC_TENANT_CONFIG, Actor
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
-from services.invoicer.adapters.store import OUTBOX
+from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.records import issued_event
 from services.invoicer.reports import (
     config_applied,
@@ -39,18 +43,11 @@ from services.invoicer.settings import InvoicerSettings
 from services.invoicer.tenants_file import read_tenants_file
 
 __all__ = [
-    "CONSUMES", "OUTBOXES", "InvoicerSettings",
+    "CONSUMES", "OUTBOXES", "SERVICE", "InvoicerSettings",
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
 ]
 
-
-# TEMPORARY, until the invoicer defines its own: the names the demo reads.
-CONSUMES: tuple[tuple[str, str], ...] = (
-    (TOPIC_TENANT_CONFIG, "invoicer"),
-    (TOPIC_PAYMENT, "invoicer"),
-)
-OUTBOXES: tuple[str, ...] = (OUTBOX,)
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,16 @@ from services.common.errors import PermanentError
 from services.common.mongo import database, make_client
 from services.common.outbox import OutboxRelay
 from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore
+from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.handlers import apply_payment, apply_refund, apply_signed_config
+from services.invoicer.names import CONSUMES, OUTBOX, SERVICE
 from services.invoicer.schedule import run_cycle
-from services.invoicer.settings import SERVICE, InvoicerSettings
+from services.invoicer.settings import InvoicerSettings
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Contract], Awaitable[object]]
+#: The consumer group (before the topic prefix) of each topic the worker reads.
+GROUPS = dict(CONSUMES)
 
 
 def raw_body(message: Any) -> bytes:
@@ -70,7 +73,7 @@ def build(settings: InvoicerSettings, store: InvoicerStore) -> KafkaBroker:
             raise
 
     @broker.subscriber(
-        settings.topic(TOPIC_TENANT_CONFIG), group_id=settings.group(SERVICE),
+        settings.topic(TOPIC_TENANT_CONFIG), group_id=settings.group(GROUPS[TOPIC_TENANT_CONFIG]),
         auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
     )
     async def on_config(body: bytes, message: KafkaMessage) -> None:
@@ -78,7 +81,7 @@ def build(settings: InvoicerSettings, store: InvoicerStore) -> KafkaBroker:
                       lambda e: apply_signed_config(store, e, signing_key))  # type: ignore[arg-type]
 
     @broker.subscriber(
-        settings.topic(TOPIC_PAYMENT), group_id=settings.group(SERVICE),
+        settings.topic(TOPIC_PAYMENT), group_id=settings.group(GROUPS[TOPIC_PAYMENT]),
         auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
     )
     async def on_payment(body: bytes, message: KafkaMessage) -> None:

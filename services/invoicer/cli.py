@@ -68,7 +68,7 @@ async def _cycle(as_of: datetime, publish: bool, settings: InvoicerSettings) -> 
 async def _relay(store: Any, settings: InvoicerSettings) -> int:
     from services.common.outbox import OutboxRelay
     from services.common.worker import publish_raw
-    from services.invoicer.adapters.store import OUTBOX
+    from services.invoicer.names import OUTBOX
 
     await ensure_topics(settings)
     async with make_broker(settings, name="cycle-relay") as broker:

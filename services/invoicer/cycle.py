@@ -31,7 +31,7 @@ from services.invoicer.adapters.billing_errors import (
     record_billing_error,
     resolve_billing_error,
 )
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
+from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id, invoice_number
 from services.invoicer.late_usage import BilledMoved, late_usage, supersede, usage_by_meter
 from services.invoicer.ledger import (
@@ -41,6 +41,7 @@ from services.invoicer.ledger import (
     ensure_coupon_count,
     take_redemption,
 )
+from services.invoicer.names import OUTBOX
 from services.invoicer.periods import Period, due_date, overdue_at, periods_until
 from services.invoicer.pricing import Line, compose_invoice
 from services.invoicer.proration import describe_flat_fee, flat_fee

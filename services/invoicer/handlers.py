@@ -23,7 +23,7 @@ from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
 from services.common.signing import verify
 from services.common.tracking import already_processed, record_processed
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore, config_key, tenant_config
+from services.invoicer.adapters.store import InvoicerStore, config_key, tenant_config
 from services.invoicer.domain import (
     PaymentOutcome,
     authorize,
@@ -32,6 +32,7 @@ from services.invoicer.domain import (
     validate_config,
 )
 from services.invoicer.metrics import CONFIG_REFUSALS
+from services.invoicer.names import OUTBOX
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
 

@@ -16,10 +16,11 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore, tenant_config
+from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_isolated
 from services.invoicer.domain import UNPAID
 from services.invoicer.issue import issue_for_period_end
+from services.invoicer.names import OUTBOX
 from services.invoicer.periods import Period
 from services.invoicer.records import status_event
 from services.invoicer.versions import chain_until, iter_chain

@@ -4,7 +4,6 @@ from pydantic import Field, SecretStr
 
 from services.common.settings import CommonSettings
 
-SERVICE = "invoicer"
 #: The variable holding the key that signs configuration commands.
 SIGNING_KEY_VARIABLE = "BILLING_COMMAND_SIGNING_KEY"
 #: Shortest accepted key: the HMAC-SHA256 output length (RFC 2104 section 3).

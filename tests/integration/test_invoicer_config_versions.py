@@ -58,8 +58,8 @@ def ms(instant: datetime) -> datetime:
 async def test_each_accepted_version_puts_its_contact_settings_in_the_outbox(
     common_settings: CommonSettings,
 ) -> None:
-    from services.invoicer.adapters.store import OUTBOX
     from services.invoicer.handlers import apply_config
+    from services.invoicer.names import OUTBOX
 
     first = config("acme")
     second = config("acme", settings={"billing_email": "ap@acme.example",

@@ -11,9 +11,10 @@ import pytest
 
 from contracts import InvoiceIssued, InvoiceStatusChanged, PaymentFailed, PaymentSucceeded
 from services.common.settings import CommonSettings
-from services.invoicer.adapters.store import OUTBOX, InvoicerStore
+from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.cycle import issue_invoice, tenant_periods
 from services.invoicer.handlers import apply_config, apply_payment
+from services.invoicer.names import OUTBOX
 from services.invoicer.reports import dashboard, export_invoices, list_invoices, totals
 from services.invoicer.schedule import issue_for_period_end, next_due, run_cycle
 from tests.integration.test_invoicer_support import (

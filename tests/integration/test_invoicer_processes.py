@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from services.common.settings import CommonSettings
-from services.invoicer.adapters.store import OUTBOX
 from services.invoicer.handlers import apply_config
+from services.invoicer.names import OUTBOX
 from services.invoicer.reports import list_invoices
 from tests.integration.test_invoicer_support import config, open_store
 

@@ -23,9 +23,9 @@ from services.common.codec import encode, headers_for
 from services.common.kafka import ensure_topics
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
-from services.invoicer.adapters.store import OUTBOX
 from services.invoicer.api import apply_config_file, wait_config_applied
 from services.invoicer.app import serve
+from services.invoicer.names import OUTBOX
 from services.invoicer.reports import config_applied, list_invoices
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings

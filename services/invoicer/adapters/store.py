@@ -25,8 +25,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts import BillingConfigSubmitted
-from services.common.outbox import ensure_outbox_indexes, outbox_collection
+from services.common.outbox import ensure_outbox_indexes
 from services.common.tracking import PROCESSED_EVENTS
+from services.invoicer.names import OUTBOX
 from services.invoicer.versions import ConfigVersion, chain_start, in_force
 
 CONFIGS = "invoicer_configs"
@@ -35,7 +36,6 @@ INVOICES = "invoicer_invoices"
 BILLED = "invoicer_billed_usage"
 COUNTERS = "invoicer_counters"
 AUDIT = "invoicer_audit"
-OUTBOX = outbox_collection("invoicer")
 
 Doc = dict[str, Any]
 T = TypeVar("T")
