@@ -25,6 +25,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from contracts import TOPIC_INVOICE, BillingConfigSubmitted
 from contracts.base import utc_now
+from contracts.invoices import InvoiceStatus
 from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.billing_errors import (
     IssueContention,
@@ -130,7 +131,7 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         doc: Doc = {
             "_id": inv_id, "invoice_number": number, "tenant_id": tenant_id,
             "tenant_name": config.tenant_name, "currency": s.currency, "amount": draft.total,
-            "status": "pending_payment", "issue_date": period.end_date.isoformat(),
+            "status": InvoiceStatus.pending_payment, "issue_date": period.end_date.isoformat(),
             "due_date": due.isoformat(), "paid_date": None, "payment_reference": None,
             "payment_method": None, "period_start": period.start, "period_end": period.end,
             "timezone": config.timezone, "issued_at": period.end,
@@ -140,7 +141,8 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
             "config_version": version.number if version else t["version"],
             "billing_email": s.billing_email,
             "email_notifications": s.email_notifications, "created_at": utc_now(),
-            "history": [{"status": "pending_payment", "at": period.end, "cause": "issued"}],
+            "history": [{"status": InvoiceStatus.pending_payment, "at": period.end,
+                         "cause": "issued"}],
         }
         await store.invoices.insert_one(doc, session=session)
         await _record_billed(store, session, tenant_id, period, config, usage, doc, priced_at,

@@ -1,22 +1,28 @@
 """Invoicer rules that need no I/O: who may configure billing, what a valid configuration is,
 how invoice statuses move, and the deterministic ids of invoices and their events.
 
-Sources: ../shared/DESIGN.md (statuses, roles, coupons and credits) and issue 4.
+Sources: docs/design.md#statuses (statuses and numbers), docs/configuration.md (roles, coupons
+and credits) and docs/invoicing.md.
 """
 
-from datetime import date, datetime
-from typing import Literal
+from datetime import date
+from typing import Final, Literal
 
 from contracts import BillingConfigSubmitted
+from contracts.invoices import InvoiceStatus
 from services.common.errors import Forbidden, InvalidMessage, PermanentError
 
 SUPER_ROLE = "super"
-UNPAID = ("pending_payment", "failed")
+#: Unpaid as the API and the portal mean it: issued and not (yet) paid, overdue included.
+UNPAID: Final = (InvoiceStatus.pending_payment, InvoiceStatus.failed, InvoiceStatus.overdue)
+#: Awaiting payment before the due date has passed: the statuses the billing clock moves to
+#: `overdue` once the due date ends (docs/billing-periods.md).
+AWAITING_PAYMENT: Final = (InvoiceStatus.pending_payment, InvoiceStatus.failed)
 PaymentOutcome = Literal["succeeded", "failed"]
 
 
 def authorize(command: BillingConfigSubmitted) -> None:
-    """Raise `Forbidden` unless the actor's role is `super` (../shared/DESIGN.md)."""
+    """Raise `Forbidden` unless the actor's role is `super` (docs/configuration.md)."""
     if command.actor.role != SUPER_ROLE:
         raise Forbidden(
             f"actor {command.actor.user_id!r} with role {command.actor.role!r} may not change "
@@ -62,22 +68,17 @@ def check_submission_order(
         )
 
 
-def next_status(current: str, outcome: PaymentOutcome) -> str:
+def next_status(current: InvoiceStatus, outcome: PaymentOutcome) -> InvoiceStatus:
     """The status after a payment outcome; never backwards.
 
     paid is final; a success moves any unpaid or overdue invoice to paid; a failure moves
     pending_payment to failed and leaves failed, overdue and paid as they are.
     """
-    if current == "paid":
-        return "paid"
-    if outcome == "succeeded":
-        return "paid"
-    return "failed" if current == "pending_payment" else current
-
-
-def becomes_overdue(status: str, overdue_instant: datetime, as_of: datetime) -> bool:
-    """An unpaid invoice is overdue once the billing clock reaches the end of its due date."""
-    return status in UNPAID and as_of >= overdue_instant
+    if current == InvoiceStatus.paid or outcome == "succeeded":
+        return InvoiceStatus.paid
+    if current == InvoiceStatus.pending_payment:
+        return InvoiceStatus.failed
+    return current
 
 
 def invoice_id(tenant_id: str, period_start: date) -> str:
@@ -86,7 +87,8 @@ def invoice_id(tenant_id: str, period_start: date) -> str:
 
 
 def invoice_number(year: int, sequence: int) -> str:
-    """`INV-YYYY-NNNN` (../shared/DESIGN.md)."""
+    """`INV-YYYY-NNNN`: year of issue, then the year's gapless sequence
+    (docs/design.md#statuses)."""
     return f"INV-{year:04d}-{sequence:04d}"
 
 
@@ -95,7 +97,7 @@ def issued_event_id(inv_id: str) -> str:
     return f"invoice-issued:{inv_id}"
 
 
-def status_event_id(inv_id: str, status: str, cause: str) -> str:
+def status_event_id(inv_id: str, status: InvoiceStatus, cause: str) -> str:
     """The `InvoiceStatusChanged` event id for a move to `status` caused by `cause` (a payment
     event id, or `clock` for overdue)."""
     return f"invoice-status:{inv_id}:{status}:{cause}"

@@ -18,6 +18,7 @@ from contracts import (
 )
 from contracts.base import utc_now
 from contracts.config import BillingConfigApplied
+from contracts.invoices import InvoiceStatus
 from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.outbox import add_to_outbox
@@ -148,7 +149,7 @@ async def apply_payment(
         doc = await store.invoices.find_one({"_id": event.invoice_id}, session=session)
         if doc is None:
             raise PermanentError("unknown_invoice", f"no invoice {event.invoice_id!r}")
-        previous = doc["status"]
+        previous = InvoiceStatus(doc["status"])
         status = next_status(previous, outcome)
         changes: dict[str, Any] = {}
         if isinstance(event, PaymentFailed):

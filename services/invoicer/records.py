@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts import InvoiceIssued, InvoiceStatusChanged, LineItem
+from contracts.invoices import InvoiceStatus
 from services.invoicer.domain import issued_event_id, status_event_id
 from services.invoicer.pricing import Line
 
@@ -50,7 +51,7 @@ def issued_event(doc: Doc) -> InvoiceIssued:
         tenant_id=doc["tenant_id"],
         amount=int(doc["amount"]),
         currency=doc["currency"],
-        status="pending_payment",
+        status=InvoiceStatus.pending_payment,
         issue_date=date.fromisoformat(doc["issue_date"]),
         due_date=date.fromisoformat(doc["due_date"]),
         period_start=doc["period_start"],
@@ -64,7 +65,8 @@ def issued_event(doc: Doc) -> InvoiceIssued:
 
 
 def status_event(
-    doc: Doc, previous: str, status: str, cause: str, at: datetime, reason: str | None = None
+    doc: Doc, previous: InvoiceStatus, status: InvoiceStatus, cause: str, at: datetime,
+    reason: str | None = None,
 ) -> InvoiceStatusChanged:
     """The `InvoiceStatusChanged` event for `doc` (already carrying its new fields)."""
     return InvoiceStatusChanged(

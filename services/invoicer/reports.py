@@ -12,6 +12,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from contracts.base import utc_now
+from contracts.invoices import InvoiceStatus
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.billing_errors import (
@@ -19,12 +20,12 @@ from services.invoicer.adapters.billing_errors import (
     open_billing_errors,
 )
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.domain import UNPAID
+from services.invoicer.domain import AWAITING_PAYMENT, UNPAID
 from services.invoicer.records import export_row
 from services.invoicer.schedule import next_due
 
 Doc = dict[str, Any]
-STATUS_FILTERS = {"all": None, "unpaid": [*UNPAID, "overdue"], "paid": ["paid"]}
+STATUS_FILTERS = {"all": None, "unpaid": list(UNPAID), "paid": [InvoiceStatus.paid]}
 
 
 @asynccontextmanager
@@ -59,24 +60,24 @@ async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
 
 
 def totals(invoices: list[Doc]) -> Doc:
-    """Tenant view (seed 004): outstanding balance and total paid per currency (minor units),
+    """Tenant view: outstanding balance and total paid per currency (minor units),
     overdue count and total invoices. `total_paid` is net of refunds; when there are any,
     `total_refunded` shows them per currency (docs/payments.md "Refunds")."""
     outstanding: dict[str, int] = {}
     paid: dict[str, int] = {}
     refunded: dict[str, int] = {}
     for inv in invoices:
-        bucket = paid if inv["status"] == "paid" else outstanding
+        bucket = paid if inv["status"] == InvoiceStatus.paid else outstanding
         bucket[inv["currency"]] = bucket.get(inv["currency"], 0) + int(inv["amount"])
         back = int(inv.get("refunded_amount") or 0)
         if back:
             refunded[inv["currency"]] = refunded.get(inv["currency"], 0) + back
-            if inv["status"] == "paid":
+            if inv["status"] == InvoiceStatus.paid:
                 paid[inv["currency"]] -= back
     view: Doc = {
         "outstanding_balance": outstanding,
         "total_paid": paid,
-        "overdue_count": sum(1 for i in invoices if i["status"] == "overdue"),
+        "overdue_count": sum(1 for i in invoices if i["status"] == InvoiceStatus.overdue),
         "total_invoices": len(invoices),
     }
     if refunded:
@@ -85,13 +86,14 @@ def totals(invoices: list[Doc]) -> Doc:
 
 
 async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
-    """Dashboard (seed 003): `total_tenants`, `pending_invoices` (pending_payment or failed),
+    """Dashboard: `total_tenants`, `pending_invoices` (pending_payment or failed),
     `overdue_invoices`, `monthly_revenue` (minor units per currency, invoices whose paid date
     falls in the month of `as_of`, default now, UTC, net of the refunds made in that month:
     docs/payments.md "Refunds")."""
     month = (as_of or utc_now()).strftime("%Y-%m")
     revenue: dict[str, int] = {}
-    async for inv in store.invoices.find({"status": "paid", "paid_date": {"$regex": f"^{month}"}}):
+    paid_in_month = {"status": InvoiceStatus.paid, "paid_date": {"$regex": f"^{month}"}}
+    async for inv in store.invoices.find(paid_in_month):
         revenue[inv["currency"]] = revenue.get(inv["currency"], 0) + int(inv["amount"])
     async for inv in store.invoices.find({"refunds.refunded_date": {"$regex": f"^{month}"}}):
         back = sum(int(r["amount"]) for r in inv["refunds"]
@@ -100,8 +102,8 @@ async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
     return {
         "total_tenants": await store.tenants.count_documents({}),
         "pending_invoices": await store.invoices.count_documents(
-            {"status": {"$in": list(UNPAID)}}),
-        "overdue_invoices": await store.invoices.count_documents({"status": "overdue"}),
+            {"status": {"$in": list(AWAITING_PAYMENT)}}),
+        "overdue_invoices": await store.invoices.count_documents({"status": InvoiceStatus.overdue}),
         "monthly_revenue": dict(sorted(revenue.items())),
         "month": month,
         # periods the cycle could not invoice, still open (docs/invoicing.md)
