@@ -8,7 +8,7 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
     await run_cycle(settings, as_of) -> {"issued": [...numbers], "overdue": [...ids]} (only
         non-empty keys, so an idle run is falsy)
     await next_due_after(settings, after) -> datetime | None
-    await export_invoices(settings) -> invoices.json entries (docs/invoicing.md)
+    await export_invoices(settings) -> the demo's invoices.json entries (README.md)
     await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
 
 Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per

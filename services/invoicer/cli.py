@@ -242,7 +242,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def invoices_export(
         output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     ) -> None:
-        """Write every invoice as issue 7's invoices.json entries (stdout without -o)."""
+        """Write every invoice as the demo's invoices.json entries (stdout without -o)."""
         rows = asyncio.run(reports.export_invoices(InvoicerSettings()))
         text = json.dumps(rows, indent=2)
         if output is None:

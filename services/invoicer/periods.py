@@ -139,7 +139,7 @@ def period_ending_on(
 
 
 def due_date(issue_date: date, payment_due_days: int) -> date:
-    """Issue date + `payment_due_days` (../shared/DESIGN.md, billing configuration)."""
+    """Issue date + `payment_due_days` (docs/design.md#periods)."""
     return issue_date + timedelta(days=payment_due_days)
 
 

@@ -1,4 +1,5 @@
-"""Read a tenants file (shaped like ../shared/data/tenants.json) into configuration commands.
+"""Read a tenants file (a JSON object keyed by tenant id, each entry a tenant's billing settings,
+price plan, coupon and credits: docs/configuration.md) into configuration commands.
 
 Amounts there are MAJOR-unit strings (flat_rate_amount, coupon amount_off, credit amounts) and
 become minor units with `contracts.money.to_minor_units`.
