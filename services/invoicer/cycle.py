@@ -47,7 +47,6 @@ from services.invoicer.periods import Period, due_date, overdue_at, periods_unti
 from services.invoicer.pricing import Line, compose_invoice
 from services.invoicer.proration import describe_flat_fee, flat_fee
 from services.invoicer.records import issued_event, line_doc
-from services.usage_collector.api import usage_marker
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -107,8 +106,8 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
         fee = flat_fee(s.flat_rate_amount, period)
         ledger = Ledger.of(t)
         priced_at = utc_now()
-        marker = await usage_marker(store.db, tenant_id)  # before any usage is read
-        usage = await usage_by_meter(store.db, tenant_id, period.start, period.end)
+        marker = await store.usage.marker(tenant_id)  # before any usage is read
+        usage = await usage_by_meter(store.usage, tenant_id, period.start, period.end)
         adjustments, superseded = await late_usage(store, session, tenant_id, period.start,
                                                    s.currency)
         coupon = config.coupon

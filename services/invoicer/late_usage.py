@@ -14,10 +14,10 @@ priced meter (`_id` "{tenant}|{period start}|{meter}"):
     priced_at, adjusted_by  when last priced, the invoice ids that adjusted it
 
 A period is re-read only when the collector reports a change after the records' marker
-(`usage_changed_since`); no clock of any host is compared. Everything here runs inside the
+(`UsageSource.changed_since`); no clock of any host is compared. Everything here runs inside the
 issuing transaction: billed records are read with its session and updated only if their `rev`
 is unchanged, so two issuances of one tenant cannot both bill the same late usage.
-Usage is read only through `services.usage_collector.api`.
+Usage is read only through the `UsageSource` (`adapters/usage.py`).
 """
 
 from dataclasses import dataclass
@@ -27,10 +27,10 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import PriceCharge
 from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.adapters.usage import UsageSource
 from services.invoicer.pricing import (
     EXACT,
     ZERO,
@@ -39,7 +39,6 @@ from services.invoicer.pricing import (
     check_int64,
     round_minor,
 )
-from services.usage_collector.api import usage_changed_since, usage_totals
 
 Doc = dict[str, Any]
 #: Decimal128's precision (IEEE 754 decimal128): what a stored quantity can hold.
@@ -67,7 +66,7 @@ class Superseded:
 
 
 async def usage_by_meter(
-    db: AsyncDatabase[Doc], tenant_id: str, start: datetime, end: datetime
+    usage: UsageSource, tenant_id: str, start: datetime, end: datetime
 ) -> dict[str, Decimal]:
     """Each meter's total over [start, end), summed over the tenant's services exactly (the
     `EXACT` context), as stored with the invoice: a Decimal128 (34 significant digits).
@@ -78,7 +77,7 @@ async def usage_by_meter(
     priced is what is stored and a later re-read gives the same total (docs/invoicing.md,
     "Exact arithmetic").
     """
-    found = await usage_totals(db, tenant_id, start, end)
+    found = await usage.totals(tenant_id, start, end)
     totals: dict[str, Decimal] = {}
     with localcontext(EXACT):
         for t in found:
@@ -107,8 +106,8 @@ async def late_usage(
     adjustments: list[Adjustment] = []
     touched: list[Superseded] = []
     markers = [d.get("usage_marker") for d in billed]
-    if not billed or (None not in markers and not await usage_changed_since(
-        store.db, tenant_id, billed[0]["period_start"], before,
+    if not billed or (None not in markers and not await store.usage.changed_since(
+        tenant_id, billed[0]["period_start"], before,
         min(int(m) for m in markers if m is not None),
     )):
         return adjustments, touched  # one query when nothing billed changed (the usual case)
@@ -118,11 +117,11 @@ async def late_usage(
     for start, docs in sorted(by_period.items()):
         end = docs[0]["period_end"]
         markers = [d.get("usage_marker") for d in docs]
-        if None not in markers and not await usage_changed_since(
-            store.db, tenant_id, start, end, min(int(m) for m in markers if m is not None)
+        if None not in markers and not await store.usage.changed_since(
+            tenant_id, start, end, min(int(m) for m in markers if m is not None)
         ):
             continue
-        usage = await usage_by_meter(store.db, tenant_id, start, end)
+        usage = await usage_by_meter(store.usage, tenant_id, start, end)
         changed: list[Superseded] = []
         for doc in docs:
             charge = PriceCharge.model_validate(doc["charge"])

@@ -1,9 +1,20 @@
 """What other services and the demo call: publishing, importing, totals, progress and the
-per-tenant usage sequence marker (docs/usage.md#sequence); and the collector's names: `SERVICE`,
+per-tenant usage sequence marker (docs/usage.md#sequence); `record_usage` for tools and tests
+that need usage stored without Kafka; and the collector's names: `SERVICE`,
 `WORKER`, `CONSUMES` ((contract topic, consumer group) per subscription) and `OUTBOXES`."""
 
-from services.usage_collector.adapters.store import collector_stats
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.base import utc_now
+from contracts.usage import UsageRecorded
+from services.usage_collector.acceptance import parse, to_sample
+from services.usage_collector.adapters.store import MongoUsageStore, collector_stats, ensure_indexes
 from services.usage_collector.importer import ImportReport, import_bitbrains, publish_jsonl
+from services.usage_collector.merge import BatchMerge
 from services.usage_collector.names import CONSUMES, OUTBOXES, SERVICE, WORKER
 from services.usage_collector.query import (
     UsageTotal,
@@ -22,7 +33,25 @@ __all__ = [
     "collector_stats",
     "import_bitbrains",
     "publish_jsonl",
+    "record_usage",
     "usage_totals",
     "usage_marker",
     "usage_changed_since",
 ]
+
+
+async def record_usage(
+    db: AsyncDatabase[dict[str, Any]], events: Sequence[UsageRecorded | bytes],
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Accept usage events (`UsageRecorded` models, or CloudEvents as JSON bytes) and commit
+    them in one batch exactly as the worker does: buckets, quarter-hours and the tenant's usage
+    sequence (docs/usage.md). A model is taken as it is (the wire validation already happened,
+    or was skipped on purpose with `model_construct`); the collector's own acceptance checks
+    still apply. `clock` stamps the buckets' informative `updated_at`. Raises
+    `acceptance.Rejected` (with its dead-letter reason) for an event the worker would refuse."""
+    await ensure_indexes(db)
+    merge = BatchMerge()
+    for event in events:
+        merge.add(parse(event) if isinstance(event, bytes) else to_sample(event))
+    await MongoUsageStore(db, clock=clock).apply(merge, [])

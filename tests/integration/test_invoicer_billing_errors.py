@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
+from contracts.usage import UsageData, UsageRecorded
 from services.cli import app
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.billing_errors import open_billing_errors, record_billing_error
@@ -19,10 +20,7 @@ from services.invoicer.handlers import apply_config
 from services.invoicer.periods import iter_periods
 from services.invoicer.reports import dashboard, list_invoices
 from services.invoicer.schedule import run_cycle
-from services.usage_collector.acceptance import Sample
-from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-from services.usage_collector.buckets import hour_of, quarter_of
-from services.usage_collector.merge import BatchMerge
+from services.usage_collector.api import record_usage
 from tests.integration.test_invoicer_support import config, open_store, utc
 
 pytestmark = pytest.mark.integration
@@ -31,11 +29,13 @@ pytestmark = pytest.mark.integration
 async def collect(db: object, tenant_id: str, at: datetime, quantity: str, n: int = 1) -> None:
     """One `cpu_hours` event written through the collector's own store (its transaction, its
     bucket schema), bypassing only the wire validation that would refuse such a quantity."""
-    await ensure_indexes(db)  # type: ignore[arg-type]
-    merge = BatchMerge()
-    merge.add(Sample(f"test/{tenant_id}-{n}", (tenant_id, "cpu_hours", "web", hour_of(at)),
-                     "sum", Decimal(quantity), at, None, quarter_of(at)))
-    await MongoUsageStore(db).apply(merge, [])  # type: ignore[arg-type]
+    event = UsageRecorded.model_construct(
+        specversion="1.0", id=f"{tenant_id}-{n}", source="test", type="billing.usage",
+        subject=tenant_id, time=at,
+        data=UsageData.model_construct(meter="cpu_hours", quantity=Decimal(quantity),
+                                       service="web", resource_id=None, aggregation=None),
+    )
+    await record_usage(db, [event])  # type: ignore[arg-type]
 
 
 def errors_counted(reason: str) -> float:

@@ -3,7 +3,7 @@ numbers in issue order, coupons, credits, late usage as adjustments, overdue, pa
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -208,19 +208,22 @@ async def test_two_issuances_of_one_tenant_at_once_bill_late_usage_exactly_once(
 
 
 async def test_late_usage_is_found_even_when_the_collector_clock_lags_the_invoicer(
-    common_settings: CommonSettings, monkeypatch: pytest.MonkeyPatch,
+    common_settings: CommonSettings,
 ) -> None:
-    import services.usage_collector.adapters.store as collector_store
     from contracts.base import utc_now
 
     # the collector's host clock is an hour behind the invoicer's: its bucket time stamps
     # look old, although the late event below is committed after June was priced
-    monkeypatch.setattr(collector_store, "utc_now", lambda: utc_now() - timedelta(hours=1))
+    def lagging() -> datetime:
+        return utc_now() - timedelta(hours=1)
+
     async with open_store(common_settings) as store:
         await apply_config(store, config("acme"))
-        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 10, 5), "4")
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 10, 5), "4",
+                            clock=lagging)
         await run_cycle(store, utc(2013, 7, 1))
-        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 20, 5), "2")
+        await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2013, 6, 20, 5), "2",
+                            clock=lagging)
 
         await run_cycle(store, utc(2013, 8, 1))
 

@@ -1,10 +1,11 @@
 """Helpers the invoicer's integration tests share (no tests here): configuration commands,
-usage aggregate documents in the collector's schema, and a store on its own client."""
+usage written through the collector's api, and a store on its own client."""
 
-from collections.abc import AsyncIterator
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from contracts.base import utc_now
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.store import InvoicerStore
-from services.usage_collector.query import AGGREGATES
+from services.usage_collector.api import record_usage
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +42,8 @@ def config(tenant_id: str, **overrides: Any) -> BillingConfigSubmitted:
 async def add_usage(
     db: Any, tenant_id: str, meter: str, service: str, hour: datetime, quantity: str
 ) -> None:
-    """Add `quantity` to one hourly `sum` aggregate bucket, as the usage collector would."""
-    value = Decimal(quantity)
-    key = f"{tenant_id}|{meter}|{service}|{hour:%Y-%m-%dT%H}"
-    existing = await db[AGGREGATES].find_one({"_id": key})
-    total = value + (existing["sum"] if existing else Decimal(0))
-    count = 1 + (existing["count"] if existing else 0)
-    await db[AGGREGATES].replace_one({"_id": key}, {
-        "_id": key, "tenant_id": tenant_id, "meter": meter, "service": service,
-        "hour": hour.astimezone(UTC), "aggregation": "sum", "sum": total, "count": count,
-        "max": max(value, existing["max"] if existing else value), "latest": value,
-        "latest_time": hour, "updated_at": utc_now(),
-    }, upsert=True)
+    """Add `quantity` of a `sum` meter at the start of `hour`, as the usage collector would."""
+    await collect_usage(db, tenant_id, meter, service, hour, quantity)
 
 
 @asynccontextmanager
@@ -73,22 +64,14 @@ def utc(*parts: int) -> datetime:
 
 
 async def collect_usage(
-    db: Any, tenant_id: str, meter: str, service: str, at: datetime, quantity: str
+    db: Any, tenant_id: str, meter: str, service: str, at: datetime, quantity: str,
+    clock: Callable[[], datetime] = utc_now,
 ) -> None:
     """One usage event (a CloudEvent, unique id) decoded and committed by the usage collector's
-    own code and store, so its bucket carries the tenant's usage sequence marker."""
-    import json
-    import uuid
-
-    from services.usage_collector.acceptance import parse
-    from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-    from services.usage_collector.merge import BatchMerge
-
-    await ensure_indexes(db)
-    merge = BatchMerge()
-    merge.add(parse(json.dumps({
+    own code and store (through its api), so its bucket carries the tenant's usage sequence
+    marker; `clock` is the collector host's clock."""
+    await record_usage(db, [json.dumps({
         "specversion": "1.0", "id": uuid.uuid4().hex, "source": "test", "type": "billing.usage",
         "subject": tenant_id, "time": at.isoformat(),
         "data": {"meter": meter, "quantity": quantity, "service": service},
-    }).encode()))
-    await MongoUsageStore(db).apply(merge, [])
+    }).encode()], clock=clock)

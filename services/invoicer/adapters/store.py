@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import BillingConfigSubmitted
 from services.common.outbox import ensure_outbox_indexes
 from services.common.tracking import PROCESSED_EVENTS
+from services.invoicer.adapters.usage import CollectorUsage, UsageSource
 from services.invoicer.names import OUTBOX
 from services.invoicer.versions import ConfigVersion, chain_start, in_force
 
@@ -48,9 +49,14 @@ class InvoicerStore:
     transient errors (write conflicts between concurrent invoicer processes).
     """
 
-    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
+    def __init__(
+        self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc],
+        usage: UsageSource | None = None,
+    ) -> None:
+        """`usage` defaults to the collector's data in `db` (`CollectorUsage`)."""
         self.client = client
         self.db = db
+        self.usage: UsageSource = usage if usage is not None else CollectorUsage(db)
         self.configs = db[CONFIGS]
         self.tenants = db[TENANTS]
         self.invoices = db[INVOICES]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,8 +132,13 @@ async def recorded_dead_letters(db: AsyncDatabase[dict[str, Any]], ids: list[str
 class MongoUsageStore:
     """Writes batches into MongoDB, retrying the whole transaction on transient errors."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], retry_max_seconds: float = 5.0) -> None:
+    def __init__(
+        self, db: AsyncDatabase[dict[str, Any]], retry_max_seconds: float = 5.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        """`clock` stamps the buckets' informative `updated_at` (this host's clock)."""
         self.db = db
+        self.clock = clock
         self.retry_max_seconds = retry_max_seconds
         self.retries = 0
 
@@ -185,7 +190,7 @@ class MongoUsageStore:
     async def _write(
         self, s: AsyncClientSession, merge: BatchMerge, dl_ids: list[str], attempt: int
     ) -> ApplyResult:
-        db, now = self.db, utc_now()
+        db, now = self.db, self.clock()
         done = await _existing_ids(db, PROCESSED, list(merge.seen), s)
         fresh = merge.without(done) if done else merge
         seen_dl = await _existing_ids(db, PROCESSED, dl_ids, s) if dl_ids else set()
