@@ -1,4 +1,5 @@
-"""The flat fee of a stub period, prorated by elapsed days (pure).
+"""The flat fee of a stub period, prorated by elapsed days, and the pure pricing step of a
+period (`price_period`).
 
 Rule (docs/billing-periods.md, "Stub periods"): a stub pays
 `flat_rate_amount x stub days / days of the full grid period that contains it`, computed
@@ -9,10 +10,14 @@ first period (https://docs.stripe.com/billing/subscriptions/billing-cycle); unli
 prorates to the second, the unit here is the tenant's calendar day.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
+from contracts import BillingConfigSubmitted
+from services.invoicer.ledger import Ledger
 from services.invoicer.periods import Period
-from services.invoicer.pricing import Draft
+from services.invoicer.pricing import Adjustment, Draft, compose_invoice
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,23 @@ def describe_flat_fee(draft: Draft, fee: FlatFee) -> Draft:
     lines = tuple(replace(li, description=fee.description) if li.kind == "flat_fee" else li
                   for li in draft.lines)
     return replace(draft, lines=lines)
+
+
+def price_period(
+    config: BillingConfigSubmitted, period: Period, ledger: Ledger, usage: dict[str, Decimal],
+    adjustments: Sequence[Adjustment], coupon_uses: int, code_redemptions: int,
+) -> Draft:
+    """The priced draft of `period` (pure): the flat fee (prorated for a stub), the usage
+    charges of `usage` (each meter's total, exact), late-usage `adjustments`, the coupon
+    (`coupon_uses` by this tenant, `code_redemptions` by every tenant) and the ledger's
+    credits in the configuration's currency (docs/invoicing.md, docs/billing-periods.md).
+    Raises decimal errors or `AmountOutOfRange` when it cannot be priced."""
+    s = config.settings
+    fee = flat_fee(s.flat_rate_amount, period)
+    draft = compose_invoice(
+        currency=s.currency, flat_rate_amount=fee.amount, charges=config.price_plan.charges,
+        usage=usage, adjustments=adjustments, coupon=config.coupon,
+        coupon_redemptions=coupon_uses, credits=ledger.credits(config), issued_at=period.end,
+        code_redemptions=code_redemptions,
+    )
+    return describe_flat_fee(draft, fee)

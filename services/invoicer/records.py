@@ -1,18 +1,24 @@
-"""Invoice documents <-> events and export rows.
+"""Invoice documents <-> events and export rows, and the invoice builder (an issue's priced
+draft -> the invoice document and its billed-usage records).
 
 An invoice document keeps instants in UTC and dates as ISO strings (`YYYY-MM-DD`), plus the
 tenant's `timezone`, so exports can show period bounds with the tenant's offset.
 """
 
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from contracts import InvoiceIssued, InvoiceStatusChanged, LineItem
+from contracts import BillingConfigSubmitted, InvoiceIssued, InvoiceStatusChanged, LineItem
+from contracts.base import utc_now
 from contracts.invoices import InvoiceStatus
 from services.invoicer.domain import issued_event_id, status_event_id
-from services.invoicer.pricing import Line
+from services.invoicer.late_usage import Superseded
+from services.invoicer.ledger import Ledger
+from services.invoicer.periods import Period, due_date, overdue_at
+from services.invoicer.pricing import Draft, Line
 
 Doc = dict[str, Any]
 
@@ -121,3 +127,66 @@ def export_row(doc: Doc) -> Doc:
             for li in doc["line_items"]
         ],
     }
+
+
+@dataclass(frozen=True)
+class IssueDraft:
+    """What one attempt of an issue read and priced, before it has a number: the period of
+    `tenant_id`, the configuration (`config_version`) that priced it, the ledger as read
+    (`ledger.rev` guards its update), the priced `draft`, each meter's `usage` total and the
+    usage `marker` read before it, the late-usage records it supersedes, and the coupon's
+    redemptions (`coupon_uses` by the tenant, `code_redemptions` by every tenant) as read."""
+
+    invoice_id: str
+    tenant_id: str
+    period: Period
+    config: BillingConfigSubmitted
+    config_version: int
+    ledger: Ledger
+    draft: Draft
+    usage: dict[str, Decimal]
+    marker: int
+    priced_at: datetime
+    superseded: list[Superseded] = field(default_factory=list)
+    coupon_uses: int = 0
+    code_redemptions: int = 0
+
+
+def build_invoice(issue: IssueDraft, number: str) -> Doc:
+    """The invoice document of `issue` numbered `number`: pending payment, issued at the
+    period's end on its local end date, due `payment_due_days` later and overdue at the end of
+    the due date in the tenant's zone (docs/billing-periods.md, docs/design.md#statuses)."""
+    config, period, s = issue.config, issue.period, issue.config.settings
+    due = due_date(period.end_date, s.payment_due_days)
+    return {
+        "_id": issue.invoice_id, "invoice_number": number, "tenant_id": issue.tenant_id,
+        "tenant_name": config.tenant_name, "currency": s.currency, "amount": issue.draft.total,
+        "status": InvoiceStatus.pending_payment, "issue_date": period.end_date.isoformat(),
+        "due_date": due.isoformat(), "paid_date": None, "payment_reference": None,
+        "payment_method": None, "period_start": period.start, "period_end": period.end,
+        "timezone": config.timezone, "issued_at": period.end,
+        "overdue_at": overdue_at(due, config.timezone),
+        "line_items": [line_doc(li) for li in issue.draft.lines],
+        "usage": [{"meter": m, "quantity": q} for m, q in sorted(issue.usage.items())],
+        "config_version": issue.config_version,
+        "billing_email": s.billing_email,
+        "email_notifications": s.email_notifications, "created_at": utc_now(),
+        "history": [{"status": InvoiceStatus.pending_payment, "at": period.end,
+                     "cause": "issued"}],
+    }
+
+
+def billed_records(issue: IssueDraft) -> list[Doc]:
+    """One billed-usage record per priced meter (schema in `late_usage`), at `rev` 0 with the
+    usage marker read before the usage."""
+    period, config = issue.period, issue.config
+    label = f"{period.start_date.isoformat()}..{period.end_date.isoformat()}"
+    amounts = {li.meter: li.amount for li in issue.draft.lines if li.kind == "usage"}
+    return [{
+        "_id": f"{issue.tenant_id}|{period.start.isoformat()}|{charge.meter}",
+        "tenant_id": issue.tenant_id, "meter": charge.meter, "period_start": period.start,
+        "period_end": period.end, "period_label": label, "invoice_id": issue.invoice_id,
+        "charge": charge.model_dump(mode="json"), "priced_at": issue.priced_at,
+        "quantity": issue.usage.get(charge.meter, Decimal(0)), "amount": amounts[charge.meter],
+        "currency": config.settings.currency, "usage_marker": issue.marker, "rev": 0,
+    } for charge in config.price_plan.charges]

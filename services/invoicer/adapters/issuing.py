@@ -1,0 +1,127 @@
+"""The issuing transaction in MongoDB: number, invoice, billed records, ledger and outbox in one
+commit, retried while the tenant's ledger or billed records move (docs/invoicing.md, "Two
+issuances at once").
+
+The caller's `read(session)` reads everything the invoice depends on inside the transaction
+(in its snapshot) and prices it; `issue` then takes the next number of the year's counter,
+builds the invoice (`records.build_invoice`) and writes, each write guarded by what was read:
+
+    invoicer_invoices       insert (unique `_id` and `invoice_number`)
+    invoicer_billed_usage   one record per priced meter; superseded records only if their
+                            `rev` is unchanged (else `BilledMoved`)
+    invoicer_coupon_redemptions  the code's count, only if still as read (else `LedgerMoved`)
+    invoicer_tenants        the ledger, only if `ledger_rev` is unchanged (else `LedgerMoved`)
+    invoicer_outbox         the `InvoiceIssued` event
+    invoicer_billing_errors the period's open billing error, resolved
+
+An aborted attempt writes nothing and consumes no number.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from contracts import TOPIC_INVOICE
+from services.common.outbox import add_to_outbox
+from services.invoicer.adapters.billing_errors import IssueContention, resolve_billing_error
+from services.invoicer.adapters.store import InvoicerStore, tenant_config
+from services.invoicer.domain import invoice_number
+from services.invoicer.late_usage import BilledMoved, supersede
+from services.invoicer.ledger import LedgerMoved, ensure_coupon_count, take_redemption
+from services.invoicer.names import OUTBOX
+from services.invoicer.records import IssueDraft, billed_records, build_invoice, issued_event
+
+log = logging.getLogger(__name__)
+#: Attempts of one issue whose transaction found its ledger or billed records moved.
+ISSUE_ATTEMPTS = 10
+Read = Callable[[AsyncClientSession], Awaitable[IssueDraft | None]]
+
+
+async def issue(store: InvoicerStore, inv_id: str, tenant_id: str, year: int,
+                read: Read) -> str | None:
+    """Issue invoice `inv_id` of `tenant_id`, numbered in `year`, from what `read` prices in
+    the transaction (None from `read`: nothing to issue). Returns the new number, or None when
+    the invoice exists (issued by this or another process) or `read` returned None.
+
+    Raises what `read` raises (nothing is written), `LookupError` without a configuration,
+    `IssueContention` when the ledger kept moving for `ISSUE_ATTEMPTS` attempts; a duplicate
+    key other than this invoice's propagates."""
+    if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}):
+        return None
+
+    async def txn(session: AsyncClientSession) -> str | None:
+        if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}, session=session):
+            return None
+        draft = await read(session)
+        if draft is None:
+            return None
+        counter = await store.counters.find_one_and_update(
+            {"_id": f"invoice-number:{year}"}, {"$inc": {"seq": 1}}, session=session,
+            return_document=True,
+        )
+        assert counter is not None, "the counter document is created before the transaction"
+        number = invoice_number(year, counter["seq"])
+        await _write(store, session, draft, number)
+        return number
+
+    for _ in range(ISSUE_ATTEMPTS):
+        await _prepare(store, tenant_id, year)
+        try:
+            number = await store.transaction(txn)
+            break
+        except DuplicateKeyError:
+            if await store.invoices.find_one({"_id": inv_id}, projection={"_id": 1}):
+                return None  # another process issued it first; its transaction kept the number
+            raise  # some other duplicate: never mistaken for "already issued"
+        except (LedgerMoved, BilledMoved):
+            continue  # another invoice of this tenant committed meanwhile: price again
+    else:
+        raise IssueContention(f"could not issue {inv_id}: the tenant ledger kept changing")
+    if number is not None:
+        log.info("issued %s", number, extra={"tenant_id": tenant_id, "invoice_number": number})
+    return number
+
+
+async def _write(
+    store: InvoicerStore, session: AsyncClientSession, issue: IssueDraft, number: str
+) -> None:
+    """Every write of one issue, in `session`, each guarded by what the attempt read."""
+    doc = build_invoice(issue, number)
+    await store.invoices.insert_one(doc, session=session)
+    for record in billed_records(issue):
+        await store.billed.insert_one(record, session=session)
+    await supersede(store, session, issue.superseded, issue.invoice_id, issue.priced_at,
+                    issue.marker)
+    coupon, draft, ledger = issue.config.coupon, issue.draft, issue.ledger
+    if draft.coupon_applied and coupon is not None and issue.coupon_uses == 0:
+        await take_redemption(store.db, coupon.code, issue.tenant_id, issue.code_redemptions,
+                              session)
+    period, currency = issue.period, issue.config.settings.currency
+    result = await store.tenants.update_one(
+        {"_id": issue.tenant_id, "ledger_rev": ledger.rev},
+        {"$inc": {"ledger_rev": 1, "invoices": 1},
+         "$set": {**ledger.after(draft, coupon, issue.invoice_id, number, period.end, currency),
+                  "last_period_end": period.end}},
+        session=session,
+    )
+    if result.modified_count != 1:
+        raise LedgerMoved(issue.tenant_id)  # aborts the transaction: nothing is written
+    await add_to_outbox(store.db, OUTBOX,
+                        [(issued_event(doc), TOPIC_INVOICE, issue.tenant_id)], session)
+    await resolve_billing_error(store.db, issue.invoice_id, number, session)
+
+
+async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
+    """Create, outside the transaction, the documents it only `$inc`s: the year's invoice
+    counter and the redemption count of the tenant's coupon code."""
+    await store.ensure_counter(f"invoice-number:{year}")
+    tenant = await store.tenant(tenant_id)
+    if tenant is None:
+        raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
+    coupons = {v.command.coupon.code for v in await store.config_versions(tenant_id)
+               if v.command.coupon is not None}  # whichever version prices the period
+    current = tenant_config(tenant).coupon
+    for code in sorted(coupons | ({current.code} if current else set())):
+        await ensure_coupon_count(store.db, code)
