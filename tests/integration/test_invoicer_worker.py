@@ -21,15 +21,19 @@ from contracts import (
 )
 from services.common.codec import encode, headers_for
 from services.common.kafka import ensure_topics
+from services.common.lag import committed_offsets, pending_partitions
 from services.common.signing import sign
+from services.common.tracking import PROCESSED_EVENTS, tracking_id
 from services.common.worker import make_broker, publish_event
 from services.invoicer.api import apply_config_file, wait_config_applied
 from services.invoicer.app import serve
-from services.invoicer.names import OUTBOX
+from services.invoicer.handlers import PAYMENT_CONSUMER
+from services.invoicer.names import OUTBOX, SERVICE
 from services.invoicer.reports import config_applied, list_invoices
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
 from tests.integration.test_invoicer_support import config, open_store, utc
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 Record = dict[str, Any]
@@ -73,11 +77,11 @@ async def collect(
     return records
 
 
-async def poll(check: Callable[[], Any], seconds: float = 90.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
+async def payments_consumed(settings: InvoicerSettings) -> bool:
+    """Whether the invoicer's consumer group committed past every record of the payment topic."""
+    committed = await committed_offsets(settings, settings.group(SERVICE),
+                                        [settings.topic(TOPIC_PAYMENT)])
+    return bool(committed) and not await pending_partitions(settings, committed)
 
 
 async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
@@ -100,7 +104,7 @@ async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
     letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3)
     assert sorted(r["reason"] for r in letters) == ["forbidden", "invalid_json", "validation_error"]
     assert all(r["service"] == "invoicer" for r in letters)
-    await poll(lambda: config_applied(settings, ["hooli"]))
+    await eventually(lambda: config_applied(settings, ["hooli"]), what="hooli applied")
     assert not await config_applied(settings, ["acme"])
     async with open_store(settings) as store:
         [audit] = await store.audit.find({}).to_list()
@@ -147,7 +151,12 @@ async def test_an_invoice_written_before_a_crash_is_published_later_recognisably
             [invoice] = await list_invoices(store)
             assert (invoice["status"], invoice["paid_date"], invoice["payment_method"]) == (
                 "paid", "2013-07-01", "card visa 4242")
-            await asyncio.sleep(0)  # the duplicate payment changed nothing (idempotent per id)
+            # the duplicate was consumed (the group's offset is past it) and changed nothing:
+            # one tracking record for the payment's event id, one status change
+            await eventually(lambda: payments_consumed(settings), what="both payments consumed")
+            assert await store.db[PROCESSED_EVENTS].count_documents(
+                {"_id": tracking_id(PAYMENT_CONSUMER, payment.event_id)}) == 1
+            [invoice] = await list_invoices(store)
             assert len(invoice["history"]) == 2
     finally:
         stop.set()
@@ -211,7 +220,7 @@ async def test_unsigned_forged_and_wrongly_keyed_configurations_are_refused_and_
     letters = await collect(settings, TOPIC_DEAD_LETTER, lambda r: len(r) >= 3, seconds=60)
     assert sorted((r["key"], r["reason"]) for r in letters) == [
         ("acme", "forbidden"), ("globex", "forbidden"), ("initech", "forbidden")]
-    await poll(lambda: config_applied(settings, ["hooli"]))
+    await eventually(lambda: config_applied(settings, ["hooli"]), what="hooli applied")
     async with open_store(settings) as store:
         audits = {a["what"]["tenant_id"]: a for a in await store.audit.find({}).to_list()}
         assert sorted(audits) == ["acme", "globex", "initech"]
