@@ -9,21 +9,18 @@ import logging
 from collections import Counter
 from datetime import datetime
 
-from pymongo import ASCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
-from contracts import TOPIC_INVOICE
-from contracts.invoices import InvoiceStatus
-from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
+from services.invoicer.adapters.invoices import (
+    move_to_overdue,
+    next_overdue_after,
+    overdue_candidates,
+)
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_isolated
-from services.invoicer.domain import AWAITING_PAYMENT
 from services.invoicer.issue import issue_for_period_end
-from services.invoicer.names import OUTBOX
 from services.invoicer.periods import Period
-from services.invoicer.records import status_event
 from services.invoicer.versions import chain_until, iter_chain
 
 log = logging.getLogger(__name__)
@@ -51,31 +48,9 @@ async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
     cannot be moved is logged and counted (`billing_invoicer_billing_errors_total`, reason
     `overdue_failed`) and the others still move; only a lost connection propagates."""
     marked: list[str] = []
-    query = {"status": {"$in": list(AWAITING_PAYMENT)}, "overdue_at": {"$lte": as_of}}
-    candidates = await store.invoices.find(query).sort(
-        [("overdue_at", ASCENDING), ("tenant_id", ASCENDING)]).to_list()
-    for doc in candidates:
-        async def txn(session: AsyncClientSession, doc: dict = doc) -> bool:  # type: ignore[type-arg]
-            current = await store.invoices.find_one({"_id": doc["_id"]}, session=session)
-            if current is None or current["status"] not in AWAITING_PAYMENT:
-                return False
-            at = current["overdue_at"]
-            await store.invoices.update_one(
-                {"_id": doc["_id"], "status": current["status"]},
-                {"$set": {"status": InvoiceStatus.overdue},
-                 "$push": {"history": {"status": InvoiceStatus.overdue, "at": at,
-                                       "cause": "clock"}}},
-                session=session,
-            )
-            event = status_event({**current, "status": InvoiceStatus.overdue},
-                                 InvoiceStatus(current["status"]), InvoiceStatus.overdue,
-                                 "clock", at, reason="due date passed without payment")
-            await add_to_outbox(store.db, OUTBOX, [(event, TOPIC_INVOICE, doc["tenant_id"])],
-                                session)
-            return True
-
+    for doc in await overdue_candidates(store, as_of):
         try:
-            if await store.transaction(txn):
+            if await move_to_overdue(store, doc["_id"]):
                 marked.append(doc["_id"])
         except DuplicateKeyError:
             pass  # another process marked it
@@ -123,7 +98,6 @@ async def next_due(store: InvoicerStore, after: datetime) -> datetime | None:
                 if period.end > after:
                     candidates.append(period.end)
                     break
-    query = {"status": {"$in": list(AWAITING_PAYMENT)}, "overdue_at": {"$gt": after}}
-    first = await store.invoices.find(query).sort("overdue_at", ASCENDING).limit(1).to_list()
-    candidates += [d["overdue_at"] for d in first]
+    overdue = await next_overdue_after(store, after)
+    candidates += [overdue] if overdue is not None else []
     return min(candidates, default=None)
