@@ -21,10 +21,8 @@ from contracts.config import BillingConfigApplied
 from contracts.invoices import InvoiceStatus
 from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
-from services.common.outbox import add_to_outbox
 from services.common.signing import verify
-from services.common.tracking import already_processed, record_processed
-from services.invoicer.adapters.store import InvoicerStore, config_key, tenant_config
+from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import (
     PaymentOutcome,
     authorize,
@@ -33,7 +31,6 @@ from services.invoicer.domain import (
     validate_config,
 )
 from services.invoicer.metrics import CONFIG_REFUSALS
-from services.invoicer.names import OUTBOX
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
 
@@ -98,37 +95,22 @@ async def apply_signed_config(
 async def _accept(
     store: InvoicerStore, command: BillingConfigSubmitted, session: AsyncClientSession
 ) -> int | None:
-    if await already_processed(store.db, CONFIG_CONSUMER, command.event_id, session):
+    if await store.seen(CONFIG_CONSUMER, command.event_id, session):
         return None
     current = await store.tenant(command.tenant_id, session)
     if current is not None:
         check_submission_order(tenant_config(current), command)
     version = int((current or {}).get("version", 0)) + 1
-    body = command.model_dump(mode="json")
     now = utc_now()
-    await store.configs.insert_one(
-        {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
-         "version": version, "event_id": command.event_id, "actor": body["actor"],
-         "accepted_at": now, "command": body, "submitted_at": command.occurred_at},
-        session=session,
-    )
-    await store.tenants.update_one(
-        {"_id": command.tenant_id},
-        {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
-                  "auto_generate_invoices": command.settings.auto_generate_invoices,
-                  "updated_at": now},
-         "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
-                          "invoices": 0, "created_at": now}},
-        upsert=True, session=session,
-    )
+    await store.add_config_version(command, version, now, session)
     applied = BillingConfigApplied(
         event_id=f"config-applied:{command.tenant_id}:{version}", occurred_at=now,
         tenant_id=command.tenant_id, config_version=version, submitted_at=command.occurred_at,
         billing_email=command.settings.billing_email,
         email_notifications=command.settings.email_notifications,
     )
-    await add_to_outbox(store.db, OUTBOX, [(applied, TOPIC_TENANT, command.tenant_id)], session)
-    await record_processed(store.db, CONFIG_CONSUMER, command.event_id, session)
+    await store.add_outbox([(applied, TOPIC_TENANT, command.tenant_id)], session)
+    await store.mark_processed(CONFIG_CONSUMER, command.event_id, session)
     return version
 
 
@@ -144,9 +126,9 @@ async def apply_payment(
     outcome: PaymentOutcome = "succeeded" if isinstance(event, PaymentSucceeded) else "failed"
 
     async def txn(session: AsyncClientSession) -> str | None:
-        if await already_processed(store.db, PAYMENT_CONSUMER, event.event_id, session):
+        if await store.seen(PAYMENT_CONSUMER, event.event_id, session):
             return None
-        doc = await store.invoices.find_one({"_id": event.invoice_id}, session=session)
+        doc = await store.invoice(event.invoice_id, session)
         if doc is None:
             raise PermanentError("unknown_invoice", f"no invoice {event.invoice_id!r}")
         previous = InvoiceStatus(doc["status"])
@@ -176,16 +158,13 @@ async def apply_payment(
             if changed:
                 update["$push"] = {"history": {"status": status, "at": at,
                                                "cause": event.event_id}}
-            await store.invoices.update_one(
-                {"_id": doc["_id"], "status": previous}, update, session=session
-            )
+            await store.update_invoice(doc["_id"], previous, update, session)
         if changed:
             doc.update(changes)
             reason = None if outcome == "succeeded" else event.failure_message  # type: ignore[union-attr]
             out = status_event(doc, previous, status, event.event_id, at, reason)
-            await add_to_outbox(store.db, OUTBOX, [(out, TOPIC_INVOICE, doc["tenant_id"])],
-                                session)
-        await record_processed(store.db, PAYMENT_CONSUMER, event.event_id, session)
+            await store.add_outbox([(out, TOPIC_INVOICE, doc["tenant_id"])], session)
+        await store.mark_processed(PAYMENT_CONSUMER, event.event_id, session)
         return status if changed else None
 
     return await store.transaction(txn)
@@ -203,25 +182,25 @@ async def apply_refund(store: InvoicerStore, event: PaymentRefunded) -> int | No
     """
 
     async def txn(session: AsyncClientSession) -> int | None:
-        if await already_processed(store.db, REFUND_CONSUMER, event.event_id, session):
+        if await store.seen(REFUND_CONSUMER, event.event_id, session):
             return None
-        doc = await store.invoices.find_one({"_id": event.invoice_id}, session=session)
+        doc = await store.invoice(event.invoice_id, session)
         if doc is None:
             raise PermanentError("unknown_invoice", f"no invoice {event.invoice_id!r}")
-        await record_processed(store.db, REFUND_CONSUMER, event.event_id, session)
+        await store.mark_processed(REFUND_CONSUMER, event.event_id, session)
         if any(r.get("refund_id") == event.refund_id for r in doc.get("refunds", [])):
             return None
         total = int(doc.get("refunded_amount", 0)) + event.amount
         day = local_date(event.refunded_at, doc["timezone"]).isoformat()
-        await store.invoices.update_one(
-            {"_id": doc["_id"]},
+        await store.update_invoice(
+            doc["_id"], None,
             {"$set": {"refunded_amount": total},
              "$push": {"refunds": {"refund_id": event.refund_id, "amount": event.amount,
                                    "refunded_date": day, "at": event.refunded_at},
                        "history": {"status": doc["status"], "at": event.refunded_at,
                                    "cause": event.event_id, "refund_id": event.refund_id,
                                    "refunded_amount": event.amount}}},
-            session=session,
+            session,
         )
         return total
 

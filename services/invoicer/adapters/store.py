@@ -25,8 +25,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts import BillingConfigSubmitted
-from services.common.outbox import ensure_outbox_indexes
-from services.common.tracking import PROCESSED_EVENTS
+from contracts.base import Event
+from services.common.outbox import add_to_outbox, ensure_outbox_indexes
+from services.common.tracking import PROCESSED_EVENTS, already_processed, record_processed
 from services.invoicer.adapters.usage import CollectorUsage, UsageSource
 from services.invoicer.names import OUTBOX
 from services.invoicer.versions import ConfigVersion, chain_start, in_force
@@ -90,6 +91,62 @@ class InvoicerStore:
             )
         except DuplicateKeyError:
             pass
+
+    async def seen(self, consumer: str, event_id: str, session: AsyncClientSession) -> bool:
+        """Whether `consumer` already processed `event_id` (its tracking record, read in
+        `session`)."""
+        return await already_processed(self.db, consumer, event_id, session)
+
+    async def mark_processed(
+        self, consumer: str, event_id: str, session: AsyncClientSession
+    ) -> None:
+        """Record that `consumer` processed `event_id`, in `session` (unique per pair: a
+        concurrent duplicate aborts its transaction with `DuplicateKeyError`)."""
+        await record_processed(self.db, consumer, event_id, session)
+
+    async def add_outbox(
+        self, entries: list[tuple[Event, str, str]], session: AsyncClientSession
+    ) -> None:
+        """Queue (event, contract topic, key) entries in the invoicer's outbox, in `session`."""
+        await add_to_outbox(self.db, OUTBOX, entries, session)
+
+    async def add_config_version(
+        self, command: BillingConfigSubmitted, version: int, now: datetime,
+        session: AsyncClientSession,
+    ) -> None:
+        """Record `command` as configuration `version` of its tenant, accepted at `now`, and
+        make it the tenant's current one (creating the tenant with an empty ledger)."""
+        body = command.model_dump(mode="json")
+        await self.configs.insert_one(
+            {"_id": config_key(command.tenant_id, version), "tenant_id": command.tenant_id,
+             "version": version, "event_id": command.event_id, "actor": body["actor"],
+             "accepted_at": now, "command": body, "submitted_at": command.occurred_at},
+            session=session,
+        )
+        await self.tenants.update_one(
+            {"_id": command.tenant_id},
+            {"$set": {"version": version, "config": body, "tenant_name": command.tenant_name,
+                      "auto_generate_invoices": command.settings.auto_generate_invoices,
+                      "updated_at": now},
+             "$setOnInsert": {"ledger_rev": 0, "coupons": [], "credits_used": [],
+                              "invoices": 0, "created_at": now}},
+            upsert=True, session=session,
+        )
+
+    async def invoice(self, inv_id: str, session: AsyncClientSession | None = None) -> Doc | None:
+        """The invoice document `inv_id`, or None."""
+        return await self.invoices.find_one({"_id": inv_id}, session=session)
+
+    async def update_invoice(
+        self, inv_id: str, expected_status: str | None, update: Doc,
+        session: AsyncClientSession,
+    ) -> None:
+        """Apply the MongoDB `update` to invoice `inv_id` in `session`, only while its status is
+        still `expected_status` (any status when None)."""
+        guard: Doc = {"_id": inv_id}
+        if expected_status is not None:
+            guard["status"] = expected_status
+        await self.invoices.update_one(guard, update, session=session)
 
     async def tenant(self, tenant_id: str, session: AsyncClientSession | None = None) -> Doc | None:
         """The tenant document (current configuration and ledger), or None."""
