@@ -26,10 +26,11 @@ from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
 from services.invoicer.adapters.billing_errors import record_billing_error
 from services.invoicer.adapters.issuing import issue
+from services.invoicer.adapters.ledger import code_redemptions
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id
 from services.invoicer.late_usage import late_usage, usage_by_meter
-from services.invoicer.ledger import Ledger, code_redemptions
+from services.invoicer.ledger import Ledger
 from services.invoicer.periods import Period, periods_until
 from services.invoicer.proration import price_period
 from services.invoicer.records import IssueDraft

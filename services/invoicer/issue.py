@@ -62,7 +62,7 @@ async def issue_for_period_end(
         raise IssueRefused(
             f"tenant {tenant_id!r} generates its invoices automatically; issue by hand only "
             "with --force --reason TEXT --actor ID")
-    for doc in await store.invoices.find({"tenant_id": tenant_id}).to_list():
+    for doc in await store.invoices_of(tenant_id):
         if local_date(doc["period_end"], doc["timezone"]) == end:
             return None  # this very period is invoiced already
     versions, start = await store.schedule_of(tenant)

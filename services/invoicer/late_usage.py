@@ -25,7 +25,6 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from contracts import PriceCharge
@@ -97,12 +96,7 @@ async def late_usage(
     record has no marker). Raises decimal errors or `AmountOutOfRange` like pricing."""
     # only periods billed in `currency`: the others wait for an invoice in theirs
     # (docs/billing-periods.md, "Currency changes")
-    same_currency = await store.invoices.distinct(
-        "_id", {"tenant_id": tenant_id, "currency": currency}, session=session)
-    query = {"tenant_id": tenant_id, "period_end": {"$lte": before},
-             "invoice_id": {"$in": same_currency}}
-    billed = await store.billed.find(query, session=session).sort(
-        [("period_start", ASCENDING), ("meter", ASCENDING)]).to_list()
+    billed = await store.billed_before(tenant_id, before, currency, session)
     adjustments: list[Adjustment] = []
     touched: list[Superseded] = []
     markers = [d.get("usage_marker") for d in billed]
@@ -160,6 +154,5 @@ async def supersede(
                                 "rev": (rev or 0) + 1}}
         if s.adjusted:
             update["$push"] = {"adjusted_by": inv_id}
-        result = await store.billed.update_one(guard, update, session=session)
-        if result.modified_count != 1:
+        if not await store.update_billed(guard, update, session):
             raise BilledMoved(f"billed usage {s.doc['_id']} changed meanwhile")

@@ -9,23 +9,16 @@ In the tenant document (`invoicer_tenants`):
     credit_balance  [{credit_id, amount, granted_at, reason, source_invoice, meter,
                       period_label, currency}]  credits carried from negative adjustments
 
-In `invoicer_coupon_redemptions`, one document per coupon code (`_id` = the code):
-`redemptions` (how many tenants redeemed it, all tenants) and `tenants` (which). It is created
-outside the transaction and only moved inside it, guarded by the count read there.
+The redemption counts of coupon codes over all tenants are kept by `adapters/ledger.py`.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
-
 from contracts import BillingConfigSubmitted, Coupon
 from services.invoicer.pricing import CreditBalance, Draft
 
-COUPON_REDEMPTIONS = "invoicer_coupon_redemptions"
 Doc = dict[str, Any]
 
 
@@ -86,32 +79,3 @@ class Ledger:
         return {"coupons": [{"code": k, "redemptions": v} for k, v in uses.items()],
                 "credits_used": [{"credit_id": k, "used": v} for k, v in used.items()],
                 "credit_balance": balance}
-
-
-async def ensure_coupon_count(db: AsyncDatabase[Doc], code: str) -> None:
-    """Create the redemption count of `code` (0) outside any transaction; idempotent."""
-    try:
-        await db[COUPON_REDEMPTIONS].update_one(
-            {"_id": code}, {"$setOnInsert": {"redemptions": 0, "tenants": []}}, upsert=True)
-    except DuplicateKeyError:
-        pass  # created concurrently
-
-
-async def code_redemptions(db: AsyncDatabase[Doc], code: str, session: AsyncClientSession) -> int:
-    """How many tenants redeemed `code`, read in `session`; `LedgerMoved` if not created."""
-    doc = await db[COUPON_REDEMPTIONS].find_one({"_id": code}, session=session)
-    if doc is None:
-        raise LedgerMoved(f"the redemption count of coupon {code!r} is not created yet")
-    return int(doc["redemptions"])
-
-
-async def take_redemption(
-    db: AsyncDatabase[Doc], code: str, tenant_id: str, seen: int, session: AsyncClientSession
-) -> None:
-    """Count `tenant_id`'s redemption of `code` in `session`, only if the count is still
-    `seen`; otherwise `LedgerMoved` (so two tenants cannot both take the last redemption)."""
-    result = await db[COUPON_REDEMPTIONS].update_one(
-        {"_id": code, "redemptions": seen},
-        {"$inc": {"redemptions": 1}, "$addToSet": {"tenants": tenant_id}}, session=session)
-    if result.modified_count != 1:
-        raise LedgerMoved(f"coupon {code!r} was redeemed meanwhile")

@@ -26,10 +26,11 @@ from pymongo.errors import DuplicateKeyError
 from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.billing_errors import IssueContention, resolve_billing_error
+from services.invoicer.adapters.ledger import ensure_coupon_count, take_redemption
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_number
 from services.invoicer.late_usage import BilledMoved, supersede
-from services.invoicer.ledger import LedgerMoved, ensure_coupon_count, take_redemption
+from services.invoicer.ledger import LedgerMoved
 from services.invoicer.names import OUTBOX
 from services.invoicer.records import IssueDraft, billed_records, build_invoice, issued_event
 

@@ -148,6 +148,28 @@ class InvoicerStore:
             guard["status"] = expected_status
         await self.invoices.update_one(guard, update, session=session)
 
+    async def billed_before(
+        self, tenant_id: str, before: datetime, currency: str, session: AsyncClientSession
+    ) -> list[Doc]:
+        """The tenant's billed-usage records of periods ended at or before `before` and
+        invoiced in `currency`, read in `session`, by period start and meter."""
+        same_currency = await self.invoices.distinct(
+            "_id", {"tenant_id": tenant_id, "currency": currency}, session=session)
+        query = {"tenant_id": tenant_id, "period_end": {"$lte": before},
+                 "invoice_id": {"$in": same_currency}}
+        return await self.billed.find(query, session=session).sort(
+            [("period_start", ASCENDING), ("meter", ASCENDING)]).to_list()
+
+    async def update_billed(self, guard: Doc, update: Doc, session: AsyncClientSession) -> bool:
+        """Apply `update` to the billed-usage record matching `guard` (its `_id` and `rev`),
+        in `session`; False when none matched (the record moved meanwhile)."""
+        result = await self.billed.update_one(guard, update, session=session)
+        return result.modified_count == 1
+
+    async def invoices_of(self, tenant_id: str) -> list[Doc]:
+        """Every invoice document of `tenant_id`."""
+        return await self.invoices.find({"tenant_id": tenant_id}).to_list()
+
     async def tenant(self, tenant_id: str, session: AsyncClientSession | None = None) -> Doc | None:
         """The tenant document (current configuration and ledger), or None."""
         return await self.tenants.find_one({"_id": tenant_id}, session=session)
