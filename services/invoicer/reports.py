@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
-
 from contracts.base import utc_now
 from contracts.invoices import InvoiceStatus
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
+from services.invoicer.adapters import queries
 from services.invoicer.adapters.billing_errors import (
     count_open_billing_errors,
     open_billing_errors,
@@ -45,18 +44,12 @@ async def list_invoices(
     (unpaid = pending_payment, failed or overdue). Raises `ValueError` for another filter."""
     if status not in STATUS_FILTERS:
         raise ValueError(f"status must be one of {sorted(STATUS_FILTERS)}")
-    query: Doc = {}
-    if tenant_id:
-        query["tenant_id"] = tenant_id
-    wanted = STATUS_FILTERS[status]
-    if wanted is not None:
-        query["status"] = {"$in": wanted}
-    return await store.invoices.find(query).sort("invoice_number", ASCENDING).to_list()
+    return await queries.invoices(store, tenant_id, STATUS_FILTERS[status])
 
 
 async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
     """The invoice with `number` (`INV-YYYY-NNNN`) or id, or None."""
-    return await store.invoices.find_one({"$or": [{"invoice_number": number}, {"_id": number}]})
+    return await queries.invoice_by_number(store, number)
 
 
 def totals(invoices: list[Doc]) -> Doc:
@@ -92,18 +85,18 @@ async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
     docs/payments.md "Refunds")."""
     month = (as_of or utc_now()).strftime("%Y-%m")
     revenue: dict[str, int] = {}
-    paid_in_month = {"status": InvoiceStatus.paid, "paid_date": {"$regex": f"^{month}"}}
-    async for inv in store.invoices.find(paid_in_month):
+    for inv in await queries.invoices_in_month(store, "paid_date", month):
+        if inv["status"] != InvoiceStatus.paid:
+            continue
         revenue[inv["currency"]] = revenue.get(inv["currency"], 0) + int(inv["amount"])
-    async for inv in store.invoices.find({"refunds.refunded_date": {"$regex": f"^{month}"}}):
+    for inv in await queries.invoices_in_month(store, "refunds.refunded_date", month):
         back = sum(int(r["amount"]) for r in inv["refunds"]
                    if str(r.get("refunded_date", "")).startswith(month))
         revenue[inv["currency"]] = revenue.get(inv["currency"], 0) - back
     return {
-        "total_tenants": await store.tenants.count_documents({}),
-        "pending_invoices": await store.invoices.count_documents(
-            {"status": {"$in": list(AWAITING_PAYMENT)}}),
-        "overdue_invoices": await store.invoices.count_documents({"status": InvoiceStatus.overdue}),
+        "total_tenants": await queries.count_tenants(store),
+        "pending_invoices": await queries.count_invoices(store, AWAITING_PAYMENT),
+        "overdue_invoices": await queries.count_invoices(store, [InvoiceStatus.overdue]),
         "monthly_revenue": dict(sorted(revenue.items())),
         "month": month,
         # periods the cycle could not invoice, still open (docs/invoicing.md)
@@ -134,7 +127,7 @@ async def export_invoices(settings: CommonSettings) -> list[Doc]:
 async def config_applied(settings: CommonSettings, tenant_ids: list[str]) -> bool:
     """True when every tenant in `tenant_ids` has an accepted configuration version."""
     async with open_store(settings) as store:
-        found = await store.tenants.count_documents({"_id": {"$in": list(tenant_ids)}})
+        found = await queries.count_tenants(store, tenant_ids)
         return found == len(set(tenant_ids))
 
 
