@@ -24,8 +24,6 @@ from pymongo.errors import ConnectionFailure
 
 from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
-from services.invoicer.adapters.billing_errors import record_billing_error
-from services.invoicer.adapters.issuing import issue
 from services.invoicer.adapters.ledger import code_redemptions
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id
@@ -66,9 +64,10 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
 
     Three steps: `read_and_price` reads inside the issuing transaction and prices the period
     (`proration.price_period`, pure); `records.build_invoice` builds the document; the
-    store's `issuing.issue` owns the transaction, the number and the retry. One transaction:
-    invoice, billed records, superseded billed records (late usage), coupon redemption count,
-    tenant ledger, outbox entry, and the resolution of a billing error of this period. Raises
+    store's `issue` (`InvoiceStore.issue`) owns the transaction, the number and the retry.
+    One transaction: invoice, billed records, superseded billed records (late usage), coupon
+    redemption count, tenant ledger, outbox entry, and the resolution of a billing error of
+    this period. Raises
     `LookupError` (no configuration), decimal errors or `AmountOutOfRange` (cannot be priced:
     nothing is written), `IssueContention` when the ledger kept moving for `ISSUE_ATTEMPTS`
     attempts.
@@ -78,7 +77,7 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
     async def read(session: AsyncClientSession) -> IssueDraft | None:
         return await read_and_price(store, session, inv_id, tenant_id, period)
 
-    return await issue(store, inv_id, tenant_id, period.end_date.year, read)
+    return await store.issue(inv_id, tenant_id, period.end_date.year, read)
 
 
 async def read_and_price(
@@ -131,7 +130,7 @@ async def issue_isolated(
     except ConnectionFailure:
         raise
     except Exception as exc:
-        reason = await record_billing_error(store.db, tenant_id, period, exc, waiting)
+        reason = await store.record_billing_error(tenant_id, period, exc, waiting)
         log.warning(
             "invoice of tenant %s for the period %s..%s not issued (%s): %s", tenant_id,
             period.start_date, period.end_date, reason, exc,

@@ -14,10 +14,7 @@ from contracts.invoices import InvoiceStatus
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters import queries
-from services.invoicer.adapters.billing_errors import (
-    count_open_billing_errors,
-    open_billing_errors,
-)
+from services.invoicer.adapters.invoice_store import InvoiceStore
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.domain import AWAITING_PAYMENT, UNPAID
 from services.invoicer.records import export_row
@@ -38,18 +35,18 @@ async def open_store(settings: CommonSettings) -> AsyncIterator[InvoicerStore]:
 
 
 async def list_invoices(
-    store: InvoicerStore, tenant_id: str | None = None, status: str = "all"
+    store: InvoiceStore, tenant_id: str | None = None, status: str = "all"
 ) -> list[Doc]:
     """Invoices by number, optionally of one tenant and filtered all | unpaid | paid
     (unpaid = pending_payment, failed or overdue). Raises `ValueError` for another filter."""
     if status not in STATUS_FILTERS:
         raise ValueError(f"status must be one of {sorted(STATUS_FILTERS)}")
-    return await queries.invoices(store, tenant_id, STATUS_FILTERS[status])
+    return await store.find_invoices(tenant_id, STATUS_FILTERS[status])
 
 
-async def find_invoice(store: InvoicerStore, number: str) -> Doc | None:
+async def find_invoice(store: InvoiceStore, number: str) -> Doc | None:
     """The invoice with `number` (`INV-YYYY-NNNN`) or id, or None."""
-    return await queries.invoice_by_number(store, number)
+    return await store.invoice_by_number(number)
 
 
 def totals(invoices: list[Doc]) -> Doc:
@@ -100,11 +97,11 @@ async def dashboard(store: InvoicerStore, as_of: datetime | None = None) -> Doc:
         "monthly_revenue": dict(sorted(revenue.items())),
         "month": month,
         # periods the cycle could not invoice, still open (docs/invoicing.md)
-        "billing_errors": await count_open_billing_errors(store.db),
+        "billing_errors": await store.count_open_billing_errors(),
     }
 
 
-async def billing_error_rows(store: InvoicerStore) -> list[Doc]:
+async def billing_error_rows(store: InvoiceStore) -> list[Doc]:
     """Open billing errors for operators: tenant, period bounds (ISO 8601), reason, detail,
     attempts, later periods waiting, first and last failure (ISO 8601); by period, tenant."""
     return [
@@ -114,7 +111,7 @@ async def billing_error_rows(store: InvoicerStore) -> list[Doc]:
          "later_periods_waiting": e["later_periods_waiting"],
          "first_failed_at": e["first_failed_at"].isoformat(),
          "last_failed_at": e["last_failed_at"].isoformat()}
-        for e in await open_billing_errors(store.db)
+        for e in await store.open_billing_errors()
     ]
 
 

@@ -12,11 +12,7 @@ from datetime import datetime
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
-from services.invoicer.adapters.invoices import (
-    move_to_overdue,
-    next_overdue_after,
-    overdue_candidates,
-)
+from services.invoicer.adapters.invoice_store import InvoiceStore
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_isolated
 from services.invoicer.issue import issue_for_period_end
@@ -41,16 +37,16 @@ async def due_periods(store: InvoicerStore, as_of: datetime) -> list[tuple[Perio
     return due
 
 
-async def mark_overdue(store: InvoicerStore, as_of: datetime) -> list[str]:
+async def mark_overdue(store: InvoiceStore, as_of: datetime) -> list[str]:
     """Move unpaid invoices whose due date ended (tenant zone) at or before `as_of` to
     `overdue`, each with its `InvoiceStatusChanged` in the same transaction; returns their ids.
     The event occurs at the overdue instant and has a deterministic id. One invoice that
     cannot be moved is logged and counted (`billing_invoicer_billing_errors_total`, reason
     `overdue_failed`) and the others still move; only a lost connection propagates."""
     marked: list[str] = []
-    for doc in await overdue_candidates(store, as_of):
+    for doc in await store.overdue_candidates(as_of):
         try:
-            if await move_to_overdue(store, doc["_id"]):
+            if await store.move_to_overdue(doc["_id"]):
                 marked.append(doc["_id"])
         except DuplicateKeyError:
             pass  # another process marked it
@@ -98,6 +94,6 @@ async def next_due(store: InvoicerStore, after: datetime) -> datetime | None:
                 if period.end > after:
                     candidates.append(period.end)
                     break
-    overdue = await next_overdue_after(store, after)
+    overdue = await store.next_overdue_after(after)
     candidates += [overdue] if overdue is not None else []
     return min(candidates, default=None)

@@ -67,7 +67,7 @@ def billing_error_reason(exc: BaseException) -> str:
     return "unexpected"
 
 
-def _detail(exc: BaseException) -> str:
+def error_detail(exc: BaseException) -> str:
     """The error as text for operators (at most 500 characters)."""
     if isinstance(exc, DecimalException):  # its text is only the signal's class list
         return (f"{type(exc).__name__}: a quantity or amount of this period cannot be computed "
@@ -87,7 +87,7 @@ async def record_billing_error(
         {"_id": invoice_id(tenant_id, period.start_date)},
         {"$set": {"tenant_id": tenant_id, "period_start": period.start,
                   "period_end": period.end, "reason": reason,
-                  "detail": _detail(exc), "last_failed_at": now,
+                  "detail": error_detail(exc), "last_failed_at": now,
                   "later_periods_waiting": later_periods_waiting, "status": "open"},
          "$setOnInsert": {"first_failed_at": now},
          "$unset": {"resolved_at": "", "resolved_by": ""},

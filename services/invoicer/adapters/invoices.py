@@ -17,7 +17,7 @@ from contracts import TOPIC_INVOICE
 from contracts.invoices import InvoiceStatus
 from services.common.outbox import add_to_outbox
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.domain import AWAITING_PAYMENT
+from services.invoicer.domain import AWAITING_PAYMENT, PaymentOutcome, next_status
 from services.invoicer.names import OUTBOX
 from services.invoicer.records import status_event
 
@@ -63,3 +63,30 @@ async def next_overdue_after(store: InvoicerStore, after: datetime) -> datetime 
     query = {"status": {"$in": list(AWAITING_PAYMENT)}, "overdue_at": {"$gt": after}}
     first = await store.invoices.find(query).sort("overdue_at", ASCENDING).limit(1).to_list()
     return first[0]["overdue_at"] if first else None
+
+
+async def change_status(
+    store: InvoicerStore, inv_id: str, outcome: PaymentOutcome, at: datetime, cause: str
+) -> InvoiceStatus | None:
+    """`InvoiceStore.change_status` in one transaction: the update is guarded by the status
+    read in it. Raises `LookupError` for an unknown invoice."""
+    async def txn(session: AsyncClientSession) -> InvoiceStatus | None:
+        current = await store.invoices.find_one({"_id": inv_id}, session=session)
+        if current is None:
+            raise LookupError(f"no invoice {inv_id!r}")
+        previous = InvoiceStatus(current["status"])
+        status = next_status(previous, outcome)
+        if status == previous:
+            return None
+        await store.invoices.update_one(
+            {"_id": inv_id, "status": previous},
+            {"$set": {"status": status},
+             "$push": {"history": {"status": status, "at": at, "cause": cause}}},
+            session=session,
+        )
+        event = status_event({**current, "status": status}, previous, status, cause, at)
+        await add_to_outbox(store.db, OUTBOX, [(event, TOPIC_INVOICE, current["tenant_id"])],
+                            session)
+        return status
+
+    return await store.transaction(txn)

@@ -1,31 +1,14 @@
 """Read-only MongoDB queries behind the invoicer's reports (operators' views, the tenant view,
-the dashboard): invoices by number, status, month of payment or refund, and tenant counts."""
+the dashboard): invoices by month of payment or refund, counts by status, tenant counts.
+Invoices by number and by tenant and status are `InvoiceStore` reads
+(`InvoicerStore.invoice_by_number`, `find_invoices`)."""
 
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING
-
 from services.invoicer.adapters.store import InvoicerStore
 
 Doc = dict[str, Any]
-
-
-async def invoices(
-    store: InvoicerStore, tenant_id: str | None = None, statuses: Sequence[str] | None = None
-) -> list[Doc]:
-    """Invoice documents by number, optionally of one tenant and with one of `statuses`."""
-    query: Doc = {}
-    if tenant_id:
-        query["tenant_id"] = tenant_id
-    if statuses is not None:
-        query["status"] = {"$in": list(statuses)}
-    return await store.invoices.find(query).sort("invoice_number", ASCENDING).to_list()
-
-
-async def invoice_by_number(store: InvoicerStore, number: str) -> Doc | None:
-    """The invoice with `number` (`INV-YYYY-NNNN`) or id, or None."""
-    return await store.invoices.find_one({"$or": [{"invoice_number": number}, {"_id": number}]})
 
 
 async def invoices_in_month(store: InvoicerStore, field: str, month: str) -> list[Doc]:

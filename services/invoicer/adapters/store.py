@@ -15,9 +15,9 @@
     invoicer_outbox        events waiting for the relay
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -26,11 +26,17 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import BillingConfigSubmitted
 from contracts.base import Event
+from contracts.invoices import InvoiceStatus
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.common.tracking import PROCESSED_EVENTS, already_processed, record_processed
 from services.invoicer.adapters.usage import CollectorUsage, UsageSource
+from services.invoicer.domain import PaymentOutcome
 from services.invoicer.names import OUTBOX
+from services.invoicer.periods import Period
 from services.invoicer.versions import ConfigVersion, chain_start, in_force
+
+if TYPE_CHECKING:  # records imports this module
+    from services.invoicer.records import IssueDraft
 
 CONFIGS = "invoicer_configs"
 TENANTS = "invoicer_tenants"
@@ -41,6 +47,8 @@ AUDIT = "invoicer_audit"
 
 Doc = dict[str, Any]
 T = TypeVar("T")
+#: See `invoice_store.Read` (the session is the issuing transaction's).
+Read = Callable[[Any], Awaitable["IssueDraft | None"]]
 
 
 class InvoicerStore:
@@ -272,6 +280,70 @@ class InvoicerStore:
         async for doc in self.audit.find({"_id": {"$in": event_ids}}, {"why": 1}):
             found.setdefault(doc["_id"], str(doc["why"]["reason"]))
         return found
+
+    # InvoiceStore (adapters/invoice_store.py): the transactions live in adapters/issuing.py,
+    # adapters/invoices.py and adapters/billing_errors.py (imported here, as they import this)
+
+    async def issue(self, inv_id: str, tenant_id: str, year: int, read: Read) -> str | None:
+        """See `InvoiceStore.issue` (`adapters/issuing.py`)."""
+        from services.invoicer.adapters import issuing
+        return await issuing.issue(self, inv_id, tenant_id, year, read)
+
+    async def invoice_by_number(self, number: str) -> Doc | None:
+        """See `InvoiceStore.invoice_by_number`."""
+        return await self.invoices.find_one({"$or": [{"invoice_number": number},
+                                                     {"_id": number}]})
+
+    async def find_invoices(
+        self, tenant_id: str | None = None, statuses: Sequence[str] | None = None
+    ) -> list[Doc]:
+        """See `InvoiceStore.find_invoices`."""
+        query: Doc = {}
+        if tenant_id:
+            query["tenant_id"] = tenant_id
+        if statuses is not None:
+            query["status"] = {"$in": list(statuses)}
+        return await self.invoices.find(query).sort("invoice_number", ASCENDING).to_list()
+
+    async def change_status(
+        self, inv_id: str, outcome: PaymentOutcome, at: datetime, cause: str
+    ) -> InvoiceStatus | None:
+        """See `InvoiceStore.change_status`."""
+        from services.invoicer.adapters import invoices
+        return await invoices.change_status(self, inv_id, outcome, at, cause)
+
+    async def overdue_candidates(self, as_of: datetime) -> list[Doc]:
+        """See `InvoiceStore.overdue_candidates`."""
+        from services.invoicer.adapters import invoices
+        return await invoices.overdue_candidates(self, as_of)
+
+    async def move_to_overdue(self, inv_id: str) -> bool:
+        """See `InvoiceStore.move_to_overdue`."""
+        from services.invoicer.adapters import invoices
+        return await invoices.move_to_overdue(self, inv_id)
+
+    async def next_overdue_after(self, after: datetime) -> datetime | None:
+        """See `InvoiceStore.next_overdue_after`."""
+        from services.invoicer.adapters import invoices
+        return await invoices.next_overdue_after(self, after)
+
+    async def record_billing_error(
+        self, tenant_id: str, period: Period, exc: BaseException, later_periods_waiting: int
+    ) -> str:
+        """See `InvoiceStore.record_billing_error`."""
+        from services.invoicer.adapters import billing_errors
+        return await billing_errors.record_billing_error(
+            self.db, tenant_id, period, exc, later_periods_waiting)
+
+    async def open_billing_errors(self) -> list[Doc]:
+        """See `InvoiceStore.open_billing_errors`."""
+        from services.invoicer.adapters import billing_errors
+        return await billing_errors.open_billing_errors(self.db)
+
+    async def count_open_billing_errors(self) -> int:
+        """See `InvoiceStore.count_open_billing_errors`."""
+        from services.invoicer.adapters import billing_errors
+        return await billing_errors.count_open_billing_errors(self.db)
 
 
 def config_key(tenant_id: str, version: int) -> str:
