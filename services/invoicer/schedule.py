@@ -12,7 +12,7 @@ from datetime import datetime
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
-from services.invoicer.adapters.invoice_store import InvoiceStore
+from services.invoicer.adapters.invoice_store import InvoicerPorts, InvoiceStore, schedule_of
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_isolated
 from services.invoicer.issue import issue_for_period_end
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 __all__ = ["due_periods", "issue_for_period_end", "mark_overdue", "next_due", "run_cycle"]
 
 
-async def due_periods(store: InvoicerStore, as_of: datetime) -> list[tuple[Period, str]]:
+async def due_periods(store: InvoicerPorts, as_of: datetime) -> list[tuple[Period, str]]:
     """(period, tenant id) of every auto-generating tenant's period that ended at or before
     `as_of` and has no invoice yet, in issue order. Each tenant's periods continue its chain
     from the last invoiced period's end (docs/billing-periods.md, "The period chain")."""
@@ -31,7 +31,7 @@ async def due_periods(store: InvoicerStore, as_of: datetime) -> list[tuple[Perio
     for tenant in await store.all_tenants():
         if not tenant.get("auto_generate_invoices"):
             continue
-        versions, start = await store.schedule_of(tenant)
+        versions, start = await schedule_of(store, tenant)
         due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)]
     due.sort(key=lambda item: (item[0].end, item[1]))
     return due
@@ -81,7 +81,7 @@ async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
     return report
 
 
-async def next_due(store: InvoicerStore, after: datetime) -> datetime | None:
+async def next_due(store: InvoicerPorts, after: datetime) -> datetime | None:
     """The earliest instant > `after` at which the cycle has something to do: a period end of
     an auto-generating tenant, an unpaid invoice's overdue instant, or a credit grant."""
     candidates: list[datetime] = []
@@ -89,7 +89,7 @@ async def next_due(store: InvoicerStore, after: datetime) -> datetime | None:
         config = tenant_config(tenant)
         candidates += [c.granted_at for c in config.credits if c.granted_at > after]
         if tenant.get("auto_generate_invoices"):
-            versions, start = await store.schedule_of(tenant)
+            versions, start = await schedule_of(store, tenant)
             for period in iter_chain(versions, start):
                 if period.end > after:
                     candidates.append(period.end)

@@ -13,7 +13,7 @@ import pytest
 from contracts.invoices import InvoiceStatus
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
-from services.invoicer.adapters.invoice_store import InvoiceStore, Read
+from services.invoicer.adapters.invoice_store import InvoicerPorts, InvoiceStore, Read
 from services.invoicer.adapters.memory_invoices import InMemoryInvoiceStore
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.adapters.tenant_ledger import InMemoryTenantLedger, TenantLedger, ledger_of
@@ -22,6 +22,7 @@ from services.invoicer.domain import UNPAID, invoice_id
 from services.invoicer.periods import Period
 from services.invoicer.proration import price_period
 from services.invoicer.records import IssueDraft
+from services.invoicer.schedule import due_periods, mark_overdue, next_due
 from tests.integration.test_invoicer_support import config
 
 NOW = datetime(2013, 6, 1, tzinfo=UTC)
@@ -36,6 +37,7 @@ class Stores:
 
     invoices: InvoiceStore
     tenants: TenantLedger
+    both: InvoicerPorts
 
     async def add_tenant(self, tenant_id: str) -> None:
         """Record the tenant's first configuration as the configuration handler does."""
@@ -73,7 +75,8 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     """Each test runs once per implementation, with tenants acme and globex and no invoice."""
     if request.param == "memory":
         tenants = InMemoryTenantLedger()
-        memory = Stores(InMemoryInvoiceStore(tenants), tenants)
+        store = InMemoryInvoiceStore(tenants)
+        memory = Stores(store, tenants, store)
         await memory.add_tenant("acme")
         await memory.add_tenant("globex")
         yield memory
@@ -82,7 +85,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     client = make_client(settings)
     store = InvoicerStore(client, database(client, settings))
     await store.ensure_indexes()
-    mongo = Stores(store, store)
+    mongo = Stores(store, store, store)
     await mongo.add_tenant("acme")
     await mongo.add_tenant("globex")
     try:
@@ -218,3 +221,18 @@ async def test_billing_errors_are_recorded_and_resolved_by_the_issue(stores: Sto
     assert number is not None
     assert [e["tenant_id"] for e in await stores.invoices.open_billing_errors()] == ["globex"]
     assert await stores.invoices.count_open_billing_errors() == 1
+
+
+async def test_the_schedule_continues_after_the_last_invoice_and_marks_overdue_once(
+    stores: Stores,
+) -> None:
+    as_of = datetime(2013, 8, 1, tzinfo=UTC)  # June and July have ended
+    await stores.issue("acme", JUNE)
+
+    due = [(p.start_date.isoformat(), t) for p, t in await due_periods(stores.both, as_of)]
+    assert due == [("2013-06-01", "globex"), ("2013-07-01", "acme"), ("2013-07-01", "globex")]
+    june = await stores.invoices.invoice(invoice_id("acme", JUNE.start_date))
+    assert june is not None
+    assert await next_due(stores.both, JUNE.end) == min(JULY.end, june["overdue_at"])
+    assert await mark_overdue(stores.both, as_of) == [june["_id"]]
+    assert await mark_overdue(stores.both, as_of) == []

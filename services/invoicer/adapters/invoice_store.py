@@ -14,7 +14,9 @@ this protocol yet: the payment and refund handlers and the configuration handler
 reads, guarded updates, tracking record and outbox entry in one MongoDB transaction of their
 own (`InvoicerStore.transaction`), and the issuing `read` (`cycle.read_and_price`) reads billed
 records and coupon counts inside the issuing transaction; both stay typed against
-`InvoicerStore`.
+`InvoicerStore`, and so do their callers (`cycle.issue_invoice`, `cycle.issue_isolated`,
+`schedule.run_cycle`, `issue.issue_for_period_end`). `InvoicerPorts` is the invoices and
+the tenants' ledger in one object, for the use cases that need both (the schedule).
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,10 +25,13 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from contracts import BillingConfigSubmitted
 from contracts.invoices import InvoiceStatus
+from services.invoicer.adapters.tenant_ledger import TenantLedger
 from services.invoicer.domain import PaymentOutcome
 from services.invoicer.periods import Period
 from services.invoicer.records import IssueDraft
+from services.invoicer.versions import ConfigVersion, chain_start
 
 Doc = dict[str, Any]
 #: What an issue attempt reads and prices, given the transaction's session (None in memory);
@@ -126,3 +131,20 @@ class InvoiceStore(Protocol):
     async def count_open_billing_errors(self) -> int:
         """How many billing errors are open."""
         ...
+
+
+class InvoicerPorts(InvoiceStore, TenantLedger, Protocol):
+    """Invoices and the tenants' configurations and ledgers in one object (`InvoicerStore`
+    on MongoDB, `InMemoryInvoiceStore` in memory)."""
+
+
+async def schedule_of(store: InvoicerPorts, tenant: Doc) -> tuple[list[ConfigVersion], datetime]:
+    """A tenant's configuration versions and where its next uninvoiced period starts: the
+    end of the last invoiced period, or the chain's start before the first invoice
+    (docs/billing-periods.md, "The period chain")."""
+    versions = await store.config_versions(tenant["_id"])
+    if not versions:  # a tenant document without recorded versions: its current one
+        current = BillingConfigSubmitted.model_validate(tenant["config"])
+        versions = [ConfigVersion(int(tenant.get("version", 1)), current)]
+    last_end = await store.last_invoiced_end(tenant["_id"])
+    return versions, last_end if last_end is not None else chain_start(versions)

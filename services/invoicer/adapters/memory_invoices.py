@@ -12,9 +12,9 @@ import asyncio
 import copy
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from contracts import TOPIC_INVOICE
+from contracts import TOPIC_INVOICE, BillingConfigSubmitted
 from contracts.base import Event, utc_now
 from contracts.invoices import InvoiceStatus
 from services.invoicer.adapters.billing_errors import (
@@ -23,7 +23,7 @@ from services.invoicer.adapters.billing_errors import (
     billing_error_reason,
     error_detail,
 )
-from services.invoicer.adapters.invoice_store import Read
+from services.invoicer.adapters.invoice_store import InvoicerPorts, Read
 from services.invoicer.adapters.issuing import ISSUE_ATTEMPTS
 from services.invoicer.adapters.tenant_ledger import InMemoryTenantLedger
 from services.invoicer.domain import (
@@ -38,13 +38,15 @@ from services.invoicer.ledger import LedgerMoved
 from services.invoicer.periods import Period
 from services.invoicer.records import IssueDraft, billed_records, build_invoice, issued_event
 from services.invoicer.records import status_event as status_changed
+from services.invoicer.versions import ConfigVersion
 
 Doc = dict[str, Any]
 
 
 class InMemoryInvoiceStore:
     """`InvoiceStore` in this process (see the module docstring); `tenants` holds the
-    configurations and ledgers the issue reads and moves (a new empty one by default)."""
+    configurations and ledgers the issue reads and moves (a new empty one by default), and is
+    this store's `TenantLedger` too (`InvoicerPorts`)."""
 
     def __init__(self, tenants: InMemoryTenantLedger | None = None) -> None:
         self.tenants = tenants if tenants is not None else InMemoryTenantLedger()
@@ -226,3 +228,34 @@ class InMemoryInvoiceStore:
     async def count_open_billing_errors(self) -> int:
         """See `InvoiceStore.count_open_billing_errors`."""
         return len(await self.open_billing_errors())
+
+    # TenantLedger, delegated to `tenants`
+
+    async def tenant(self, tenant_id: str, session: object = None) -> Doc | None:
+        """See `TenantLedger.tenant`."""
+        return await self.tenants.tenant(tenant_id)
+
+    async def all_tenants(self) -> list[Doc]:
+        """See `TenantLedger.all_tenants`."""
+        return await self.tenants.all_tenants()
+
+    async def config_versions(self, tenant_id: str, session: object = None) -> list[ConfigVersion]:
+        """See `TenantLedger.config_versions`."""
+        return await self.tenants.config_versions(tenant_id)
+
+    async def config_in_force(
+        self, tenant_id: str, at: datetime, session: object = None
+    ) -> ConfigVersion | None:
+        """See `TenantLedger.config_in_force`."""
+        return await self.tenants.config_in_force(tenant_id, at)
+
+    async def add_config_version(
+        self, command: BillingConfigSubmitted, version: int, now: datetime,
+        session: object = None,
+    ) -> None:
+        """See `TenantLedger.add_config_version`."""
+        await self.tenants.add_config_version(command, version, now)
+
+
+if TYPE_CHECKING:  # mypy checks that it implements both ports
+    _PORTS: InvoicerPorts = InMemoryInvoiceStore()

@@ -33,7 +33,7 @@ from services.invoicer.adapters.usage import CollectorUsage, UsageSource
 from services.invoicer.domain import PaymentOutcome
 from services.invoicer.names import OUTBOX
 from services.invoicer.periods import Period
-from services.invoicer.versions import ConfigVersion, chain_start, in_force
+from services.invoicer.versions import ConfigVersion, in_force
 
 if TYPE_CHECKING:  # records imports this module
     from services.invoicer.records import IssueDraft
@@ -209,14 +209,9 @@ class InvoicerStore:
         return in_force(versions, at) if versions else None
 
     async def schedule_of(self, tenant: Doc) -> tuple[list[ConfigVersion], datetime]:
-        """A tenant's configuration versions and where its next uninvoiced period starts: the
-        end of the last invoiced period, or the chain's start before the first invoice
-        (docs/billing-periods.md, "The period chain")."""
-        versions = await self.config_versions(tenant["_id"])
-        if not versions:  # a tenant document without recorded versions: its current one
-            versions = [ConfigVersion(int(tenant.get("version", 1)), tenant_config(tenant))]
-        last_end = await self.last_invoiced_end(tenant["_id"])
-        return versions, last_end if last_end is not None else chain_start(versions)
+        """See `invoice_store.schedule_of`."""
+        from services.invoicer.adapters import invoice_store
+        return await invoice_store.schedule_of(self, tenant)
 
     async def last_invoiced_end(
         self, tenant_id: str, session: AsyncClientSession | None = None
