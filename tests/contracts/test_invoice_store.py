@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.invoices import InvoiceStatus
-from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.invoice_store import InvoicerPorts, InvoiceStore, Read
 from services.invoicer.adapters.memory_invoices import InMemoryInvoiceStore
@@ -24,6 +23,7 @@ from services.invoicer.proration import price_period
 from services.invoicer.records import IssueDraft
 from services.invoicer.schedule import due_periods, mark_overdue, next_due
 from tests.integration.test_invoicer_support import config
+from tests.support.mongo import service_database
 
 NOW = datetime(2013, 6, 1, tzinfo=UTC)
 #: June to September 2013 of a monthly tenant starting 2013-06-01 (UTC).
@@ -82,17 +82,13 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
         yield memory
         return
     settings: CommonSettings = request.getfixturevalue("common_settings")  # own database
-    client = make_client(settings)
-    store = InvoicerStore(client, database(client, settings))
-    await store.ensure_indexes()
-    mongo = Stores(store, store, store)
-    await mongo.add_tenant("acme")
-    await mongo.add_tenant("globex")
-    try:
+    async with service_database(settings) as (client, db):
+        store = InvoicerStore(client, db)
+        await store.ensure_indexes()
+        mongo = Stores(store, store, store)
+        await mongo.add_tenant("acme")
+        await mongo.add_tenant("globex")
         yield mongo
-    finally:
-        await client.drop_database(settings.mongo_db)
-        await client.close()
 
 
 async def test_issues_take_gapless_numbers_and_a_period_is_issued_once(stores: Stores) -> None:

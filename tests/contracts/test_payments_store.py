@@ -12,13 +12,13 @@ import pytest
 
 from contracts.base import utc_now
 from contracts.invoices import InvoiceStatus
-from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.payments import domain
 from services.payments.adapters.memory_store import InMemoryPaymentsStore
 from services.payments.adapters.mongo_store import MongoPaymentsStore
 from services.payments.adapters.store import AuditEntry, Expect, ParkedEvent, PaymentsStore
 from services.payments.domain import ChargeResult, InvoiceRecord
+from tests.support.mongo import service_database
 
 T0 = datetime(2013, 8, 1, tzinfo=UTC)
 CARD = ChargeResult(True, "pi_1", "card visa 4242", payment_method_id="pm_1")
@@ -33,14 +33,10 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[PaymentsStore]:
         yield InMemoryPaymentsStore()
         return
     settings: CommonSettings = request.getfixturevalue("common_settings")  # own database
-    client = make_client(settings)
-    mongo = MongoPaymentsStore(client, database(client, settings))
-    await mongo.ensure_indexes()
-    try:
+    async with service_database(settings) as (client, db):
+        mongo = MongoPaymentsStore(client, db)
+        await mongo.ensure_indexes()
         yield mongo
-    finally:
-        await client.drop_database(settings.mongo_db)
-        await client.close()
 
 
 def issued(n: int = 1, **changes: Any) -> InvoiceRecord:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.adapters.tenant_ledger import InMemoryTenantLedger, TenantLedger, ledger_of
 from tests.integration.test_invoicer_support import config
+from tests.support.mongo import service_database
 
 NOW = datetime(2013, 6, 1, tzinfo=UTC)
 
@@ -25,14 +25,10 @@ async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[TenantLedger]:
         yield InMemoryTenantLedger()
         return
     settings: CommonSettings = request.getfixturevalue("common_settings")  # own database
-    client = make_client(settings)
-    store = InvoicerStore(client, database(client, settings))
-    await store.ensure_indexes()
-    try:
+    async with service_database(settings) as (client, db):
+        store = InvoicerStore(client, db)
+        await store.ensure_indexes()
         yield store
-    finally:
-        await client.drop_database(settings.mongo_db)
-        await client.close()
 
 
 async def add(ledger: TenantLedger, command: object, version: int) -> None:

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import pytest
 
-from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.usage import CollectorUsage, InMemoryUsage, UsageSource
 from tests.integration.test_invoicer_support import collect_usage
+from tests.support.mongo import service_database
 
 JUNE = datetime(2013, 6, 1, tzinfo=UTC)
 JULY = datetime(2013, 7, 1, tzinfo=UTC)
@@ -43,17 +43,12 @@ async def usage(request: pytest.FixtureRequest) -> AsyncIterator[Usage]:
         yield Usage(memory, add)
         return
     settings: CommonSettings = request.getfixturevalue("common_settings")  # own database
-    client = make_client(settings)
-    db = database(client, settings)
+    async with service_database(settings) as (_client, db):
 
-    async def record(tenant: str, meter: str, service: str, at: datetime, qty: str) -> None:
-        await collect_usage(db, tenant, meter, service, at, qty)
+        async def record(tenant: str, meter: str, service: str, at: datetime, qty: str) -> None:
+            await collect_usage(db, tenant, meter, service, at, qty)
 
-    try:
         yield Usage(CollectorUsage(db), record)
-    finally:
-        await client.drop_database(settings.mongo_db)
-        await client.close()
 
 
 async def test_totals_are_per_service_and_meter_over_the_half_open_interval(
