@@ -1,4 +1,8 @@
-"""Prometheus metrics every worker shares (`billing_` prefix, unit suffixes)."""
+"""Prometheus metrics every worker shares (`billing_` prefix, unit suffixes).
+
+Outbox metrics are labelled by `service` and `outbox` (the collection): the relay updates them
+each round (`services/common/outbox.py`). Which alert reads which metric: docs/operations.md.
+"""
 
 from prometheus_client import Counter, Gauge
 
@@ -8,8 +12,17 @@ DEAD_LETTERS = Counter(
     ["service", "reason"],
 )
 OUTBOX_BACKLOG = Gauge(
-    "billing_outbox_backlog", "Outbox entries not yet published to Kafka.", ["service"]
+    "billing_outbox_backlog",
+    "Outbox entries not yet published to Kafka, measured by the relay each round.",
+    ["service", "outbox"],
 )
 OUTBOX_PUBLISHED = Counter(
-    "billing_outbox_published_total", "Outbox entries published to Kafka.", ["service"]
+    "billing_outbox_published_total",
+    "Outbox entries published to Kafka (acknowledged by the broker) and marked published.",
+    ["service", "outbox"],
+)
+BACKGROUND_FAILURES = Counter(
+    "billing_background_failures_total",
+    "Failed rounds of a worker's periodic background task (outbox relay, cycle, dunning).",
+    ["task"],
 )

@@ -9,7 +9,7 @@ dead-lettered with its reason and acknowledged.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
@@ -27,8 +27,9 @@ from contracts.base import Contract, utc_now
 from services.common.codec import decode
 from services.common.errors import PermanentError
 from services.common.mongo import database, make_client
-from services.common.outbox import OutboxRelay
-from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
+from services.common.periodic import Task, periodic_task
+from services.common.relay import outbox_relay
+from services.common.worker import make_broker, send_dead_letter, serve_worker
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.handlers import apply_payment, apply_refund, apply_signed_config
 from services.invoicer.names import CONSUMES, OUTBOX, SERVICE
@@ -92,28 +93,15 @@ def build(settings: InvoicerSettings, store: InvoicerStore) -> KafkaBroker:
     return broker
 
 
-def cycle_task(
-    settings: InvoicerSettings, store: InvoicerStore
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+def cycle_task(settings: InvoicerSettings, store: InvoicerStore) -> Task:
     """Runs the cycle on the real clock every interval until stopped (never when 0)."""
 
-    async def run(stop: asyncio.Event) -> None:
-        interval = settings.invoicer_cycle_interval_seconds
-        if interval <= 0:
-            return
-        while not stop.is_set():
-            try:
-                report = await run_cycle(store, utc_now())
-                if report.issued or report.overdue:
-                    log.info("cycle: issued %s, overdue %s", report.issued, report.overdue)
-            except Exception:
-                log.exception("cycle run failed; trying again next interval")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+    async def step() -> None:
+        report = await run_cycle(store, utc_now())
+        if report.issued or report.overdue:
+            log.info("cycle: issued %s, overdue %s", report.issued, report.overdue)
 
-    return run
+    return periodic_task(settings.invoicer_cycle_interval_seconds, step, "invoicer-cycle")
 
 
 async def serve(stop: asyncio.Event, settings: InvoicerSettings | None = None) -> None:
@@ -125,12 +113,7 @@ async def serve(stop: asyncio.Event, settings: InvoicerSettings | None = None) -
     store = InvoicerStore(client, database(client, settings))
     broker = build(settings, store)
 
-    async def publish(
-        topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        await publish_raw(broker, topic, key, value, headers)
-
-    relay = OutboxRelay(store.db, OUTBOX, publish, settings.topic)
+    relay = outbox_relay(broker, settings, store.db, OUTBOX, SERVICE)
     await serve_worker(
         settings, stop, broker=broker, client=client, on_start=store.ensure_indexes,
         tasks=[relay.run, cycle_task(settings, store)],

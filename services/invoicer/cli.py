@@ -67,21 +67,13 @@ async def _cycle(as_of: datetime, publish: bool, settings: InvoicerSettings) -> 
 
 
 async def _relay(store: Any, settings: InvoicerSettings) -> int:
-    from services.common.outbox import OutboxRelay
-    from services.common.worker import publish_raw
-    from services.invoicer.names import OUTBOX
+    from services.common.relay import outbox_relay
+    from services.invoicer.names import OUTBOX, SERVICE
 
     await ensure_topics(settings)
     async with make_broker(settings, name="cycle-relay") as broker:
-        async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
-            await publish_raw(broker, topic, key, value, headers)
-
-        relay = OutboxRelay(store.db, OUTBOX, publish, settings.topic)
-        total = 0
-        while (n := await relay.relay_once()) > 0:
-            total += n
-        return total
-
+        relay = outbox_relay(broker, settings, store.db, OUTBOX, SERVICE)
+        return await relay.drain()
 
 
 def run_invoicer() -> None:

@@ -9,8 +9,6 @@ messages and unexpected handler errors are dead-lettered and the partition moves
 
 import asyncio
 import logging
-from functools import partial
-from typing import Any
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -28,8 +26,8 @@ from contracts import (
 from services.common.codec import decode
 from services.common.errors import PermanentError, RetryableError
 from services.common.mongo import database, make_client
-from services.common.outbox import OutboxRelay
-from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
+from services.common.relay import outbox_relay
+from services.common.worker import make_broker, send_dead_letter, serve_worker
 from services.notifier.adapters.mailer import Mailer, SmtpMailer
 from services.notifier.adapters.store import MongoNotificationStore
 from services.notifier.domain import InvoiceEvent
@@ -133,15 +131,9 @@ async def run_notifier(
     store = MongoNotificationStore(client, db)
     deps = NotifierDeps(store=store, mailer=mailer or SmtpMailer(settings), settings=settings)
     broker = create_broker(settings, deps)
-    relay = OutboxRelay(
-        db, OUTBOX, partial(_publish, broker), settings.topic
-    )
+    relay = outbox_relay(broker, settings, db, OUTBOX, SERVICE)
     await serve_worker(
         settings, stop, broker=broker, client=client, on_start=store.ensure_indexes,
         tasks=[relay.run],
     )
 
-
-async def _publish(broker: KafkaBroker, topic: str, key: bytes, value: bytes,
-                   headers: list[tuple[str, bytes]]) -> Any:
-    await publish_raw(broker, topic, key, value, headers)

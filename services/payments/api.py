@@ -8,15 +8,15 @@ right away (the running worker's relay would also publish them; consumers dedupe
 """
 
 from datetime import date, datetime
-from typing import Any
 
 from services.common.kafka import ensure_topics
-from services.common.mongo import make_client
-from services.common.worker import make_broker, publish_raw
+from services.common.mongo import database, make_client
+from services.common.relay import outbox_relay
+from services.common.worker import make_broker
 from services.payments import handlers
-from services.payments.bootstrap import open_deps, open_store, outbox_relay
+from services.payments.bootstrap import open_deps, open_store
 from services.payments.domain import InvoiceRecord
-from services.payments.names import CONSUMES, OUTBOXES, SERVICE, WEBHOOKS_SERVICE
+from services.payments.names import CONSUMES, OUTBOX, OUTBOXES, SERVICE, WEBHOOKS_SERVICE
 from services.payments.settings import PaymentsSettings
 
 __all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "PaymentsSettings",
@@ -33,14 +33,8 @@ async def relay_outbox(settings: PaymentsSettings) -> int:
     try:
         await broker.start()
 
-        async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
-            await publish_raw(broker, topic, key, value, headers)
-
-        relay = outbox_relay(client, settings, publish)
-        total = 0
-        while n := await relay.relay_once():
-            total += n
-        return total
+        relay = outbox_relay(broker, settings, database(client, settings), OUTBOX, SERVICE)
+        return await relay.drain()
     finally:
         await broker.stop()
         await client.close()

@@ -14,7 +14,7 @@ to start without `BILLING_STRIPE_WEBHOOK_SECRET`.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
@@ -27,13 +27,15 @@ from contracts.base import Contract, utc_now
 from services.common.codec import decode
 from services.common.errors import InvalidMessage, PermanentError, RetryableError
 from services.common.mongo import make_client
-from services.common.worker import make_broker, publish_raw, send_dead_letter, serve_worker
+from services.common.periodic import Task, periodic_task
+from services.common.relay import outbox_relay
+from services.common.worker import make_broker, send_dead_letter, serve_worker
 from services.payments import handlers
 from services.payments.adapters.metrics import STRIPE_OUTAGE_RETRIES
 from services.payments.adapters.stripe_gateway import StripeGateway
-from services.payments.bootstrap import mongo_store, outbox_relay
+from services.payments.bootstrap import mongo_store
 from services.payments.handlers import Deps
-from services.payments.names import CONSUMES, SERVICE
+from services.payments.names import CONSUMES, OUTBOX, SERVICE
 from services.payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
@@ -125,24 +127,15 @@ def _subscribe(broker: KafkaBroker, deps: Deps, topic: str, group: str) -> None:
     subscriber(on_message)
 
 
-def dunning_loop(deps: Deps) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+def dunning_loop(deps: Deps) -> Task:
     """Run due retries on the real clock every `payments_dunning_interval_seconds` (0: never)."""
-    interval = deps.settings.payments_dunning_interval_seconds
 
-    async def run(stop: asyncio.Event) -> None:
-        while interval > 0 and not stop.is_set():
-            try:
-                made = await handlers.run_due_retries(utc_now(), deps)
-                if made:
-                    log.info("dunning: %d retries", made)
-            except Exception:
-                log.exception("dunning run failed; next run in %s s", interval)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+    async def step() -> None:
+        made = await handlers.run_due_retries(utc_now(), deps)
+        if made:
+            log.info("dunning: %d retries", made)
 
-    return run
+    return periodic_task(deps.settings.payments_dunning_interval_seconds, step, "payments-dunning")
 
 
 async def run_payments(settings: PaymentsSettings, stop: asyncio.Event) -> None:
@@ -155,12 +148,8 @@ async def run_payments(settings: PaymentsSettings, stop: asyncio.Event) -> None:
     deps = Deps(settings, store, gateway, stop)
     broker = build_broker(deps)
 
-    async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
-        await publish_raw(broker, topic, key, value, headers)
-
-    relay = outbox_relay(client, settings, publish)
-    tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
-        relay.run, dunning_loop(deps)]
+    relay = outbox_relay(broker, settings, store.db, OUTBOX, SERVICE)
+    tasks: list[Task] = [relay.run, dunning_loop(deps)]
     try:
         await serve_worker(settings, stop, broker=broker, client=client,
                            on_start=store.ensure_indexes, tasks=tasks)

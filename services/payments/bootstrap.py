@@ -1,6 +1,6 @@
-"""Where the payments service's dependencies are built: the MongoDB store, the Stripe
-gateway, the outbox relay. The worker (`app.py`) and the one-off operations (`api.py`) both
-build them here, so neither imports the other."""
+"""Where the payments service's dependencies are built: the MongoDB store and the Stripe
+gateway (the outbox relay comes from `services.common.relay`). The worker (`app.py`) and the
+one-off operations (`api.py`) both build them here, so neither imports the other."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,11 +9,9 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from services.common.mongo import database, make_client
-from services.common.outbox import OutboxRelay, Publish
 from services.payments.adapters.mongo_store import MongoPaymentsStore
 from services.payments.adapters.stripe_gateway import PaymentGateway, StripeGateway
 from services.payments.charging import Deps
-from services.payments.names import OUTBOX
 from services.payments.settings import PaymentsSettings
 
 
@@ -21,12 +19,6 @@ def mongo_store(client: AsyncMongoClient[dict[str, Any]],
                 settings: PaymentsSettings) -> MongoPaymentsStore:
     """The store in the configured database, on `client` (the caller closes it)."""
     return MongoPaymentsStore(client, database(client, settings))
-
-
-def outbox_relay(client: AsyncMongoClient[dict[str, Any]], settings: PaymentsSettings,
-                 publish: Publish) -> OutboxRelay:
-    """The relay publishing the payments outbox through `publish`."""
-    return OutboxRelay(database(client, settings), OUTBOX, publish, settings.topic)
 
 
 @asynccontextmanager
