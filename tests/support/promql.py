@@ -11,18 +11,16 @@ Supported: numbers; selectors `name{l="v", l!="v", l=~"re", l!~"re"}` with an op
 `[5m]`; `sum min max avg count` with `by (...)`/`without (...)` before or after the argument;
 `increase rate delta` (extrapolated like Prometheus), `min_over_time max_over_time
 avg_over_time`; binary `* / + - == != > < >= <= and or unless` with one-to-one matching on all
-labels; the instant-vector lookback of 5 minutes.
+labels; the instant-vector lookback of 5 minutes. Windows include their start, as in the
+Prometheus 2.x that deploy/docker-compose.yml runs (3.x leaves the start out).
 """
 
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-Labels = frozenset[tuple[str, str]]
-Vector = dict[Labels, float]
-Value = Vector | float
-#: The samples of every series: labels (with `__name__`) -> [(time in seconds, value)].
-Series = dict[Labels, list[tuple[float, float]]]
+from tests.support.promql_ops import apply_binary, over_time
+from tests.support.promql_types import Labels, Series, Unsupported, Value, Vector
 
 LOOKBACK_SECONDS = 300.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -33,11 +31,6 @@ _TOKEN = re.compile(
 _AGGREGATIONS = {"sum", "min", "max", "avg", "count"}
 _PRECEDENCE = [{"or"}, {"and", "unless"}, {"==", "!=", ">", "<", ">=", "<="}, {"+", "-"},
                {"*", "/"}]
-_COMPARISONS = _PRECEDENCE[2]
-
-
-class Unsupported(ValueError):
-    """The expression uses PromQL outside the subset this evaluator implements."""
 
 
 @dataclass
@@ -82,7 +75,7 @@ class Evaluator:
             self._parser.take()
             if self._parser.peek() == "bool":
                 raise Unsupported("bool modifier")
-            left = _apply(op, left, self._binary(level + 1))  # type: ignore[arg-type]
+            left = apply_binary(op, left, self._binary(level + 1))  # type: ignore[arg-type]
         return left
 
     def _unary(self) -> Value:
@@ -146,8 +139,8 @@ class Evaluator:
         seconds = float(duration[1:-2]) * _UNITS[duration[-2]]
         result: Vector = {}
         for labels, samples in self._matching(selector):
-            window = [(t, v) for t, v in samples if self.at - seconds < t <= self.at]
-            value = _over_time(name, window, self.at - seconds, self.at)
+            window = [(t, v) for t, v in samples if self.at - seconds <= t <= self.at]
+            value = over_time(name, window, self.at - seconds, self.at)
             if value is not None:
                 result[frozenset((k, v) for k, v in labels if k != "__name__")] = value
         return result
@@ -183,7 +176,7 @@ class Evaluator:
             raise Unsupported("a range vector outside a function")
         result: Vector = {}
         for labels, samples in self._matching(selector):
-            recent = [v for t, v in samples if self.at - LOOKBACK_SECONDS < t <= self.at]
+            recent = [v for t, v in samples if self.at - LOOKBACK_SECONDS <= t <= self.at]
             if recent:
                 result[labels] = recent[-1]
         return result
@@ -209,96 +202,6 @@ def _matches(value: str, op: str, text: str) -> bool:
     if op in ("=", "!="):
         return (value == text) == (op == "=")
     return (re.fullmatch(text, value) is not None) == (op == "=~")
-
-
-def _over_time(
-    name: str, window: list[tuple[float, float]], start: float, end: float
-) -> float | None:
-    if not window:
-        return None
-    values = [v for _, v in window]
-    if name == "min_over_time":
-        return min(values)
-    if name == "max_over_time":
-        return max(values)
-    if name == "avg_over_time":
-        return sum(values) / len(values)
-    if name in ("increase", "rate", "delta"):
-        return _extrapolated(window, start, end, counter=name != "delta", rate=name == "rate")
-    raise Unsupported(f"function {name}")
-
-
-def _extrapolated(
-    window: list[tuple[float, float]], start: float, end: float, *, counter: bool, rate: bool
-) -> float | None:
-    """Prometheus' `extrapolatedRate`: the change over the samples (counter resets added back),
-    extrapolated to the window's edges when the samples reach close enough to them."""
-    if len(window) < 2:
-        return None
-    (first_t, first_v), (last_t, last_v) = window[0], window[-1]
-    change = last_v - first_v
-    if counter:
-        pairs = zip(window, window[1:], strict=False)
-        change += sum(prev for (_, prev), (_, cur) in pairs if cur < prev)
-    sampled = last_t - first_t
-    average = sampled / (len(window) - 1)
-    to_start, to_end = first_t - start, end - last_t
-    if counter and change > 0 and first_v >= 0:
-        to_start = min(to_start, sampled * (first_v / change))
-    threshold = average * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average / 2
-    interval += to_end if to_end < threshold else average / 2
-    change *= interval / sampled
-    return change / (end - start) if rate else change
-
-
-def _apply(op: str, left: Value, right: Value) -> Value:
-    """A binary operator with one-to-one matching on all labels but the metric name."""
-    if op in ("and", "or", "unless"):
-        if not (isinstance(left, dict) and isinstance(right, dict)):
-            raise Unsupported(f"{op} between scalars")
-        keys = {_unnamed(labels) for labels in right}
-        if op == "and":
-            return {k: v for k, v in left.items() if _unnamed(k) in keys}
-        if op == "unless":
-            return {k: v for k, v in left.items() if _unnamed(k) not in keys}
-        ours = {_unnamed(labels) for labels in left}
-        return {**left, **{k: v for k, v in right.items() if _unnamed(k) not in ours}}
-    if isinstance(left, float) and isinstance(right, float):
-        raise Unsupported("scalar-scalar arithmetic")
-    if isinstance(right, float):
-        pairs = {k: (v, right) for k, v in left.items()}  # type: ignore[union-attr]
-    elif isinstance(left, float):
-        pairs = {k: (left, v) for k, v in right.items()}
-    else:
-        by_key = {_unnamed(k): v for k, v in right.items()}
-        pairs = {k: (v, by_key[_unnamed(k)]) for k, v in left.items() if _unnamed(k) in by_key}
-    result: Vector = {}
-    for labels, (a, b) in pairs.items():
-        if op in _COMPARISONS:
-            if _compare(op, a, b):
-                result[labels if isinstance(left, dict) else _unnamed(labels)] = (
-                    a if isinstance(left, dict) else b
-                )
-        else:
-            result[_unnamed(labels)] = _arithmetic(op, a, b)
-    return result
-
-
-def _unnamed(labels: Labels) -> Labels:
-    return frozenset((k, v) for k, v in labels if k != "__name__")
-
-
-def _compare(op: str, a: float, b: float) -> bool:
-    return {"==": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b,
-            "<=": a <= b}[op]
-
-
-def _arithmetic(op: str, a: float, b: float) -> float:
-    if op == "/":
-        return a / b if b else (float("nan") if a == 0 else float("inf") * (1 if a > 0 else -1))
-    return {"+": a + b, "-": a - b, "*": a * b}[op]
 
 
 def fires(expr: str, series: Series, at: float, hold_seconds: float, step: float) -> Vector:

@@ -13,19 +13,24 @@ fails here.
 import asyncio
 import math
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.metrics import DEAD_LETTERS, OUTBOX_BACKLOG
 from services.common.ops import ops_app
 from services.payments.adapters.metrics import OUTCOMES, WEBHOOKS
-from tests.support.promql import Labels, Series, fires
+from tests.support.promql import fires
+from tests.support.promql_types import Labels, Series, Unsupported
 from tests.unit.test_deploy_monitoring import alert_rules
 
 pytestmark = pytest.mark.unit
@@ -215,8 +220,9 @@ def test_an_alert_with_a_hold_time_does_not_fire_before_it_has_held() -> None:
     def stuck_from_minute_10(i: int) -> float:
         return 0 if i < 10 else 500
 
-    assert not firing(rule, run(10 + 14, outbox_backlog(stuck_from_minute_10)))
-    assert firing(rule, run(10 + 15, outbox_backlog(stuck_from_minute_10)))
+    # run(n) ends at minute n - 1: stuck for 14 minutes, then for 15
+    assert not firing(rule, run(10 + 14 + 1, outbox_backlog(stuck_from_minute_10)))
+    assert firing(rule, run(10 + 15 + 1, outbox_backlog(stuck_from_minute_10)))
 
 
 def test_the_outbox_alert_labels_name_the_service_whose_outbox_is_stuck() -> None:
@@ -231,3 +237,56 @@ def test_the_timeline_reads_the_metrics_the_workers_export() -> None:
     timeline = run(2, payments(succeeded=1, failed=0))
     names = {dict(labels)["__name__"] for labels in timeline.series}
     assert "billing_payments_outcomes_total" in names
+
+
+def promtool_case(rule: dict[str, Any], minutes: int, minute: Minute) -> dict[str, Any]:
+    """A `promtool test rules` case: the timeline's series and the alerts evaluated here."""
+    timeline = run(minutes, minute)
+    inputs = []
+    for labels, samples in timeline.series.items():
+        found = dict(labels)
+        name = found.pop("__name__")
+        if name.startswith(("billing_", "up", "kafka_")):
+            at = dict(samples)
+            values = [at.get(i * STEP_SECONDS) for i in range(minutes)]
+            selector = ",".join(f'{k}="{v}"' for k, v in sorted(found.items()))
+            inputs.append({"series": f"{name}{{{selector}}}", "values": " ".join(
+                "_" if v is None else repr(v) for v in values)})
+    expected = [
+        {"exp_labels": {**{k: v for k, v in labels if k != "__name__"}, **rule["labels"]}}
+        for labels in firing(rule, timeline)
+    ]
+    return {"interval": "1m", "input_series": inputs, "alert_rule_test": [
+        {"eval_time": f"{minutes - 1}m", "alertname": rule["alert"], "exp_alerts": expected}]}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_fires_exactly_the_alerts_evaluated_here(tmp_path: Path) -> None:
+    rules = [{k: v for k, v in rule.items() if k != "annotations"} for rule in alert_rules()]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "billing",
+                                                                     "rules": rules}]}))
+    cases = [promtool_case(rule, minutes, minute) for rule in alert_rules()
+             for minutes, minute in [CASES[rule["alert"]].failing,
+                                     *CASES[rule["alert"]].healthy]]
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(
+        {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": cases}))
+    result = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_metric_renamed_in_the_code_would_leave_its_rule_silent() -> None:
+    (rule,) = [r for r in alert_rules() if r["alert"] == "BillingDeadLettersArriving"]
+    timeline = run(*CASES[rule["alert"]].failing)
+    renamed = {
+        frozenset(("__name__", "billing_dead_lettered_total") if pair == (
+            "__name__", "billing_dead_letters_total") else pair for pair in labels): samples
+        for labels, samples in timeline.series.items()
+    }
+    assert firing(rule, timeline)
+    assert not fires(rule["expr"], renamed, timeline.now, 0, STEP_SECONDS)
+
+
+def test_promql_outside_the_evaluated_subset_is_refused() -> None:
+    with pytest.raises(Unsupported):
+        fires("histogram_quantile(0.9, billing_x_bucket) > 1", {}, 0, 0, STEP_SECONDS)

@@ -2,9 +2,9 @@
 the settings classes and the metric definitions of the code actually offer, read at test time
 so that commands, settings and metrics added by any service are picked up."""
 
-import ast
 import importlib
 import inspect
+import pkgutil
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
 
@@ -71,72 +72,43 @@ def settings_env_names() -> set[str]:
 
 # ----------------------------------------------------------------------- metrics
 
-_METRIC_CLASSES = {"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"}
 _SUFFIXES = {
-    "Counter": ("_total", "_created"),
-    "Gauge": ("",),
-    "Histogram": ("_bucket", "_sum", "_count", "_created"),
-    "Summary": ("", "_sum", "_count", "_created"),
-    "Info": ("_info",),
-    "Enum": ("",),
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "info": ("_info",),
+    "stateset": ("",),
+    "unknown": ("",),
 }
 
 
-def _prometheus_names(tree: ast.AST) -> tuple[dict[str, str], set[str]]:
-    """Local name -> metric class imported from prometheus_client, and the module's aliases."""
-    classes: dict[str, str] = {}
-    modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "prometheus_client":
-            for alias in node.names:
-                if alias.name in _METRIC_CLASSES:
-                    classes[alias.asname or alias.name] = alias.name
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name == "prometheus_client":
-                    modules.add(alias.asname or alias.name)
-    return classes, modules
+def import_every_service_module() -> None:
+    """Import every module of services/ (not the `__main__` entry points), so that each metric
+    the code declares is registered in prometheus_client's default registry."""
+    import services
+
+    for module in pkgutil.walk_packages(services.__path__, "services."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
 
 
-def _metric_definitions(tree: ast.AST) -> Iterator[tuple[str, str]]:
-    """(class name, metric name) for each prometheus_client metric constructed in `tree`."""
-    classes, modules = _prometheus_names(tree)
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        if isinstance(func, ast.Name):
-            kind = classes.get(func.id)
-        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            kind = func.attr if func.value.id in modules else None
-        else:
-            kind = None
-        if kind not in _METRIC_CLASSES:
-            continue
-        args = {kw.arg: kw.value for kw in node.keywords}
-        name_node = node.args[0] if node.args else args.get("name")
-        if not (isinstance(name_node, ast.Constant) and isinstance(name_node.value, str)):
-            continue
-        parts = [
-            n.value
-            for key in ("namespace", "subsystem")
-            if isinstance(n := args.get(key), ast.Constant) and n.value
-        ]
-        yield kind, "_".join([*parts, name_node.value])
+def registry_series_names(registry: CollectorRegistry) -> frozenset[str]:
+    """Every series name the metric families of `registry` export or will export once they
+    have children (counters `_total`, histograms `_bucket/_sum/_count`...)."""
+    return frozenset(
+        family.name + suffix
+        for family in registry.collect()
+        for suffix in _SUFFIXES.get(family.type, ("",))
+    )
 
 
 @cache
 def exported_metrics() -> frozenset[str]:
-    """Every series name the code exports: prometheus_client metric definitions found in the
-    sources of services/ (counters gain `_total`, histograms `_bucket/_sum/_count`...)."""
-    names: set[str] = set()
-    for path in SERVICES.rglob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for kind, name in _metric_definitions(tree):
-            if kind == "Counter":
-                name = name.removesuffix("_total")
-            names.update(name + suffix for suffix in _SUFFIXES[kind])
-    return frozenset(names)
+    """Every series name the code exports: the families registered in the default registry
+    once every module of services/ is imported (what the workers' `/metrics` serves)."""
+    import_every_service_module()
+    return registry_series_names(REGISTRY)
 
 
 _PROMQL_WORDS = {
@@ -239,15 +211,11 @@ def test_the_metric_scan_finds_the_shared_worker_metrics() -> None:
 
 
 def test_the_metric_scan_names_series_as_prometheus_client_exports_them() -> None:
-    tree = ast.parse(
-        "from prometheus_client import Counter, Histogram as H\n"
-        "import prometheus_client as pc\n"
-        "a = Counter('billing_a_total', 'a')\n"
-        "b = H('b_seconds', 'b', namespace='billing')\n"
-        "c = pc.Gauge('billing_c', 'c')\n"
-    )
-    assert sorted(_metric_definitions(tree)) == [
-        ("Counter", "billing_a_total"), ("Gauge", "billing_c"), ("Histogram", "billing_b_seconds"),
-    ]
-    unrelated = ast.parse("from collections import Counter\nx = Counter('abc')\n")
-    assert list(_metric_definitions(unrelated)) == []
+    registry = CollectorRegistry()
+    Counter("billing_a_total", "a", registry=registry)
+    Histogram("b_seconds", "b", namespace="billing", registry=registry)
+    Gauge("billing_c", "c", ["service"], registry=registry)
+    names = registry_series_names(registry)
+    assert {"billing_a_total", "billing_b_seconds_bucket", "billing_b_seconds_count",
+            "billing_c"} <= names
+    assert "billing_a" not in names and "billing_b_seconds" not in names

@@ -1,6 +1,7 @@
 """deploy/prometheus and deploy/grafana: alert rules and dashboard panels use only metrics the
-code exports (found in the sources at test time) or that named exporters provide, each alert
-is explained in docs/operations.md, and the scrape configuration finds every worker."""
+code registers (every module of services/ imported, the registry read) or that named exporters
+provide, each alert is explained in docs/operations.md, and the scrape configuration finds every
+worker. That each rule can fire: tests/unit/test_alert_rules.py."""
 
 import json
 import re
