@@ -13,3 +13,8 @@ OUTBOX_BACKLOG = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "billing_outbox_published_total", "Outbox entries published to Kafka.", ["service"]
 )
+RETRIES = Counter(
+    "billing_retries_total",
+    "Retries of a message or write after a transient failure, by service and reason.",
+    ["service", "reason"],
+)
