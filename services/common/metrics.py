@@ -18,3 +18,9 @@ RETRIES = Counter(
     "Retries of a message or write after a transient failure, by service and reason.",
     ["service", "reason"],
 )
+MESSAGES = Counter(
+    "billing_messages_total",
+    "Messages a worker's runtime finished with, by service and outcome "
+    "(processed, ignored: a type the subscriber does not take, dead_lettered).",
+    ["service", "outcome"],
+)
