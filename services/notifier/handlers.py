@@ -9,8 +9,8 @@ Sequence for an event that calls for an email (`notify`):
 2. Notifications off in the event -> record `skipped`, send nothing.
 3. Claim: record `sending` (with the deterministic Message-ID) BEFORE the SMTP conversation.
 4. SMTP, with bounded in-process retries on temporary failures; still failing -> raise
-   `TemporaryMailError` so the subscriber hands the message back to Kafka (offset not
-   committed) and it is tried again later, never dropped.
+   `TemporaryMailError`: the consumer runtime retries the message in place with back-off
+   (offset not committed until it passes), never dropped.
 5. Accepted -> `sent` + `NotificationSent` in one transaction (outbox). Refused with a 5xx ->
    `failed` + `NotificationFailed` + a `DeadLettered` record in one transaction.
 
@@ -76,8 +76,8 @@ async def notify(
     """Send the email `event` calls for, once; returns what happened.
 
     Idempotent per (invoice, kind). Raises `TemporaryMailError` when the SMTP server stayed
-    unavailable through `smtp_retry_attempts` tries (retry the message later) and pymongo
-    errors when MongoDB is unavailable (retry too).
+    unavailable through `smtp_retry_attempts` tries and `DependencyUnavailable` when MongoDB
+    is unavailable (both retryable: the runtime tries the message again).
     """
     request = notification_for(event, await deps.store.contact(event.tenant_id))
     if request is None:

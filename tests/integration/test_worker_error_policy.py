@@ -165,3 +165,36 @@ async def test_a_notifier_handler_bug_is_dead_lettered_and_the_next_event_notifi
     [letter] = await dead_letters(settings)
     assert (letter["service"], letter["reason"]) == ("notifier", "internal_error")
     assert letter["detail"].startswith("ValueError: template broken at ")
+
+
+async def test_a_stop_during_an_outage_ends_promptly_and_leaves_the_offset_uncommitted(
+    billing_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = PaymentsSettings(stripe_webhook_secret="whsec_policy", clock_mode="event",
+                                payments_dunning_interval_seconds=0, stripe_webhooks_port=0,
+                                stripe_retry_base_seconds=30, payments_retry_cap_seconds=60)
+    tries: list[str] = []
+
+    async def handle_invoice_issued(event: Any, deps: Any) -> str:
+        tries.append(event.invoice_id)
+        raise DependencyUnavailable("Stripe")
+
+    monkeypatch.setitem(payments_app.ROUTES, TOPIC_INVOICE,
+                        (payments_app.ROUTES[TOPIC_INVOICE][0], handle_invoice_issued))
+    await ensure_topics(settings)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(payments_app.run_payments(settings, stop))
+    publisher = make_broker(settings, name="test")
+    await publisher.start()
+    try:
+        await publish_event(publisher, settings, issued_invoice(1), TOPIC_INVOICE, "acme")
+        await eventually(lambda: tries, what="the first try", seconds=60)
+    finally:
+        await publisher.stop()
+        stop.set()  # SIGTERM while the 30 s back-off runs
+        await asyncio.wait_for(worker, timeout=25)
+    committed = await committed_offsets(settings, settings.group("payments"),
+                                        [settings.topic(TOPIC_INVOICE)])
+    assert sum(committed.values()) == 0, "the message is redelivered after the restart"
+    assert set(tries) == {"inv-acme-1"}
+    assert await dead_letters(settings) == []

@@ -18,7 +18,7 @@ from contracts import (
     PaymentSucceeded,
 )
 from services.common.backoff import Stopped
-from services.common.consumer import subscribe
+from services.common.consumer import process, subscribe
 from services.common.deadletter import MessageSource
 from services.common.errors import DependencyUnavailable, Forbidden
 from services.common.metrics import DEAD_LETTERS, MESSAGES, RETRIES
@@ -174,3 +174,24 @@ async def test_a_stop_request_ends_the_retrying_without_acknowledging() -> None:
 
 async def _ready() -> dict[str, bool]:
     return {"test": True}
+
+
+async def test_a_dead_letter_the_broker_does_not_take_is_retried_until_it_is() -> None:
+    sent: list[tuple[str, bytes]] = []
+
+    async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
+        sent.append((topic, key))
+        if len(sent) <= 2:
+            raise DependencyUnavailable("broker")
+
+    async def on_paid(event: PaymentSucceeded, source: MessageSource) -> None:
+        raise AssertionError("never called")
+
+    source = MessageSource(SETTINGS.topic(TOPIC_PAYMENT), 0, 7, b"acme", b"{not json",
+                           (("event-type", b"PaymentSucceeded"),))
+    before = count(DEAD_LETTERS, service=SERVICE, reason="invalid_json")
+    outcome = await process(source, {PaymentSucceeded: on_paid}, service=SERVICE,
+                            publish=publish, settings=SETTINGS, stop=asyncio.Event())
+    assert outcome == "dead_lettered"
+    assert sent == [(SETTINGS.topic(TOPIC_DEAD_LETTER), b"acme")] * 3
+    assert count(DEAD_LETTERS, service=SERVICE, reason="invalid_json") - before == 1
