@@ -40,14 +40,10 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
 async def publish_event(
     broker: KafkaBroker, settings: CommonSettings, event: Contract, topic: str, key: str
 ) -> None:
-    """Publish `event` to contract topic `topic` (prefixed by settings) keyed by `key`."""
+    """Publish `event` to contract topic `topic` (prefixed by settings) keyed by `key`.
+    Raises `DependencyUnavailable` when the broker does not answer."""
     body, headers = encode(event)
-    await broker.publish(
-        body,
-        settings.topic(topic),
-        key=key.encode(),
-        headers=dict((k, v.decode()) for k, v in headers),
-    )
+    await publish_raw(broker, settings.topic(topic), key.encode(), body, headers)
 
 
 async def publish_raw(

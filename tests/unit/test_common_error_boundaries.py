@@ -9,8 +9,11 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 
+from contracts import TOPIC_INVOICE
 from services.common.errors import DependencyUnavailable
-from services.common.worker import publish_raw
+from services.common.settings import CommonSettings
+from services.common.worker import publish_event, publish_raw
+from tests.support.stripe_fake import issued_invoice
 
 pytestmark = pytest.mark.unit
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -25,6 +28,9 @@ async def test_a_broker_that_does_not_answer_is_dependency_unavailable() -> None
     with pytest.raises(DependencyUnavailable, match="billing.payment.v1") as info:
         await publish_raw(cast(KafkaBroker, DownBroker()), "billing.payment.v1", b"k", b"{}", [])
     assert isinstance(info.value.__cause__, KafkaConnectionError)
+    with pytest.raises(DependencyUnavailable):
+        await publish_event(cast(KafkaBroker, DownBroker()), CommonSettings(),
+                            issued_invoice(1), TOPIC_INVOICE, "acme")
 
 
 @pytest.mark.parametrize("module", [
