@@ -80,9 +80,8 @@ async def process(
     try:
         event = decode(source.value, list(source.headers), list(handlers))
     except InvalidMessage as exc:
-        outcome = await _dead(source, exc.reason, exc.detail, service, publish, settings, stop,
-                              base, cap)
-        return outcome
+        return await _dead(source, exc.reason, exc.detail, service, publish, settings, stop,
+                           base, cap)
     if event is None:
         MESSAGES.labels(service=service, outcome="ignored").inc()
         return "ignored"
