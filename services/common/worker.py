@@ -1,5 +1,7 @@
-"""What every Kafka worker shares: the broker, publishing with event-type headers,
-dead-lettering, and the serve loop (ops endpoint, broker, background tasks, graceful stop).
+"""What every Kafka worker shares: the broker, publishing with event-type headers (a broker
+that does not answer raises `DependencyUnavailable`), and the serve loop (ops endpoint,
+broker, background tasks, graceful stop). Subscribers and dead letters: `consumer.py`,
+`deadletter.py`.
 
 Services use FastStream's `KafkaBroker` for subscribers and publishing; `serve_worker` runs
 it beside the `/metrics`, `/healthz` and `/readyz` endpoint until SIGTERM.
@@ -17,7 +19,7 @@ from pymongo import AsyncMongoClient
 
 from contracts.base import Contract
 from services.common.codec import encode
-from services.common.deadletter import DeadLetter, PublishRaw, publish_dead_letter
+from services.common.deadletter import PublishRaw
 from services.common.errors import DependencyUnavailable
 from services.common.kafka import ensure_topics
 from services.common.ops import OpsServer, ops_app
@@ -66,15 +68,6 @@ def raw_publisher(broker: KafkaBroker) -> PublishRaw:
         await publish_raw(broker, topic, key, value, headers)
 
     return publish
-
-
-async def send_dead_letter(
-    broker: KafkaBroker, settings: CommonSettings, service: str, letter: DeadLetter
-) -> None:
-    """Publish the `DeadLettered` record of `letter` and count it in
-    `billing_dead_letters_total{service, reason}` (`deadletter.publish_dead_letter`).
-    Raises `DependencyUnavailable` when the broker does not answer."""
-    await publish_dead_letter(raw_publisher(broker), settings, service, letter)
 
 
 async def mongo_answers(client: AsyncMongoClient[dict[str, Any]]) -> bool:
