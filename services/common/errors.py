@@ -8,8 +8,11 @@
         ├── InvalidMessage    not JSON, or it fails its contract
         └── Forbidden         the actor may not do this (reason `forbidden`)
 
-Subscribers map the two branches: retryable -> do not commit, try again; permanent ->
-dead-letter with the reason and go on.
+The consumer runtime (`services/common/consumer.py`) maps them in one place: retryable ->
+retry in place with capped back-off until it passes (never committed before); permanent ->
+dead-letter with the reason and go on; any other exception is a bug -> dead-letter
+`internal_error` and go on. Adapters raise these types, never a driver's own errors
+(docs/design.md#error-policy).
 """
 
 
@@ -22,7 +25,8 @@ class RetryableError(BillingError):
 
 
 class DependencyUnavailable(RetryableError):
-    """A server the worker depends on did not answer in time."""
+    """A server the worker depends on (MongoDB, the broker, SMTP, Stripe) did not answer in
+    time or was interrupted; the driver's error is the `__cause__`."""
 
 
 class PermanentError(BillingError):

@@ -26,3 +26,14 @@ BACKGROUND_FAILURES = Counter(
     "Failed rounds of a worker's periodic background task (outbox relay, cycle, dunning).",
     ["task"],
 )
+RETRIES = Counter(
+    "billing_retries_total",
+    "Retries of a message or write after a transient failure, by service and reason.",
+    ["service", "reason"],
+)
+MESSAGES = Counter(
+    "billing_messages_total",
+    "Messages a worker's runtime finished with, by service and outcome "
+    "(processed, ignored: a type the subscriber does not take, dead_lettered).",
+    ["service", "outcome"],
+)

@@ -13,18 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.outbox import OutboxRelay, Publish
 from services.common.settings import CommonSettings
-from services.common.worker import publish_raw
-
-
-def broker_publish(broker: KafkaBroker) -> Publish:
-    """A `Publish` sending pre-encoded bytes through `broker` (completes on the broker's ack)."""
-
-    async def publish(
-        topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        await publish_raw(broker, topic, key, value, headers)
-
-    return publish
+from services.common.worker import raw_publisher
 
 
 def outbox_relay(
@@ -39,5 +28,5 @@ def outbox_relay(
     """The relay of `service`'s outbox `collection` in `db`, publishing through `broker`
     (or `publish`, when given: tests hold publishing back with it) to the settings' topics."""
     return OutboxRelay(
-        db, collection, publish or broker_publish(broker), settings.topic, service=service
+        db, collection, publish or raw_publisher(broker), settings.topic, service=service
     )

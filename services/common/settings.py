@@ -31,6 +31,12 @@ class CommonSettings(BaseSettings):
     log_json: bool = True
     shutdown_timeout_seconds: float = 20.0
     clock_mode: Literal["wall", "event"] = "wall"
+    retry_base_seconds: float = Field(
+        default=0.2, gt=0, description="first back-off delay of a retryable failure"
+    )
+    retry_cap_seconds: float = Field(
+        default=30.0, gt=0, description="longest back-off delay of a retryable failure"
+    )
 
     def topic(self, name: str) -> str:
         """The real topic name for a contract topic (`billing.usage.v1` -> prefix + name)."""

@@ -1,5 +1,7 @@
-"""What every Kafka worker shares: the broker, publishing with event-type headers,
-dead-lettering, and the serve loop (ops endpoint, broker, background tasks, graceful stop).
+"""What every Kafka worker shares: the broker, publishing with event-type headers (a broker
+that does not answer raises `DependencyUnavailable`), and the serve loop (ops endpoint,
+broker, background tasks, graceful stop). Subscribers and dead letters: `consumer.py`,
+`deadletter.py`.
 
 Services use FastStream's `KafkaBroker` for subscribers and publishing; `serve_worker` runs
 it beside the `/metrics`, `/healthz` and `/readyz` endpoint until SIGTERM.
@@ -11,14 +13,15 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
-from contracts import TOPIC_DEAD_LETTER
 from contracts.base import Contract
 from services.common.codec import encode
-from services.common.kafka import dead_letter, ensure_topics
-from services.common.metrics import DEAD_LETTERS
+from services.common.deadletter import PublishRaw
+from services.common.errors import DependencyUnavailable
+from services.common.kafka import ensure_topics
 from services.common.ops import OpsServer, ops_app
 from services.common.settings import CommonSettings
 
@@ -39,56 +42,32 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
 async def publish_event(
     broker: KafkaBroker, settings: CommonSettings, event: Contract, topic: str, key: str
 ) -> None:
-    """Publish `event` to contract topic `topic` (prefixed by settings) keyed by `key`."""
+    """Publish `event` to contract topic `topic` (prefixed by settings) keyed by `key`.
+    Raises `DependencyUnavailable` when the broker does not answer."""
     body, headers = encode(event)
-    await broker.publish(
-        body,
-        settings.topic(topic),
-        key=key.encode(),
-        headers=dict((k, v.decode()) for k, v in headers),
-    )
+    await publish_raw(broker, settings.topic(topic), key.encode(), body, headers)
 
 
 async def publish_raw(
     broker: KafkaBroker, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
 ) -> None:
-    """Publish pre-encoded bytes to a real topic name (the outbox relay's `Publish`)."""
-    await broker.publish(value, topic, key=key, headers={k: v.decode() for k, v in headers})
+    """Publish pre-encoded bytes to a real topic name (the outbox relay's `Publish`, the
+    runtime's dead letters). Raises `DependencyUnavailable` when the broker does not answer."""
+    try:
+        await broker.publish(value, topic, key=key, headers={k: v.decode() for k, v in headers})
+    except KafkaError as exc:
+        raise DependencyUnavailable(f"Kafka: publishing to {topic} failed: {exc!r}") from exc
 
 
-async def send_dead_letter(
-    broker: KafkaBroker,
-    settings: CommonSettings,
-    *,
-    service: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    reason: str,
-    detail: str = "",
-) -> None:
-    """Publish a `DeadLettered` record for a message and count it in
-    `billing_dead_letters_total{service, reason}`. Keyed like the original message."""
-    event = dead_letter(
-        service=service,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key,
-        value=value,
-        reason=reason,
-        detail=detail,
-    )
-    await publish_event(broker, settings, event, TOPIC_DEAD_LETTER, event.key or service)
-    DEAD_LETTERS.labels(service=service, reason=reason).inc()
-    log.warning(
-        "dead-lettered: %s %s",
-        reason,
-        detail[:200],
-        extra={"service": service, "topic": topic, "partition": partition, "offset": offset},
-    )
+def raw_publisher(broker: KafkaBroker) -> PublishRaw:
+    """`publish_raw` bound to `broker`: what `subscribe` and the dead-letter path take."""
+
+    async def publish(
+        topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        await publish_raw(broker, topic, key, value, headers)
+
+    return publish
 
 
 async def mongo_answers(client: AsyncMongoClient[dict[str, Any]]) -> bool:

@@ -24,6 +24,7 @@ from pymongo.errors import ConnectionFailure
 
 from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
+from services.common.errors import RetryableError
 from services.invoicer.adapters.ledger import code_redemptions
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id
@@ -127,7 +128,7 @@ async def issue_isolated(
     """
     try:
         number = await issue_invoice(store, tenant_id, period)
-    except ConnectionFailure:
+    except (ConnectionFailure, RetryableError):  # the database is unavailable
         raise
     except Exception as exc:
         reason = await store.record_billing_error(tenant_id, period, exc, waiting)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
+from services.common.errors import RetryableError
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
 from services.invoicer.adapters.invoice_store import InvoicerPorts, InvoiceStore, schedule_of
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
@@ -50,7 +51,7 @@ async def mark_overdue(store: InvoiceStore, as_of: datetime) -> list[str]:
                 marked.append(doc["_id"])
         except DuplicateKeyError:
             pass  # another process marked it
-        except ConnectionFailure:
+        except (ConnectionFailure, RetryableError):  # the database is unavailable
             raise
         except Exception:  # one broken invoice must not keep the others from overdue
             BILLING_ERRORS_TOTAL.labels(reason="overdue_failed").inc()

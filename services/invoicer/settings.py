@@ -26,7 +26,6 @@ class InvoicerSettings(CommonSettings):
     """
 
     invoicer_cycle_interval_seconds: float = Field(default=60.0, ge=0)
-    invoicer_retry_backoff_seconds: float = Field(default=1.0, ge=0)
     command_signing_key: SecretStr | None = None
 
     def signing_key(self) -> bytes:

@@ -1,20 +1,18 @@
 """The notifier worker: consumes `billing.invoice.v1`, emails tenants, relays its outbox; keeps
 a projection of tenants' contact settings from `billing.tenant.v1` (`BillingConfigApplied`).
 
-Two subscribers in group `notifier`; offsets are committed only after `notify` made its effect
-durable (ack after processing). A retryable failure (SMTP or MongoDB unavailable) nacks the
-message: FastStream seeks back to it, so it is consumed again rather than dropped. Unreadable
-messages and unexpected handler errors are dead-lettered and the partition moves on.
+Two subscribers in group `notifier` on the common runtime (`services.common.consumer`,
+docs/design.md#reliability); offsets are committed only after `notify` made its effect durable.
+A retryable failure (SMTP or MongoDB unavailable) is retried in place with back-off while it
+lasts; on shutdown the message is handed back unacknowledged and consumed again rather than
+dropped. Unreadable messages and unexpected handler errors are dead-lettered and the partition
+moves on.
 """
 
 import asyncio
 import logging
 
-from aiokafka import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from pymongo.errors import PyMongoError
 
 from contracts import (
     TOPIC_INVOICE,
@@ -23,98 +21,50 @@ from contracts import (
     InvoiceIssued,
     InvoiceStatusChanged,
 )
-from services.common.codec import decode
-from services.common.errors import PermanentError, RetryableError
+from contracts.base import Contract
+from services.common.consumer import Handler, subscribe
+from services.common.deadletter import MessageSource
 from services.common.mongo import database, make_client
 from services.common.relay import outbox_relay
-from services.common.worker import make_broker, send_dead_letter, serve_worker
+from services.common.worker import make_broker, raw_publisher, serve_worker
 from services.notifier.adapters.mailer import Mailer, SmtpMailer
 from services.notifier.adapters.store import MongoNotificationStore
 from services.notifier.domain import InvoiceEvent
-from services.notifier.handlers import (
-    MessageSource,
-    NotifierDeps,
-    notify,
-    record_config_applied,
-)
+from services.notifier.handlers import NotifierDeps, notify, record_config_applied
 from services.notifier.names import OUTBOX, SERVICE
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
 
-def create_broker(settings: NotifierSettings, deps: NotifierDeps) -> KafkaBroker:
-    """The broker with the notifier's subscriber on the invoice topic."""
+def create_broker(
+    settings: NotifierSettings, deps: NotifierDeps, stop: asyncio.Event | None = None
+) -> KafkaBroker:
+    """The broker with the notifier's two subscribers (invoice events, tenant contact
+    settings) in group `notifier`, on the common runtime (`services.common.consumer`)."""
     broker = make_broker(settings, name=SERVICE)
+    publish = raw_publisher(broker)
 
-    @broker.subscriber(
-        settings.topic(TOPIC_INVOICE),
-        group_id=settings.group(SERVICE),
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
-    async def on_invoice_event(msg: KafkaMessage) -> None:
-        await consume(msg.raw_message, broker, deps)
+    async def on_invoice_event(event: InvoiceEvent, source: MessageSource) -> str:
+        outcome = await notify(event, deps, source)
+        log.info("%s: %s", outcome, _describe(event))
+        return outcome
 
-    @broker.subscriber(
-        settings.topic(TOPIC_TENANT),
-        group_id=settings.group(SERVICE),
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
-    async def on_tenant_event(msg: KafkaMessage) -> None:
-        await consume_tenant(msg.raw_message, broker, deps)
+    async def on_config_applied(event: BillingConfigApplied, source: MessageSource) -> bool:
+        return await record_config_applied(event, deps)
 
+    routes: dict[str, dict[type[Contract], Handler]] = {
+        TOPIC_INVOICE: {InvoiceIssued: on_invoice_event, InvoiceStatusChanged: on_invoice_event},
+        TOPIC_TENANT: {BillingConfigApplied: on_config_applied},
+    }
+    for topic, handlers in routes.items():
+        subscribe(broker, settings, service=SERVICE, topic=topic, group=SERVICE,
+                  handlers=handlers, publish=publish, stop=stop)
     return broker
-
-
-async def consume_tenant(record: ConsumerRecord[bytes, bytes], broker: KafkaBroker,
-                         deps: NotifierDeps) -> None:
-    """Project a `BillingConfigApplied` into the contact settings; dead-letter what cannot be
-    read. Raises (nack, redelivery) on MongoDB errors."""
-    try:
-        event = decode(record.value, record.headers, accept=(BillingConfigApplied,))
-        if event is not None:
-            await record_config_applied(event, deps)  # type: ignore[arg-type]
-    except PermanentError as exc:
-        source = MessageSource(record.topic, record.partition, record.offset, record.key,
-                               record.value)
-        await _dead_letter(broker, deps.settings, source, exc.reason, exc.detail)
-
-
-async def consume(record: ConsumerRecord[bytes, bytes], broker: KafkaBroker,
-                  deps: NotifierDeps) -> None:
-    """Decode one record and notify; dead-letter what cannot be processed.
-
-    Raises (so the message is nacked and redelivered) on `RetryableError` and MongoDB errors.
-    """
-    source = MessageSource(record.topic, record.partition, record.offset, record.key,
-                           record.value)
-    try:
-        event = decode(record.value, record.headers, accept=(InvoiceIssued, InvoiceStatusChanged))
-        if event is None:
-            return
-        outcome = await notify(event, deps, source)  # type: ignore[arg-type]
-        log.info("%s: %s", outcome, _describe(event))  # type: ignore[arg-type]
-    except (RetryableError, PyMongoError):
-        raise
-    except PermanentError as exc:
-        await _dead_letter(broker, deps.settings, source, exc.reason, exc.detail)
-    except Exception as exc:  # a poison message must not block its partition
-        log.exception("notifier failed on %s:%s@%s", record.topic, record.partition, record.offset)
-        await _dead_letter(broker, deps.settings, source, "internal_error", repr(exc))
 
 
 def _describe(event: InvoiceEvent) -> str:
     return f"{type(event).__name__} {event.invoice_number} ({event.event_id})"
-
-
-async def _dead_letter(broker: KafkaBroker, settings: NotifierSettings, source: MessageSource,
-                       reason: str, detail: str) -> None:
-    await send_dead_letter(
-        broker, settings, service=SERVICE, topic=source.topic, partition=source.partition,
-        offset=source.offset, key=source.key, value=source.value, reason=reason, detail=detail,
-    )
 
 
 async def run_notifier(
@@ -130,7 +80,7 @@ async def run_notifier(
     db = database(client, settings)
     store = MongoNotificationStore(client, db)
     deps = NotifierDeps(store=store, mailer=mailer or SmtpMailer(settings), settings=settings)
-    broker = create_broker(settings, deps)
+    broker = create_broker(settings, deps, stop)
     relay = outbox_relay(broker, settings, db, OUTBOX, SERVICE)
     await serve_worker(
         settings, stop, broker=broker, client=client, on_start=store.ensure_indexes,

@@ -9,8 +9,8 @@ Sequence for an event that calls for an email (`notify`):
 2. Notifications off in the event -> record `skipped`, send nothing.
 3. Claim: record `sending` (with the deterministic Message-ID) BEFORE the SMTP conversation.
 4. SMTP, with bounded in-process retries on temporary failures; still failing -> raise
-   `TemporaryMailError` so the subscriber hands the message back to Kafka (offset not
-   committed) and it is tried again later, never dropped.
+   `TemporaryMailError`: the consumer runtime retries the message in place with back-off
+   (offset not committed until it passes), never dropped.
 5. Accepted -> `sent` + `NotificationSent` in one transaction (outbox). Refused with a 5xx ->
    `failed` + `NotificationFailed` + a `DeadLettered` record in one transaction.
 
@@ -36,8 +36,13 @@ from contracts import (
     NotificationFailed,
     NotificationSent,
 )
-from services.common.kafka import dead_letter
-from services.common.metrics import DEAD_LETTERS
+from services.common.deadletter import (
+    NOT_FROM_KAFKA,
+    DeadLetter,
+    MessageSource,
+    count_dead_letter,
+    dead_letter_event,
+)
 from services.notifier.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
 from services.notifier.adapters.store import FINAL, NotificationStore
 from services.notifier.domain import (
@@ -55,17 +60,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal["ignored", "duplicate", "skipped", "sent", "failed"]
 
 
-@dataclass(frozen=True)
-class MessageSource:
-    """Where the event came from (for a dead letter): real topic, partition, offset, raw bytes."""
-
-    topic: str = ""
-    partition: int = -1
-    offset: int = -1
-    key: bytes | None = None
-    value: bytes | None = None
-
-
 @dataclass
 class NotifierDeps:
     """What `notify` needs; built once at start-up (`sleep` is replaceable in tests)."""
@@ -77,13 +71,13 @@ class NotifierDeps:
 
 
 async def notify(
-    event: InvoiceEvent, deps: NotifierDeps, source: MessageSource = MessageSource()
+    event: InvoiceEvent, deps: NotifierDeps, source: MessageSource = NOT_FROM_KAFKA
 ) -> Outcome:
     """Send the email `event` calls for, once; returns what happened.
 
     Idempotent per (invoice, kind). Raises `TemporaryMailError` when the SMTP server stayed
-    unavailable through `smtp_retry_attempts` tries (retry the message later) and pymongo
-    errors when MongoDB is unavailable (retry too).
+    unavailable through `smtp_retry_attempts` tries and `DependencyUnavailable` when MongoDB
+    is unavailable (both retryable: the runtime tries the message again).
     """
     request = notification_for(event, await deps.store.contact(event.tenant_id))
     if request is None:
@@ -157,10 +151,8 @@ async def _report_failure(
         tenant_id=request.tenant_id, invoice_id=request.invoice_id,
         invoice_number=request.invoice_number, recipient=request.recipient, reason=str(exc),
     )
-    letter = dead_letter(
-        service=SERVICE, topic=source.topic, partition=source.partition, offset=source.offset,
-        key=source.key, value=source.value, reason=exc.reason, detail=f"{nid}: {exc.detail}",
-    )
+    dead = DeadLetter(source, exc.reason, f"{nid}: {exc.detail}")
+    letter = dead_letter_event(SERVICE, dead)
     await deps.store.finish(
         nid, "failed",
         [(failed, TOPIC_NOTIFICATION, request.tenant_id),
@@ -168,5 +160,5 @@ async def _report_failure(
         reason=str(exc),
     )
     FAILED.labels(kind=request.kind).inc()
-    DEAD_LETTERS.labels(service=SERVICE, reason=exc.reason).inc()
+    count_dead_letter(SERVICE, dead)
     log.warning("permanent SMTP refusal for %s: %s", nid, exc)

@@ -15,8 +15,9 @@ class NotifierSettings(CommonSettings):
 
     Retries: a temporary SMTP failure (4xx, connection refused, timeout) is retried in-process
     `smtp_retry_attempts` times with exponential back-off from `smtp_retry_base_seconds` up to
-    `smtp_retry_max_seconds`; after that the message is handed back to Kafka (offset not
-    committed) and tried again, so nothing is dropped while the server is down.
+    `smtp_retry_max_seconds`; after that the runtime retries the message in place with the
+    common back-off (offset not committed until it passes; docs/design.md#error-policy), so
+    nothing is dropped while the server is down.
     """
 
     smtp_host: str = "127.0.0.1"

@@ -1,37 +1,33 @@
 """The payments worker (`billing run payments`): subscribers, outbox relay and dunning loop.
 
-Consumes `InvoiceIssued` from `billing.invoice.v1` (other types on that topic are skipped)
-and `StripeEventReceived` from `billing.stripe-events.v1` in group `payments`. A message that
-cannot be read or that Stripe refuses is dead-lettered with the reason. A Stripe outage is
-not bad input: the message is retried with exponential back-off capped at
-`payments_retry_cap_seconds` for as long as the outage lasts, never dead-lettered, while the
-ops endpoint keeps answering (docs/payments.md "Outages"); on shutdown it is handed back
-unacknowledged. A database error is not caught: the message is not acknowledged and comes
-back; any other error dead-letters the message (`handler_error`) so it cannot block its
-partition. Offsets are committed after the handler's effects are durable. The worker refuses
-to start without `BILLING_STRIPE_WEBHOOK_SECRET`.
+Consumes `InvoiceIssued` from `billing.invoice.v1` (other types on that topic are ignored)
+and `StripeEventReceived` from `billing.stripe-events.v1` in group `payments`, on the common
+runtime (`services.common.consumer`, docs/design.md#reliability): a message that cannot be
+read or that Stripe refuses is dead-lettered with the reason; a Stripe or MongoDB outage is
+retried in place with back-off capped at `payments_retry_cap_seconds` for as long as it lasts,
+never dead-lettered, while the ops endpoint keeps answering (docs/payments.md "Outages"); on
+shutdown it is handed back unacknowledged; any other error dead-letters the message
+(`internal_error`) so it cannot block its partition. Offsets are committed after the handler's
+effects are durable. The worker refuses to start without `BILLING_STRIPE_WEBHOOK_SECRET`.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from pymongo.errors import PyMongoError
 
 from contracts import TOPIC_INVOICE, TOPIC_STRIPE_EVENTS, InvoiceIssued, StripeEventReceived
 from contracts.base import Contract, utc_now
-from services.common.codec import decode
-from services.common.errors import InvalidMessage, PermanentError, RetryableError
+from services.common.consumer import subscribe
+from services.common.deadletter import MessageSource
 from services.common.mongo import make_client
 from services.common.periodic import Task, periodic_task
 from services.common.relay import outbox_relay
-from services.common.worker import make_broker, send_dead_letter, serve_worker
+from services.common.worker import make_broker, raw_publisher, serve_worker
 from services.payments import handlers
-from services.payments.adapters.metrics import STRIPE_OUTAGE_RETRIES
 from services.payments.adapters.stripe_gateway import StripeGateway
 from services.payments.bootstrap import mongo_store
 from services.payments.handlers import Deps
@@ -41,64 +37,8 @@ from services.payments.settings import PaymentsSettings
 log = logging.getLogger(__name__)
 
 
-async def consume(
-    msg: Any, broker: KafkaBroker, deps: Deps, accept: type[Contract],
-    handle: Callable[[Any, Deps], Awaitable[str]],
-) -> None:
-    """Decode one Kafka record and run `handle`, mapping errors to retry or dead-letter."""
-    raw = msg.raw_message
-    letter = {"service": SERVICE, "topic": raw.topic, "partition": raw.partition,
-              "offset": raw.offset, "key": raw.key, "value": raw.value}
-    try:
-        event = decode(raw.value, raw.headers, [accept])
-    except InvalidMessage as exc:
-        await send_dead_letter(broker, deps.settings, reason=exc.reason, detail=exc.detail,
-                               **letter)
-        return
-    if event is None:
-        return
-    n = 0
-    while True:
-        try:
-            outcome = await handle(event, deps)
-            log.info("%s -> %s", type(event).__name__, outcome,
-                     extra={"event_id": getattr(event, "event_id", None)})
-            return
-        except PermanentError as exc:
-            await send_dead_letter(broker, deps.settings, reason=exc.reason,
-                                   detail=exc.detail, **letter)
-            return
-        except PyMongoError:
-            raise  # not acknowledged: the message comes back once MongoDB answers
-        except RetryableError as exc:
-            n += 1
-            delay = min(deps.settings.payments_retry_cap_seconds,
-                        max(0.05, deps.settings.stripe_retry_base_seconds * 2 ** min(n, 30)))
-            log.warning("transient failure (try %d), again in %.1f s: %s", n, delay, exc)
-            STRIPE_OUTAGE_RETRIES.inc()
-            if await _stopped(deps, delay):
-                raise  # shutting down: not acknowledged, so it comes back after the restart
-        except Exception as exc:  # a poison message must not block its partition
-            log.exception("unexpected error handling %s", type(event).__name__)
-            await send_dead_letter(broker, deps.settings, reason="handler_error",
-                                   detail=f"{type(exc).__name__}: {exc}", **letter)
-            return
-
-
-async def _stopped(deps: Deps, delay: float) -> bool:
-    """Wait `delay` seconds; True at once if the worker is stopping meanwhile."""
-    if deps.stop is None:
-        await asyncio.sleep(delay)
-        return False
-    try:
-        await asyncio.wait_for(deps.stop.wait(), timeout=delay)
-    except TimeoutError:
-        return False
-    return True
-
-
 #: The contract each consumed topic carries for this worker (other types on the topic are
-#: skipped) and the use case that handles it; the subscriptions themselves are `CONSUMES`.
+#: ignored) and the use case that handles it; the subscriptions themselves are `CONSUMES`.
 ROUTES: dict[str, tuple[type[Contract], Callable[[Any, Deps], Awaitable[str]]]] = {
     TOPIC_INVOICE: (InvoiceIssued, handlers.handle_invoice_issued),
     TOPIC_STRIPE_EVENTS: (StripeEventReceived, handlers.handle_stripe_event),
@@ -106,25 +46,30 @@ ROUTES: dict[str, tuple[type[Contract], Callable[[Any, Deps], Awaitable[str]]]] 
 
 
 def build_broker(deps: Deps) -> KafkaBroker:
-    """The broker with one subscriber per entry of `CONSUMES` (`names.py`)."""
+    """The broker with one subscriber per entry of `CONSUMES` (`names.py`), on the common
+    runtime (`services.common.consumer`): a Stripe outage is retried in place with back-off
+    from `stripe_retry_base_seconds` up to `payments_retry_cap_seconds` until `deps.stop`."""
     broker = make_broker(deps.settings, name=SERVICE)
+    publish = raw_publisher(broker)
     for topic, group in CONSUMES:
-        _subscribe(broker, deps, topic, group)
+        accept, use_case = ROUTES[topic]
+        subscribe(
+            broker, deps.settings, service=SERVICE, topic=topic, group=group,
+            handlers={accept: partial(_handle, use_case, deps)}, publish=publish,
+            stop=deps.stop, base=max(0.05, deps.settings.stripe_retry_base_seconds),
+            cap=deps.settings.payments_retry_cap_seconds,
+        )
     return broker
 
 
-def _subscribe(broker: KafkaBroker, deps: Deps, topic: str, group: str) -> None:
-    """Subscribe `group` to `topic`: offsets committed once the handler returned."""
-    accept, handle = ROUTES[topic]
-
-    async def on_message(msg: KafkaMessage) -> None:
-        await consume(msg, broker, deps, accept, handle)
-
-    on_message.__name__ = f"on_{topic.replace('.', '_').replace('-', '_')}"
-    subscriber = broker.subscriber(
-        deps.settings.topic(topic), group_id=deps.settings.group(group),
-        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
-    subscriber(on_message)
+async def _handle(
+    use_case: Callable[[Any, Deps], Awaitable[str]], deps: Deps, event: Contract,
+    source: MessageSource,
+) -> str:
+    outcome = await use_case(event, deps)
+    log.info("%s -> %s", type(event).__name__, outcome,
+             extra={"event_id": getattr(event, "event_id", None)})
+    return outcome
 
 
 def dunning_loop(deps: Deps) -> Task:

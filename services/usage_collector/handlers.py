@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from services.common.deadletter import DeadLetter, MessageSource
 from services.usage_collector.acceptance import Rejected
 from services.usage_collector.adapters.store import ApplyResult, BucketsFull, dead_letter_id
 from services.usage_collector.buckets import BucketKey
@@ -21,22 +22,18 @@ from services.usage_collector.merge import BatchMerge
 from services.usage_collector.wire import Decoder
 
 
-@dataclass(frozen=True, slots=True)
-class DeadRecord:
+def record_id(letter: DeadLetter) -> str:
+    """The processed-record id that makes the dead-lettering of `letter` count once."""
+    source = letter.source
+    return dead_letter_id(source.topic, source.partition, source.offset)
+
+
+def dead_record(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+    reason: str, detail: str,
+) -> DeadLetter:
     """A consumed message that cannot be aggregated, with everything needed to replay it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    reason: str
-    detail: str
-
-    @property
-    def record_id(self) -> str:
-        """The processed-record id that makes its dead-lettering count once."""
-        return dead_letter_id(self.topic, self.partition, self.offset)
+    return DeadLetter(MessageSource(topic, partition, offset, key, value), reason, detail)
 
 
 class KafkaRecord(Protocol):
@@ -71,7 +68,7 @@ class PendingBatch:
 
     topic: str
     merge: BatchMerge = field(default_factory=BatchMerge)
-    dead: list[DeadRecord] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
     records: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -82,7 +79,7 @@ class PendingBatch:
         """Validate and merge every record of one partition, in offset order (one poll's worth);
         an invalid record is kept for the dead-letter topic.
 
-        Never raises on input: every failure becomes a `DeadRecord` with a reason code.
+        Never raises on input: every failure becomes a `DeadLetter` with a reason code.
         """
         if not records:
             return
@@ -104,17 +101,17 @@ class PendingBatch:
             reason, detail = exc.reason, exc.detail
         else:  # defensive: bad input must never kill the worker
             reason, detail = "unprocessable", repr(exc)
-        self.dead.append(DeadRecord(self.topic, partition, offset, key, value, reason, detail))
+        self.dead.append(dead_record(self.topic, partition, offset, key, value, reason, detail))
 
-    def reject_buckets(self, keys: set[BucketKey]) -> list[DeadRecord]:
+    def reject_buckets(self, keys: set[BucketKey]) -> list[DeadLetter]:
         """Dead-letter (`quantity_out_of_range`) every record of this batch merged into one
         of `keys`, and merge the batch again without them; the new dead records.
 
         For buckets whose stored sum plus this batch's would not fit 34 digits (`BucketsFull`):
         rare, so the records are decoded again rather than remembered per event.
         """
-        dead_at = {(d.partition, d.offset) for d in self.dead}
-        new: list[DeadRecord] = []
+        dead_at = {(d.source.partition, d.source.offset) for d in self.dead}
+        new: list[DeadLetter] = []
         ids: set[str] = set()
         for partition, offsets, record_keys, values in self.polled:
             for offset, key, value in zip(offsets, record_keys, values, strict=True):
@@ -126,9 +123,9 @@ class PendingBatch:
                     continue
                 if sample.key in keys:
                     ids.add(sample.event_id)
-                    new.append(DeadRecord(self.topic, partition, offset, key, value,
-                                          "quantity_out_of_range",
-                                          "the bucket's stored sum would exceed 34 digits"))
+                    new.append(dead_record(
+                        self.topic, partition, offset, key, value, "quantity_out_of_range",
+                        "the bucket's stored sum would exceed 34 digits"))
         duplicates = self.merge.duplicates - (len(new) - len(ids))  # now dead-lettered
         self.merge = self.merge.without(ids)
         self.merge.duplicates = duplicates
@@ -145,7 +142,7 @@ class BatchStore(Protocol):
     async def apply(self, merge: BatchMerge, dead_letter_ids: list[str]) -> ApplyResult: ...
 
 
-DeadLetterSink = Callable[[list[DeadRecord]], Awaitable[None]]
+DeadLetterSink = Callable[[list[DeadLetter]], Awaitable[None]]
 Commit = Callable[[dict[int, int]], Awaitable[None]]
 
 
@@ -164,7 +161,7 @@ async def write_batch(
         await dead_letters(batch.dead)
     while True:
         try:
-            result = await store.apply(batch.merge, [d.record_id for d in batch.dead])
+            result = await store.apply(batch.merge, [record_id(d) for d in batch.dead])
             break
         except BucketsFull as full:  # each round removes at least one bucket: it ends
             await dead_letters(batch.reject_buckets(set(full.keys)))

@@ -26,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from contracts.topics import TOPIC_DEAD_LETTER, TOPIC_USAGE
 from services.common.codec import encode, headers_for
-from services.common.kafka import dead_letter, ensure_topics
+from services.common.deadletter import DeadLetter, MessageSource, dead_letter_event
+from services.common.kafka import ensure_topics
 from services.common.metrics import DEAD_LETTERS
 from services.common.settings import CommonSettings
 from services.usage_collector.trace import (
@@ -199,10 +200,8 @@ async def _import_file(
 async def _dead_letter_row(
     pub: _Publisher, relative: str, number: int, line: str, detail: str, tenant: str
 ) -> None:
-    event = dead_letter(
-        service=IMPORTER, topic=relative, partition=-1, offset=number, key=tenant.encode(),
-        value=line.rstrip("\r\n").encode(), reason="unparseable_row", detail=detail,
-    )
-    body, headers = encode(event)
+    source = MessageSource(relative, -1, number, tenant.encode(), line.rstrip("\r\n").encode())
+    letter = DeadLetter(source, "unparseable_row", detail)
+    body, headers = encode(dead_letter_event(IMPORTER, letter))
     await pub.send(TOPIC_DEAD_LETTER, body, tenant.encode(), headers)
-    DEAD_LETTERS.labels(service=IMPORTER, reason="unparseable_row").inc()
+    DEAD_LETTERS.labels(service=IMPORTER, reason=letter.reason).inc()

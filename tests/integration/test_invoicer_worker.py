@@ -41,7 +41,7 @@ Record = dict[str, Any]
 
 @pytest.fixture
 async def settings(billing_env: dict[str, str]) -> InvoicerSettings:
-    s = InvoicerSettings(invoicer_cycle_interval_seconds=0, invoicer_retry_backoff_seconds=0.1)
+    s = InvoicerSettings(invoicer_cycle_interval_seconds=0, retry_base_seconds=0.05)
     await ensure_topics(s)
     return s
 

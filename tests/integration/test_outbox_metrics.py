@@ -21,9 +21,9 @@ from contracts.base import Event
 from services.common.kafka import ensure_topics
 from services.common.ops import OpsServer, ops_app
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes, outbox_collection
-from services.common.relay import broker_publish, outbox_relay
+from services.common.relay import outbox_relay
 from services.common.settings import CommonSettings
-from services.common.worker import make_broker
+from services.common.worker import make_broker, raw_publisher
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ async def test_the_backlog_rises_while_the_broker_refuses_and_falls_to_zero_once
     await ensure_outbox_indexes(mongo_db, collection)
 
     refusing = True
-    real_publish = broker_publish(broker)
+    real_publish = raw_publisher(broker)
 
     async def publish(topic: str, key: bytes, value: bytes, headers: Any) -> None:
         if refusing:

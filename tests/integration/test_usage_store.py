@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 import pytest
 from pymongo.errors import OperationFailure
 
+from services.common.deadletter import DeadLetter
 from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.store import PROCESSED, MongoUsageStore, ensure_indexes
-from services.usage_collector.handlers import DeadRecord, PendingBatch, write_batch
+from services.usage_collector.handlers import PendingBatch, write_batch
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.query import AGGREGATES, usage_totals
 
@@ -100,17 +101,17 @@ async def test_events_that_would_overflow_a_stored_bucket_are_dead_lettered_not_
         for offset, (n, qty, time) in enumerate([(2, "0.000000000002", "2013-07-01T10:10:00Z"),
                                                  (3, "5", "2013-07-01T11:00:00Z")])
     ])
-    published: list[DeadRecord] = []
+    published: list[DeadLetter] = []
     committed: list[dict[int, int]] = []
 
-    async def dead_letters(dead: list[DeadRecord]) -> None:
+    async def dead_letters(dead: list[DeadLetter]) -> None:
         published.extend(dead)
 
     async def commit(offsets: dict[int, int]) -> None:
         committed.append(offsets)
 
     result = await write_batch(batch, store, dead_letters, commit)
-    assert [(d.offset, d.reason) for d in published] == [(0, "quantity_out_of_range")]
+    assert [(d.source.offset, d.reason) for d in published] == [(0, "quantity_out_of_range")]
     assert (result.aggregated, result.dead_lettered, committed) == (1, 1, [{0: 2}])
     stored = {d["_id"]: d["sum"] async for d in mongo_db[AGGREGATES].find({})}
     assert stored == {"acme|cpu_hours|web|2013-07-01T10": near_full,

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts import BillingConfigApplied, DeadLettered, NotificationFailed, NotificationSent
+from services.common.deadletter import MessageSource
 from services.notifier.adapters.mailer import (
     InMemoryMailer,
     PermanentMailError,
     TemporaryMailError,
 )
 from services.notifier.adapters.store import InMemoryNotificationStore
-from services.notifier.handlers import MessageSource, NotifierDeps, notify, record_config_applied
+from services.notifier.handlers import NotifierDeps, notify, record_config_applied
 from services.notifier.settings import NotifierSettings
 from tests.unit.test_notifier_domain import issued_event, status_event
 

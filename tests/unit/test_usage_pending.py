@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import pytest
 
-from services.usage_collector.handlers import PendingBatch
+from services.usage_collector.handlers import PendingBatch, record_id
 
 pytestmark = pytest.mark.unit
 
@@ -45,14 +45,14 @@ def test_a_poll_is_merged_and_dead_lettered_exactly_as_record_by_record() -> Non
     whole.take_records(4, [])
     for batch in (one_by_one, whole):
         assert (len(batch), batch.offsets) == (8, {3: 18})
-        assert [(d.offset, d.reason) for d in batch.dead] == [
+        assert [(d.source.offset, d.reason) for d in batch.dead] == [
             (11, "invalid_json"), (13, "invalid_json"), (15, "negative_quantity"),
             (16, "unknown_aggregation"),
         ]
         assert (len(batch.merge), batch.merge.duplicates) == (3, 1)
     assert whole.dead == one_by_one.dead
     assert whole.merge.buckets == one_by_one.merge.buckets
-    assert [d.record_id for d in whole.dead][0] == "dl|usage|3|11"
+    assert [record_id(d) for d in whole.dead][0] == "dl|usage|3|11"
 
 
 def test_rejecting_a_bucket_dead_letters_each_of_its_records_once_and_keeps_the_rest() -> None:
@@ -61,7 +61,7 @@ def test_rejecting_a_bucket_dead_letters_each_of_its_records_once_and_keeps_the_
     batch.take_records(3, POLL + [Record(18, b"acme", other)])
     (full,) = [k for k in batch.merge.buckets if k[3].hour == 10]
     new = batch.reject_buckets({full})
-    assert [(d.offset, d.reason) for d in new] == [
+    assert [(d.source.offset, d.reason) for d in new] == [
         (10, "quantity_out_of_range"), (12, "quantity_out_of_range"),
         (14, "quantity_out_of_range"), (17, "quantity_out_of_range"),
     ]

@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import BillingConfigSubmitted
 from contracts.base import Event
 from contracts.invoices import InvoiceStatus
+from services.common.mongo_errors import unavailable_as_retryable
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.common.tracking import PROCESSED_EVENTS, already_processed, record_processed
 from services.invoicer.adapters.usage import CollectorUsage, UsageSource
@@ -51,6 +52,7 @@ T = TypeVar("T")
 Read = Callable[[Any], Awaitable["IssueDraft | None"]]
 
 
+@unavailable_as_retryable
 class InvoicerStore:
     """The invoicer's database handle: collections plus a transaction runner.
 

@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import BillingConfigApplied
 from contracts.base import Event, utc_now
+from services.common.mongo_errors import unavailable_as_retryable
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.notifier.domain import Contact, NotificationRequest
 from services.notifier.names import OUTBOX
@@ -78,6 +79,7 @@ def _new_record(request: NotificationRequest) -> dict[str, Any]:
     }
 
 
+@unavailable_as_retryable
 class MongoNotificationStore:
     """`NotificationStore` on MongoDB; the outbox is `notifier_outbox`."""
 

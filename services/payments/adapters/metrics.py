@@ -39,7 +39,3 @@ REFUNDS = Counter(
     "Stripe refunds recorded (invoice: of the invoice's payment; duplicate: of a duplicate).",
     ["kind"],
 )
-STRIPE_OUTAGE_RETRIES = Counter(
-    "billing_payments_outage_retries_total",
-    "Messages tried again because Stripe was unavailable (retried until it answers).",
-)

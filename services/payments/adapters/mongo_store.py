@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from contracts.base import Event, utc_now
 from contracts.events import ALL_EVENTS
 from contracts.invoices import InvoiceStatus
+from services.common.mongo_errors import unavailable_as_retryable
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.common.tracking import already_processed, record_processed
 from services.payments.adapters.store import (
@@ -96,6 +97,7 @@ def _all_duplicates(exc: BulkWriteError) -> bool:
     return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors)
 
 
+@unavailable_as_retryable
 class MongoPaymentsStore:
     """`PaymentsStore` in MongoDB (see the module docstring); `client` runs the transactions."""
 

@@ -38,6 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from contracts.base import utc_now
+from services.common.mongo_errors import mongo_unavailable
 from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, decoded, encoded
 from services.usage_collector.buckets import BucketKey, bucket_id, unique_id
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
@@ -125,8 +126,12 @@ async def collector_stats(db: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
 
 
 async def recorded_dead_letters(db: AsyncDatabase[dict[str, Any]], ids: list[str]) -> set[str]:
-    """Which dead-letter ids are already recorded (so a replay does not publish them again)."""
-    return await _existing_ids(db, PROCESSED, ids, None) if ids else set()
+    """Which dead-letter ids are already recorded (so a replay does not publish them again).
+    Raises `DependencyUnavailable` when MongoDB does not answer."""
+    if not ids:
+        return set()
+    with mongo_unavailable("MongoDB (recorded dead letters)"):
+        return await _existing_ids(db, PROCESSED, ids, None)
 
 
 class MongoUsageStore:
