@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 INTERVAL = "1m"
-#: promtool prints `name: <group name>,` above the details of each failed group.
-_FAILED_GROUP = re.compile(r"^\s*name: (.+),\s*$", re.MULTILINE)
+#: promtool starts the report of each failed check with `name: <group name>,`.
+_FAILED_CHECK = re.compile(r"^\s*name: (.+),\s*$", re.MULTILINE)
 
 
 def find() -> str:
@@ -88,10 +88,27 @@ class Group:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one promtool run reported: the failed group names and its whole output."""
+    """What one promtool run reported: failed group name -> promtool's report of its checks."""
 
-    failed: frozenset[str]
-    output: str
+    failures: dict[str, str]
+
+    @property
+    def failed(self) -> frozenset[str]:
+        """Names of the groups with at least one failed check."""
+        return frozenset(self.failures)
+
+    def report(self, names: list[str]) -> str:
+        """promtool's report for the named groups, for an assertion message."""
+        return "\n".join(self.failures[name] for name in names if name in self.failures)
+
+
+def _failures(output: str) -> dict[str, str]:
+    starts = list(_FAILED_CHECK.finditer(output))
+    failures: dict[str, str] = {}
+    for match, after in zip(starts, [*starts[1:], None], strict=True):
+        block = output[match.start():after.start() if after else len(output)]
+        failures[match.group(1)] = failures.get(match.group(1), "") + block
+    return failures
 
 
 def run_rule_tests(rules: dict[str, Any], groups: list[Group], workdir: Path) -> Outcome:
@@ -109,9 +126,9 @@ def run_rule_tests(rules: dict[str, Any], groups: list[Group], workdir: Path) ->
     result = subprocess.run([find(), "test", "rules", str(workdir / "tests.yml")],
                             capture_output=True, text=True, timeout=120, check=False)
     output = result.stdout + result.stderr
-    failed = frozenset(_FAILED_GROUP.findall(output))
-    assert (result.returncode == 0) == (not failed), output
-    return Outcome(failed, output)
+    failures = _failures(output)
+    assert (result.returncode == 0) == (not failures), output
+    return Outcome(failures)
 
 
 def check_rules(path: Path) -> str:

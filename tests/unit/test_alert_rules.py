@@ -267,19 +267,19 @@ def test_the_rule_fires_for_a_failing_worker_and_not_for_a_healthy_one(
     alert: str, outcome: promtool.Outcome,
 ) -> None:
     failed = sorted(name for name in outcome.failed if name.startswith(f"{alert} "))
-    assert not failed, outcome.output
+    assert not failed, outcome.report(failed)
 
 
 def test_an_alert_with_a_hold_time_does_not_fire_before_it_has_held(
     outcome: promtool.Outcome,
 ) -> None:
-    assert HELD not in outcome.failed, outcome.output
+    assert HELD not in outcome.failed, outcome.report([HELD])
 
 
 def test_a_metric_renamed_in_the_code_would_leave_its_rule_silent(
     outcome: promtool.Outcome,
 ) -> None:
-    assert RENAMED in outcome.failed, outcome.output
+    assert RENAMED in outcome.failed, "promtool found the alert under a renamed metric"
 
 
 def test_the_timeline_reads_the_metrics_the_workers_export() -> None:
