@@ -1,5 +1,6 @@
 # Two entry points: `make demo` (the whole platform on the embedded stack) and `make test`.
-# Both create .venv with plain `python3 -m venv` and install the project with its test extra.
+# Both create .venv with plain `python3 -m venv` and install the project with its test extra;
+# `make install` and `make test` also put promtool into .venv/bin (tests/unit/test_alert_rules.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,12 +17,26 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# promtool from Debian's `prometheus` package: only the binary is extracted, nothing is
+# installed system-wide. The package lists are refreshed only when the download fails.
+$(BIN)/promtool: | $(BIN)/python
+	@echo "fetching promtool (Debian package prometheus) into $(BIN)"
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cd "$$tmp"; \
+	apt-get download prometheus >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get download prometheus; } \
+		|| { echo "promtool: 'apt-get download prometheus' failed (needs apt; run as root for apt-get update)" >&2; exit 1; }; \
+	dpkg-deb -x prometheus_*.deb root; \
+	cp root/usr/bin/promtool "$(abspath $(BIN))/promtool.part"; \
+	mv "$(abspath $(BIN))/promtool.part" "$(abspath $(BIN))/promtool"
+	@$(BIN)/promtool --version | head -1
+
+install: $(STAMP) $(BIN)/promtool
 
 demo: $(STAMP)
 	$(BIN)/billing demo
 
-test: $(STAMP) lint imports typecheck
+test: $(STAMP) $(BIN)/promtool lint imports typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
