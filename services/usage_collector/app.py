@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.topics import TOPIC_USAGE
+from services.common.backoff import retry_forever
+from services.common.deadletter import DeadLetter
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.ops import OpsServer, ops_app
@@ -37,6 +39,7 @@ from services.usage_collector.adapters.metrics import (
     BUCKETS_WRITTEN,
     CONSUMER_LAG,
     EVENTS,
+    RELEASES_ABANDONED,
     WRITE_RETRIES,
     WRITE_SECONDS,
 )
@@ -47,7 +50,7 @@ from services.usage_collector.handlers import (
     PendingBatch,
     write_batch,
 )
-from services.usage_collector.names import WORKER
+from services.usage_collector.names import SERVICE, WORKER
 from services.usage_collector.settings import UsageSettings
 from services.usage_collector.wire import Decoder
 
@@ -55,15 +58,15 @@ log = logging.getLogger(__name__)
 _POLL_RECORDS = 5_000
 
 
-class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Makes pending and in-flight work durable and committed before partitions move."""
+class _ReleaseOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions move: make durable what can be within the grace, give up the rest."""
 
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
-            await self.collector.drain()
+            await self.collector.release(self.collector.settings.usage_revoke_grace_seconds)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("usage partitions assigned: %s", sorted(tp.partition for tp in assigned))
@@ -98,12 +101,14 @@ class Collector:
             fetch_max_bytes=s.usage_fetch_max_bytes,
             max_partition_fetch_bytes=s.usage_max_partition_fetch_bytes,
             max_poll_records=_POLL_RECORDS,
+            session_timeout_ms=int(s.usage_session_timeout_seconds * 1000),
+            rebalance_timeout_ms=int(s.usage_rebalance_timeout_seconds * 1000),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then flush, commit and leave the group."""
         consumer = self.consumer = self._make_consumer()
-        consumer.subscribe([self.topic], listener=_FlushOnRevoke(self))
+        consumer.subscribe([self.topic], listener=_ReleaseOnRevoke(self))
         await consumer.start()
         try:
             while not stop.is_set():
@@ -114,7 +119,7 @@ class Collector:
                         self._next[tp.partition] = records[-1].offset + 1
                 await self._maybe_write()
                 self._update_lag(consumer)
-            await asyncio.wait_for(self.drain(), self.settings.shutdown_timeout_seconds)
+            await self.release(self.settings.shutdown_timeout_seconds)
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()  # leaves the group
@@ -127,8 +132,10 @@ class Collector:
 
     async def _maybe_write(self) -> None:
         if self._inflight is not None and self._inflight.done():
-            self._inflight.result()
+            failed = None if self._inflight.cancelled() else self._inflight.exception()
             self._inflight = None
+            if failed is not None:
+                raise failed
         size = len(self.pending)
         if not size:
             return
@@ -139,9 +146,9 @@ class Collector:
             ):
                 self._start_write()
         elif size >= self.settings.usage_max_batch_events:
-            await self._inflight  # back-pressure: merge no more until the write is done
-            self._inflight = None
-            self._start_write()
+            # back-pressure: merge no more until the write is done (or cancelled by a release)
+            await asyncio.wait({self._inflight})
+            await self._maybe_write()
 
     def _start_write(self) -> None:
         if not len(self.pending):
@@ -157,6 +164,41 @@ class Collector:
         if len(self.pending):
             batch, self.pending = self.pending, self._new_batch()
             await self._write(batch)
+
+    async def release(self, grace: float) -> None:
+        """Before the partitions are given up (a rebalance, or stopping): wait up to `grace`
+        seconds for the write in flight and write what is pending; past the grace, cancel the
+        write (its transaction aborts) and drop the pending records.
+
+        Nothing is lost either way: the offsets of what was not written are not committed, so
+        the partition's next owner consumes those records again, and the processed ids of a
+        write that did commit make them duplicates. The grace keeps a rebalance short even
+        when a transaction waits on locks a killed collector's transaction still holds (the
+        server keeps them until that transaction's lifetime limit, 60 s by default in
+        MongoDB), so the group is never stuck waiting for this member to rejoin.
+        """
+        self._next.clear()
+        if self._inflight is None and not len(self.pending):
+            return
+        drain = asyncio.create_task(self.drain())
+        done, _ = await asyncio.wait({drain}, timeout=grace)
+        if drain in done:
+            if drain.exception() is not None:
+                log.warning("usage batch not written before release: %r", drain.exception())
+            self._inflight = None
+            return
+        drain.cancel()
+        if self._inflight is not None:
+            self._inflight.cancel()
+        dropped = len(self.pending)
+        self.pending = self._new_batch()
+        self._inflight = None
+        RELEASES_ABANDONED.inc()
+        log.warning(
+            "usage partitions released after %.1f s with a write still in flight: cancelled; "
+            "%d pending records dropped (their offsets are not committed: redelivered)",
+            grace, dropped,
+        )
 
     async def _write(self, batch: PendingBatch) -> None:
         async with self._lock:
@@ -209,10 +251,19 @@ async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
     await ensure_indexes(db)
     broker = make_broker(settings, name=WORKER)
     await broker.start()
+    publish_dead = KafkaDeadLetters(broker, settings, db)
+
+    async def dead_letters(dead: list[DeadLetter]) -> None:
+        # the platform's error policy: a dependency that does not answer is waited for (a
+        # release cancels the wait; the batch is then redelivered)
+        await retry_forever(lambda: publish_dead(dead), stop=None, service=SERVICE,
+                            what="usage dead letters")
+
     collector = Collector(
         settings,
-        MongoUsageStore(db, settings.usage_write_retry_max_seconds),
-        KafkaDeadLetters(broker, settings, db),
+        MongoUsageStore(db, settings.usage_write_retry_max_seconds,
+                        attempt_timeout=settings.usage_write_attempt_timeout_seconds),
+        dead_letters,
     )
 
     async def ready() -> dict[str, bool]:

@@ -24,3 +24,12 @@ class UsageSettings(CommonSettings):
     usage_fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     usage_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     usage_write_retry_max_seconds: float = Field(default=5.0, gt=0)
+    #: Bound on one batch transaction attempt; past it the attempt is aborted and retried.
+    usage_write_attempt_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: How long a rebalance waits for the write in flight before cancelling it (the records
+    #: not written are redelivered); must stay well below the rebalance timeout.
+    usage_revoke_grace_seconds: float = Field(default=5.0, gt=0)
+    #: Kafka group session timeout: a killed collector's partitions move after this long.
+    usage_session_timeout_seconds: float = Field(default=10.0, ge=1)
+    #: How long the group coordinator waits for members to rejoin during a rebalance.
+    usage_rebalance_timeout_seconds: float = Field(default=30.0, ge=1)

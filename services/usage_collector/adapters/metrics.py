@@ -28,3 +28,8 @@ CONSUMER_LAG = Gauge(
 BUCKETS_WRITTEN = Counter(
     "billing_usage_buckets_written_total", "Hour buckets inserted or updated."
 )
+RELEASES_ABANDONED = Counter(
+    "billing_usage_releases_abandoned_total",
+    "Rebalances or stops that cancelled a batch write past the grace (its records are "
+    "redelivered, not lost).",
+)

@@ -5,7 +5,12 @@ Collections (owned by the usage collector):
   "dl|{topic}|{partition}|{offset}" of every dead-lettered message (the unique `_id` index
   is the de-duplication record, with no time window).
 - `usage_aggregates` / `usage_unique`: buckets, schema in `services/usage_collector/query.py`.
-- `usage_stats`: `_id` "totals" with `aggregated`, `duplicates`, `dead_lettered` counters.
+- `usage_stats`: one document per writer (a collector process, `_id` "writer|{uuid}") with its
+  `aggregated`, `duplicates`, `dead_lettered` counters; the collector's totals are their sums.
+  One document per writer, not one shared by all: a transaction never waits for another
+  collector's, and a collector killed in the middle of a transaction (whose locks the server
+  keeps until the transaction's lifetime limit, 60 s by default) holds no document that
+  others write.
 - `usage_sequences`: one counter per tenant (`_id` tenant id, `seq`), incremented in the
   transaction that changes the tenant's buckets; each of those buckets records the new `seq`
   (docs/usage.md#sequence).
@@ -27,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pymongo
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -50,6 +57,10 @@ log = logging.getLogger(__name__)
 PROCESSED = "usage_processed"
 STATS = "usage_stats"
 _CHUNK = 5_000
+#: `$in` reads of ids that are probably stored (see `_existing_ids`).
+_SMALL_CHUNK = 100
+#: `$in` reads of buckets, which are mostly stored already.
+_BUCKET_CHUNK = 500
 
 
 class GuardMissed(Exception):
@@ -84,19 +95,34 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> str:
     return f"dl|{topic}|{partition}|{offset}"
 
 
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
+def _chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 async def _existing_ids(
     db: AsyncDatabase[dict[str, Any]], name: str, ids: list[str],
     session: AsyncClientSession | None,
 ) -> set[str]:
+    """Which of `ids` are `_id`s in collection `name`, read in `$in` chunks whose size adapts
+    to what is found.
+
+    A server may check every document an `$in` finds against the whole list again (the
+    embedded development server does, in Python): a chunk of k ids that all exist then costs
+    k * k comparisons, 12 s for 5,000 where 50 chunks of 100 take 0.5 s. Batches are either
+    mostly new (the usual case: nothing found, large chunks are cheapest) or mostly seen
+    (a redelivery after a crash or a rebalance). So the first chunk is small, the next is
+    large while a chunk finds (almost) nothing, and small again as soon as one finds ids.
+    """
     found: set[str] = set()
-    for chunk in _chunks(ids):
+    pos, size = 0, _SMALL_CHUNK
+    while pos < len(ids):
+        chunk = ids[pos : pos + size]
+        pos += len(chunk)
         cursor = db[name].find({"_id": {"$in": chunk}}, {"_id": 1}, session=session)
-        found.update([doc["_id"] async for doc in cursor])
+        hits = [doc["_id"] async for doc in cursor]
+        found.update(hits)
+        size = _CHUNK if len(hits) * 50 < len(chunk) else _SMALL_CHUNK
     return found
 
 
@@ -121,8 +147,11 @@ async def collector_stats(db: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
     Every consumed usage message is counted once in one of the three: a message consumed
     again (a replay, or another event with an already recorded id) counts as a duplicate.
     """
-    doc = await db[STATS].find_one({"_id": "totals"}) or {}
-    return {k: int(doc.get(k, 0)) for k in ("aggregated", "duplicates", "dead_lettered")}
+    totals = dict.fromkeys(("aggregated", "duplicates", "dead_lettered"), 0)
+    async for doc in db[STATS].find({}):
+        for key in totals:
+            totals[key] += int(doc.get(key, 0))
+    return totals
 
 
 async def recorded_dead_letters(db: AsyncDatabase[dict[str, Any]], ids: list[str]) -> set[str]:
@@ -139,10 +168,16 @@ class MongoUsageStore:
 
     def __init__(
         self, db: AsyncDatabase[dict[str, Any]], retry_max_seconds: float = 5.0,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = utc_now, writer: str | None = None,
+        attempt_timeout: float = 60.0,
     ) -> None:
-        """`clock` stamps the buckets' informative `updated_at` (this host's clock)."""
+        """`clock` stamps the buckets' informative `updated_at` (this host's clock); `writer`
+        names this store's counters document in `usage_stats` (default: a new random id);
+        `attempt_timeout` bounds each transaction attempt in seconds (PyMongo's client-side
+        operation timeout): past it the attempt is abandoned and retried."""
+        self.attempt_timeout = attempt_timeout
         self.db = db
+        self.writer = writer or f"writer|{uuid.uuid4().hex}"
         self.clock = clock
         self.retry_max_seconds = retry_max_seconds
         self.retries = 0
@@ -168,15 +203,17 @@ class MongoUsageStore:
         self, merge: BatchMerge, dl_ids: list[str], attempt: int
     ) -> ApplyResult:
         client = self.db.client
-        async with client.start_session() as session:
-            await session.start_transaction()
-            try:
-                result = await self._write(session, merge, dl_ids, attempt)
-            except BaseException:
-                await session.abort_transaction()
-                raise
-            await self._commit(session)
-            return result
+        # a bound on each attempt: an operation that hangs becomes a retry, never a stall
+        with pymongo.timeout(self.attempt_timeout):
+            async with client.start_session() as session:
+                await session.start_transaction()
+                try:
+                    result = await self._write(session, merge, dl_ids, attempt)
+                except BaseException:
+                    await session.abort_transaction()
+                    raise
+                await self._commit(session)
+                return result
 
     @staticmethod
     async def _commit(session: AsyncClientSession) -> None:
@@ -206,7 +243,8 @@ class MongoUsageStore:
         duplicates = merge.duplicates + len(done) + len(dl_ids) - len(new_dl)
         inc = {"aggregated": len(fresh), "duplicates": duplicates, "dead_lettered": len(new_dl)}
         await db[STATS].update_one(
-            {"_id": "totals"}, {"$inc": inc, "$set": {"updated_at": now}}, upsert=True, session=s
+            {"_id": self.writer}, {"$inc": inc, "$set": {"updated_at": now}}, upsert=True,
+            session=s,
         )
         return ApplyResult(len(fresh), duplicates, len(new_dl), len(fresh.buckets), attempt)
 
@@ -231,7 +269,7 @@ class MongoUsageStore:
         seqs = await self._next_sequences(s, {k[0] for k in merge.buckets})
         stored: dict[str, dict[str, Any]] = {}
         raw = self.db[AGGREGATES].with_options(codec_options=RAW_DECIMALS)
-        for chunk in _chunks(list(ids)):
+        for chunk in _chunks(list(ids), _BUCKET_CHUNK):  # mostly stored: see `_existing_ids`
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
                 touched = merge.buckets[ids[doc["_id"]]].parts
                 stored[doc["_id"]] = decoded(doc, [str(15 * q) for q in touched])
