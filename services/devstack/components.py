@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
-#: Start order.
-NAMES = ("kafka", "mongodb", "smtp", "stripe")
+#: Start order: the link listens before the broker advertises it.
+NAMES = ("kafka-link", "kafka", "mongodb", "smtp", "stripe")
 
 
 class StackError(RuntimeError):
@@ -27,13 +27,23 @@ class StackError(RuntimeError):
 
 @dataclass
 class Component:
-    """One started server process."""
+    """One started server process; `control_port` is the link's control port (0: none)."""
 
     name: str
     pid: int
     port: int
     argv: list[str]
     log: str
+    control_port: int = 0
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports of one stack, chosen before anything starts (the broker advertises the
+    link's port, so it must be known first)."""
+
+    by_name: dict[str, int]
+    link_control: int
 
 
 def _bin(name: str) -> str:
@@ -68,16 +78,25 @@ def alive(comp: Component) -> bool:
     )
 
 
-def argv_for(name: str, directory: Path, port_: int, webhook_secret: str) -> list[str] | None:
-    """The command line of server `name` on `port_`; None when it is not installed (the
-    Stripe fake)."""
-    port = str(port_)
+def argv_for(name: str, directory: Path, ports: Ports, webhook_secret: str) -> list[str] | None:
+    """The command line of server `name`; None when it is not installed (the Stripe fake).
+
+    The broker listens on its own port but advertises the link's, so every client that
+    follows the broker's metadata connects through the link (`services.devstack.link`).
+    """
+    port = str(ports.by_name[name])
     if name == "kafka":
         return [
             _tansu_bin(), "broker",
             "--listener-url", f"tcp://{HOST}:{port}",
-            "--advertised-listener-url", f"tcp://{HOST}:{port}",
+            "--advertised-listener-url", f"tcp://{HOST}:{ports.by_name['kafka-link']}",
             "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+    if name == "kafka-link":
+        return [
+            sys.executable, "-m", "services.devstack.link", "--host", HOST, "--port", port,
+            "--target-port", str(ports.by_name["kafka"]),
+            "--control-port", str(ports.link_control),
         ]  # fmt: skip
     if name == "mongodb":
         # --sync-on-commit: without it a SIGKILL loses every write since the last checkpoint,
@@ -102,7 +121,7 @@ def argv_for(name: str, directory: Path, port_: int, webhook_secret: str) -> lis
     raise ValueError(name)
 
 
-def launch(name: str, argv: list[str], directory: Path, port: int) -> Component:
+def launch(name: str, argv: list[str], directory: Path, port: int, control: int = 0) -> Component:
     """Start `argv` as server `name` in its own session, output appended to its log."""
     log_path = directory / "logs" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +134,7 @@ def launch(name: str, argv: list[str], directory: Path, port: int) -> Component:
             start_new_session=True,
             cwd=directory,
         )
-    return Component(name, proc.pid, port, argv, str(log_path))
+    return Component(name, proc.pid, port, argv, str(log_path), control)
 
 
 def stop(comp: Component, timeout: float) -> None:

@@ -24,6 +24,7 @@ from services.devstack.components import (
     HOST,
     NAMES,
     Component,
+    Ports,
     StackError,
     alive,
     argv_for,
@@ -31,6 +32,7 @@ from services.devstack.components import (
     launch,
     stop,
 )
+from services.devstack.link import cut_link
 from services.devstack.ports import free_port, wait_for_port
 
 __all__ = ["HOST", "Component", "EmbeddedStack", "StackError", "StackState"]
@@ -51,8 +53,9 @@ class StackState:
     def env(self, directory: Path) -> dict[str, str]:
         """The `BILLING_*` settings that point the workers at this stack."""
         c = self.components
+        broker = c.get("kafka-link") or c["kafka"]  # every client goes through the link
         env = {
-            "BILLING_KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{c['kafka'].port}",
+            "BILLING_KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker.port}",
             "BILLING_MONGO_URI": f"mongodb://{HOST}:{c['mongodb'].port}/?directConnection=true",
             "BILLING_SMTP_HOST": HOST,
             "BILLING_SMTP_PORT": str(c["smtp"].port),
@@ -102,16 +105,17 @@ class EmbeddedStack:
         not answer before `timeout` seconds.
         """
         state = self.load()
+        ports = self._ports(state)
         started: list[Component] = []
         for name in NAMES:
             old = state.components.get(name)
             if old is not None and alive(old):
                 continue
-            port = old.port if old is not None else free_port(HOST)
-            argv = argv_for(name, self.directory, port, state.webhook_secret)
+            argv = argv_for(name, self.directory, ports, state.webhook_secret)
             if argv is None:
                 continue
-            comp = launch(name, argv, self.directory, port)
+            control = ports.link_control if name == "kafka-link" else 0
+            comp = launch(name, argv, self.directory, ports.by_name[name], control)
             state.components[name] = comp
             started.append(comp)
         self._save(state)
@@ -123,6 +127,16 @@ class EmbeddedStack:
                     f"(log: {comp.log})"
                 )
         return state
+
+    @staticmethod
+    def _ports(state: StackState) -> Ports:
+        """The recorded ports, and free ones for servers never started."""
+        c = state.components
+        link = c.get("kafka-link")
+        return Ports(
+            by_name={n: c[n].port if n in c else free_port(HOST) for n in NAMES},
+            link_control=link.control_port if link is not None else free_port(HOST),
+        )
 
     def status(self) -> dict[str, dict[str, object]]:
         """name -> {pid, port, running} for every recorded server."""
@@ -162,6 +176,20 @@ class EmbeddedStack:
         state.components["mongodb"] = comp
         self._save(state)
         wait_for_primary(state.env(self.directory)["BILLING_MONGO_URI"], timeout, comp.log)
+
+    def cut_kafka(self, seconds: float) -> None:
+        """Cut the broker link for `seconds`: returns once every connection through it is
+        aborted; until `seconds` have passed new connections are aborted as soon as they are
+        accepted, then the link forwards again (the broker itself keeps running, with its
+        topics, offsets and groups). Raises `StackError` when the stack has no running link.
+        """
+        link = self.load().components.get("kafka-link")
+        if link is None or not alive(link):
+            raise StackError(f"no running Kafka link in the stack at {self.directory}")
+        try:
+            cut_link(HOST, link.control_port, seconds)
+        except OSError as exc:
+            raise StackError(f"the Kafka link did not take the cut: {exc}") from exc
 
 
 def wait_for_primary(uri: str, timeout: float, log: str) -> None:
