@@ -96,12 +96,12 @@ async def test_the_workers_ride_out_a_mongodb_restart_mid_stream_and_process_eve
              headers_for("UsageRecorded")) for n in range(BURST)
         ])  # fmt: skip
         mid = await collector_stats(db)
+        assert mid["aggregated"] < BURST + len(rounds), "the restart came too late"
         restart = asyncio.create_task(asyncio.to_thread(stack.restart_mongodb, DOWN_SECONDS))
         rounds += [await publish_round(settings, env, f"during-{i}") for i in range(3)]
         assert not restart.done(), "MongoDB was back before the rounds meant for its outage"
         await restart
         rounds += [await publish_round(settings, env, f"after-{i}") for i in range(3)]
-        assert mid["aggregated"] < BURST + len(rounds), "the restart came too late"
 
         try:
             for r in rounds:
@@ -110,8 +110,8 @@ async def test_the_workers_ride_out_a_mongodb_restart_mid_stream_and_process_eve
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{logs_of(workers)}") from exc
         n = len(rounds)
-        assert await collector_stats(db) == {
-            **await collector_stats(db), "aggregated": BURST + n, "dead_lettered": 0}
+        stats = await collector_stats(db)  # redeliveries count as duplicates, never twice
+        assert (stats["aggregated"], stats["dead_lettered"]) == (BURST + n, 0)
         assert await db["usage_processed"].count_documents({}) == BURST + n
         versions = await db["invoicer_tenants"].distinct("version")
         assert await db["invoicer_tenants"].count_documents({}) == n and versions == [1]
