@@ -138,7 +138,7 @@ async def test_poison_that_is_not_json_is_dead_lettered_by_faststream_subscriber
     stack: EmbeddedStack, tmp_path: Path,
 ) -> None:
     await poison_and_neighbours(
-        stack, tmp_path, [p for p in poison_messages() if read_by_faststream(p)], seconds=60
+        stack, tmp_path, [p for p in poison_messages() if read_by_faststream(p)], seconds=30
     )
 
 
