@@ -41,9 +41,13 @@ from services.demo.report import payment_intents, write_report
 from services.demo.settle import CONSUMES, default_subscriptions, wait_until_settled
 from services.demo.supervisor import Supervisor
 from services.demo.topics import read_topic
-from services.devstack.api import EmbeddedStack, free_port
+from services.devstack.api import EmbeddedStack, free_port, publish_poison
 
 WORKERS = ("usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier")
+
+
+class NotSurvived(RuntimeError):
+    """With `--chaos`, a step did not settle in time: the run stops there (exit 1)."""
 
 
 @dataclass
@@ -164,13 +168,15 @@ class Demo:
         if problem is not None:
             self.result.unsettled.append(f"{what}: {problem}")
             self.say(f"[red]not settled[/] after {what}: {problem}")
+            if self.o.chaos is not None:  # a fault was not survived: nothing after it counts
+                raise NotSurvived(f"not settled after {what}")
 
     def _chaos(self, workers: WorkerSet, settings: CommonSettings) -> Chaos | None:
-        """The fault plan, when asked for. The stack's MongoDB restart, broker link cut and
-        poison messages are passed in here (`stack`, `publish_poison`) when the stack has them."""
+        """The fault plan, when asked for, with the stack's MongoDB restart, broker link cut
+        and poison messages."""
         if self.o.chaos is None:
             return None
-        return Chaos(self.o.chaos, workers, settings, self.say)
+        return Chaos(self.o.chaos, workers, settings, self.say, self.stack, publish_poison)
 
     async def _run_steps(self, settings: CommonSettings) -> None:
         workers = await self._start_workers(self.o.out / "logs")
