@@ -46,6 +46,20 @@ async def payment_intents(api_base: str, api_key: str) -> list[dict[str, Any]]:
     return found[::-1]
 
 
+async def platform_counts(settings: CommonSettings, mail_dir: Path) -> dict[str, int]:
+    """Invoices, Stripe PaymentIntents, emails the SMTP sink wrote to `mail_dir`, and the
+    collector's `aggregated` and `duplicates` totals."""
+    pay = steps.payments_settings()
+    stats = await steps.collector_totals(settings)
+    return {
+        "invoices": len(await steps.export_invoices(settings)),
+        "payment_intents": len(await payment_intents(pay.stripe_api_base, pay.stripe_api_key)),
+        "emails": len(list(mail_dir.glob("*.eml"))),
+        "aggregated": stats.get("aggregated", 0),
+        "duplicates": stats.get("duplicates", 0),
+    }
+
+
 def copy_emails(mail_src: Path, mail_dst: Path) -> int:
     """Copy every `.eml` the SMTP sink wrote to `mail_dst` (emptied first); returns how many."""
     shutil.rmtree(mail_dst, ignore_errors=True)

@@ -37,7 +37,7 @@ from services.demo import steps
 from services.demo.chaos import Chaos, ChaosOptions
 from services.demo.processes import WorkerSet
 from services.demo.replay import rewind_groups
-from services.demo.report import payment_intents, write_report
+from services.demo.report import platform_counts, write_report
 from services.demo.settle import CONSUMES, default_subscriptions, wait_until_settled
 from services.demo.supervisor import Supervisor
 from services.demo.topics import read_topic
@@ -242,20 +242,6 @@ class Demo:
             await self._settle(settings, db, f"billing clock at {as_of.isoformat()}")
         self.say(f"billing clock at {as_of.isoformat()} after {stops} stop(s)")
 
-    async def _counts(self, settings: CommonSettings) -> dict[str, int]:
-        """Invoices, Stripe PaymentIntents, emails received and the collector's totals."""
-        pay = steps.payments_settings()
-        stats = await steps.collector_totals(settings)
-        return {
-            "invoices": len(await steps.export_invoices(settings)),
-            "payment_intents": len(
-                await payment_intents(pay.stripe_api_base, pay.stripe_api_key)
-            ),
-            "emails": len(list((self.stack.directory / "mail").glob("*.eml"))),
-            "aggregated": stats.get("aggregated", 0),
-            "duplicates": stats.get("duplicates", 0),
-        }
-
     async def _replay(
         self, settings: CommonSettings, db: Any, workers: WorkerSet
     ) -> dict[str, Any]:
@@ -263,7 +249,8 @@ class Demo:
         `ChaosOptions.usage_replay`), start fresh workers and wait until each group has consumed
         to the end; returns what that added (`new`: must be all 0 but `duplicates`, which counts
         the replayed usage)."""
-        before = await self._counts(settings)
+        mail = self.stack.directory / "mail"
+        before = await platform_counts(settings, mail)
         self.say("replay: stopping the workers; rewinding every consumer group to offset 0")
         workers.stop_all()
         subscriptions = default_subscriptions(settings)
@@ -275,7 +262,7 @@ class Demo:
         fresh = await self._start_workers(self.o.out / "logs" / "replay")
         async with Supervisor(fresh, self.say).running():
             await self._settle(settings, db, "the replay from offset 0")
-        after = await self._counts(settings)
+        after = await platform_counts(settings, mail)
         seconds = round(time.monotonic() - began, 1)
         self.say(f"replay: consumed to the end in {seconds} s; before {before}, after {after}")
         return {
