@@ -94,6 +94,7 @@ def demo(args: list[str], out: Path) -> Run:
         timeout=TIMEOUT,
         check=False,
     )
+    (out.parent / f"{out.name}-stderr.log").write_text(proc.stderr)  # the demo's narration
     assert proc.returncode == 0, proc.stderr[-4000:]
     return Run(out, json.loads(proc.stdout[proc.stdout.index("{") :]))
 
