@@ -15,6 +15,7 @@ same key after them and see it processed.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -99,6 +100,7 @@ def poison_messages(tenant: str = POISON_TENANT) -> list[Poison]:
                headers_for("InvoiceIssued"), "validation_error"),
         Poison(TOPIC_INVOICE, key, _json({"invoice_id": "x"}), headers_for("InvoiceVoided"),
                "unknown_event_type"),
+        Poison(TOPIC_INVOICE, key, not_json, headers_for("InvoiceIssued"), "invalid_json"),
         Poison(TOPIC_STRIPE_EVENTS, key, b"\x00\xff\xfe binary, not JSON",
                headers_for("StripeEventReceived"), "invalid_json"),
         Poison(TOPIC_TENANT, key, _json({"tenant_id": tenant, "config_version": 0}),
@@ -106,11 +108,13 @@ def poison_messages(tenant: str = POISON_TENANT) -> list[Poison]:
     ]
 
 
-async def publish_poison(settings: CommonSettings) -> list[Poison]:
-    """Publish every `poison_messages()` entry to its topic (prefixed per `settings`), in
-    order, each acknowledged by the broker before the call returns; returns what was sent.
-    Raises aiokafka's `KafkaError` when the broker does not take them."""
-    poison = poison_messages()
+async def publish_poison(
+    settings: CommonSettings, poison: Sequence[Poison] | None = None
+) -> list[Poison]:
+    """Publish `poison` (default: every `poison_messages()` entry) to its topics (prefixed per
+    `settings`), in order, each acknowledged by the broker before the call returns; returns
+    what was sent. Raises aiokafka's `KafkaError` when the broker does not take them."""
+    poison = list(poison_messages() if poison is None else poison)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:

@@ -4,17 +4,31 @@ it, and `cut_kafka` breaks every connection for a while, then the link forwards 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pymongo import AsyncMongoClient
 
+from services.common.kafka import ensure_topics
+from services.common.settings import CommonSettings
 from services.devstack.api import EmbeddedStack
 from services.devstack.link import Link, cut_link
-from services.devstack.ports import free_port
-from tests.support.fault_stack import own_stack, worker_env
+from tests.support.fault_stack import logs_of, own_stack, start_workers, worker_env
+from tests.support.fault_workload import (
+    Round,
+    done,
+    every_subscription_past,
+    publish_round,
+    settings_for,
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+#: How long the broker link stays cut in the worker test.
+CUT_SECONDS = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +114,7 @@ def test_the_stack_points_every_client_at_its_link(stack: EmbeddedStack) -> None
     env = state.env(stack.directory)
     assert env["BILLING_KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{link.port}"
     assert f"tcp://127.0.0.1:{link.port}" in broker.argv  # advertised in metadata
-    assert link.control_port and link.control_port != free_port()
+    assert link.control_port not in (0, link.port, broker.port)
 
 
 async def test_clients_lose_the_broker_during_a_cut_and_find_it_again_afterwards(
@@ -125,3 +139,51 @@ async def test_clients_lose_the_broker_during_a_cut_and_find_it_again_afterwards
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def broker_answers(settings: CommonSettings) -> bool:
+    """True once a new client can reach the broker through the link."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        await producer.start()
+    except KafkaError:
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
+async def test_every_worker_kind_rides_out_a_30_s_broker_cut_without_a_restart(
+    stack: EmbeddedStack, tmp_path: Path,
+) -> None:
+    env = worker_env(stack)
+    settings = settings_for(env)
+    await ensure_topics(settings)
+    workers = start_workers(env, tmp_path / "logs")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    db = client[settings.mongo_db]
+    try:
+        warm = await publish_round(settings, env, "warm")
+
+        async def all_done(r: Round) -> bool:
+            assert not workers.dead(), logs_of(workers)
+            return all((await done(db, r)).values())
+
+        await eventually(lambda: all_done(warm), what="every worker's first round", seconds=120)
+        await asyncio.to_thread(stack.cut_kafka, CUT_SECONDS)
+        cut_at = time.monotonic()
+        await eventually(lambda: broker_answers(settings), what="the link back", seconds=90)
+        assert time.monotonic() - cut_at >= CUT_SECONDS - 1
+        after = await publish_round(settings, env, "after-cut")
+
+        try:
+            await eventually(lambda: all_done(after), what="the round after the cut", seconds=120)
+            await every_subscription_past(settings, after.sent)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await done(db, after)}\n{logs_of(workers)}") from exc
+        assert not workers.dead(), logs_of(workers)
+    finally:
+        codes = workers.stop_all()
+        await client.drop_database(settings.mongo_db)
+        await client.close()
+    assert set(codes.values()) == {0}, logs_of(workers)

@@ -1,15 +1,35 @@
 """MongoDB of the embedded stack killed with SIGKILL and started again (`restart_mongodb`)."""
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
+from contracts import TOPIC_USAGE
+from services.common.codec import headers_for
+from services.common.kafka import ensure_topics
 from services.devstack.api import EmbeddedStack
-from tests.support.fault_stack import own_stack, worker_env
+from services.usage_collector.adapters.store import collector_stats
+from tests.support.fault_stack import logs_of, own_stack, start_workers, worker_env
+from tests.support.fault_workload import (
+    Round,
+    done,
+    every_subscription_past,
+    publish,
+    publish_round,
+    settings_for,
+    usage_event,
+)
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+#: Usage events published just before MongoDB is killed, so the collector is writing.
+BURST = 400
+#: How long MongoDB stays down.
+DOWN_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +71,57 @@ def test_restarting_mongodb_of_a_stack_that_is_not_up_names_the_missing_server(
 
     with pytest.raises(StackError, match="no MongoDB"):
         EmbeddedStack(tmp_path).restart_mongodb()
+
+
+async def test_the_workers_ride_out_a_mongodb_restart_mid_stream_and_process_everything_once(
+    stack: EmbeddedStack, tmp_path: Path,
+) -> None:
+    env = worker_env(stack)
+    settings = settings_for(env)
+    await ensure_topics(settings)
+    workers = start_workers(env, tmp_path / "logs")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    db = client[settings.mongo_db]
+
+    async def all_done(r: Round) -> bool:
+        assert not workers.dead(), logs_of(workers)
+        return all((await done(db, r)).values())
+
+    try:
+        warm = await publish_round(settings, env, "warm")
+        await eventually(lambda: all_done(warm), what="every worker's first round", seconds=120)
+        rounds = [warm] + [await publish_round(settings, env, f"before-{i}") for i in range(3)]
+        burst = await publish(settings, [
+            (TOPIC_USAGE, f"burst-{n % 8}".encode(), usage_event(f"burst-{n}", f"burst-{n % 8}"),
+             headers_for("UsageRecorded")) for n in range(BURST)
+        ])  # fmt: skip
+        mid = await collector_stats(db)
+        assert mid["aggregated"] < BURST + len(rounds), "the restart came too late"
+        restart = asyncio.create_task(asyncio.to_thread(stack.restart_mongodb, DOWN_SECONDS))
+        rounds += [await publish_round(settings, env, f"during-{i}") for i in range(3)]
+        assert not restart.done(), "MongoDB was back before the rounds meant for its outage"
+        await restart
+        rounds += [await publish_round(settings, env, f"after-{i}") for i in range(3)]
+
+        try:
+            for r in rounds:
+                await eventually(lambda r=r: all_done(r), what=f"round {r.tag}", seconds=180)
+            await every_subscription_past(settings, [*burst, *(s for r in rounds for s in r.sent)])
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{logs_of(workers)}") from exc
+        n = len(rounds)
+        stats = await collector_stats(db)  # redeliveries count as duplicates, never twice
+        assert (stats["aggregated"], stats["dead_lettered"]) == (BURST + n, 0)
+        assert await db["usage_processed"].count_documents({}) == BURST + n
+        versions = await db["invoicer_tenants"].distinct("version")
+        assert await db["invoicer_tenants"].count_documents({}) == n and versions == [1]
+        assert await db["notifier_sent"].count_documents({}) == n
+        assert await db["notifier_contacts"].count_documents({}) == n
+        stripe_events = {"_id": {"$regex": "^payments.stripe-events:"}}
+        assert await db["processed_events"].count_documents(stripe_events) == n
+        assert not workers.dead(), logs_of(workers)
+    finally:
+        codes = workers.stop_all()
+        await client.drop_database(settings.mongo_db)
+        await client.close()
+    assert set(codes.values()) == {0}, logs_of(workers)

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.devstack.api import EmbeddedStack
+from services.demo.processes import WorkerSet
+from services.devstack.api import EmbeddedStack, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Every worker of `billing run`.
+WORKERS = ("usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier")
 
 
 @contextmanager
@@ -34,7 +37,24 @@ def worker_env(stack: EmbeddedStack) -> dict[str, str]:
         "BILLING_MONGO_DB": f"faults_{tag}",
         "BILLING_TOPIC_PREFIX": f"f{tag}.",
         "BILLING_LOG_JSON": "true",
+        "BILLING_STRIPE_WEBHOOKS_PORT": str(free_port()),
+        "BILLING_INVOICER_CYCLE_INTERVAL_SECONDS": "0",
+        "BILLING_PAYMENTS_DUNNING_INTERVAL_SECONDS": "0",
         "PYTHONPATH": str(ROOT),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     })
     return env
+
+
+def start_workers(env: dict[str, str], log_dir: Path) -> WorkerSet:
+    """Every worker kind as its own `billing run` process, all at once."""
+    workers = WorkerSet(env, log_dir)
+    for name in WORKERS:
+        workers.start(name)
+    return workers
+
+
+def logs_of(workers: WorkerSet, tail: int = 3000) -> str:
+    """The end of every worker's log, for a failure message."""
+    return "\n".join(f"--- {w.name} (alive: {w.alive()})\n{w.log.read_text()[-tail:]}"
+                     for w in workers.workers)
