@@ -85,3 +85,14 @@ async def mongo_db(common_settings: CommonSettings) -> AsyncIterator[Any]:
     yield db
     await client.drop_database(common_settings.mongo_db)
     await client.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the faults the chaos scenarios survived (`tests/support/chaos.py`), if any ran."""
+    from tests.support import chaos
+
+    lines = chaos.table()
+    if lines:
+        terminalreporter.section("faults survived")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from services.common.cli import parse_instant
+from services.demo.chaos import ChaosOptions
 from services.demo.runner import Demo, DemoOptions
 from services.demo.sample import SAMPLE_AS_OF, write_sample
 
@@ -22,9 +23,30 @@ def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="output folder"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     settle_timeout: float = typer.Option(300.0, help="seconds to wait for each stop to settle"),
+    chaos: bool = typer.Option(
+        False,
+        "--chaos",
+        help="inject faults (SIGKILL of each worker kind, a MongoDB restart, a broker link cut, "
+        "poison messages), then replay every topic from offset 0 (docs/operations.md)",
+    ),
+    kills: int = typer.Option(1, "--kills", min=0, help="with --chaos: kills per kind and phase"),
+    random_state: int = typer.Option(
+        0, "--random-state", help="with --chaos: state of the fault plan's random generator"
+    ),
+    usage_replay: int | None = typer.Option(
+        None,
+        "--usage-replay",
+        min=0,
+        help="with --chaos: usage records per partition the closing replay consumes again "
+        "(default: all; replaying a month of usage takes about as long as importing it)",
+    ),
+    collectors: int | None = typer.Option(
+        None, "--collectors", min=1, help="usage collectors in one group (1; 2 with --chaos)"
+    ),
 ) -> None:
     """Run every worker as its own process on real usage and write invoices, PDFs, emails,
-    dead letters and a summary to OUT. Exits 0 only if everything settled."""
+    dead letters and a summary to OUT. Exits 0 only if everything settled. A worker that exits
+    is restarted (counted in summary.json's `restarts`)."""
     if (tenants is None) != (trace is None):
         raise typer.BadParameter("--tenants and --trace go together")
     out.mkdir(parents=True, exist_ok=True)
@@ -39,6 +61,10 @@ def demo(
         out=out.resolve(),
         settle_timeout=settle_timeout,
         quiet=False,
+        collectors=collectors or (2 if chaos else 1),
+        chaos=ChaosOptions(kills=kills, random_state=random_state, usage_replay=usage_replay)
+        if chaos
+        else None,
     )
     result = asyncio.run(Demo(options).run())
     if as_json:

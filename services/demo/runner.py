@@ -1,19 +1,26 @@
 """`billing demo`: the whole platform, every worker its own OS process, on real usage data.
 
-Steps: start the embedded stack; start `billing run usage-collector`,
-`invoicer`, `payments`, `stripe-webhooks` and `notifier`; apply the tenants as a `super`
-operator and set up their Stripe customers; import the usage and wait until it is aggregated;
-move the billing clock from the earliest `effective_from` to `as_of`, stopping wherever
-something is due and waiting for payments, status changes and emails to settle at each stop;
-write the report to `out`; stop everything it started.
+Steps: start the embedded stack; start `billing run usage-collector` (`collectors` of them, in
+one consumer group), `invoicer`, `payments`, `stripe-webhooks` and `notifier`, supervised
+(`services.demo.supervisor`: a worker that exits is started again); apply the tenants as a
+`super` operator and set up their Stripe customers; import the usage and wait until it is
+aggregated; move the billing clock from the earliest `effective_from` to `as_of`, stopping
+wherever something is due and waiting for payments, status changes and emails to settle at each
+stop; write the report to `out`; stop everything it started.
+
+With `chaos` (`services.demo.chaos`), faults are injected while usage flows and while the clock
+moves, and before the report every consumer group is replayed from offset 0 into fresh workers
+(`replay` in `summary.json`: what the replay added, which must be nothing).
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,22 +29,30 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from contracts import TOPIC_DEAD_LETTER, TOPIC_NOTIFICATION, TOPIC_PAYMENT
+from contracts import TOPIC_DEAD_LETTER, TOPIC_USAGE
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.demo import steps
+from services.demo.chaos import Chaos, ChaosOptions
 from services.demo.processes import WorkerSet
-from services.demo.settle import default_subscriptions, wait_until_settled
+from services.demo.replay import rewind_groups
+from services.demo.report import platform_counts, write_report
+from services.demo.settle import CONSUMES, default_subscriptions, wait_until_settled
+from services.demo.supervisor import Supervisor
 from services.demo.topics import read_topic
-from services.devstack.api import EmbeddedStack, free_port
+from services.devstack.api import EmbeddedStack, free_port, publish_poison
 
 WORKERS = ("usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier")
 
 
+class NotSurvived(RuntimeError):
+    """With `--chaos`, a step did not settle in time: the run stops there (exit 1)."""
+
+
 @dataclass
 class DemoOptions:
-    """What `billing demo` was asked to do."""
+    """What `billing demo` was asked to do; `chaos` None runs without faults."""
 
     tenants: Path
     trace: Path
@@ -45,6 +60,8 @@ class DemoOptions:
     out: Path
     settle_timeout: float = 300.0
     quiet: bool = False
+    collectors: int = 1
+    chaos: ChaosOptions | None = None
 
 
 @dataclass
@@ -64,6 +81,7 @@ class Demo:
         self.stack = EmbeddedStack(options.out / "stack")
         self.result = DemoResult()
         self.started = time.monotonic()
+        self.worker_sets: list[WorkerSet] = []
 
     def say(self, text: str) -> None:
         self.console.print(f"[bold cyan]demo[/] {text}")
@@ -78,19 +96,19 @@ class Demo:
         env = self._environment(state.env(self.stack.directory))
         os.environ.update(env)
         settings = CommonSettings()
-        workers = WorkerSet(dict(os.environ), self.o.out / "logs")
         try:
             await ensure_topics(settings)
-            await self._run_steps(settings, workers, env)
+            await self._run_steps(settings)
         except Exception as exc:  # report, stop everything, exit non-zero
             self.result.unsettled.append(f"{type(exc).__name__}: {exc}")
             self.console.print_exception()
         finally:
             self.say("stopping workers and the stack")
-            codes = workers.stop_all()
-            bad = {n: c for n, c in codes.items() if c not in (0, None)}
-            if bad:
-                self.result.unsettled.append(f"workers exited with codes {bad}")
+            for workers in self.worker_sets:
+                codes = workers.stop_all()
+                bad = {n: c for n, c in codes.items() if c not in (0, None)}
+                if bad:
+                    self.result.unsettled.append(f"workers exited with codes {bad}")
             await asyncio.to_thread(self.stack.down)
         return self.result
 
@@ -108,6 +126,22 @@ class Demo:
         }
         env.update(steps.extra_environment(self.webhook_port))
         return env
+
+    async def _start_workers(self, log_dir: Path) -> WorkerSet:
+        """Start every worker (`collectors` usage collectors) and wait until each is ready."""
+        workers = WorkerSet(dict(os.environ), log_dir)
+        self.worker_sets.append(workers)
+        ports: dict[str, int] = {}
+        for kind in WORKERS:
+            count = self.o.collectors if kind == "usage-collector" else 1
+            for n in range(1, count + 1):
+                name = kind if n == 1 else f"{kind}-{n}"
+                # the webhook ingress serves /metrics, /healthz and /readyz on its own HTTP port
+                ports[name] = self.webhook_port if kind == "stripe-webhooks" else free_port()
+                workers.start(name, {"BILLING_OPS_PORT": str(ports[name])}, kind=kind)
+        self.say(f"started workers {', '.join(ports)}; waiting until each is ready")
+        await self._wait_ready(ports, workers)
+        return workers
 
     async def _wait_ready(self, ports: dict[str, int], workers: WorkerSet) -> None:
         deadline = time.monotonic() + 120
@@ -134,42 +168,62 @@ class Demo:
         if problem is not None:
             self.result.unsettled.append(f"{what}: {problem}")
             self.say(f"[red]not settled[/] after {what}: {problem}")
+            if self.o.chaos is not None:  # a fault was not survived: nothing after it counts
+                raise NotSurvived(f"not settled after {what}")
 
-    async def _run_steps(
-        self, settings: CommonSettings, workers: WorkerSet, env: dict[str, str]
-    ) -> None:
-        ports = {}
-        for name in WORKERS:
-            # the webhook ingress serves /metrics, /healthz and /readyz on its own HTTP port
-            ports[name] = self.webhook_port if name == "stripe-webhooks" else free_port()
-            workers.start(name, {"BILLING_OPS_PORT": str(ports[name])})
-        self.say(f"started workers {', '.join(WORKERS)}; waiting until each is ready")
-        await self._wait_ready(ports, workers)
+    def _chaos(self, workers: WorkerSet, settings: CommonSettings) -> Chaos | None:
+        """The fault plan, when asked for, with the stack's MongoDB restart, broker link cut
+        and poison messages."""
+        if self.o.chaos is None:
+            return None
+        return Chaos(self.o.chaos, workers, settings, self.say, self.stack, publish_poison)
 
+    async def _run_steps(self, settings: CommonSettings) -> None:
+        workers = await self._start_workers(self.o.out / "logs")
+        supervisor = Supervisor(workers, self.say)
+        chaos = self._chaos(workers, settings)
         client = make_client(settings)
         db = database(client, settings)
         try:
-            self.say("applying tenants as a super operator; setting up Stripe customers")
-            tenant_ids = await steps.apply_tenants(settings, self.o.tenants)
-            await steps.setup_payments(settings, self.o.tenants, self.webhook_port)
-            await self._settle(settings, db, "tenant configuration")
+            async with supervisor.running():
+                self.say("applying tenants as a super operator; setting up Stripe customers")
+                tenant_ids = await steps.apply_tenants(settings, self.o.tenants)
+                await steps.setup_payments(settings, self.o.tenants, self.webhook_port)
+                await self._settle(settings, db, "tenant configuration")
 
-            self.say(f"importing usage from {self.o.trace}")
-            report = await steps.import_usage(
-                settings, self.o.trace, self.o.tenants, progress=not self.o.quiet
+                self.say(f"importing usage from {self.o.trace}")
+                async with chaos.phase("usage") if chaos else _nothing():
+                    report = await steps.import_usage(
+                        settings, self.o.trace, self.o.tenants, progress=not self.o.quiet
+                    )
+                    await self._settle(settings, db, "usage aggregation")
+                as_of = self.o.as_of or steps.default_as_of(report)
+
+                start = await steps.clock_start(self.o.tenants)
+                self.say(f"moving the billing clock from {start.isoformat()} to {as_of:%Y-%m-%d}")
+                async with chaos.phase("clock") if chaos else _nothing():
+                    await self._clock(settings, db, start, as_of, chaos)
+                if chaos:
+                    await self._settle(settings, db, "the last faults")
+            restarts = {w.name: supervisor.restarts[w.name] for w in workers.workers}
+            summary: dict[str, Any] = {}
+            if chaos:
+                summary["replay"] = await self._replay(settings, db, workers)
+            summary |= await write_report(
+                settings, self.o.out, self.stack.directory / "mail", report, tenant_ids, as_of
             )
-            await self._settle(settings, db, "usage aggregation")
-            as_of = self.o.as_of or steps.default_as_of(report)
-
-            start = await steps.clock_start(self.o.tenants)
-            self.say(f"moving the billing clock from {start.isoformat()} to {as_of.isoformat()}")
-            await self._clock(settings, db, start, as_of)
-            await self._report(settings, db, report, tenant_ids, as_of)
+            summary["restarts"] = restarts
+            if chaos:
+                dead = [r["value"] for r in await read_topic(settings, TOPIC_DEAD_LETTER)]
+                readers = Counter(topic for topic, _ in CONSUMES)
+                summary["faults"] = chaos.summary(dead, restarts, dict(readers))
+            self._finish(summary)
         finally:
             await client.close()
 
     async def _clock(
-        self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime
+        self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime,
+        chaos: Chaos | None,
     ) -> None:
         now = start
         stops = 0
@@ -179,6 +233,8 @@ class Demo:
                 break
             stops += 1
             await steps.run_clock(settings, nxt, self.say)
+            if chaos:
+                await chaos.after_clock_stop(stops)
             await self._settle(settings, db, f"billing clock at {nxt.isoformat()}")
             now = nxt
         if now < as_of:
@@ -186,86 +242,49 @@ class Demo:
             await self._settle(settings, db, f"billing clock at {as_of.isoformat()}")
         self.say(f"billing clock at {as_of.isoformat()} after {stops} stop(s)")
 
-    async def _report(
-        self,
-        settings: CommonSettings,
-        db: Any,
-        report: dict[str, Any],
-        tenant_ids: list[str],
-        as_of: datetime,
-    ) -> None:
-        out = self.o.out
-        invoices = await steps.export_invoices(settings)
-        (out / "invoices.json").write_text(json.dumps(invoices, indent=2) + "\n")
-        pdfs = await steps.write_pdfs(settings, out / "invoices")
-        mail_src = self.stack.directory / "mail"
-        mail_dst = out / "emails"
-        shutil.rmtree(mail_dst, ignore_errors=True)
-        mail_dst.mkdir(parents=True)
-        for eml in sorted(mail_src.glob("*.eml")):
-            shutil.copy2(eml, mail_dst / eml.name)
-        dead = await read_topic(settings, TOPIC_DEAD_LETTER)
-        (out / "dead-letters.jsonl").write_text(
-            "".join(json.dumps(record["value"]) + "\n" for record in dead)
-        )
-        payments = await read_topic(settings, TOPIC_PAYMENT)
-        notes = await read_topic(settings, TOPIC_NOTIFICATION)
-        stats = await steps.collector_totals(settings)
-        elapsed = time.monotonic() - self.started
-        dead_by_service = Counter(
-            r["value"].get("service") for r in dead if isinstance(r["value"], dict)
-        )
-        self.result.summary = {
-            "as_of": as_of.isoformat(),
-            "tenants": len(tenant_ids),
-            "events": {
-                "read": report.get("events_read", 0),
-                "published": report.get("events_published", 0),
-                "aggregated": stats.get("aggregated", 0),
-                "duplicates": stats.get("duplicates", 0),
-                "dead_lettered": sum(dead_by_service.values()),
-                "dead_lettered_by_service": dict(dead_by_service),
-                "rows_read": report.get("rows_read", 0),
-            },
-            "invoices": {
-                "total": len(invoices),
-                "by_status": dict(Counter(i["status"] for i in invoices)),
-                "pdfs": pdfs,
-            },
-            "payments": _payment_counts(payments),
-            "emails": {
-                "files": len(list(mail_dst.glob("*.eml"))),
-                "by_kind": dict(
-                    Counter(n["value"].get("kind") for n in _unique(notes, "NotificationSent"))
-                ),
-                "failed": len(_unique(notes, "NotificationFailed")),
-            },
-            "elapsed_seconds": round(elapsed, 1),
-            "events_per_second": round(report.get("events_published", 0) / elapsed, 1),
-            "settled": not self.result.unsettled,
-            "unsettled": self.result.unsettled,
+    async def _replay(
+        self, settings: CommonSettings, db: Any, workers: WorkerSet
+    ) -> dict[str, Any]:
+        """Stop every worker, rewind every group to offset 0 (the usage group per
+        `ChaosOptions.usage_replay`), start fresh workers and wait until each group has consumed
+        to the end; returns what that added (`new`: must be all 0 but `duplicates`, which counts
+        the replayed usage)."""
+        mail = self.stack.directory / "mail"
+        before = await platform_counts(settings, mail)
+        self.say("replay: stopping the workers; rewinding every consumer group to offset 0")
+        workers.stop_all()
+        subscriptions = default_subscriptions(settings)
+        tail = self.o.chaos.usage_replay if self.o.chaos else None
+        usage_groups = [g for g, topics in subscriptions.items() if TOPIC_USAGE in topics]
+        tails = {g: tail for g in usage_groups} if tail is not None else {}
+        rewound = await rewind_groups(settings, subscriptions, tails)
+        began = time.monotonic()
+        fresh = await self._start_workers(self.o.out / "logs" / "replay")
+        async with Supervisor(fresh, self.say).running():
+            await self._settle(settings, db, "the replay from offset 0")
+        after = await platform_counts(settings, mail)
+        seconds = round(time.monotonic() - began, 1)
+        self.say(f"replay: consumed to the end in {seconds} s; before {before}, after {after}")
+        return {
+            "groups_rewound": rewound,
+            "seconds": seconds,
+            "before": before,
+            "after": after,
+            "new": {k: after[k] - before[k] for k in before},
         }
-        (out / "summary.json").write_text(json.dumps(self.result.summary, indent=2) + "\n")
+
+    def _finish(self, summary: dict[str, Any]) -> None:
+        elapsed = time.monotonic() - self.started
+        published = summary.get("events", {}).get("published", 0)
+        summary["elapsed_seconds"] = round(elapsed, 1)
+        summary["events_per_second"] = round(published / elapsed, 1)
+        summary["settled"] = not self.result.unsettled
+        summary["unsettled"] = self.result.unsettled
+        self.result.summary = summary
+        (self.o.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _unique(records: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
-    """Records of `event_type`, one per event id (an outbox may republish after a crash)."""
-    seen: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r["type"] == event_type and isinstance(r["value"], dict):
-            seen.setdefault(str(r["value"].get("event_id")), r)
-    return list(seen.values())
-
-
-def _payment_counts(records: list[dict[str, Any]]) -> dict[str, int]:
-    succeeded = _unique(records, "PaymentSucceeded")
-    failed = _unique(records, "PaymentFailed")
-    charged = [
-        r for r in succeeded if str(r["value"].get("payment_reference", "")).startswith("pi_")
-    ]
-    return {
-        "attempted": len(charged) + len(failed),
-        "succeeded": len(succeeded),
-        "succeeded_by_card": len(charged),
-        "failed": len(failed),
-    }
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    """A phase without faults."""
+    yield

@@ -1,5 +1,7 @@
 """When has the platform settled? Every outbox is drained and every consumer group has consumed
-every record of the topics it reads, twice in a row with nothing moving in between."""
+every record of the topics it reads, twice in a row with nothing moving in between. While MongoDB
+or the broker does not answer (a restart, a cut link), nothing has settled: the check is made
+again until the deadline."""
 
 import asyncio
 import time
@@ -7,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from services.common.lag import committed_offsets, pending_partitions
 from services.common.settings import CommonSettings
@@ -61,10 +65,16 @@ async def wait_until_settled(
     previous: dict[tuple[str, TopicPartition], int] | None = None
     reason = "nothing checked"
     while time.monotonic() < deadline:
-        backlog_before = await outbox_backlog(db)
-        offsets, pending = await _snapshot(settings, subscriptions)
-        backlog_after = await outbox_backlog(db)
-        extra_ok = await also() if also is not None else True
+        try:
+            backlog_before = await outbox_backlog(db)
+            offsets, pending = await _snapshot(settings, subscriptions)
+            backlog_after = await outbox_backlog(db)
+            extra_ok = await also() if also is not None else True
+        except (PyMongoError, KafkaError, OSError, TimeoutError) as exc:
+            previous = None
+            reason = f"a dependency did not answer ({type(exc).__name__}: {exc})"
+            await asyncio.sleep(0.5)
+            continue
         quiet = backlog_before == 0 and pending == 0 and backlog_after == 0 and extra_ok
         if quiet and previous == offsets:
             return None

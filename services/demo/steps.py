@@ -123,3 +123,8 @@ async def collector_totals(settings: CommonSettings) -> dict[str, int]:
         return await usage.collector_stats(database(client, settings))
     finally:
         await client.close()
+
+
+def payments_settings() -> payments.PaymentsSettings:
+    """The payments service's settings (Stripe API base and key) from the environment."""
+    return payments.PaymentsSettings()
