@@ -22,6 +22,9 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_enable_idempotence: bool = False
     topic_prefix: str = ""
+    #: put between the topic prefix and a worker's group name: a new value gives every worker
+    #: new consumer groups, which start from each partition's first record (a replay)
+    group_prefix: str = ""
     topic_partitions: int = Field(default=0, ge=0, description="0: the defaults in contracts")
     mongo_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongo_db: str = "billing"
@@ -43,5 +46,6 @@ class CommonSettings(BaseSettings):
         return f"{self.topic_prefix}{name}"
 
     def group(self, name: str) -> str:
-        """The consumer group id for a worker, namespaced like the topics."""
-        return f"{self.topic_prefix}{name}"
+        """The consumer group id for a worker, namespaced like the topics (and by
+        `group_prefix`)."""
+        return f"{self.topic_prefix}{self.group_prefix}{name}"

@@ -42,8 +42,7 @@ class ChaosOptions:
     usage collectors in one consumer group, MongoDB down for `mongo_down_seconds` once, the
     broker link cut for `kafka_cut_seconds` once; gaps between faults are drawn uniformly from
     [`min_gap_seconds`, `max_gap_seconds`] by a generator started from `random_state`. The
-    closing replay rewinds every group to offset 0, the usage collector's to `usage_replay`
-    records before the end of each partition when that is set."""
+    closing replay consumes every topic again from offset 0 in fresh consumer groups."""
 
     kills: int = 1
     random_state: int = 0
@@ -52,8 +51,6 @@ class ChaosOptions:
     kafka_cut_seconds: float = 30.0
     min_gap_seconds: float = 0.5
     max_gap_seconds: float = 5.0
-    #: records per usage partition the closing replay consumes again (None: all of them)
-    usage_replay: int | None = None
 
 
 class StackFaults(Protocol):

@@ -33,13 +33,6 @@ def demo(
     random_state: int = typer.Option(
         0, "--random-state", help="with --chaos: state of the fault plan's random generator"
     ),
-    usage_replay: int | None = typer.Option(
-        None,
-        "--usage-replay",
-        min=0,
-        help="with --chaos: usage records per partition the closing replay consumes again "
-        "(default: all; replaying a month of usage takes about as long as importing it)",
-    ),
     collectors: int | None = typer.Option(
         None, "--collectors", min=1, help="usage collectors in one group (1; 2 with --chaos)"
     ),
@@ -62,7 +55,7 @@ def demo(
         settle_timeout=settle_timeout,
         quiet=False,
         collectors=collectors or (2 if chaos else 1),
-        chaos=ChaosOptions(kills=kills, random_state=random_state, usage_replay=usage_replay)
+        chaos=ChaosOptions(kills=kills, random_state=random_state)
         if chaos
         else None,
     )

@@ -29,14 +29,14 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from contracts import TOPIC_DEAD_LETTER, TOPIC_USAGE
+from contracts import TOPIC_DEAD_LETTER
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.demo import steps
 from services.demo.chaos import Chaos, ChaosOptions
 from services.demo.processes import WorkerSet
-from services.demo.replay import rewind_groups
+from services.demo.replay import REPLAY_GROUP_PREFIX, replay_sizes
 from services.demo.report import platform_counts, write_report
 from services.demo.settle import CONSUMES, default_subscriptions, wait_until_settled
 from services.demo.supervisor import Supervisor
@@ -245,28 +245,28 @@ class Demo:
     async def _replay(
         self, settings: CommonSettings, db: Any, workers: WorkerSet
     ) -> dict[str, Any]:
-        """Stop every worker, rewind every group to offset 0 (the usage group per
-        `ChaosOptions.usage_replay`), start fresh workers and wait until each group has consumed
-        to the end; returns what that added (`new`: must be all 0 but `duplicates`, which counts
-        the replayed usage)."""
+        """Stop every worker, start fresh ones in new consumer groups (which begin at offset
+        0 of every partition) and wait until each group has consumed to the end; returns what
+        that added (`new`: must be all 0 but `duplicates`, which counts the replayed usage)."""
         mail = self.stack.directory / "mail"
         before = await platform_counts(settings, mail)
-        self.say("replay: stopping the workers; rewinding every consumer group to offset 0")
+        self.say("replay: stopping the workers; fresh workers in new groups read from offset 0")
         workers.stop_all()
-        subscriptions = default_subscriptions(settings)
-        tail = self.o.chaos.usage_replay if self.o.chaos else None
-        usage_groups = [g for g, topics in subscriptions.items() if TOPIC_USAGE in topics]
-        tails = {g: tail for g in usage_groups} if tail is not None else {}
-        rewound = await rewind_groups(settings, subscriptions, tails)
-        began = time.monotonic()
-        fresh = await self._start_workers(self.o.out / "logs" / "replay")
-        async with Supervisor(fresh, self.say).running():
-            await self._settle(settings, db, "the replay from offset 0")
+        os.environ["BILLING_GROUP_PREFIX"] = REPLAY_GROUP_PREFIX
+        replaying = CommonSettings()
+        try:
+            groups = await replay_sizes(replaying, default_subscriptions(replaying))
+            began = time.monotonic()
+            fresh = await self._start_workers(self.o.out / "logs" / "replay")
+            async with Supervisor(fresh, self.say).running():
+                await self._settle(replaying, db, "the replay from offset 0")
+        finally:
+            os.environ.pop("BILLING_GROUP_PREFIX", None)
         after = await platform_counts(settings, mail)
         seconds = round(time.monotonic() - began, 1)
         self.say(f"replay: consumed to the end in {seconds} s; before {before}, after {after}")
         return {
-            "groups_rewound": rewound,
+            "groups": groups,
             "seconds": seconds,
             "before": before,
             "after": after,

@@ -129,11 +129,6 @@ async def test_each_poison_message_is_dead_lettered_and_its_partition_moves_on(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="payments and the notifier let FastStream json-decode the body before their handler: "
-    "a body that is not JSON is nacked and redelivered forever, blocking its partition",
-)
 async def test_poison_that_is_not_json_is_dead_lettered_by_faststream_subscribers(
     stack: EmbeddedStack, tmp_path: Path,
 ) -> None:
