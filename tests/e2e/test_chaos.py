@@ -8,21 +8,21 @@ figures go to the end-of-run table (`tests/support/chaos.py`)."""
 
 import email
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.expected import minor, usage_by_meter
+from tests.e2e.runs import run_demo
 from tests.support import chaos
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 MONTH = "2013-7"
 #: issuing (July and August periods), card payments, globex's declined card with its dunning
 #: retries, and its first invoice overdue on 30 August
@@ -65,21 +65,7 @@ class Run:
 
 
 def demo(args: list[str], out: Path) -> Run:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "demo", *args, "--out", str(out), "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    (out.parent / f"{out.name}-stderr.log").write_text(proc.stderr)  # the demo's narration
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return Run(out, json.loads(proc.stdout[proc.stdout.index("{") :]))
+    return Run(out, run_demo(args, out, TIMEOUT))
 
 
 def twice(found: list[Any]) -> int:
@@ -189,3 +175,37 @@ def test_every_poison_message_is_dead_lettered_with_its_reason(runs: tuple[Run, 
     poison = runs[1].summary["faults"]["poison"]
     assert poison["published"] > 0
     assert poison["with_expected_reason"] == poison["published"], poison["messages"]
+
+
+PRICES = {"cpu_hours": "0.04", "memory_gb_hours": "0.005", "bandwidth_gb": "0.09"}
+
+
+@pytest.mark.timeout(TIMEOUT * 2)
+def test_the_real_month_is_invoiced_to_the_cent(runs: tuple[Run, Run]) -> None:
+    """acme (USD, monthly on the 1st, $49 flat, a $25 goodwill credit granted on 15 July):
+    its June and July invoices against totals computed here from the CSV rows of its VMs."""
+    plain, _ = runs
+    trace = plain.out.parent / "trace"  # the month both runs imported
+    acme = {i["period_start"][:10]: i for i in plain.invoices() if i["tenant_id"] == "acme"}
+    periods = [
+        (datetime(2013, 6, 1, tzinfo=UTC), datetime(2013, 7, 1, tzinfo=UTC)),
+        (datetime(2013, 7, 1, tzinfo=UTC), datetime(2013, 8, 1, tzinfo=UTC)),
+    ]
+    totals = []
+    for start, end in periods:
+        invoice = acme[start.date().isoformat()]
+        usage = usage_by_meter(trace, {"399", "408"}, start, end)
+        lines = {li["meter"]: li for li in invoice["line_items"] if li["kind"] == "usage"}
+        for meter, price in PRICES.items():
+            assert Decimal(lines[meter]["quantity"]) == usage[meter], meter
+            assert lines[meter]["amount"] == minor(usage[meter] * Decimal(price)), meter
+        totals.append(4900 + sum(minor(usage[m] * Decimal(p)) for m, p in PRICES.items()))
+        assert invoice["currency"] == "USD" and invoice["status"] == "paid"
+        pdf = plain.out / "invoices" / f"{invoice['invoice_number']}.pdf"
+        assert pdf.read_bytes().startswith(b"%PDF")
+    june, july = acme["2013-06-01"], acme["2013-07-01"]
+    assert june["amount"] == totals[0]  # the credit granted on 15 July is not applied yet
+    assert june["issue_date"] == "2013-07-01" and june["due_date"] == "2013-07-15"
+    credit = [li for li in july["line_items"] if li["kind"] == "credit"]
+    assert credit and credit[0]["amount"] == -min(2500, totals[1])
+    assert july["amount"] == totals[1] + credit[0]["amount"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_demo_bitbrains import run_demo
+from tests.e2e.runs import run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -69,13 +69,12 @@ def edge_input(shared_data: Path, tmp_path: Path) -> tuple[Path, Path, int, int]
 
 @pytest.mark.timeout(900)
 def test_messy_files_neither_crash_nor_double_count_and_bad_rows_are_dead_lettered(
-    shared_data: Path, tmp_path: Path, subprocess_env: dict[str, str]
+    shared_data: Path, tmp_path: Path
 ) -> None:
     tenants_file, trace, rows, distinct = edge_input(shared_data, tmp_path)
     out = tmp_path / "out"
     summary = run_demo(
         ["--tenants", str(tenants_file), "--trace", str(trace), "--as-of", "2013-10-01T00:00:00Z"],
-        subprocess_env,
         out,
     )
     events = summary["events"]
