@@ -5,24 +5,20 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from pymongo import AsyncMongoClient
 
-from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.devstack.api import EmbeddedStack
 from services.devstack.link import Link, cut_link
-from tests.support.fault_stack import logs_of, own_stack, start_workers, worker_env
+from tests.support.fault_stack import logs_of, own_stack, worker_env
 from tests.support.fault_workload import (
-    Round,
     done,
     every_subscription_past,
     publish_round,
-    settings_for,
+    running_workers,
 )
 from tests.support.polling import eventually
 
@@ -156,19 +152,9 @@ async def broker_answers(settings: CommonSettings) -> bool:
 async def test_every_worker_kind_rides_out_a_30_s_broker_cut_without_a_restart(
     stack: EmbeddedStack, tmp_path: Path,
 ) -> None:
-    env = worker_env(stack)
-    settings = settings_for(env)
-    await ensure_topics(settings)
-    workers = start_workers(env, tmp_path / "logs")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
-    db = client[settings.mongo_db]
-    try:
+    async with running_workers(stack, tmp_path / "logs") as run:
+        settings, env, workers, all_done = run.settings, run.env, run.workers, run.all_done
         warm = await publish_round(settings, env, "warm")
-
-        async def all_done(r: Round) -> bool:
-            assert not workers.dead(), logs_of(workers)
-            return all((await done(db, r)).values())
-
         await eventually(lambda: all_done(warm), what="every worker's first round", seconds=120)
         await asyncio.to_thread(stack.cut_kafka, CUT_SECONDS)
         cut_at = time.monotonic()
@@ -180,10 +166,6 @@ async def test_every_worker_kind_rides_out_a_30_s_broker_cut_without_a_restart(
             await eventually(lambda: all_done(after), what="the round after the cut", seconds=120)
             await every_subscription_past(settings, after.sent)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{await done(db, after)}\n{logs_of(workers)}") from exc
+            raise AssertionError(
+                f"{exc}\n{await done(run.db, after)}\n{logs_of(workers)}") from exc
         assert not workers.dead(), logs_of(workers)
-    finally:
-        codes = workers.stop_all()
-        await client.drop_database(settings.mongo_db)
-        await client.close()
-    assert set(codes.values()) == {0}, logs_of(workers)

@@ -3,24 +3,20 @@
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import MongoClient
 
 from contracts import TOPIC_USAGE
 from services.common.codec import headers_for
-from services.common.kafka import ensure_topics
 from services.devstack.api import EmbeddedStack
 from services.usage_collector.adapters.store import collector_stats
-from tests.support.fault_stack import logs_of, own_stack, start_workers, worker_env
+from tests.support.fault_stack import logs_of, own_stack, worker_env
 from tests.support.fault_workload import (
-    Round,
-    done,
     every_subscription_past,
     publish,
     publish_round,
-    settings_for,
+    running_workers,
     usage_event,
 )
 from tests.support.polling import eventually
@@ -76,18 +72,9 @@ def test_restarting_mongodb_of_a_stack_that_is_not_up_names_the_missing_server(
 async def test_the_workers_ride_out_a_mongodb_restart_mid_stream_and_process_everything_once(
     stack: EmbeddedStack, tmp_path: Path,
 ) -> None:
-    env = worker_env(stack)
-    settings = settings_for(env)
-    await ensure_topics(settings)
-    workers = start_workers(env, tmp_path / "logs")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
-    db = client[settings.mongo_db]
-
-    async def all_done(r: Round) -> bool:
-        assert not workers.dead(), logs_of(workers)
-        return all((await done(db, r)).values())
-
-    try:
+    async with running_workers(stack, tmp_path / "logs") as run:
+        settings, env, workers, db, all_done = (
+            run.settings, run.env, run.workers, run.db, run.all_done)
         warm = await publish_round(settings, env, "warm")
         await eventually(lambda: all_done(warm), what="every worker's first round", seconds=120)
         rounds = [warm] + [await publish_round(settings, env, f"before-{i}") for i in range(3)]
@@ -120,8 +107,3 @@ async def test_the_workers_ride_out_a_mongodb_restart_mid_stream_and_process_eve
         stripe_events = {"_id": {"$regex": "^payments.stripe-events:"}}
         assert await db["processed_events"].count_documents(stripe_events) == n
         assert not workers.dead(), logs_of(workers)
-    finally:
-        codes = workers.stop_all()
-        await client.drop_database(settings.mongo_db)
-        await client.close()
-    assert set(codes.values()) == {0}, logs_of(workers)

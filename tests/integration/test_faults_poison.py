@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from contracts import (
     TOPIC_DEAD_LETTER,
@@ -31,7 +30,6 @@ from contracts import (
 from contracts.base import Contract
 from services.common.codec import decode
 from services.common.errors import InvalidMessage
-from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.demo.topics import read_topic
 from services.devstack.api import (
@@ -47,14 +45,13 @@ from services.payments.api import CONSUMES as PAYMENTS
 from services.usage_collector.acceptance import Rejected
 from services.usage_collector.api import CONSUMES as COLLECTOR
 from services.usage_collector.wire import Decoder
-from tests.support.fault_stack import logs_of, own_stack, start_workers, worker_env
+from tests.support.fault_stack import logs_of, own_stack
 from tests.support.fault_workload import (
     SUBSCRIPTIONS,
-    Round,
-    done,
+    Running,
     every_subscription_past,
     publish_round,
-    settings_for,
+    running_workers,
 )
 from tests.support.polling import eventually
 
@@ -143,12 +140,13 @@ async def poison_and_neighbours(
     """Publish `poison`, then a valid round with the same key on every topic, to running
     workers: every poison message is dead-lettered with its reason (and nothing else is), each
     before its neighbour on the same partition, and every neighbour is processed."""
-    env = worker_env(stack)
-    settings = settings_for(env)
-    await ensure_topics(settings)
-    workers = start_workers(env, tmp_path / "logs")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
-    db = client[settings.mongo_db]
+    async with running_workers(stack, tmp_path / "logs") as run:
+        await poison_and_neighbours_on(run, poison, seconds)
+
+
+async def poison_and_neighbours_on(run: Running, poison: list[Poison], seconds: float) -> None:
+    """The body of `poison_and_neighbours` on running workers."""
+    settings, env, workers, all_done = run.settings, run.env, run.workers, run.all_done
     want = expected_letters(settings, poison)
     letters: list[dict[str, Any]] = []
 
@@ -158,32 +156,22 @@ async def poison_and_neighbours(
         got = Counter((d["topic"], d["reason"], d["key"]) for d in letters)
         return not (want - got)
 
-    async def all_done(r: Round) -> bool:
-        assert not workers.dead(), logs_of(workers)
-        return all((await done(db, r)).values())
-
+    warm = await publish_round(settings, env, "warm")
+    await eventually(lambda: all_done(warm), what="the first round", seconds=120)
+    await publish_poison(settings, poison)
+    after = await publish_round(settings, env, "neighbour", tenant=POISON_TENANT)
     try:
-        warm = await publish_round(settings, env, "warm")
-        await eventually(lambda: all_done(warm), what="the first round", seconds=120)
-        await publish_poison(settings, poison)
-        after = await publish_round(settings, env, "neighbour", tenant=POISON_TENANT)
-        try:
-            await eventually(all_letters, what="every dead letter", seconds=seconds)
-            await eventually(lambda: all_done(after), what="the neighbours", seconds=seconds)
-            await every_subscription_past(settings, after.sent)
-        except AssertionError as exc:
-            got = Counter((d["topic"], d["reason"], d["key"]) for d in letters)
-            raise AssertionError(f"{exc}\nmissing: {want - got}\n{logs_of(workers)}") from exc
+        await eventually(all_letters, what="every dead letter", seconds=seconds)
+        await eventually(lambda: all_done(after), what="the neighbours", seconds=seconds)
+        await every_subscription_past(settings, after.sent)
+    except AssertionError as exc:
         got = Counter((d["topic"], d["reason"], d["key"]) for d in letters)
-        assert got == want, "a neighbour or a valid message was dead-lettered"
-        neighbour_at = {topic: (part, offset) for topic, part, offset in after.sent}
-        for d in letters:
-            if d["topic"] in neighbour_at:  # same key, so same partition, and before it
-                assert (d["partition"], d["offset"]) < neighbour_at[d["topic"]]
-                assert d["partition"] == neighbour_at[d["topic"]][0]
-        assert not workers.dead(), logs_of(workers)
-    finally:
-        codes = workers.stop_all()
-        await client.drop_database(settings.mongo_db)
-        await client.close()
-    assert set(codes.values()) == {0}, logs_of(workers)
+        raise AssertionError(f"{exc}\nmissing: {want - got}\n{logs_of(workers)}") from exc
+    got = Counter((d["topic"], d["reason"], d["key"]) for d in letters)
+    assert got == want, "a neighbour or a valid message was dead-lettered"
+    neighbour_at = {topic: (part, offset) for topic, part, offset in after.sent}
+    for d in letters:
+        if d["topic"] in neighbour_at:  # same key, so same partition, and before it
+            assert (d["partition"], d["offset"]) < neighbour_at[d["topic"]]
+            assert d["partition"] == neighbour_at[d["topic"]][0]
+    assert not workers.dead(), logs_of(workers)

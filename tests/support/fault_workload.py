@@ -11,12 +11,16 @@ of each; `consumed` checks every consumer group's committed offsets past the rou
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer, TopicPartition
+from pymongo import AsyncMongoClient
 
 from contracts import (
     TOPIC_INVOICE,
@@ -28,15 +32,19 @@ from contracts import (
 )
 from contracts.base import Contract
 from services.common.codec import encode, headers_for
+from services.common.kafka import ensure_topics
 from services.common.lag import committed_offsets
 from services.common.settings import CommonSettings
 from services.common.signing import sign
+from services.demo.processes import WorkerSet
+from services.devstack.api import EmbeddedStack
 from services.devstack.stripe_fake import sign as stripe_signature
 from services.invoicer.api import CONSUMES as INVOICER
 from services.notifier.api import CONSUMES as NOTIFIER
 from services.payments.api import CONSUMES as PAYMENTS
 from services.usage_collector.api import CONSUMES as COLLECTOR
 from tests.integration.test_invoicer_support import config
+from tests.support.fault_stack import logs_of, start_workers, worker_env
 from tests.support.polling import eventually
 
 #: (contract topic, consumer group) of every subscription of every worker.
@@ -205,3 +213,38 @@ async def every_subscription_past(settings: CommonSettings, sent: list[Sent]) ->
         await eventually(caught_up, what="every subscription past the records", seconds=60)
     except AssertionError as exc:
         raise AssertionError(f"{exc}: behind: {behind}") from exc
+
+
+@dataclass
+class Running:
+    """Every worker kind running against a fault test's stack: its environment, settings,
+    processes and database."""
+
+    env: dict[str, str]
+    settings: CommonSettings
+    workers: WorkerSet
+    db: Any
+
+    async def all_done(self, r: Round) -> bool:
+        """Round `r` processed by every worker (and no worker has exited)."""
+        assert not self.workers.dead(), logs_of(self.workers)
+        return all((await done(self.db, r)).values())
+
+
+@asynccontextmanager
+async def running_workers(stack: EmbeddedStack, log_dir: Path) -> AsyncIterator[Running]:
+    """Create the topics and start every worker on `stack` with a database and topic prefix of
+    their own; on exit stop them, drop the database, and (when the body succeeded) assert
+    every worker exited 0."""
+    env = worker_env(stack)
+    settings = settings_for(env)
+    await ensure_topics(settings)
+    workers = start_workers(env, log_dir)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    try:
+        yield Running(env, settings, workers, client[settings.mongo_db])
+    finally:
+        codes = workers.stop_all()
+        await client.drop_database(settings.mongo_db)
+        await client.close()
+    assert set(codes.values()) == {0}, logs_of(workers)
