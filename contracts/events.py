@@ -2,6 +2,7 @@
 and carried: docs/design.md#contracts)."""
 
 from contracts.base import Contract, Event
+from contracts.commands import CouponCreated, CouponRedeemed, CreditGranted
 from contracts.config import (
     Actor,
     BillingConfigApplied,
@@ -49,6 +50,9 @@ ALL_EVENTS: dict[type[Contract], str] = {
     PaymentDuplicated: TOPIC_PAYMENT,
     PaymentRefunded: TOPIC_PAYMENT,
     BillingConfigApplied: TOPIC_TENANT,
+    CreditGranted: TOPIC_TENANT_CONFIG,
+    CouponCreated: TOPIC_TENANT_CONFIG,
+    CouponRedeemed: TOPIC_TENANT_CONFIG,
 }
 
 __all__ = [
@@ -77,4 +81,7 @@ __all__ = [
     "PaymentDuplicated",
     "PaymentRefunded",
     "BillingConfigApplied",
+    "CouponCreated",
+    "CouponRedeemed",
+    "CreditGranted",
 ]

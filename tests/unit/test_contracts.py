@@ -13,6 +13,9 @@ from contracts import (
     BillingConfigApplied,
     BillingConfigSubmitted,
     BillingSettings,
+    CouponCreated,
+    CouponRedeemed,
+    CreditGranted,
     DeadLettered,
     InvoiceIssued,
     InvoiceStatusChanged,
@@ -77,6 +80,16 @@ TENANT_EXAMPLES: list[Contract] = [
         tenant_id="acme", config_version=3, submitted_at=T0,
         billing_email="billing@acme.example", email_notifications=False,
     ),
+]
+#: Operator commands besides the configuration (on `billing.tenant-config.v1`).
+COMMAND_EXAMPLES: list[Contract] = [
+    CreditGranted(tenant_id="acme", credit_id="cr-1", amount=500, currency="EUR",
+                  reason="outage on 3 June", actor=Actor(user_id="key:ops", role="super")),
+    CouponCreated(code="Welcome2013x", amount_off=1000, currency="EUR", duration="repeating",
+                  duration_in_periods=3, max_redemptions=10,
+                  actor=Actor(user_id="key:ops", role="super")),
+    CouponRedeemed(tenant_id="acme", code="Welcome2013x",
+                   actor=Actor(user_id="key:acme", role="tenant")),
 ]
 EXAMPLES: list[Contract] = [
     UsageRecorded.model_validate(usage_payload()),
@@ -175,10 +188,11 @@ EXAMPLES: list[Contract] = [
 
 
 def test_every_event_has_an_example() -> None:
-    assert {type(e) for e in EXAMPLES + TENANT_EXAMPLES} == set(ALL_EVENTS)
+    assert {type(e) for e in EXAMPLES + TENANT_EXAMPLES + COMMAND_EXAMPLES} == set(ALL_EVENTS)
 
 
-@pytest.mark.parametrize("event", EXAMPLES + TENANT_EXAMPLES, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("event", EXAMPLES + TENANT_EXAMPLES + COMMAND_EXAMPLES,
+                         ids=lambda e: type(e).__name__)
 def test_every_event_survives_a_json_round_trip(event: Contract) -> None:
     text = event.model_dump_json()
     again = type(event).model_validate_json(text)
