@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the suite mostly waits on servers and workers: two pytest-xdist workers, one test file each
+# at a time (module fixtures stay in one process); PYTEST_WORKERS=0 runs in this process
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test lint imports typecheck clean
 
@@ -37,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/billing demo
 
 test: $(STAMP) $(BIN)/promtool lint imports typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check services contracts tests bench

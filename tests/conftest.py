@@ -8,6 +8,7 @@ are independent and run in any order.
 
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -85,6 +86,36 @@ async def mongo_db(common_settings: CommonSettings) -> AsyncIterator[Any]:
     yield db
     await client.drop_database(common_settings.mongo_db)
     await client.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give every process of the run the same chaos row file (`tests/support/chaos.py`): the
+    controlling process creates it, pytest-xdist workers receive it in `workerinput`."""
+    from tests.support import chaos
+
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:
+        chaos.SINK = Path(worker_input["chaos_rows"])
+        return
+    fd, name = tempfile.mkstemp(prefix="chaos-rows-", suffix=".jsonl")
+    os.close(fd)
+    chaos.SINK = Path(name)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: hand the chaos row file to a starting worker."""
+    from tests.support import chaos
+
+    node.workerinput["chaos_rows"] = str(chaos.SINK)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the chaos row file (controlling process only)."""
+    from tests.support import chaos
+
+    if getattr(config, "workerinput", None) is None and chaos.SINK is not None:
+        chaos.SINK.unlink(missing_ok=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

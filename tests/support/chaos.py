@@ -5,19 +5,36 @@
 `tests/conftest.py` prints `table()` in pytest's terminal summary: one row per recorded
 scenario, one column per figure name (in the order first seen; `-` where a scenario has none),
 so a reader sees at a glance what was broken and what came out equal.
+
+Tests may run in several pytest-xdist worker processes: rows are appended as JSON lines to the
+file `SINK`, which `tests/conftest.py` creates in the controlling process and hands to each
+worker, and the controlling process reads them back for the summary.
 """
 
-RECORDED: list[dict[str, object]] = []
+import json
+from pathlib import Path
+
+#: The run's row file (set by tests/conftest.py in every process of the run).
+SINK: Path | None = None
 
 
 def record(scenario: str, **figures: object) -> None:
     """Add one row: `scenario` and its figures (counts, seconds, yes/no)."""
-    RECORDED.append({"scenario": scenario, **figures})
+    if SINK is not None:
+        with SINK.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"scenario": scenario, **figures}, default=str) + "\n")
+
+
+def recorded() -> list[dict[str, object]]:
+    """Every row recorded in this run, by any process."""
+    if SINK is None or not SINK.exists():
+        return []
+    return [json.loads(line) for line in SINK.read_text(encoding="utf-8").splitlines() if line]
 
 
 def table(rows: list[dict[str, object]] | None = None) -> list[str]:
     """The rows as aligned text lines (header, rule, rows); no lines when nothing was recorded."""
-    rows = RECORDED if rows is None else rows
+    rows = recorded() if rows is None else rows
     if not rows:
         return []
     columns: list[str] = []

@@ -1,7 +1,10 @@
 """The end-of-run table of what the chaos scenarios survived."""
 
+from pathlib import Path
+
 import pytest
 
+from tests.support import chaos
 from tests.support.chaos import table
 
 pytestmark = pytest.mark.unit
@@ -25,3 +28,16 @@ def test_the_table_has_a_column_per_figure_and_a_row_per_scenario() -> None:
 
 def test_nothing_is_printed_when_no_scenario_ran() -> None:
     assert table([]) == []
+
+
+def test_rows_recorded_in_any_process_reach_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chaos, "SINK", tmp_path / "rows.jsonl")
+    chaos.record("demo --chaos", kills=10, equal=True)
+    chaos.record("no faults", seconds=91.2)
+    assert chaos.recorded() == [
+        {"scenario": "demo --chaos", "kills": 10, "equal": True},
+        {"scenario": "no faults", "seconds": 91.2},
+    ]
+    assert table()[0].split(" | ")[0].strip() == "scenario"
