@@ -17,6 +17,7 @@ from services.api.models_reads import (
     Reconciliation,
     ServiceUsage,
     TenantReconciliation,
+    TenantSummary,
     TimelineEvent,
     UsageView,
     decimal_text,
@@ -25,6 +26,11 @@ from services.api.models_reads import (
 from services.invoicer.api import timeline, unit_of
 
 Doc = dict[str, Any]
+
+
+def tenant_summary(view: Doc) -> TenantSummary:
+    """A tenant summary with its outstanding amounts as `Money`."""
+    return TenantSummary(**{**view, "outstanding": monies(view["outstanding"])})
 
 
 def invoice_summary(doc: Doc) -> InvoiceSummary:
