@@ -22,6 +22,10 @@ import pytest_asyncio
 from services.api.app import create_app
 from services.api.principal import ROLES
 from services.api.settings import ApiSettings
+from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.handlers import apply_config
+from services.invoicer.schedule import run_cycle
+from tests.integration.test_invoicer_support import config, utc
 from tests.support.api import ApiHarness, api_harness
 from tests.support.servers import Servers
 
@@ -49,6 +53,17 @@ def row(method: str, path: str, roles: str, tenant_scoped: bool = False,
 
 ACCESS: list[Row] = [
     row("GET", "/v1/audit", "super"),
+    # reads (docs/api-endpoints.md)
+    row("GET", "/v1/tenants", "super viewer"),
+    row("GET", "/v1/tenants/{tenant_id}", "super viewer tenant", tenant_scoped=True),
+    row("GET", "/v1/tenants/{tenant_id}/billing-config", "super viewer tenant",
+        tenant_scoped=True),
+    row("GET", "/v1/tenants/{tenant_id}/balance", "super viewer tenant", tenant_scoped=True),
+    row("GET", "/v1/tenants/{tenant_id}/usage", "super viewer tenant", tenant_scoped=True),
+    row("GET", "/v1/invoices", "super viewer tenant"),
+    row("GET", "/v1/invoices/{invoice_number}", "super viewer tenant", tenant_scoped=True),
+    row("GET", "/v1/invoices/{invoice_number}/pdf", "super viewer tenant", tenant_scoped=True),
+    row("GET", "/v1/dashboard", "super viewer"),
 ]
 
 
@@ -65,8 +80,15 @@ class Matrix:
 
 
 async def seed_samples(api: ApiHarness) -> dict[str, dict[str, str]]:
-    """Path parameter values per tenant (`tenant_id`, `invoice_number`, ...)."""
-    return {t: {"tenant_id": t, "invoice_number": f"INV-{t}"} for t in (OWN, OTHER)}
+    """Path parameter values per tenant (`tenant_id`, `invoice_number`, ...): both tenants
+    configured by the invoicer's handler, one invoice each issued by its cycle."""
+    store = InvoicerStore(api.ctx.client, api.ctx.db)
+    await store.ensure_indexes()
+    for tenant in (OWN, OTHER):
+        await apply_config(store, config(tenant))
+    await run_cycle(store, utc(2013, 7, 1))
+    numbers = {d["tenant_id"]: d["invoice_number"] for d in await store.find_invoices()}
+    return {t: {"tenant_id": t, "invoice_number": numbers[t]} for t in (OWN, OTHER)}
 
 
 def module_settings(servers: Servers) -> ApiSettings:
