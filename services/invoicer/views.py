@@ -125,7 +125,9 @@ async def billing_config(db: Db, tenant_id: str, at: datetime) -> Doc | None:
         return None
     docs = await db[CONFIGS].find({"tenant_id": tenant_id}).sort("version", ASCENDING).to_list()
     versions = [ConfigVersion(int(d["version"]), BillingConfigSubmitted.model_validate(
-        d["command"])) for d in docs]
+        d["command"])) for d in docs] or [  # a tenant without recorded versions: its current one
+        ConfigVersion(int(tenant["version"]), BillingConfigSubmitted.model_validate(
+            tenant["config"]))]
     current = in_force(versions, at)
     history = [{"version": int(d["version"]), "event_id": d["event_id"],
                 "submitted_at": d["submitted_at"], "accepted_at": d["accepted_at"],
