@@ -48,13 +48,6 @@ class TenantSummary(BaseModel):
     overdue_count: int
 
 
-class TenantPage(BaseModel):
-    """One page of tenants by id; `next_cursor` is null on the last page."""
-
-    data: list[TenantSummary]
-    next_cursor: str | None
-
-
 class CouponView(BaseModel):
     """The configured coupon and how many of the tenant's invoices it reduced."""
 
@@ -132,13 +125,6 @@ class InvoiceSummary(BaseModel):
     paid_date: date | None
     period_start: datetime
     period_end: datetime
-
-
-class InvoicePage(BaseModel):
-    """One page of invoices by number; `next_cursor` is null on the last page."""
-
-    data: list[InvoiceSummary]
-    next_cursor: str | None
 
 
 class LineItemView(BaseModel):

@@ -8,7 +8,7 @@ for something that does not exist (`check_tenant`). The views themselves live in
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -89,8 +89,8 @@ async def get_billing_config(ctx: Ctx, who: Reader, tenant_id: str) -> BillingCo
 async def list_invoices(
     ctx: Ctx, who: Reader, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     tenant_id: str | None = None,
-    status: Annotated[str, Query(pattern="^(all|unpaid|paid)$",
-                                 description="all | unpaid | paid")] = "all",
+    status: Annotated[Literal["all", "unpaid", "paid"], Query(
+        description="unpaid: pending_payment, failed or overdue")] = "all",
 ) -> Page[InvoiceSummary]:
     """Invoices by number; a tenant key sees its own (another tenant's id: 404)."""
     if who.role == "tenant":
