@@ -10,6 +10,8 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
     await next_due_after(settings, after) -> datetime | None
     await export_invoices(settings) -> the demo's invoices.json entries (README.md)
     await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
+    await refusals(db, before, limit, tenant_id=None) -> the refused configuration commands,
+        newest first (the API's audit feed)
 
 Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`,
 `estimate.py`): `tenant_rows`, `tenant_summary`, `billing_config`, `invoice_rows`, `invoice`,
@@ -44,6 +46,7 @@ from services.invoicer.estimate import (
 )
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.records import issued_event
+from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
     config_applied,
     export_invoices,
@@ -69,6 +72,7 @@ __all__ = [
     "CONSUMES", "OUTBOXES", "SERVICE", "InvoicerSettings",
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
+    "refusals",
     # read views for the Billing API (views.py, estimate.py)
     "METER_UNITS", "balance", "billing_config", "current_period", "dashboard_view", "invoice",
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
