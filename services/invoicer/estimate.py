@@ -34,9 +34,6 @@ METER_UNITS: Final[dict[str, str]] = {
     "bandwidth_gb": "GB",
     "computations": "computations",
 }
-#: Collection of the API's per tenant and UTC day counts of accepted usage events
-#: (`_id` "{tenant}|{YYYY-MM-DD}", `tenant_id`, `day`, `events`).
-API_INGEST_COUNTS: Final = "api_ingest_counts"
 
 
 def unit_of(meter: str) -> str:
@@ -114,17 +111,8 @@ async def usage_estimate(db: Db, tenant_id: str, start: datetime, end: datetime,
     }
 
 
-async def _api_events(db: Db, tenant_id: str, period: Period) -> int:
-    """Usage events the API accepted for the tenant on the UTC days the period touches."""
-    first = period.start.date().isoformat()
-    last = period.end.date().isoformat()
-    query = {"tenant_id": tenant_id, "day": {"$gte": first, "$lte": last}}
-    return sum(int(d.get("events", 0)) for d in await db[API_INGEST_COUNTS].find(query).to_list())
-
-
 async def reconcile(db: Db, tenant_id: str, period: Period) -> Doc:
-    """Where the tenant's usage of `period` stands between ingestion and invoice:
-    `events_accepted_by_api` (the API's daily counts over the UTC days the period touches),
+    """Where the tenant's usage of `period` stands between the collector and the invoice:
     `events_aggregated` (events in the period's buckets), `quantity_aggregated` and
     `quantity_billed` per meter (Decimal; billed = what the period's invoice billed, empty
     before it is issued)."""
@@ -133,7 +121,6 @@ async def reconcile(db: Db, tenant_id: str, period: Period) -> Doc:
     billed = db[BILLED].find({"tenant_id": tenant_id, "period_start": period.start})
     return {
         "period_start": period.start, "period_end": period.end,
-        "events_accepted_by_api": await _api_events(db, tenant_id, period),
         "events_aggregated": sum(t.events for t in totals),
         "quantity_aggregated": await usage_by_meter(source, tenant_id, period.start,
                                                     period.end),

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from services.api.ingest_counts import add_accepted
 from services.api.settings import ApiSettings
 from services.common.invoice_pdf import render_invoice_pdf
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.api import pdf_bytes
 from tests.integration.reads_support import Seeded, seed
+from tests.integration.test_invoicer_support import utc
 from tests.support.api import ApiHarness, api_harness
 from tests.support.servers import Servers
 
@@ -204,12 +206,18 @@ async def test_usage_parameters_out_of_bounds_are_422(
 
 
 async def test_dashboard_counts_revenue_and_reconciliation(reads: Reads) -> None:
+    await add_accepted(reads.api.ctx.db, [
+        ("acme", utc(2013, 7, 15, 10)), ("acme", utc(2013, 7, 31, 23, 59)),
+        ("acme", utc(2013, 8, 1)), ("globex", utc(2013, 7, 20))])
     body = (await reads.get("/v1/dashboard")).json()
     assert body["total_tenants"] == 3 and body["billing_errors"] == 0
     rows = {r["tenant_id"]: r for r in body["reconciliation"]}
     last = rows["acme"]["last_invoiced"]
     assert last["invoice_number"] == reads.number("acme", "2013-08-01")
-    assert last["events_aggregated"] == 2 and last["events_accepted_by_api"] == 0
+    # 31 July counts, 1 August (the next period's first day) does not
+    assert last["events_aggregated"] == 2 and last["events_accepted_by_api"] == 2
+    assert rows["globex"]["last_invoiced"]["events_accepted_by_api"] == 1
+    assert rows["acme"]["current"]["events_accepted_by_api"] == 0
     assert last["quantity_billed"] == last["quantity_aggregated"] == {
         "cpu_hours": "1", "memory_gb_hours": "0"}
     assert (await reads.get("/v1/dashboard", who="acme")).status_code == 403

@@ -86,25 +86,19 @@ async def test_usage_estimate_of_an_invoiced_period_equals_its_usage_lines(
                                              june["period_end"], now=utc(2013, 8, 15)) is None
 
 
-async def test_dashboard_reconciles_ingested_aggregated_and_billed_usage(
+async def test_dashboard_reconciles_aggregated_and_billed_usage(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
         await seed(store)
-        await store.db[estimate.API_INGEST_COUNTS].insert_many([
-            {"_id": "acme|2013-07-15", "tenant_id": "acme", "day": "2013-07-15", "events": 4},
-            {"_id": "acme|2013-07-31", "tenant_id": "acme", "day": "2013-07-31", "events": 2},
-            {"_id": "acme|2013-08-02", "tenant_id": "acme", "day": "2013-08-02", "events": 7},
-        ])
         view = await estimate.dashboard_view(store.db, utc(2013, 8, 10))
         assert view["total_tenants"] == 3 and view["pending_invoices"] >= 1
         assert view["open_billing_errors"] == []
         rows = {r["tenant_id"]: r for r in view["reconciliation"]}
         acme = rows["acme"]
-        assert acme["current"]["events_accepted_by_api"] == 7
         assert acme["current"]["events_aggregated"] == 0
         last = acme["last_invoiced"]
-        assert last["events_accepted_by_api"] == 6 and last["events_aggregated"] == 2
+        assert last["events_aggregated"] == 2
         assert last["quantity_billed"] == last["quantity_aggregated"] == {
             "cpu_hours": Decimal("1"), "memory_gb_hours": Decimal("0")}
         assert rows["umbrella"]["current"]["period_start"] == utc(2013, 8, 1)

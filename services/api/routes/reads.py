@@ -17,6 +17,7 @@ from contracts.base import utc_now
 from services.api import reads_convert as convert
 from services.api.auth import allow, check_tenant
 from services.api.context import Ctx
+from services.api.ingest_counts import accepted_by_api
 from services.api.models_reads import (
     BalanceView,
     BillingConfigView,
@@ -161,5 +162,13 @@ async def get_usage(
 @router.get("/v1/dashboard", summary="Dashboard")
 async def get_dashboard(ctx: Ctx, who: Staff) -> DashboardView:
     """Tenant and invoice counts, this month's revenue, open billing errors and the usage
-    reconciliation per tenant."""
-    return convert.dashboard_view(await invoicer.dashboard_view(ctx.db, utc_now()))
+    reconciliation per tenant: the invoicer's view, with the events this API accepted for
+    each period (`ingest_counts.accepted_by_api`, by UTC day)."""
+    view = await invoicer.dashboard_view(ctx.db, utc_now())
+    for row in view["reconciliation"]:
+        for part in (row["current"], row["last_invoiced"]):
+            if part is not None:
+                counts = await accepted_by_api(ctx.db, [row["tenant_id"]], part["period_start"],
+                                               part["period_end"])
+                part["events_accepted_by_api"] = counts[row["tenant_id"]]
+    return convert.dashboard_view(view)
