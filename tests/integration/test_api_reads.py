@@ -6,6 +6,8 @@ learns nothing. One API and one seeded database for the module (`reads_support.s
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import InvalidOperation
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from services.api.settings import ApiSettings
 from services.common.invoice_pdf import render_invoice_pdf
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.api import pdf_bytes
+from services.invoicer.periods import Period
 from tests.integration.reads_support import Seeded, seed
 from tests.integration.test_invoicer_support import utc
 from tests.support.api import ApiHarness, api_harness
@@ -209,8 +212,15 @@ async def test_dashboard_counts_revenue_and_reconciliation(reads: Reads) -> None
     await add_accepted(reads.api.ctx.db, [
         ("acme", utc(2013, 7, 15, 10)), ("acme", utc(2013, 7, 31, 23, 59)),
         ("acme", utc(2013, 8, 1)), ("globex", utc(2013, 7, 20))])
+    store = InvoicerStore(reads.api.ctx.client, reads.api.ctx.db)
+    stuck = Period(utc(2013, 9, 1), utc(2013, 10, 1), date(2013, 9, 1), date(2013, 10, 1))
+    await store.record_billing_error("umbrella", stuck, InvalidOperation("too large"), 1)
     body = (await reads.get("/v1/dashboard")).json()
-    assert body["total_tenants"] == 3 and body["billing_errors"] == 0
+    assert body["total_tenants"] == 3 and body["billing_errors"] == 1
+    assert body["pending_invoices"] + body["overdue_invoices"] == 5  # one of six is paid
+    [error] = body["open_billing_errors"]
+    assert (error["tenant_id"], error["period_start"], error["later_periods_waiting"]) == (
+        "umbrella", "2013-09-01T00:00:00+00:00", 1)
     rows = {r["tenant_id"]: r for r in body["reconciliation"]}
     last = rows["acme"]["last_invoiced"]
     assert last["invoice_number"] == reads.number("acme", "2013-08-01")
