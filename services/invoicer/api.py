@@ -10,6 +10,13 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
     await next_due_after(settings, after) -> datetime | None
     await export_invoices(settings) -> the demo's invoices.json entries (README.md)
     await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
+    await refusals(db, before, limit, tenant_id=None) -> the refused configuration commands,
+        newest first (the API's audit feed)
+
+Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`,
+`estimate.py`): `tenant_rows`, `tenant_summary`, `billing_config`, `invoice_rows`, `invoice`,
+`timeline`, `invoice_pdf`, `balance`, `usage_estimate`, `current_period`, `reconciliation`,
+`dashboard_view`, `unit_of` / `METER_UNITS`.
 
 Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per
 subscription of the worker) and `OUTBOXES` (outbox collections), defined in
@@ -29,8 +36,17 @@ from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
+from services.invoicer.estimate import (
+    METER_UNITS,
+    current_period,
+    dashboard_view,
+    reconciliation,
+    unit_of,
+    usage_estimate,
+)
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.records import issued_event
+from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
     config_applied,
     export_invoices,
@@ -41,11 +57,26 @@ from services.invoicer.reports import (
 from services.invoicer.schedule import run_cycle as _run_cycle
 from services.invoicer.settings import InvoicerSettings
 from services.invoicer.tenants_file import read_tenants_file
+from services.invoicer.views import (
+    balance,
+    billing_config,
+    invoice,
+    invoice_pdf,
+    invoice_rows,
+    tenant_rows,
+    tenant_summary,
+    timeline,
+)
 
 __all__ = [
     "CONSUMES", "OUTBOXES", "SERVICE", "InvoicerSettings",
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
+    "refusals",
+    # read views for the Billing API (views.py, estimate.py)
+    "METER_UNITS", "balance", "billing_config", "current_period", "dashboard_view", "invoice",
+    "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
+    "tenant_summary", "timeline", "unit_of", "usage_estimate",
 ]
 
 

@@ -18,6 +18,7 @@ from services.usage_collector.merge import BatchMerge
 from services.usage_collector.names import CONSUMES, OUTBOXES, SERVICE, WORKER
 from services.usage_collector.query import (
     UsageTotal,
+    newest_hour,
     usage_changed_since,
     usage_marker,
     usage_totals,
@@ -32,6 +33,7 @@ __all__ = [
     "UsageTotal",
     "collector_stats",
     "import_bitbrains",
+    "newest_hour",
     "publish_jsonl",
     "record_usage",
     "usage_totals",

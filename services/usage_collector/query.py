@@ -142,3 +142,14 @@ async def usage_changed_since(
     query = {"tenant_id": tenant_id, "seq": {"$gt": marker},
              "hour": {"$gt": start - HOUR, "$lt": end}}
     return await db[AGGREGATES].find_one(query, projection={"_id": 1}) is not None
+
+
+async def newest_hour(
+    db: AsyncDatabase[dict[str, Any]], tenant_id: str, before: datetime
+) -> datetime | None:
+    """The start of the newest UTC hour before `before` in which the tenant has aggregated
+    usage (any meter or service), or None when it has none."""
+    doc = await db[AGGREGATES].find_one(
+        {"tenant_id": tenant_id, "hour": {"$lt": before}}, projection={"hour": 1},
+        sort=[("hour", -1)])
+    return None if doc is None else doc["hour"]
