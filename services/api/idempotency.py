@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.api.auth import Authenticator, bearer_token
 from services.api.context import context_of
 from services.api.errors import problem_response
-from services.api.middleware import buffered_body
 from services.api.problems import Problem
+from services.api.scope import buffered_body
 from services.api.settings import ApiSettings
 
 COLLECTION = "api_idempotency"
