@@ -24,6 +24,8 @@ from services.api.scope import BODY_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
 
 log = logging.getLogger("services.api.requests")
 REQUEST_ID_HEADER = "x-request-id"
+#: Probes and scrapes: their access log lines are DEBUG, not INFO.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 _VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 REQUESTS = Counter("billing_api_requests_total", "API requests answered",
@@ -76,9 +78,10 @@ class RequestContext:
             route = _route_template(scope)
             REQUESTS.labels(scope["method"], route, str(status["code"])).inc()
             LATENCY.labels(route).observe(elapsed)
-            log.info("%s %s -> %s in %.1f ms", scope["method"], scope.get("path"),
-                     status["code"], elapsed * 1000,
-                     extra={"request_id": request_id, "route": route})
+            log.log(logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                    "%s %s -> %s in %.1f ms", scope["method"], scope.get("path"),
+                    status["code"], elapsed * 1000,
+                    extra={"request_id": request_id, "route": route})
 
 
 class BodyLimit:

@@ -74,7 +74,7 @@ async def test_the_access_log_line_carries_the_request_id(
     api: ApiHarness, caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level("INFO", logger="services.api.requests"):
-        await api.client.get("/healthz", headers={"X-Request-Id": "trace-me"})
+        await api.client.get("/v1/audit", headers={"X-Request-Id": "trace-me"})
     [line] = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-me"]
-    assert line.getMessage().startswith("GET /healthz -> 200")
-    assert line.__dict__["route"] == "/healthz"
+    assert line.getMessage().startswith("GET /v1/audit -> 401")
+    assert line.__dict__["route"] == "/v1/audit"
