@@ -79,3 +79,22 @@ class Ledger:
         return {"coupons": [{"code": k, "redemptions": v} for k, v in uses.items()],
                 "credits_used": [{"credit_id": k, "used": v} for k, v in used.items()],
                 "credit_balance": balance}
+
+
+def coupon_in_effect(
+    config: BillingConfigSubmitted, tenant: Doc, issued_at: datetime
+) -> BillingConfigSubmitted:
+    """`config` with the coupon that reduces an invoice issued at `issued_at`: the tenant's
+    redeemed catalog coupon (`redeemed_coupon` on the tenant document) when it was redeemed
+    before `issued_at` and is in the configuration's currency, replacing the configuration's
+    own coupon; otherwise `config` unchanged (docs/configuration.md, "Credits and coupons").
+    The redemption counts then work for it as for a configured coupon, by its code."""
+    redeemed = tenant.get("redeemed_coupon")
+    if (redeemed is None or redeemed["redeemed_at"] >= issued_at
+            or redeemed["currency"] != config.settings.currency):
+        return config
+    coupon = Coupon(code=redeemed["code"], amount_off=int(redeemed["amount_off"]),
+                    duration=redeemed["duration"],
+                    duration_in_periods=redeemed.get("duration_in_periods"),
+                    max_redemptions=redeemed.get("max_redemptions"))
+    return config.model_copy(update={"coupon": coupon})
