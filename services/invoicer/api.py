@@ -10,6 +10,8 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
     await next_due_after(settings, after) -> datetime | None
     await export_invoices(settings) -> the demo's invoices.json entries (README.md)
     await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
+    await refusals(db, before, limit, tenant_id=None) -> the refused configuration commands,
+        newest first (the API's audit feed)
 
 For the Billing API (on its own database handle and broker):
 
@@ -45,6 +47,7 @@ from services.invoicer.adapters.store import TENANTS, tenant_config
 from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.records import issued_event
+from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
     config_applied,
     export_invoices,
@@ -61,6 +64,7 @@ __all__ = [
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
     "coupon", "current_config", "publish_command", "validate_submission", "code_is_hard_to_guess",
+    "refusals",
 ]
 
 
