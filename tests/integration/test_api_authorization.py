@@ -22,6 +22,11 @@ import pytest_asyncio
 from services.api.app import create_app
 from services.api.principal import ROLES
 from services.api.settings import ApiSettings
+from services.invoicer.adapters.catalog import COUPONS
+from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.handlers import apply_config
+from services.invoicer.schedule import run_cycle
+from tests.integration.test_invoicer_support import config, utc
 from tests.support.api import ApiHarness, api_harness
 from tests.support.servers import Servers
 
@@ -51,6 +56,30 @@ ACCESS: list[Row] = [
     row("GET", "/v1/audit", "super"),
 ]
 
+# writes (docs/api-endpoints.md, "Writes"); the payment row's sample invoice is not known to
+# the payments service here, so its allowed role gets 404 (tenant_scoped False)
+MATRIX_COUPON = {"_id": "Matrix5xQz", "amount_off": 100, "currency": "USD", "duration": "once",
+                 "duration_in_periods": None, "max_redemptions": None, "redemptions": 0,
+                 "redeemed_by": []}
+ACCESS += [
+    row("PUT", "/v1/tenants/{tenant_id}/billing-config", "super", tenant_scoped=True, body={
+        "settings": {"flat_rate_amount": 1000, "currency": "USD", "billing_frequency": "monthly",
+                     "billing_email": "billing@matrix.example", "auto_generate_invoices": True,
+                     "billing_day_of_month": 1, "payment_due_days": 14,
+                     "email_notifications": True},
+        "timezone": "UTC", "effective_from": "2013-06-01",
+        "price_plan": {"charges": [{"meter": "cpu_hours", "model": "per_unit",
+                                    "unit_price": "0.50"}]}}),
+    row("POST", "/v1/tenants/{tenant_id}/credits", "super", tenant_scoped=True,
+        body={"amount": 100, "reason": "matrix"}),
+    row("POST", "/v1/coupons", "super", body={
+        "code": "Matrix7yKw", "amount_off": 100, "currency": "USD", "duration": "once"}),
+    row("POST", "/v1/tenants/{tenant_id}/coupon", "super tenant", tenant_scoped=True,
+        body={"code": "Matrix5xQz"}),
+    row("POST", "/v1/invoices/{invoice_number}/payments", "super",
+        body={"method": "ach", "reference": "MATRIX-1"}),
+]
+
 
 @dataclass
 class Matrix:
@@ -65,8 +94,16 @@ class Matrix:
 
 
 async def seed_samples(api: ApiHarness) -> dict[str, dict[str, str]]:
-    """Path parameter values per tenant (`tenant_id`, `invoice_number`, ...)."""
-    return {t: {"tenant_id": t, "invoice_number": f"INV-{t}"} for t in (OWN, OTHER)}
+    """Path parameter values per tenant (`tenant_id`, `invoice_number`, ...): both tenants
+    configured by the invoicer's handler, one invoice each issued by its cycle."""
+    store = InvoicerStore(api.ctx.client, api.ctx.db)
+    await store.ensure_indexes()
+    for tenant in (OWN, OTHER):
+        await apply_config(store, config(tenant))
+    await run_cycle(store, utc(2013, 7, 1))
+    await store.db[COUPONS].insert_one(MATRIX_COUPON)  # what the redemption row redeems
+    numbers = {d["tenant_id"]: d["invoice_number"] for d in await store.find_invoices()}
+    return {t: {"tenant_id": t, "invoice_number": numbers[t]} for t in (OWN, OTHER)}
 
 
 def module_settings(servers: Servers) -> ApiSettings:
