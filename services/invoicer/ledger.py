@@ -3,11 +3,17 @@ moves them (docs/invoicing.md, "Reductions larger than the invoice", "Coupon red
 
 In the tenant document (`invoicer_tenants`):
 
-    ledger_rev      int   +1 with every invoice; the update filter checks it
+    ledger_rev      int   +1 with every invoice, credit grant and redemption; the issuing
+                          update filter checks it
     coupons         [{code, redemptions}]   invoices of this tenant each code reduced
     credits_used    [{credit_id, used}]     minor units taken from each credit
     credit_balance  [{credit_id, amount, granted_at, reason, source_invoice, meter,
-                      period_label, currency}]  credits carried from negative adjustments
+                      period_label, currency}]  credits carried from negative adjustments,
+                    and credits granted by an operator ({credit_id, amount, granted_at, reason,
+                    currency, granted_by, event_id}: `adapters/catalog.py`)
+    redeemed_coupon {code, amount_off, duration, duration_in_periods, max_redemptions,
+                     currency, redeemed_at, event_id}  the catalog coupon the tenant redeemed
+                    last (`coupon_in_effect`)
 
 The redemption counts of coupon codes over all tenants are kept by `adapters/ledger.py`.
 """

@@ -12,6 +12,7 @@
                            read again to find late usage
     invoicer_counters      one per year: the last invoice number's sequence
     invoicer_audit         refused commands and forced operator issues: who, what, when, why
+    invoicer_coupons       the coupon catalog (`adapters/catalog.py`)
     invoicer_outbox        events waiting for the relay
 """
 
