@@ -57,6 +57,7 @@ async def test_unknown_routes_and_methods_are_problems(api: ApiHarness) -> None:
     wrong = await api.client.delete("/healthz")
     assert wrong.status_code == 405
     assert wrong.headers["content-type"] == "application/problem+json"
+    assert "GET" in wrong.headers["allow"]
 
 
 async def test_health_readiness_and_metrics_answer(api: ApiHarness) -> None:
