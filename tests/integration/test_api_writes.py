@@ -192,3 +192,19 @@ async def test_a_manual_payment_is_recorded_once(api: ApiHarness) -> None:
     assert again.status_code == 409
     [record] = await audited(api, "payment.record")
     assert record["target"] == "invoice:INV-2013-0001" and record["tenant_id"] == "acme"
+
+
+async def test_a_repeated_idempotency_key_grants_the_credit_once(api: ApiHarness) -> None:
+    store = InvoicerStore(api.ctx.client, api.ctx.db)
+    await store.ensure_indexes()
+    await apply_config(store, config("acme"))
+    headers = {**api.auth(await api.key("super")), "Idempotency-Key": "grant-acme-1"}
+    body = {"amount": 700, "reason": "late delivery"}
+    first = await api.client.post("/v1/tenants/acme/credits", json=body, headers=headers)
+    again = await api.client.post("/v1/tenants/acme/credits", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len(await audited(api, "credit.grant")) == 1
+    other = await api.client.post("/v1/tenants/acme/credits", json={**body, "amount": 1},
+                                  headers=headers)
+    assert other.status_code == 409
