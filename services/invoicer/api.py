@@ -19,6 +19,7 @@ For the Billing API (on its own database handle and broker):
     await coupon(db, code) -> catalog coupon document | None
     await current_config(db, tenant_id) -> BillingConfigSubmitted | None
     await publish_command(broker, settings, command, key) -> the signed command, published
+        keyed by `key`
 
 Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per
 subscription of the worker) and `OUTBOXES` (outbox collections), defined in
@@ -190,13 +191,13 @@ async def current_config(
 
 
 async def publish_command(
-    broker: KafkaBroker, settings: CommonSettings, command: Event, key: bytes, *,
-    partition_key: str,
+    broker: KafkaBroker, settings: InvoicerSettings, command: Event, key: str
 ) -> Event:
     """Sign `command` (a configuration or operator command: it has a `signature` field) with
-    the command signing `key` and publish it to `billing.tenant-config.v1` keyed by
-    `partition_key` (the tenant id, or `coupon:{code}` for a coupon's creation); returns once
-    the broker acknowledged it, with the signed command."""
-    signed = sign(command, key)
-    await publish_event(broker, settings, signed, TOPIC_TENANT_CONFIG, partition_key)
+    the command signing key of `settings` (`BILLING_COMMAND_SIGNING_KEY`; `MissingSigningKey`
+    without one) and publish it to `billing.tenant-config.v1` keyed by `key` (the tenant id, or
+    `coupon:{code}` for a coupon's creation); returns the signed command once the broker
+    acknowledged it."""
+    signed = sign(command, settings.signing_key())
+    await publish_event(broker, settings, signed, TOPIC_TENANT_CONFIG, key)
     return signed

@@ -65,8 +65,7 @@ def _build(model: type[E], **fields: Any) -> E:
 
 
 async def _publish(ctx: ApiContext, command: Event, partition_key: str) -> None:
-    await invoicer.publish_command(ctx.broker, ctx.settings, command, ctx.settings.signing_key(),
-                                   partition_key=partition_key)
+    await invoicer.publish_command(ctx.broker, ctx.settings, command, partition_key)
 
 
 async def _tenant_config(ctx: ApiContext, tenant_id: str) -> BillingConfigSubmitted:
