@@ -4,7 +4,7 @@ is published, every accepted write is audited (principal, request id, change).""
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,8 @@ from services.invoicer.adapters.catalog import COUPONS
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.app import serve
 from services.invoicer.handlers import apply_config
+from services.invoicer.reports import list_invoices
+from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
 from services.payments.adapters.mongo_store import MongoPaymentsStore
 from services.payments.domain import InvoiceRecord
@@ -99,11 +101,12 @@ async def test_invalid_configurations_answer_422_and_publish_nothing(api: ApiHar
     assert await audited(api, "billing_config.submit") == []
 
 
-async def test_a_credit_a_coupon_and_its_redemption_are_applied(
+async def test_a_credit_a_coupon_and_its_redemption_reduce_the_next_invoices(
     api: ApiHarness, invoicer: InvoicerStore,
 ) -> None:
-    await apply_config(invoicer, config("acme"))
-    await apply_config(invoicer, config("globex"))
+    this_month = datetime.now(UTC).date().replace(day=1)
+    await apply_config(invoicer, config("acme", effective_from=this_month.isoformat()))
+    await apply_config(invoicer, config("globex", effective_from=this_month.isoformat()))
     ops = api.auth(await api.key("super"))
     acme = api.auth(await api.key("tenant", tenant_id="acme"))
 
@@ -141,6 +144,14 @@ async def test_a_credit_a_coupon_and_its_redemption_are_applied(
     exhausted = await api.client.post("/v1/tenants/globex/coupon", headers=ops,
                                       json={"code": CODE})
     assert exhausted.status_code == 409
+
+    # the next two monthly invoices (issued after the grant and the redemption): 10.00 flat,
+    # 3.00 off each (repeating, 2 periods), the 15.00 credit takes the other 7.00 of each
+    await run_cycle(invoicer, datetime.now(UTC) + timedelta(days=62))
+    docs = [d for d in await list_invoices(invoicer) if d["tenant_id"] == "acme"]
+    assert [(d["amount"], [(li["kind"], li["amount"]) for li in d["line_items"]
+                           if li["kind"] in ("coupon", "credit")]) for d in docs[:2]] == [
+        (0, [("coupon", -300), ("credit", -700)]), (0, [("coupon", -300), ("credit", -700)])]
 
 
 async def test_refused_writes_answer_404_409_or_422(api: ApiHarness) -> None:
