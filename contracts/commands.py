@@ -56,10 +56,12 @@ class CouponCreated(Event):
 
 
 class CouponRedeemed(Event):
-    """`tenant_id` redeems catalog coupon `code`: from then on it reduces the tenant's invoices
-    as the coupon says (it replaces a coupon redeemed earlier). Refused (`coupon_unknown`,
-    `coupon_exhausted`, `currency_mismatch`) when the code is not in the catalog, has reached
-    `max_redemptions`, or is in another currency than the tenant's. Actor role `super`, or
+    """`tenant_id` redeems catalog coupon `code`: it reduces the tenant's invoices issued after
+    `occurred_at` as the coupon says, in place of the configuration's coupon and of a coupon
+    redeemed earlier; redeeming the code the tenant already has changes nothing. Refused
+    (`coupon_unknown`, `coupon_exhausted`, `currency_mismatch`) when the code is not in the
+    catalog, has reached `max_redemptions`, or is in another currency than the tenant's.
+    Actor role `super`, or
     `tenant` acting for its own tenant (`actor.user_id` names the key)."""
 
     tenant_id: str = Field(min_length=1)

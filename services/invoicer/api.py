@@ -18,6 +18,14 @@ Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`
 `timeline`, `invoice_pdf`, `balance`, `usage_estimate`, `current_period`, `reconciliation`,
 `dashboard_view`, `unit_of` / `METER_UNITS`.
 
+For the Billing API (on its own database handle and broker):
+
+    validate_submission(command)        the invoicer's checks of a configuration command
+    await coupon(db, code) -> catalog coupon document | None
+    await current_config(db, tenant_id) -> BillingConfigSubmitted | None
+    await publish_command(broker, settings, command, key) -> the signed command, published
+        keyed by `key`
+
 Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per
 subscription of the worker) and `OUTBOXES` (outbox collections), defined in
 `services.invoicer.names`; `InvoicerSettings` for the settings the functions take.
@@ -31,11 +39,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from contracts import TOPIC_TENANT_CONFIG, Actor
+from faststream.kafka import KafkaBroker
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import TOPIC_TENANT_CONFIG, Actor, BillingConfigSubmitted
+from contracts.base import Event
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
+from services.invoicer.adapters.catalog import catalog_coupon
+from services.invoicer.adapters.store import TENANTS, tenant_config
+from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
 from services.invoicer.estimate import (
     METER_UNITS,
     current_period,
@@ -72,6 +87,7 @@ __all__ = [
     "CONSUMES", "OUTBOXES", "SERVICE", "InvoicerSettings",
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
+    "coupon", "current_config", "publish_command", "validate_submission", "code_is_hard_to_guess",
     "refusals",
     # read views for the Billing API (views.py, estimate.py)
     "METER_UNITS", "balance", "billing_config", "current_period", "dashboard_view", "invoice",
@@ -175,3 +191,40 @@ def pdf_bytes(doc: dict[str, Any], render: Any) -> bytes:
         payment_method=doc.get("payment_method"), tenant_name=doc.get("tenant_name"),
     )
     return result
+
+
+def validate_submission(command: BillingConfigSubmitted) -> None:
+    """The invoicer's own checks of a configuration command before it is published: the
+    actor's role (`Forbidden`) and the rules beyond the contract's fields (price plan, coupon
+    code, credit ids: `InvalidMessage("validation_error")`); both are `PermanentError`s whose
+    `detail` says what is wrong (docs/configuration.md)."""
+    authorize(command)
+    validate_config(command)
+
+
+async def coupon(db: AsyncDatabase[dict[str, Any]], code: str) -> dict[str, Any] | None:
+    """The catalog coupon `code` (`invoicer_coupons`: amount_off in minor units, currency,
+    duration, duration_in_periods, max_redemptions, redemptions, redeemed_by), or None."""
+    return await catalog_coupon(db, code)
+
+
+async def current_config(
+    db: AsyncDatabase[dict[str, Any]], tenant_id: str
+) -> BillingConfigSubmitted | None:
+    """The tenant's current configuration (its latest accepted version), or None for a tenant
+    the invoicer does not know."""
+    doc = await db[TENANTS].find_one({"_id": tenant_id}, projection={"config": 1})
+    return None if doc is None else tenant_config(doc)
+
+
+async def publish_command(
+    broker: KafkaBroker, settings: InvoicerSettings, command: Event, key: str
+) -> Event:
+    """Sign `command` (a configuration or operator command: it has a `signature` field) with
+    the command signing key of `settings` (`BILLING_COMMAND_SIGNING_KEY`; `MissingSigningKey`
+    without one) and publish it to `billing.tenant-config.v1` keyed by `key` (the tenant id, or
+    `coupon:{code}` for a coupon's creation); returns the signed command once the broker
+    acknowledged it."""
+    signed = sign(command, settings.signing_key())
+    await publish_event(broker, settings, signed, TOPIC_TENANT_CONFIG, key)
+    return signed

@@ -1,4 +1,5 @@
-"""The invoicer worker: consumes configuration commands and payment outcomes, relays its
+"""The invoicer worker: consumes configuration commands, the operator's credit and coupon
+commands (dispatched by event type) and payment outcomes, relays its
 outbox to `billing.invoice.v1`, and runs the billing cycle on the real clock every
 `BILLING_INVOICER_CYCLE_INTERVAL_SECONDS` (0 = never).
 
@@ -17,6 +18,9 @@ from contracts import (
     TOPIC_PAYMENT,
     TOPIC_TENANT_CONFIG,
     BillingConfigSubmitted,
+    CouponCreated,
+    CouponRedeemed,
+    CreditGranted,
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
@@ -31,6 +35,8 @@ from services.common.worker import make_broker, raw_publisher, serve_worker
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.handlers import apply_payment, apply_refund, apply_signed_config
 from services.invoicer.names import CONSUMES, OUTBOX, SERVICE
+from services.invoicer.operator_handlers import apply_signed_operator
+from services.invoicer.operator_rules import OperatorCommand
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
 
@@ -42,7 +48,8 @@ GROUPS = dict(CONSUMES)
 def build(
     settings: InvoicerSettings, store: InvoicerStore, stop: asyncio.Event | None = None
 ) -> KafkaBroker:
-    """The broker with the invoicer's two subscribers, both in consumer group `invoicer`, on
+    """The broker with the invoicer's two subscribers (configuration and operator commands by
+    event type; payment outcomes), both in consumer group `invoicer`, on
     the common runtime (`services.common.consumer`: retry in place until `stop`, dead letters).
 
     Raises `MissingSigningKey` when `BILLING_COMMAND_SIGNING_KEY` is unset or too short."""
@@ -53,6 +60,9 @@ def build(
     async def on_config(event: BillingConfigSubmitted, _: MessageSource) -> object:
         return await apply_signed_config(store, event, signing_key)
 
+    async def on_operator(event: OperatorCommand, _: MessageSource) -> object:
+        return await apply_signed_operator(store, event, signing_key)
+
     async def on_payment(event: PaymentSucceeded | PaymentFailed, _: MessageSource) -> object:
         return await apply_payment(store, event)
 
@@ -60,7 +70,8 @@ def build(
         return await apply_refund(store, event)
 
     routes: dict[str, dict[type[Contract], Handler]] = {
-        TOPIC_TENANT_CONFIG: {BillingConfigSubmitted: on_config},
+        TOPIC_TENANT_CONFIG: {BillingConfigSubmitted: on_config, CreditGranted: on_operator,
+                              CouponCreated: on_operator, CouponRedeemed: on_operator},
         TOPIC_PAYMENT: {PaymentSucceeded: on_payment, PaymentFailed: on_payment,
                         PaymentRefunded: on_refund},
     }

@@ -29,7 +29,7 @@ from services.invoicer.adapters.ledger import code_redemptions
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.domain import invoice_id
 from services.invoicer.late_usage import late_usage, usage_by_meter
-from services.invoicer.ledger import Ledger
+from services.invoicer.ledger import Ledger, coupon_in_effect
 from services.invoicer.periods import Period, periods_until
 from services.invoicer.proration import price_period
 from services.invoicer.records import IssueDraft
@@ -97,6 +97,7 @@ async def read_and_price(
         return None  # never bill a stretch twice (docs/billing-periods.md)
     version = await store.config_in_force(tenant_id, period.end, session)
     config = version.command if version is not None else tenant_config(t)
+    config = coupon_in_effect(config, t, period.end)  # a redeemed catalog coupon replaces it
     ledger = Ledger.of(t)
     priced_at = utc_now()
     marker = await store.usage.marker(tenant_id)  # before any usage is read

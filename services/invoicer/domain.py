@@ -30,7 +30,9 @@ def authorize(command: BillingConfigSubmitted) -> None:
         )
 
 
-def _code_is_hard_to_guess(code: str) -> bool:
+def code_is_hard_to_guess(code: str) -> bool:
+    """At least 5 distinct characters from two of lower case, upper case and digits: the rule
+    for every coupon code, configured or in the catalog (docs/configuration.md)."""
     classes = [any(c.islower() for c in code), any(c.isupper() for c in code),
                any(c.isdigit() for c in code)]
     return len(set(code)) >= 5 and sum(classes) >= 2
@@ -45,7 +47,7 @@ def validate_config(command: BillingConfigSubmitted) -> None:
     meters = [c.meter for c in command.price_plan.charges]
     if len(meters) != len(set(meters)):
         raise InvalidMessage("validation_error", f"price plan prices a meter twice: {meters}")
-    if command.coupon is not None and not _code_is_hard_to_guess(command.coupon.code):
+    if command.coupon is not None and not code_is_hard_to_guess(command.coupon.code):
         raise InvalidMessage("validation_error", "coupon code is too easy to guess")
     ids = [c.credit_id for c in command.credits]
     if len(ids) != len(set(ids)):

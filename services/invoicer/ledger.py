@@ -3,11 +3,17 @@ moves them (docs/invoicing.md, "Reductions larger than the invoice", "Coupon red
 
 In the tenant document (`invoicer_tenants`):
 
-    ledger_rev      int   +1 with every invoice; the update filter checks it
+    ledger_rev      int   +1 with every invoice, credit grant and redemption; the issuing
+                          update filter checks it
     coupons         [{code, redemptions}]   invoices of this tenant each code reduced
     credits_used    [{credit_id, used}]     minor units taken from each credit
     credit_balance  [{credit_id, amount, granted_at, reason, source_invoice, meter,
-                      period_label, currency}]  credits carried from negative adjustments
+                      period_label, currency}]  credits carried from negative adjustments,
+                    and credits granted by an operator ({credit_id, amount, granted_at, reason,
+                    currency, granted_by, event_id}: `adapters/catalog.py`)
+    redeemed_coupon {code, amount_off, duration, duration_in_periods, max_redemptions,
+                     currency, redeemed_at, event_id}  the catalog coupon the tenant redeemed
+                    last (`coupon_in_effect`)
 
 The redemption counts of coupon codes over all tenants are kept by `adapters/ledger.py`.
 """
@@ -79,3 +85,22 @@ class Ledger:
         return {"coupons": [{"code": k, "redemptions": v} for k, v in uses.items()],
                 "credits_used": [{"credit_id": k, "used": v} for k, v in used.items()],
                 "credit_balance": balance}
+
+
+def coupon_in_effect(
+    config: BillingConfigSubmitted, tenant: Doc, issued_at: datetime
+) -> BillingConfigSubmitted:
+    """`config` with the coupon that reduces an invoice issued at `issued_at`: the tenant's
+    redeemed catalog coupon (`redeemed_coupon` on the tenant document) when it was redeemed
+    before `issued_at` and is in the configuration's currency, replacing the configuration's
+    own coupon; otherwise `config` unchanged (docs/configuration.md, "Credits and coupons").
+    The redemption counts then work for it as for a configured coupon, by its code."""
+    redeemed = tenant.get("redeemed_coupon")
+    if (redeemed is None or redeemed["redeemed_at"] >= issued_at
+            or redeemed["currency"] != config.settings.currency):
+        return config
+    coupon = Coupon(code=redeemed["code"], amount_off=int(redeemed["amount_off"]),
+                    duration=redeemed["duration"],
+                    duration_in_periods=redeemed.get("duration_in_periods"),
+                    max_redemptions=redeemed.get("max_redemptions"))
+    return config.model_copy(update={"coupon": coupon})

@@ -22,6 +22,7 @@ import pytest_asyncio
 from services.api.app import create_app
 from services.api.principal import ROLES
 from services.api.settings import ApiSettings
+from services.invoicer.adapters.catalog import COUPONS
 from services.invoicer.api import run_cycle
 from services.invoicer.handlers import apply_config
 from tests.integration.test_invoicer_support import config, open_store, utc
@@ -65,6 +66,30 @@ ACCESS: list[Row] = [
     row("GET", "/v1/dashboard", "super viewer"),
 ]
 
+# writes (docs/api-endpoints.md, "Writes"); the payment row's sample invoice is not known to
+# the payments service here, so its allowed role gets 404 (tenant_scoped False)
+MATRIX_COUPON = {"_id": "Matrix5xQz", "amount_off": 100, "currency": "USD", "duration": "once",
+                 "duration_in_periods": None, "max_redemptions": None, "redemptions": 0,
+                 "redeemed_by": []}
+ACCESS += [
+    row("PUT", "/v1/tenants/{tenant_id}/billing-config", "super", tenant_scoped=True, body={
+        "settings": {"flat_rate_amount": 1000, "currency": "USD", "billing_frequency": "monthly",
+                     "billing_email": "billing@matrix.example", "auto_generate_invoices": True,
+                     "billing_day_of_month": 1, "payment_due_days": 14,
+                     "email_notifications": True},
+        "timezone": "UTC", "effective_from": "2013-06-01",
+        "price_plan": {"charges": [{"meter": "cpu_hours", "model": "per_unit",
+                                    "unit_price": "0.50"}]}}),
+    row("POST", "/v1/tenants/{tenant_id}/credits", "super", tenant_scoped=True,
+        body={"amount": 100, "reason": "matrix"}),
+    row("POST", "/v1/coupons", "super", body={
+        "code": "Matrix7yKw", "amount_off": 100, "currency": "USD", "duration": "once"}),
+    row("POST", "/v1/tenants/{tenant_id}/coupon", "super tenant", tenant_scoped=True,
+        body={"code": "Matrix5xQz"}),
+    row("POST", "/v1/invoices/{invoice_number}/payments", "super",
+        body={"method": "ach", "reference": "MATRIX-1"}),
+]
+
 
 @dataclass
 class Matrix:
@@ -87,6 +112,7 @@ async def seed_samples(settings: ApiSettings) -> dict[str, dict[str, str]]:
             await apply_config(store, config(tenant))
     await run_cycle(settings, utc(2013, 7, 1))
     async with open_store(settings) as store:
+        await store.db[COUPONS].insert_one(MATRIX_COUPON)  # what the redemption row redeems
         numbers = {d["tenant_id"]: d["invoice_number"]
                    async for d in store.invoices.find({"tenant_id": {"$in": [OWN, OTHER]}})}
     assert set(numbers) == {OWN, OTHER}, numbers

@@ -116,7 +116,7 @@ async def _write(
 
 async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
     """Create, outside the transaction, the documents it only `$inc`s: the year's invoice
-    counter and the redemption count of the tenant's coupon code."""
+    counter and the redemption counts of the tenant's coupon codes."""
     await store.ensure_counter(f"invoice-number:{year}")
     tenant = await store.tenant(tenant_id)
     if tenant is None:
@@ -124,5 +124,8 @@ async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
     coupons = {v.command.coupon.code for v in await store.config_versions(tenant_id)
                if v.command.coupon is not None}  # whichever version prices the period
     current = tenant_config(tenant).coupon
-    for code in sorted(coupons | ({current.code} if current else set())):
+    coupons |= {current.code} if current else set()
+    if tenant.get("redeemed_coupon"):  # a redeemed catalog coupon (`ledger.coupon_in_effect`)
+        coupons.add(tenant["redeemed_coupon"]["code"])
+    for code in sorted(coupons):
         await ensure_coupon_count(store.db, code)

@@ -12,6 +12,7 @@
                            read again to find late usage
     invoicer_counters      one per year: the last invoice number's sequence
     invoicer_audit         refused commands and forced operator issues: who, what, when, why
+    invoicer_coupons       the coupon catalog (`adapters/catalog.py`)
     invoicer_outbox        events waiting for the relay
 """
 
@@ -37,6 +38,7 @@ from services.invoicer.periods import Period
 from services.invoicer.versions import ConfigVersion, in_force
 
 if TYPE_CHECKING:  # records imports this module
+    from services.invoicer.operator_rules import OperatorCommand
     from services.invoicer.records import IssueDraft
 
 CONFIGS = "invoicer_configs"
@@ -251,15 +253,20 @@ class InvoicerStore:
         )
 
     async def record_refusal(
-        self, command: BillingConfigSubmitted, reason: str, detail: str, at: datetime
+        self, command: "BillingConfigSubmitted | OperatorCommand", reason: str, detail: str,
+        at: datetime,
     ) -> None:
-        """Audit a refused command (who, what, when, why); one record per command event id."""
+        """Audit a refused command (who, what, when, why); one record per command event id.
+        `what` names the command type, its tenant (None for a coupon's creation) and, for a
+        coupon command, its `code`."""
+        code = getattr(command, "code", None)
         await self.audit.update_one(
             {"_id": command.event_id},
             {"$setOnInsert": {
                 "who": {"user_id": command.actor.user_id, "role": command.actor.role},
-                "what": {"command": "BillingConfigSubmitted", "tenant_id": command.tenant_id,
-                         "event_id": command.event_id},
+                "what": {"command": type(command).__name__,
+                         "tenant_id": getattr(command, "tenant_id", None),
+                         "event_id": command.event_id, **({"code": code} if code else {})},
                 "when": {"submitted_at": command.occurred_at, "refused_at": at},
                 "why": {"reason": reason, "detail": detail},
                 "decision": "refused",
