@@ -66,17 +66,25 @@ async def _writes(ctx: ApiContext, before: tuple[datetime, str] | None, limit: i
              "tenant_id": d.get("tenant_id"), "change": d.get("change") or {}} for d in docs]
 
 
+#: refused command type -> the noun of its audit action
+_REFUSED_NOUNS = {"BillingConfigSubmitted": "billing_config", "CreditGranted": "credit",
+                  "CouponCreated": "coupon", "CouponRedeemed": "coupon_redemption"}
+
+
 async def audit_entries(ctx: ApiContext, before: tuple[datetime, str] | None, limit: int,
                         tenant_id: str | None = None) -> list[dict[str, Any]]:
     """Up to `limit` entries, newest first, older than `before` (`(at, id)` of the last entry
     seen): the API's writes (`source: "api"`) merged with the invoicer's refusals
-    (`source: "invoicer"`, `action: "billing_config.refused"`, `change` holding the reason)."""
+    (`source: "invoicer"`, `action` `billing_config.refused`, `credit.refused`,
+    `coupon.refused` or `coupon_redemption.refused` by the refused command, `change` holding
+    the command's type and the reason)."""
     writes = await _writes(ctx, before, limit, tenant_id)
     refused = [{
         "id": r["id"], "at": r["at"], "source": "invoicer", "request_id": None,
         "actor": {"key_id": None, "name": r["actor"].get("user_id"),
                   "role": r["actor"].get("role"), "tenant_id": None},
-        "action": "billing_config.refused", "target": f"tenant:{r['tenant_id']}",
+        "action": f"{_REFUSED_NOUNS.get(r['command'] or '', 'command')}.refused",
+        "target": f"tenant:{r['tenant_id']}" if r["tenant_id"] else f"coupon:{r['code']}",
         "tenant_id": r["tenant_id"],
         "change": {"command": r["command"], "reason": r["reason"], "detail": r["detail"]},
     } for r in await refusals(ctx.db, before, limit, tenant_id)]

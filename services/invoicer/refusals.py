@@ -15,8 +15,9 @@ async def refusals(db: AsyncDatabase[dict[str, Any]], before: tuple[datetime, st
                    limit: int, tenant_id: str | None = None) -> list[dict[str, Any]]:
     """Up to `limit` refusals, newest first, strictly older than `before` (`(refused_at,
     id)`, the position of the last one a caller has seen), optionally of one tenant. Each:
-    `{id, at, actor: {user_id, role}, tenant_id, command, reason, detail}` (`at` tz-aware
-    UTC)."""
+    `{id, at, actor: {user_id, role}, tenant_id, command, code, reason, detail}` (`at`
+    tz-aware UTC; `command` the refused command's type name; `code` the coupon code of a coupon
+    command, else None; `tenant_id` None for a coupon's creation)."""
     query: dict[str, Any] = {"decision": "refused"}
     if tenant_id is not None:
         query["what.tenant_id"] = tenant_id
@@ -29,6 +30,7 @@ async def refusals(db: AsyncDatabase[dict[str, Any]], before: tuple[datetime, st
         "id": str(d["_id"]), "at": d["when"]["refused_at"], "actor": dict(d.get("who") or {}),
         "tenant_id": (d.get("what") or {}).get("tenant_id"),
         "command": (d.get("what") or {}).get("command"),
+        "code": (d.get("what") or {}).get("code"),
         "reason": (d.get("why") or {}).get("reason"),
         "detail": (d.get("why") or {}).get("detail"),
     } for d in docs]

@@ -4,11 +4,13 @@ in cursor pages, filtered by tenant."""
 import pytest
 from starlette.requests import Request
 
+from contracts import Actor, CouponCreated, CreditGranted
 from services.api.audit import record_write
 from services.api.principal import Principal
 from services.common.errors import Forbidden
 from services.common.settings import CommonSettings
 from services.invoicer.handlers import apply_signed_config
+from services.invoicer.operator_handlers import apply_signed_operator
 from tests.integration.test_invoicer_support import config, open_store
 from tests.support.api import ApiHarness
 
@@ -71,3 +73,24 @@ async def test_a_limit_out_of_range_is_a_422_problem_naming_the_parameter(
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert error["loc"] == ["query", "limit"]
+
+
+async def test_refused_credit_and_coupon_commands_are_named_by_their_own_action(
+    api: ApiHarness, common_settings: CommonSettings,
+) -> None:
+    ops = Actor(user_id="key:forger", role="super")
+    credit = CreditGranted(tenant_id="acme", credit_id="cr-1", amount=500, currency="EUR",
+                           reason="goodwill", actor=ops)
+    coupon = CouponCreated(code="Spring2013xY", amount_off=100, currency="EUR",
+                           duration="once", actor=ops)
+    async with open_store(common_settings) as store:
+        for command in (credit, coupon):
+            with pytest.raises(Forbidden):
+                await apply_signed_operator(store, command, b"k" * 32)
+    response = await api.client.get("/v1/audit", headers=api.auth(await api.key("super")))
+    entries = {e["id"]: e for e in response.json()["data"]}
+    assert entries[credit.event_id]["action"] == "credit.refused"
+    assert entries[credit.event_id]["target"] == "tenant:acme"
+    assert entries[coupon.event_id]["action"] == "coupon.refused"
+    assert entries[coupon.event_id]["target"] == "coupon:Spring2013xY"
+    assert entries[coupon.event_id]["change"]["command"] == "CouponCreated"
