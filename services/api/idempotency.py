@@ -4,7 +4,8 @@
 A key is scoped to the API key that sent it. The first request with a key claims it (a
 document with a unique id) and runs; its response (status, body, content type) is saved and
 replayed, with `Idempotent-Replayed: true`, to every later request with the same key and the
-same fingerprint (SHA-256 of method, path, query and body) for `api_idempotency_ttl_seconds`.
+same fingerprint (SHA-256 of method, path, query, content type and body) for
+`api_idempotency_ttl_seconds`.
 The same key with another request -> 409; while the first is still running -> 409. A 5xx
 answer, an exception, or an answer given before the endpoint ran (401, 403, 413, 422, 429) is
 not saved: the claim is released and the key can be used again.
@@ -60,10 +61,15 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], settings: ApiSetting
 
 
 def fingerprint(scope: Scope, body: bytes) -> str:
-    """SHA-256 (hex) of the request's method, path, query string and body."""
+    """SHA-256 (hex) of the request's method, path, query string, content type and body (the
+    same bytes sent as one event or as a batch are different requests)."""
     digest = hashlib.sha256()
+    content_type = b""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            content_type = value.split(b";")[0].strip().lower()
     for part in (scope["method"].encode(), scope["path"].encode(),
-                 scope.get("query_string", b""), body):
+                 scope.get("query_string", b""), content_type, body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

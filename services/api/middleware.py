@@ -23,6 +23,8 @@ from services.api.problems import Problem
 from services.api.scope import BODY_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
 
 log = logging.getLogger("services.api.requests")
+#: methods counted under their own label; any other counts as `OTHER` (bounded label values)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID_HEADER = "x-request-id"
 #: Probes and scrapes: their access log lines are DEBUG, not INFO.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -76,7 +78,8 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            REQUESTS.labels(scope["method"], route, str(status["code"])).inc()
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            REQUESTS.labels(method, route, str(status["code"])).inc()
             LATENCY.labels(route).observe(elapsed)
             log.log(logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
                     "%s %s -> %s in %.1f ms", scope["method"], scope.get("path"),

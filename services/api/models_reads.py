@@ -83,13 +83,14 @@ class ConfigInForce(BaseModel):
 
 
 class VersionRow(BaseModel):
-    """One accepted version: its submission id (`event_id`) and who submitted it when."""
+    """One accepted version: its submission id (`event_id`) and who submitted it when
+    (`actor` null for a tenant key)."""
 
     version: int
     event_id: str
     submitted_at: datetime
     accepted_at: datetime
-    actor: dict[str, str]
+    actor: dict[str, str] | None
     effective_from: date
 
 

@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -51,10 +51,22 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+#: Instants a cursor may hold: what the platform stores (BSON dates in this range).
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def _decode_value(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"$dt"}:
-        return datetime.fromisoformat(value["$dt"])
-    return value
+    """A position value: a string, an integer or an aware instant in [1970, 9999); anything
+    else raises ValueError (the cursor was not made by this API)."""
+    if isinstance(value, dict) and set(value) == {"$dt"} and isinstance(value["$dt"], str):
+        at = datetime.fromisoformat(value["$dt"])
+        if at.tzinfo is None or not _EARLIEST <= at < _LATEST:
+            raise ValueError("instant out of range")
+        return at
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError("not a cursor value")
 
 
 def encode_cursor(position: Sequence[Any]) -> str:
@@ -74,7 +86,7 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         if not isinstance(values, list):
             raise ValueError("not a list")
         return [_decode_value(v) for v in values]
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise Problem(400, "Bad Request", "the cursor is not valid; pass a next_cursor "
                       "exactly as returned") from exc
 

@@ -5,8 +5,8 @@ Either a named `range` relative to the API process's clock or explicit `from`/`t
 - `last_7_days`, `last_90_days`: [now - N days, now);
 - `last_month`: the previous calendar month in the tenant's time zone, from 00:00 local on
   its first day to 00:00 local on the first day of the current month;
-- `from`/`to`: ISO 8601 instants (without an offset: UTC), `to` after `from`, at most
-  `MAX_DAYS` days apart.
+- `from`/`to`: ISO 8601 instants (without an offset: UTC) from 1970 to 9998, `to` after
+  `from`, at most `MAX_DAYS` days apart.
 
 No parameter at all means `last_7_days`.
 """
@@ -28,22 +28,33 @@ class BadWindow(ValueError):
         self.param = param
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _utc(value: datetime, param: str) -> datetime:
+    try:
+        at = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadWindow(param, f"{param} is out of range (1970 to 9998)") from exc
+    if not EARLIEST <= at < LATEST:
+        raise BadWindow(param, f"{param} is out of range (1970 to 9998)")
+    return at
 
 
 def usage_window(range_: Range | None, start: datetime | None, end: datetime | None,
                  now: datetime, zone: str) -> tuple[datetime, datetime]:
     """[start, end) in UTC for the request's parameters (see the module docstring). Raises
     `BadWindow` when `range` is combined with `from`/`to`, when only one of `from`/`to` is
-    given, when `to` is not after `from`, or when they are more than `MAX_DAYS` days apart."""
+    given, when either is outside [1970, 9999), when `to` is not after `from`, or when they are
+    more than `MAX_DAYS` days apart."""
     if range_ is not None and (start is not None or end is not None):
         raise BadWindow("range", "give either range or from/to, not both")
     if start is None and end is None:
         return _named(range_ or "last_7_days", now, zone)
     if start is None or end is None:
         raise BadWindow("from" if start is None else "to", "from and to go together")
-    start, end = _utc(start), _utc(end)
+    start, end = _utc(start, "from"), _utc(end, "to")
     if end <= start:
         raise BadWindow("to", "to must be after from")
     if end - start > timedelta(days=MAX_DAYS):

@@ -92,7 +92,7 @@ async def test_tenant_reads_are_404_for_unknown_and_other_tenants(reads: Reads) 
 async def test_billing_config_shows_the_version_in_force_history_and_outcomes(
     reads: Reads,
 ) -> None:
-    body = (await reads.get("/v1/tenants/acme/billing-config", who="acme")).json()
+    body = (await reads.get("/v1/tenants/acme/billing-config")).json()
     assert body["current_version"] == 1 and body["in_force"]["version"] == 1
     in_force = body["in_force"]
     assert in_force["settings"]["flat_rate_amount"] == 1000
@@ -104,6 +104,10 @@ async def test_billing_config_shows_the_version_in_force_history_and_outcomes(
     assert body["submissions"][reads.seeded.applied_event_id]["outcome"] == "applied"
     refused = body["submissions"][reads.seeded.refused_event_id]
     assert (refused["outcome"], refused["reason"]) == ("refused", "forbidden")
+    assert body["history"][0]["actor"]["role"] == "super"
+    own = (await reads.get("/v1/tenants/acme/billing-config", who="acme")).json()
+    assert own["in_force"] == in_force and own["submissions"] == {}
+    assert [(h["version"], h["actor"]) for h in own["history"]] == [(1, None)]
 
 
 async def test_invoices_filter_page_and_keep_tenant_keys_to_their_own(reads: Reads) -> None:

@@ -1,9 +1,12 @@
 """Pure helpers of the API: rate-limit budgets and cursors."""
 
+import base64
+import json
 from datetime import UTC, datetime
 
 import pytest
 
+from services.api.idempotency import fingerprint
 from services.api.pagination import after_filter, decode_cursor, encode_cursor, page
 from services.api.principal import Principal
 from services.api.problems import Problem
@@ -52,3 +55,27 @@ def test_a_page_has_a_cursor_only_when_more_items_follow() -> None:
     assert page([1, 2, 3], 2, lambda i: [i]).next_cursor == encode_cursor([2])
     last = page([1, 2], 2, lambda i: [i])
     assert (last.data, last.next_cursor) == ([1, 2], None)
+
+
+@pytest.mark.parametrize("position", [
+    [{"$dt": 5}], [{"$dt": None}], [{"$dt": "0001-01-01T00:00:00+05:00"}, "x"],
+    [{"$dt": "2013-07-01T00:00:00"}], [[1]], [{"$where": "1"}], [1.5], [True],
+])
+def test_a_cursor_the_api_did_not_make_is_a_400_problem(position: list[object]) -> None:
+    raw = json.dumps(position).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    with pytest.raises(Problem) as refused:
+        decode_cursor(cursor)
+    assert refused.value.status == 400
+
+
+def test_the_same_body_under_another_content_type_is_another_request() -> None:
+    def scope(content_type: bytes) -> dict[str, object]:
+        return {"method": "POST", "path": "/v1/usage", "query_string": b"",
+                "headers": [(b"content-type", content_type)]}
+
+    body = b'[{"id": "1"}]'
+    one = fingerprint(scope(b"application/cloudevents+json"), body)  # type: ignore[arg-type]
+    batch = fingerprint(scope(b"application/cloudevents-batch+json"), body)  # type: ignore[arg-type]
+    again = fingerprint(scope(b"application/cloudevents+json; charset=utf-8"), body)  # type: ignore[arg-type]
+    assert one != batch and one == again

@@ -51,3 +51,16 @@ def test_invalid_windows_name_the_offending_parameter(
     with pytest.raises(BadWindow) as caught:
         usage_window(range_, start, end, NOW, "UTC")  # type: ignore[arg-type]
     assert caught.value.param == param
+
+
+@pytest.mark.parametrize("start", [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+    datetime(1969, 12, 31, tzinfo=UTC),
+])
+def test_instants_outside_what_the_platform_stores_are_refused_not_crashed(
+    start: datetime,
+) -> None:
+    with pytest.raises(BadWindow) as refused:
+        usage_window(None, start, start + timedelta(days=1), NOW, "UTC")
+    assert refused.value.param == "from"

@@ -78,12 +78,18 @@ async def get_tenant(ctx: Ctx, who: Reader, tenant_id: str) -> TenantSummary:
 @router.get("/v1/tenants/{tenant_id}/billing-config", summary="Billing configuration")
 async def get_billing_config(ctx: Ctx, who: Reader, tenant_id: str) -> BillingConfigView:
     """The version in force now, every version, and the outcomes of recent submissions by
-    submission id (the id `PUT` answers)."""
+    submission id (the id `PUT` answers). A tenant key does not see who submitted versions nor
+    the submissions' outcomes (operators' keys and refusals)."""
     check_tenant(who, tenant_id)
     found = await invoicer.billing_config(ctx.db, tenant_id, utc_now())
     if found is None:
         raise not_found(f"tenant {tenant_id!r}")
-    return BillingConfigView.model_validate(found)
+    view = BillingConfigView.model_validate(found)
+    if who.role == "tenant":
+        view = view.model_copy(update={
+            "history": [row.model_copy(update={"actor": None}) for row in view.history],
+            "submissions": {}})
+    return view
 
 
 @router.get("/v1/invoices", summary="List invoices")
