@@ -1,0 +1,81 @@
+"""The Billing API application (`create_app`; docs/api.md).
+
+The lifespan opens the process's connections (MongoDB client, a started Kafka broker, the
+platform's topics and the API's indexes) into `app.state.context`; the routers come from
+`services.api.routes`; errors render as problem documents (`services.api.errors`); the
+middleware adds request ids, metrics, the body limit and `Idempotency-Key` handling.
+"""
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from services.api.auth import Authenticator
+from services.api.context import ApiContext
+from services.api.errors import install_handlers
+from services.api.idempotency import Idempotency, ensure_indexes
+from services.api.keys import MongoKeyStore
+from services.api.middleware import BodyLimit, RequestContext
+from services.api.ops import ASSETS_PATH, docs_assets
+from services.api.ops import router as ops_router
+from services.api.ratelimit import RateLimits
+from services.api.settings import ApiSettings
+from services.common.kafka import ensure_topics
+from services.common.mongo import database, make_client
+from services.common.worker import make_broker
+
+log = logging.getLogger(__name__)
+ROUTERS = ("admin", "reads", "writes", "ingest")
+SERVICE = "api"
+DESCRIPTION = (
+    "The billing platform's HTTP API for operators, tenants and usage publishers. "
+    "Authenticate with an API key: `Authorization: Bearer <key>`. Errors are RFC 9457 "
+    "problem documents. See docs/api.md."
+)
+
+
+def _routers() -> list[APIRouter]:
+    found = []
+    for name in ROUTERS:
+        module = importlib.import_module(f"services.api.routes.{name}")
+        found.append(module.router)
+    return found
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The API as an ASGI app for `settings` (default: from the environment). Connections open
+    in its lifespan; `app.state.context` is the `ApiContext` while it runs."""
+    cfg = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_client(cfg)
+        db = database(client, cfg)
+        broker = make_broker(cfg, name=SERVICE)
+        try:
+            await ensure_topics(cfg)
+            await ensure_indexes(db, cfg)
+            await broker.start()
+            app.state.context = ApiContext(cfg, client, db, broker)
+            app.state.authenticator = Authenticator(MongoKeyStore(db))
+            app.state.rate_limits = RateLimits(cfg.api_rate_limit, cfg.api_ingest_rate_limit)
+            yield
+        finally:
+            await broker.stop()
+            await client.close()
+
+    app = FastAPI(title="Billing API", version="1", description=DESCRIPTION,
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_handlers(app)
+    app.include_router(ops_router)
+    app.mount(ASSETS_PATH, docs_assets(), name="docs-assets")
+    for router in _routers():
+        app.include_router(router)
+    # added last = outermost: request context, then the body limit, then idempotency
+    app.add_middleware(Idempotency)
+    app.add_middleware(BodyLimit, max_bytes=cfg.api_max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app

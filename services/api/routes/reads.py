@@ -1,0 +1,5 @@
+"""The API's reads endpoints (placeholder router until they land)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,16 @@
+"""Fixtures of the integration tests: the Billing API in-process (`api`)."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.api.settings import ApiSettings
+from tests.support.api import ApiHarness, api_harness
+
+
+@pytest.fixture
+async def api(billing_env: dict[str, str]) -> AsyncIterator[ApiHarness]:
+    """The API on this test's broker and database (default settings from `billing_env`)."""
+    async with api_harness(ApiSettings()) as harness:
+        yield harness
+        await harness.ctx.client.drop_database(harness.ctx.settings.mongo_db)

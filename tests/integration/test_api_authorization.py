@@ -1,0 +1,140 @@
+"""The authorisation matrix: every `/v1` endpoint x every role, plus no key and a bad key,
+generated from the one table `ACCESS` (a new endpoint without a row fails
+`test_every_v1_route_has_a_row`).
+
+Each row: method, path template, the roles allowed, whether the path names a tenant's resource
+(`{tenant_id}`, `{invoice_number}` or a `tenant_id` query), and a sample JSON body. Path
+parameters are filled from `SAMPLES`: `matrix-a` is the tenant key's own tenant, `matrix-b`
+another tenant. Expected:
+- an allowed role: neither 401 nor 403 (and for tenant-scoped rows, a tenant key gets its own
+  tenant's resource, not 404, while another tenant's is 404, as if it did not exist);
+- any other role: 403; no key or a malformed or unknown key: 401.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from services.api.app import create_app
+from services.api.principal import ROLES
+from services.api.settings import ApiSettings
+from tests.support.api import ApiHarness, api_harness
+from tests.support.servers import Servers
+
+pytestmark = pytest.mark.integration
+
+OWN, OTHER = "matrix-a", "matrix-b"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One endpoint: who may call it, and whether it is a tenant's resource."""
+
+    method: str
+    path: str
+    roles: frozenset[str]
+    tenant_scoped: bool = False
+    body: dict[str, Any] | None = field(default=None, hash=False)
+
+
+def row(method: str, path: str, roles: str, tenant_scoped: bool = False,
+        body: dict[str, Any] | None = None) -> Row:
+    """A row; `roles` space-separated."""
+    return Row(method, path, frozenset(roles.split()), tenant_scoped, body)
+
+
+ACCESS: list[Row] = [
+    row("GET", "/v1/audit", "super"),
+]
+
+
+@dataclass
+class Matrix:
+    """The running API with one key per role and the seeded sample resources."""
+
+    api: ApiHarness
+    tokens: dict[str, str]
+    samples: dict[str, dict[str, str]]  # tenant -> path parameter values
+
+    def path(self, template: str, tenant: str) -> str:
+        return template.format(**self.samples[tenant])
+
+
+async def seed_samples(api: ApiHarness) -> dict[str, dict[str, str]]:
+    """Path parameter values per tenant (`tenant_id`, `invoice_number`, ...)."""
+    return {t: {"tenant_id": t, "invoice_number": f"INV-{t}"} for t in (OWN, OTHER)}
+
+
+def module_settings(servers: Servers) -> ApiSettings:
+    """Settings with this module's own database and topics (the matrix runs on one API)."""
+    tag = uuid.uuid4().hex[:10]
+    return ApiSettings(
+        kafka_bootstrap_servers=servers.kafka_bootstrap_servers, mongo_uri=servers.mongo_uri,
+        mongo_db=f"test_{tag}", topic_prefix=f"t{tag}.",
+        command_signing_key=f"test-command-signing-key-{uuid.uuid4().hex}",
+        api_rate_limit="100000/minute", api_ingest_rate_limit="100000/minute",
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def matrix(servers: Servers) -> AsyncIterator[Matrix]:
+    """One API for the module: a key per role (the tenant key is `matrix-a`'s), samples."""
+    settings = module_settings(servers)
+    async with api_harness(settings) as api:
+        tokens = {role: await api.key(role, tenant_id=OWN if role == "tenant" else None)
+                  for role in ROLES}
+        tokens["bad"] = "key_0123456789abcdef_" + "0" * 64
+        yield Matrix(api, tokens, await seed_samples(api))
+        await api.ctx.client.drop_database(settings.mongo_db)
+
+
+async def call(m: Matrix, r: Row, who: str, tenant: str = OWN) -> int:
+    headers = m.api.auth(m.tokens[who]) if who != "none" else {}
+    response = await m.api.client.request(r.method, m.path(r.path, tenant), json=r.body,
+                                          headers=headers)
+    return response.status_code
+
+
+def _id(r: Row) -> str:
+    return f"{r.method} {r.path}"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("r", ACCESS, ids=_id)
+async def test_each_role_gets_what_the_table_says(matrix: Matrix, r: Row) -> None:
+    seen: dict[str, int] = {}
+    for who in (*ROLES, "none", "bad"):
+        seen[who] = await call(matrix, r, who)
+    wrong = []
+    for who, status in seen.items():
+        if who in ("none", "bad"):
+            ok = status == 401
+        elif who in r.roles:
+            ok = status not in (401, 403) and not (r.tenant_scoped and status == 404)
+        else:
+            ok = status == 403
+        if not ok:
+            wrong.append(f"{who}: {status}")
+    assert not wrong, f"{_id(r)} answered {seen}"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("r", [r for r in ACCESS if r.tenant_scoped and "tenant" in r.roles],
+                         ids=_id)
+async def test_a_tenant_key_gets_404_for_another_tenants_resource(
+    matrix: Matrix, r: Row
+) -> None:
+    assert await call(matrix, r, "tenant", OTHER) == 404
+
+
+def test_every_v1_route_has_a_row(billing_env: dict[str, str]) -> None:
+    paths = create_app(ApiSettings()).openapi()["paths"]
+    routes = {(method.upper(), path) for path, operations in paths.items()
+              if path.startswith("/v1/") for method in operations}
+    rows = {(r.method, r.path) for r in ACCESS}
+    assert routes - rows == set(), "routes without a row in ACCESS"
+    assert rows - routes == set(), "rows for routes that do not exist"
