@@ -49,6 +49,7 @@ def row(method: str, path: str, roles: str, tenant_scoped: bool = False,
 
 ACCESS: list[Row] = [
     row("GET", "/v1/audit", "super"),
+    row("POST", "/v1/usage", "super ingest"),
 ]
 
 
