@@ -6,12 +6,24 @@ role and one `tenant` key per tenant of the run (docs/api.md explains the roles)
 stack is local and short-lived; the file is written readable by its owner only.
 """
 
+import asyncio
+import contextlib
 import json
 import os
 import shlex
+import signal
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.api import api as billing_api
+from services.demo.processes import WorkerSet
+from services.demo.supervisor import Supervisor
+from services.devstack.api import free_port
 
 #: The worker kind and name of the API process (`billing run api`).
 API_KIND = "api"
@@ -37,6 +49,73 @@ class ApiKeys:
         """The content of `api-keys.json`."""
         return {"url": self.url, "super": self.super, "viewer": self.viewer,
                 "ingest": self.ingest, "tenants": dict(self.tenants)}
+
+
+def start_api(env: dict[str, str], log_dir: Path) -> tuple[WorkerSet, int]:
+    """Start `billing run api` (its own set, so that the replay's stop of the consumers leaves
+    it running) on a free port; returns the set and the port. Its log: `<log_dir>/api.log`."""
+    port = free_port()
+    workers = WorkerSet(env, log_dir)
+    workers.start(API_KIND, {**api_environment(port), "BILLING_OPS_PORT": str(free_port())})
+    return workers, port
+
+
+async def create_keys(db: AsyncDatabase[dict[str, Any]], url: str,
+                      tenant_ids: Sequence[str]) -> ApiKeys:
+    """One `super`, one `viewer`, one `ingest` key and a `tenant` key per tenant, in `db`."""
+
+    async def key(role: str, tenant_id: str | None = None) -> str:
+        name = f"demo {role}" + (f" {tenant_id}" if tenant_id else "")
+        return await billing_api.create_key(db, role=role, name=name, tenant_id=tenant_id)
+
+    return ApiKeys(url=url, super=await key("super"), viewer=await key("viewer"),
+                   ingest=await key("ingest"),
+                   tenants={t: await key("tenant", t) for t in tenant_ids})
+
+
+def first_invoice(invoices_file: Path, tenant_id: str | None) -> str | None:
+    """The number of `tenant_id`'s first invoice in the demo's `invoices.json` (else the first
+    invoice's), None when there is none or no such file."""
+    try:
+        invoices = json.loads(invoices_file.read_text())
+    except (OSError, ValueError):
+        return None
+    own = [i for i in invoices if i.get("tenant_id") == tenant_id] or invoices
+    return str(own[0]["invoice_number"]) if own else None
+
+
+async def until_stopped() -> None:
+    """Return at the first SIGINT or SIGTERM (Ctrl-C)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def keep_running(worker_sets: Sequence[WorkerSet], keys: ApiKeys | None, keys_file: Path,
+                       out: Path, say: Callable[[str], None]) -> None:
+    """`billing demo --keep-running`: print how to reach the API (plain lines, to copy), then
+    leave the stack, the workers and the API running, supervised, until SIGINT or SIGTERM.
+    The caller stops everything afterwards."""
+    if keys is not None:
+        invoice = first_invoice(out / "invoices.json", next(iter(keys.tenants), None))
+        lines = [*summary_lines(keys, keys_file), "", *curl_lines(keys, keys_file, invoice)]
+        print("\n".join(lines), file=sys.stderr, flush=True)
+    say("everything keeps running; Ctrl-C (SIGINT) or SIGTERM stops it")
+    live = [ws for ws in worker_sets if not ws.stopping]
+    async with contextlib.AsyncExitStack() as stack:
+        for ws in live:
+            await stack.enter_async_context(Supervisor(ws, say).running())
+        await until_stopped()
+        for ws in live:  # a Ctrl-C reaches the workers too (same process group): no restarts
+            ws.stopping = True
 
 
 def write_keys(keys: ApiKeys, path: Path) -> None:
