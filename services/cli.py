@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from contracts.export import export
+from services.api import cli as api_cli
 from services.demo.cli import register as register_demo
 from services.devstack.cli import app as dev_app
 from services.invoicer import cli as invoicer_cli
@@ -26,9 +27,11 @@ contracts_app = typer.Typer(help="Event contracts for downstream systems.")
 
 @contracts_app.command("export")
 def contracts_export(directory: Path) -> None:
-    """Write one JSON Schema per event and an AsyncAPI document to DIRECTORY."""
+    """Write one JSON Schema per event, an AsyncAPI document and the HTTP API's OpenAPI
+    document to DIRECTORY."""
     for path in export(directory):
         typer.echo(str(path))
+    typer.echo(str(api_cli.export_openapi(directory)))
 
 
 app.add_typer(dev_app, name="dev")
@@ -38,6 +41,7 @@ usage_cli.register(app, run_app)
 invoicer_cli.register(app, run_app)
 payments_cli.register(app, run_app)
 notifier_cli.register(app, run_app)
+api_cli.register(app, run_app)
 
 register_demo(app)
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from services.api import audit
 from services.api.auth import Authenticator
 from services.api.context import ApiContext
 from services.api.errors import install_handlers
@@ -59,7 +60,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await ensure_topics(cfg)
             await ensure_indexes(db, cfg)
             await broker.start()
-            app.state.context = ApiContext(cfg, client, db, broker)
+            app.state.context = ctx = ApiContext(cfg, client, db, broker)
+            await audit.ensure_indexes(ctx)
             app.state.authenticator = Authenticator(MongoKeyStore(db))
             app.state.rate_limits = RateLimits(cfg.api_rate_limit, cfg.api_ingest_rate_limit)
             yield

@@ -2,21 +2,83 @@
 
 Every write the API accepts is recorded: principal (key id, name, role), time, request id,
 action, target and what changed. `GET /v1/audit` (super) lists these records together with the
-commands the invoicer refused (`invoicer_audit`).
+commands the invoicer refused (`invoicer_audit`), newest first.
 """
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 
 from services.api.context import ApiContext
+from services.api.middleware import request_id_of
 from services.api.principal import Principal
+from services.invoicer.api import refusals
+
+COLLECTION = "api_audit"
+_SORT = [("at", -1), ("_id", -1)]
+
+
+def _tenant_of(target: str, change: dict[str, Any]) -> str | None:
+    if target.startswith("tenant:"):
+        return target.removeprefix("tenant:")
+    tenant = change.get("tenant_id")
+    return str(tenant) if tenant else None
 
 
 async def record_write(ctx: ApiContext, request: Request, principal: Principal, action: str,
-                       target: str, change: dict[str, Any]) -> str:
+                       target: str, change: dict[str, Any], *,
+                       tenant_id: str | None = None) -> str:
     """Record one accepted write; returns the audit record id. `action` is a dotted verb
     (`billing_config.submit`, `credit.grant`, `coupon.create`, `coupon.redeem`,
     `payment.record`), `target` what it acts on (`tenant:acme`, `invoice:INV-2013-0001`,
-    `coupon:CODE`), `change` the JSON-able values written (never secrets)."""
-    raise NotImplementedError
+    `coupon:CODE`), `change` the JSON-able values written (never secrets). The record's
+    tenant (for `?tenant_id=`) is `tenant_id`, else the target's when it is `tenant:...`, else
+    `change["tenant_id"]`."""
+    record_id = f"audit_{uuid.uuid4().hex}"
+    await ctx.db[COLLECTION].insert_one({
+        "_id": record_id, "at": datetime.now(UTC), "request_id": request_id_of(request.scope),
+        "actor": {"key_id": principal.key_id, "name": principal.name, "role": principal.role,
+                  "tenant_id": principal.tenant_id},
+        "action": action, "target": target, "tenant_id": tenant_id or _tenant_of(target, change),
+        "change": change, "method": request.method, "path": request.url.path,
+    })
+    return record_id
+
+
+async def ensure_indexes(ctx: ApiContext) -> None:
+    """The indexes the audit listing sorts and filters by."""
+    await ctx.db[COLLECTION].create_index(_SORT)
+    await ctx.db[COLLECTION].create_index([("tenant_id", 1), *_SORT])
+
+
+async def _writes(ctx: ApiContext, before: tuple[datetime, str] | None, limit: int,
+                  tenant_id: str | None) -> list[dict[str, Any]]:
+    query: dict[str, Any] = {}
+    if tenant_id is not None:
+        query["tenant_id"] = tenant_id
+    if before is not None:
+        query["$or"] = [{"at": {"$lt": before[0]}}, {"at": before[0], "_id": {"$lt": before[1]}}]
+    docs = await ctx.db[COLLECTION].find(query).sort(_SORT).limit(limit).to_list()
+    return [{"id": d["_id"], "at": d["at"], "source": "api", "request_id": d.get("request_id"),
+             "actor": d["actor"], "action": d["action"], "target": d["target"],
+             "tenant_id": d.get("tenant_id"), "change": d.get("change") or {}} for d in docs]
+
+
+async def audit_entries(ctx: ApiContext, before: tuple[datetime, str] | None, limit: int,
+                        tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Up to `limit` entries, newest first, older than `before` (`(at, id)` of the last entry
+    seen): the API's writes (`source: "api"`) merged with the invoicer's refusals
+    (`source: "invoicer"`, `action: "billing_config.refused"`, `change` holding the reason)."""
+    writes = await _writes(ctx, before, limit, tenant_id)
+    refused = [{
+        "id": r["id"], "at": r["at"], "source": "invoicer", "request_id": None,
+        "actor": {"key_id": None, "name": r["actor"].get("user_id"),
+                  "role": r["actor"].get("role"), "tenant_id": None},
+        "action": "billing_config.refused", "target": f"tenant:{r['tenant_id']}",
+        "tenant_id": r["tenant_id"],
+        "change": {"command": r["command"], "reason": r["reason"], "detail": r["detail"]},
+    } for r in await refusals(ctx.db, before, limit, tenant_id)]
+    merged = sorted(writes + refused, key=lambda e: (e["at"], e["id"]), reverse=True)
+    return merged[:limit]

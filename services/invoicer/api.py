@@ -10,6 +10,8 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
     await next_due_after(settings, after) -> datetime | None
     await export_invoices(settings) -> the demo's invoices.json entries (README.md)
     await write_invoice_pdfs(settings, directory) -> how many `<invoice_number>.pdf` written
+    await refusals(db, before, limit, tenant_id=None) -> the refused configuration commands,
+        newest first (the API's audit feed)
 
 Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per
 subscription of the worker) and `OUTBOXES` (outbox collections), defined in
@@ -31,6 +33,7 @@ from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.records import issued_event
+from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
     config_applied,
     export_invoices,
@@ -46,6 +49,7 @@ __all__ = [
     "CONSUMES", "OUTBOXES", "SERVICE", "InvoicerSettings",
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
+    "refusals",
 ]
 
 

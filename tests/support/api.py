@@ -6,12 +6,12 @@ against the test's broker and database and gives an `httpx.AsyncClient` on it.
         response = await api.client.get("/v1/invoices", headers=api.auth(token))
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from services.api.app import create_app
 from services.api.context import ApiContext
@@ -42,9 +42,13 @@ class ApiHarness:
 
 
 @asynccontextmanager
-async def api_harness(settings: ApiSettings | None = None) -> AsyncIterator[ApiHarness]:
-    """Run the app (lifespan included) for the duration of the block."""
+async def api_harness(settings: ApiSettings | None = None,
+                      routers: Sequence[APIRouter] = ()) -> AsyncIterator[ApiHarness]:
+    """Run the app (lifespan included) for the duration of the block; `routers` adds routes
+    only a test needs (behind the same middleware)."""
     app = create_app(settings or ApiSettings())
+    for router in routers:
+        app.include_router(router)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:

@@ -1,16 +1,64 @@
 """Administration endpoints: `GET /v1/audit` (docs/api.md, "Audit")."""
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 
+from services.api.audit import audit_entries
 from services.api.auth import allow
+from services.api.context import Ctx
+from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page
 from services.api.principal import Principal
+from services.api.problems import Problem
 
 router = APIRouter(tags=["admin"])
 
 
-@router.get("/v1/audit")
-async def audit(who: Annotated[Principal, Depends(allow("super"))]) -> dict[str, Any]:
-    """The audit trail (super)."""
-    return {"data": [], "next_cursor": None}
+class AuditActor(BaseModel):
+    """Who: the API key (id, name, role, tenant), or for the invoicer's refusals the actor the
+    refused command named (`name` its user id, `key_id` null)."""
+
+    key_id: str | None
+    name: str | None
+    role: str | None
+    tenant_id: str | None = None
+
+
+class AuditEntry(BaseModel):
+    """One audited event: an API write (`source: "api"`) or a configuration command the
+    invoicer refused (`source: "invoicer"`)."""
+
+    id: str
+    at: datetime
+    source: Literal["api", "invoicer"]
+    request_id: str | None
+    actor: AuditActor
+    action: str
+    target: str
+    tenant_id: str | None
+    change: dict[str, Any]
+
+
+def _position(cursor: str | None) -> tuple[datetime, str] | None:
+    values = decode_cursor(cursor)
+    if values is None:
+        return None
+    if len(values) != 2 or not isinstance(values[0], datetime) or not isinstance(values[1], str):
+        raise Problem(400, "Bad Request", "the cursor does not belong to this list")
+    return values[0], values[1]
+
+
+@router.get("/v1/audit", response_model=Page[AuditEntry])
+async def audit(
+    ctx: Ctx, who: Annotated[Principal, Depends(allow("super"))],
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    tenant_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[AuditEntry]:
+    """The audit trail, newest first (super): every accepted API write (principal, time,
+    request id, action, target, change) and every configuration command the invoicer
+    refused. `?tenant_id=` keeps one tenant's entries."""
+    entries = await audit_entries(ctx, _position(cursor), limit + 1, tenant_id)
+    return page([AuditEntry.model_validate(e) for e in entries], limit,
+                lambda e: [e.at, e.id])
