@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,14 @@ async def until_stopped() -> None:
 
 
 async def keep_running(worker_sets: Sequence[WorkerSet], keys: ApiKeys | None, keys_file: Path,
-                       out: Path, say: Callable[[str], None]) -> None:
+                       out: Path, as_of: datetime | None, say: Callable[[str], None]) -> None:
     """`billing demo --keep-running`: print how to reach the API (plain lines, to copy), then
     leave the stack, the workers and the API running, supervised, until SIGINT or SIGTERM.
     The caller stops everything afterwards."""
     if keys is not None:
         invoice = first_invoice(out / "invoices.json", next(iter(keys.tenants), None))
-        lines = [*summary_lines(keys, keys_file), "", *curl_lines(keys, keys_file, invoice)]
+        lines = [*summary_lines(keys, keys_file), "",
+                 *curl_lines(keys, keys_file, invoice, as_of)]
         print("\n".join(lines), file=sys.stderr, flush=True)
     say("everything keeps running; Ctrl-C (SIGINT) or SIGTERM stops it")
     live = [ws for ws in worker_sets if not ws.stopping]
@@ -114,8 +116,6 @@ async def keep_running(worker_sets: Sequence[WorkerSet], keys: ApiKeys | None, k
         for ws in live:
             await stack.enter_async_context(Supervisor(ws, say).running())
         await until_stopped()
-        for ws in live:  # a Ctrl-C reaches the workers too (same process group): no restarts
-            ws.stopping = True
 
 
 def write_keys(keys: ApiKeys, path: Path) -> None:
@@ -133,15 +133,22 @@ def summary_lines(keys: ApiKeys, keys_file: Path) -> list[str]:
             f"every key (super, viewer, ingest, one per tenant): {keys_file}"]
 
 
-def curl_lines(keys: ApiKeys, keys_file: Path, invoice_number: str | None = None) -> list[str]:
+def _event_time(as_of: datetime | None) -> str:
+    moment = (as_of or datetime.now(UTC)).astimezone(UTC) - timedelta(hours=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def curl_lines(keys: ApiKeys, keys_file: Path, invoice_number: str | None = None,
+               as_of: datetime | None = None) -> list[str]:
     """Shell lines a user can paste to call each endpoint family of the running API with the
-    run's keys and tenants: variables first, then one curl per endpoint."""
+    run's keys and tenants: variables first, then one curl per endpoint. The sample usage
+    event is dated an hour before `as_of` (the billing clock at the end of the run)."""
     tenant = next(iter(keys.tenants), "TENANT_ID")
     invoice = invoice_number or "INVOICE_NUMBER"
     tenant_key = keys.tenants.get(tenant, "TENANT_KEY")
     cloudevent = json.dumps({
         "specversion": "1.0", "id": "curl-1", "source": "curl", "type": "billing.usage",
-        "subject": "@TENANT@", "time": "2013-09-30T12:00:00Z",
+        "subject": "@TENANT@", "time": _event_time(as_of),
         "data": {"meter": "cpu_hours", "quantity": "1.5", "service": "curl"},
     }, separators=(",", ":"))
     # double-quoted for the shell, so that $TENANT expands

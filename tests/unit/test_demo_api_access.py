@@ -5,12 +5,17 @@ import json
 import shutil
 import stat
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from contracts.usage import UsageRecorded
+from services import cli
+from services.demo import cli as demo_cli
 from services.demo.api_access import ApiKeys, curl_lines, summary_lines, write_keys
+from services.demo.runner import DemoOptions, DemoResult
 
 pytestmark = pytest.mark.unit
 
@@ -62,8 +67,32 @@ def test_the_curl_lines_call_each_endpoint_family_with_the_runs_keys(tmp_path: P
 
 
 def test_the_usage_curl_line_sends_an_event_the_contract_accepts(tmp_path: Path) -> None:
-    calls = run_lines(curl_lines(KEYS, tmp_path / "api-keys.json"))
+    as_of = datetime(2013, 10, 1, tzinfo=UTC)
+    calls = run_lines(curl_lines(KEYS, tmp_path / "api-keys.json", as_of=as_of))
     (ingest,) = [c for c in calls if "http://127.0.0.1:8123/v1/usage" in c]
     event = UsageRecorded.model_validate_json(ingest[ingest.index("-d") + 1])
     assert event.subject == "acme-corp"
+    assert event.time == datetime(2013, 9, 30, 23, tzinfo=UTC)
     assert "Content-Type: application/cloudevents+json" in ingest
+
+
+def test_keep_running_reaches_the_demo_and_the_summary_prints_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[DemoOptions] = []
+
+    class FakeDemo:
+        def __init__(self, options: DemoOptions) -> None:
+            seen.append(options)
+
+        async def run(self) -> DemoResult:
+            return DemoResult(summary={"settled": True}, api=KEYS)
+
+    monkeypatch.setattr(demo_cli, "Demo", FakeDemo)
+    result = CliRunner().invoke(cli.app, ["demo", "--out", str(tmp_path), "--keep-running"])
+    assert result.exit_code == 0, result.output
+    assert [o.keep_running for o in seen] == [True]
+    assert "viewer key: bk_viewer" in result.output
+    assert "API at http://127.0.0.1:8123" in result.output
+    CliRunner().invoke(cli.app, ["demo", "--out", str(tmp_path)])
+    assert [o.keep_running for o in seen] == [True, False]
