@@ -20,6 +20,7 @@ from services.api.errors import install_handlers
 from services.api.idempotency import Idempotency, ensure_indexes
 from services.api.keys import MongoKeyStore
 from services.api.middleware import BodyLimit, RequestContext
+from services.api.names import SERVICE
 from services.api.ops import ASSETS_PATH, docs_assets
 from services.api.ops import router as ops_router
 from services.api.ratelimit import RateLimits
@@ -30,7 +31,6 @@ from services.common.worker import make_broker
 
 log = logging.getLogger(__name__)
 ROUTERS = ("admin", "reads", "writes", "ingest")
-SERVICE = "api"
 DESCRIPTION = (
     "The billing platform's HTTP API for operators, tenants and usage publishers. "
     "Authenticate with an API key: `Authorization: Bearer <key>`. Errors are RFC 9457 "

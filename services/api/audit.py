@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import Request
 
 from services.api.context import ApiContext
-from services.api.middleware import request_id_of
 from services.api.principal import Principal
+from services.api.scope import request_id_of
 from services.invoicer.api import refusals
 
 COLLECTION = "api_audit"

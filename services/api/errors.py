@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.api.problems import PROBLEM_JSON, Problem
+from services.api.scope import request_id_of
 from services.common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
@@ -34,16 +35,16 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
                         headers=problem.headers, media_type=PROBLEM_JSON)
 
 
-def problem_for(exc: BaseException) -> Problem:
+def problem_for(exc: BaseException, request_id: str = "") -> Problem:
     """The problem an exception becomes (`Problem` itself, 503 for an unavailable dependency,
-    else 500 after logging the traceback)."""
+    else 500 after logging the traceback with the request id)."""
     if isinstance(exc, Problem):
         return exc
     if isinstance(exc, UNAVAILABLE):
-        log.warning("a dependency did not answer: %r", exc)
+        log.warning("a dependency did not answer: %r", exc, extra={"request_id": request_id})
         return Problem(503, "Service Unavailable", "a database or the broker did not answer; "
                        "retry later", headers={"Retry-After": RETRY_AFTER_UNAVAILABLE})
-    log.error("unexpected error", exc_info=exc)
+    log.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
     return Problem(500, "Internal Server Error", "an unexpected error occurred")
 
 
@@ -57,7 +58,7 @@ def install_handlers(app: FastAPI) -> None:
     outside any handler lives in the request-id middleware, which sees them all)."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
-        return problem_response(problem_for(exc), request.url.path)
+        return problem_response(problem_for(exc, request_id_of(request.scope)), request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

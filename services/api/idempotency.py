@@ -21,15 +21,15 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.auth import Authenticator, bearer_token
 from services.api.context import context_of
 from services.api.errors import problem_response
-from services.api.middleware import buffered_body
 from services.api.problems import Problem
+from services.api.scope import buffered_body
 from services.api.settings import ApiSettings
 
 COLLECTION = "api_idempotency"
@@ -39,12 +39,20 @@ MAX_KEY_LENGTH = 255
 LEASE_SECONDS = 60
 METHODS = frozenset({"POST", "PUT"})
 _KEPT_HEADERS = (b"content-type", b"location")
+_INDEX_CONFLICTS = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], settings: ApiSettings) -> None:
-    """The TTL index expiring saved responses after `api_idempotency_ttl_seconds`."""
-    await db[COLLECTION].create_index(
-        "created_at", expireAfterSeconds=settings.api_idempotency_ttl_seconds)
+    """The TTL index expiring saved responses after `api_idempotency_ttl_seconds` (changed in
+    place when the setting changed since the index was made)."""
+    ttl = settings.api_idempotency_ttl_seconds
+    try:
+        await db[COLLECTION].create_index("created_at", expireAfterSeconds=ttl)
+    except OperationFailure as exc:
+        if exc.code not in _INDEX_CONFLICTS:
+            raise
+        await db.command("collMod", COLLECTION,
+                         index={"keyPattern": {"created_at": 1}, "expireAfterSeconds": ttl})
 
 
 def fingerprint(scope: Scope, body: bytes) -> str:

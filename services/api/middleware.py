@@ -14,28 +14,23 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.errors import problem_for, problem_response
 from services.api.problems import Problem
+from services.api.scope import BODY_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
 
 log = logging.getLogger("services.api.requests")
 REQUEST_ID_HEADER = "x-request-id"
-#: The request scope entry holding the request id.
-REQUEST_ID_SCOPE_KEY = "billing.request_id"
+#: Probes and scrapes: their access log lines are DEBUG, not INFO.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 _VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 REQUESTS = Counter("billing_api_requests_total", "API requests answered",
                    ["method", "route", "status"])
 LATENCY = Histogram("billing_api_request_seconds", "API request duration", ["route"])
-
-
-def request_id_of(scope: Scope) -> str:
-    """The request id of a request that passed `RequestContext` ("" otherwise)."""
-    return str(scope.get(REQUEST_ID_SCOPE_KEY, ""))
 
 
 def _route_template(scope: Scope) -> str:
@@ -76,16 +71,17 @@ class RequestContext:
                 log.error("request %s failed after its response started", request_id,
                           exc_info=exc)
             else:
-                await problem_response(problem_for(exc), scope.get("path"))(
+                await problem_response(problem_for(exc, request_id), scope.get("path"))(
                     scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             REQUESTS.labels(scope["method"], route, str(status["code"])).inc()
             LATENCY.labels(route).observe(elapsed)
-            log.info("%s %s -> %s in %.1f ms", scope["method"], scope.get("path"),
-                     status["code"], elapsed * 1000,
-                     extra={"request_id": request_id, "route": route})
+            log.log(logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                    "%s %s -> %s in %.1f ms", scope["method"], scope.get("path"),
+                    status["code"], elapsed * 1000,
+                    extra={"request_id": request_id, "route": route})
 
 
 class BodyLimit:
@@ -120,7 +116,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        scope["billing.body"] = body
+        scope[BODY_SCOPE_KEY] = body
         delivered = False
 
         async def replay() -> Message:
@@ -132,8 +128,3 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-
-def buffered_body(scope: Scope) -> bytes:
-    """The request body `BodyLimit` buffered (b"" before it ran)."""
-    body: Any = scope.get("billing.body", b"")
-    return bytes(body)

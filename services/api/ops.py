@@ -1,12 +1,16 @@
 """Routes beside the API proper, on the same port: `/healthz` (the process is alive),
 `/readyz` (MongoDB and Kafka answer), `/metrics` (Prometheus text format), and the interactive
 docs page `/docs` with its Swagger UI assets served by the app itself, so it works offline.
+
+The assets are the Swagger UI 5 build shipped in the `fastapi-offline` package (only its
+files are used): Swagger UI 4 (the `swagger-ui-bundle` package) cannot render an OpenAPI 3.1
+document, which is what FastAPI generates.
 """
 
 import asyncio
 from pathlib import Path
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -18,7 +22,7 @@ from services.api.context import context_of
 from services.common.worker import mongo_and_kafka_ready
 
 ASSETS_PATH = "/docs/assets"
-SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+SWAGGER_DIR = Path(fastapi_offline.__file__).parent / "static"
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,7 +60,7 @@ async def docs(request: Request) -> HTMLResponse:
         title=f"{request.app.title} - docs",
         swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-        swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
+        swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
     )
 
 

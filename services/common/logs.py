@@ -6,7 +6,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_FIELDS = ("tenant_id", "event_id", "invoice_number", "service", "topic", "partition", "offset")
+_FIELDS = ("tenant_id", "event_id", "invoice_number", "service", "topic", "partition", "offset",
+           "request_id", "route")
 
 
 class JsonFormatter(logging.Formatter):

@@ -22,6 +22,9 @@ import pytest_asyncio
 from services.api.app import create_app
 from services.api.principal import ROLES
 from services.api.settings import ApiSettings
+from services.invoicer.api import run_cycle
+from services.invoicer.handlers import apply_config
+from tests.integration.test_invoicer_support import config, open_store, utc
 from tests.support.api import ApiHarness, api_harness
 from tests.support.servers import Servers
 
@@ -65,9 +68,19 @@ class Matrix:
         return template.format(**self.samples[tenant])
 
 
-async def seed_samples(api: ApiHarness) -> dict[str, dict[str, str]]:
-    """Path parameter values per tenant (`tenant_id`, `invoice_number`, ...)."""
-    return {t: {"tenant_id": t, "invoice_number": f"INV-{t}"} for t in (OWN, OTHER)}
+async def seed_samples(settings: ApiSettings) -> dict[str, dict[str, str]]:
+    """Path parameter values per tenant (`tenant_id`, `invoice_number`), after seeding both
+    tenants with the invoicer's own code: a configuration each and one issued invoice each
+    (June 2013, issued by the cycle on July 1st)."""
+    async with open_store(settings) as store:
+        for tenant in (OWN, OTHER):
+            await apply_config(store, config(tenant))
+    await run_cycle(settings, utc(2013, 7, 1))
+    async with open_store(settings) as store:
+        numbers = {d["tenant_id"]: d["invoice_number"]
+                   async for d in store.invoices.find({"tenant_id": {"$in": [OWN, OTHER]}})}
+    assert set(numbers) == {OWN, OTHER}, numbers
+    return {t: {"tenant_id": t, "invoice_number": numbers[t]} for t in (OWN, OTHER)}
 
 
 def module_settings(servers: Servers) -> ApiSettings:
@@ -89,7 +102,7 @@ async def matrix(servers: Servers) -> AsyncIterator[Matrix]:
         tokens = {role: await api.key(role, tenant_id=OWN if role == "tenant" else None)
                   for role in ROLES}
         tokens["bad"] = "key_0123456789abcdef_" + "0" * 64
-        yield Matrix(api, tokens, await seed_samples(api))
+        yield Matrix(api, tokens, await seed_samples(settings))
         await api.ctx.client.drop_database(settings.mongo_db)
 
 

@@ -57,6 +57,7 @@ async def test_unknown_routes_and_methods_are_problems(api: ApiHarness) -> None:
     wrong = await api.client.delete("/healthz")
     assert wrong.status_code == 405
     assert wrong.headers["content-type"] == "application/problem+json"
+    assert "GET" in wrong.headers["allow"]
 
 
 async def test_health_readiness_and_metrics_answer(api: ApiHarness) -> None:
@@ -67,3 +68,13 @@ async def test_health_readiness_and_metrics_answer(api: ApiHarness) -> None:
     metrics = await api.client.get("/metrics")
     assert 'billing_api_requests_total{method="GET",route="/readyz",status="200"}' \
         in metrics.text
+
+
+async def test_the_access_log_line_carries_the_request_id(
+    api: ApiHarness, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="services.api.requests"):
+        await api.client.get("/v1/audit", headers={"X-Request-Id": "trace-me"})
+    [line] = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-me"]
+    assert line.getMessage().startswith("GET /v1/audit -> 401")
+    assert line.__dict__["route"] == "/v1/audit"

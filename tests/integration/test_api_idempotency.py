@@ -136,3 +136,13 @@ async def test_a_key_longer_than_255_characters_is_a_400(
     response = await api.client.post("/test/credits", json={}, headers=headers)
     assert response.status_code == 400
     assert await api.ctx.db[AUDIT].count_documents({}) == 0
+
+
+async def test_a_changed_retention_updates_the_ttl_index(billing_env: dict[str, str]) -> None:
+    for ttl in (86_400, 3_600):
+        async with api_harness(ApiSettings(api_idempotency_ttl_seconds=ttl)) as api:
+            indexes = await api.ctx.db[COLLECTION].index_information()
+            [ttl_index] = [i for i in indexes.values() if "expireAfterSeconds" in i]
+            assert ttl_index["expireAfterSeconds"] == ttl
+            if ttl == 3_600:
+                await api.ctx.client.drop_database(api.ctx.settings.mongo_db)
