@@ -217,3 +217,18 @@ async def test_accepted_events_reach_the_collectors_aggregates(api: ApiHarness) 
 async def _aggregated(db: Any, n: int) -> bool:
     stats = await collector_stats(db)
     return bool(stats.get("aggregated", 0) >= n)
+
+
+async def test_the_openapi_document_describes_both_media_types_and_the_answer(
+    api: ApiHarness,
+) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    operation = document["paths"]["/v1/usage"]["post"]
+    content = operation["requestBody"]["content"]
+    assert set(content) == {SINGLE["Content-Type"], BATCH["Content-Type"]}
+    event = content[SINGLE["Content-Type"]]["schema"]
+    assert event["properties"]["data"]["properties"]["meter"]["type"] == "string"
+    assert content[BATCH["Content-Type"]]["schema"]["maxItems"] == 1000
+    assert content[BATCH["Content-Type"]]["schema"]["items"] == event
+    assert {"202", "400", "413", "415", "422", "503"} <= set(operation["responses"])
+    assert "#/$defs/" not in json.dumps(document)  # every reference resolves in the document
