@@ -151,6 +151,8 @@ async def test_a_key_restricted_to_a_source_publishes_only_that_source(
     ("text/plain", b"x", 415),
     ("application/cloudevents+json", b"{not json", 400),
     ("application/cloudevents-batch+json", b"[NaN]", 400),
+    ("application/cloudevents-batch+json", b"[" * 100_000 + b"]" * 100_000, 400),
+    ("application/cloudevents+json", b"\xff\xfe{", 400),
     ("application/cloudevents-batch+json", b"{}", 422),
     ("application/cloudevents-batch+json", b"[]", 422),
 ])

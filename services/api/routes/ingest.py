@@ -77,7 +77,7 @@ def _items(request: Request, body: bytes) -> list[Any]:
                       f"send {SINGLE} (one event) or {BATCH} (an array of events)")
     try:
         value = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}") from exc
     if media == SINGLE:
         return [value]
