@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pymongo.errors import PyMongoError
 
 from services.api.keys import InvalidKeySpec, KeyRecord, MongoKeyStore, issue_key
 from services.api.settings import ApiSettings
@@ -44,7 +45,12 @@ def _with_store(use: Callable[[MongoKeyStore], Awaitable[T]]) -> T:
         finally:
             await client.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except PyMongoError as exc:
+        typer.echo(f"billing keys: MongoDB did not answer ({type(exc).__name__}: "
+                   f"{str(exc)[:200]})", err=True)
+        raise typer.Exit(1) from None
 
 
 def create(

@@ -5,8 +5,9 @@ A key is scoped to the API key that sent it. The first request with a key claims
 document with a unique id) and runs; its response (status, body, content type) is saved and
 replayed, with `Idempotent-Replayed: true`, to every later request with the same key and the
 same fingerprint (SHA-256 of method, path, query and body) for `api_idempotency_ttl_seconds`.
-The same key with another request -> 409; while the first is still running -> 409. A 5xx or
-429 answer, or an exception, is not saved: the claim is released and the key can be retried.
+The same key with another request -> 409; while the first is still running -> 409. A 5xx
+answer, an exception, or an answer given before the endpoint ran (401, 403, 413, 422, 429) is
+not saved: the claim is released and the key can be used again.
 A claim whose request never finished (the instance died) can be taken over after
 `LEASE_SECONDS`. Keys over 255 characters -> 400. Requests that do not authenticate pass
 through untouched (they get their 401 from the route).
@@ -38,6 +39,9 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 LEASE_SECONDS = 60
 METHODS = frozenset({"POST", "PUT"})
+#: Answers given before the endpoint ran (not authorised, invalid, over a limit): like 5xx,
+#: they release the key, so the corrected request can use it.
+NOT_SAVED = frozenset({401, 403, 413, 422, 429})
 _KEPT_HEADERS = (b"content-type", b"location")
 _INDEX_CONFLICTS = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
 
@@ -123,7 +127,7 @@ class Idempotency:
             await store.release(doc_id)
             raise
         status = int(start.get("status", 500))
-        if status >= 500 or status == 429:
+        if status >= 500 or status in NOT_SAVED:
             await store.release(doc_id)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1")

@@ -128,6 +128,19 @@ async def test_a_5xx_is_not_saved_so_the_key_can_be_retried(
     assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
 
 
+async def test_a_request_that_fails_validation_does_not_use_up_its_key(
+    gated: tuple[ApiHarness, Gate],
+) -> None:
+    api, _ = gated
+    headers = {**api.auth(await api.key("super")), "Idempotency-Key": "fix-and-retry"}
+    invalid = await api.client.post("/test/credits", content=b"[1, 2]", headers={
+        **headers, "Content-Type": "application/json"})
+    assert invalid.status_code == 422
+    fixed = await api.client.post("/test/credits", json={"amount": "5"}, headers=headers)
+    assert fixed.status_code == 201 and "idempotent-replayed" not in fixed.headers
+    assert await api.ctx.db[AUDIT].count_documents({}) == 1
+
+
 async def test_a_key_longer_than_255_characters_is_a_400(
     gated: tuple[ApiHarness, Gate],
 ) -> None:
