@@ -122,6 +122,7 @@ def write_keys(keys: ApiKeys, path: Path) -> None:
     """Write `keys` to `path` (JSON, mode 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when an earlier run left the file with other permissions
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(keys.as_json(), indent=2) + "\n")
 

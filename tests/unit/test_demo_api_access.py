@@ -25,6 +25,9 @@ KEYS = ApiKeys(url="http://127.0.0.1:8123", super="bk_super", viewer="bk_viewer"
 
 def test_the_keys_file_holds_every_key_and_only_its_owner_reads_it(tmp_path: Path) -> None:
     path = tmp_path / "out" / "api-keys.json"
+    path.parent.mkdir()
+    path.write_text("{}")
+    path.chmod(0o644)  # an earlier run's file
     write_keys(KEYS, path)
     assert json.loads(path.read_text()) == {
         "url": "http://127.0.0.1:8123", "super": "bk_super", "viewer": "bk_viewer",
