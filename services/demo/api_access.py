@@ -74,6 +74,15 @@ async def create_keys(db: AsyncDatabase[dict[str, Any]], url: str,
                    tenants={t: await key("tenant", t) for t in tenant_ids})
 
 
+async def issue_keys(db: AsyncDatabase[dict[str, Any]], url: str, tenant_ids: Sequence[str],
+                     path: Path, say: Callable[[str], None]) -> ApiKeys:
+    """`create_keys`, then `write_keys` to `path`; says where they are."""
+    keys = await create_keys(db, url, tenant_ids)
+    write_keys(keys, path)
+    say(f"API at {url}; keys in {path}")
+    return keys
+
+
 def first_invoice(invoices_file: Path, tenant_id: str | None) -> str | None:
     """The number of `tenant_id`'s first invoice in the demo's `invoices.json` (else the first
     invoice's), None when there is none or no such file."""

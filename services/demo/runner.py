@@ -86,7 +86,7 @@ class Demo:
         self.started = time.monotonic()
         self.worker_sets: list[WorkerSet] = []
         self.api_workers: WorkerSet | None = None
-        self.api_port = 0
+        self.api_url = ""
         self.keys_file = options.out / api_access.KEYS_FILE
 
     def say(self, text: str) -> None:
@@ -152,9 +152,10 @@ class Demo:
                 workers.start(name, {"BILLING_OPS_PORT": str(ports[name])}, kind=kind)
         waits = [self._wait_ready(ports, workers)]
         if api:
-            self.api_workers, self.api_port = api_access.start_api(dict(os.environ), log_dir)
+            self.api_workers, port = api_access.start_api(dict(os.environ), log_dir)
+            self.api_url = f"http://127.0.0.1:{port}"
             self.worker_sets.append(self.api_workers)
-            waits.append(self._wait_ready({"api": self.api_port}, self.api_workers))
+            waits.append(self._wait_ready({"api": port}, self.api_workers))
         names = [*ports, *(["api"] if api else [])]
         self.say(f"started workers {', '.join(names)}; waiting until each is ready")
         await asyncio.gather(*waits)
@@ -207,7 +208,8 @@ class Demo:
             async with supervisor.running(), api_supervisor.running():
                 self.say("applying tenants as a super operator; setting up Stripe customers")
                 tenant_ids = await steps.apply_tenants(settings, self.o.tenants)
-                await self._api_keys(db, tenant_ids)
+                self.result.api = await api_access.issue_keys(db, self.api_url, tenant_ids,
+                                                              self.keys_file, self.say)
                 await steps.setup_payments(settings, self.o.tenants, self.webhook_port)
                 await self._settle(settings, db, "tenant configuration")
 
@@ -232,8 +234,7 @@ class Demo:
             summary |= await write_report(
                 settings, self.o.out, self.stack.directory / "mail", report, tenant_ids, as_of
             )
-            summary["api"] = {"url": f"http://127.0.0.1:{self.api_port}",
-                              "keys_file": str(self.keys_file)}
+            summary["api"] = {"url": self.api_url, "keys_file": str(self.keys_file)}
             summary["restarts"] = restarts
             if chaos:
                 dead = [r["value"] for r in await read_topic(settings, TOPIC_DEAD_LETTER)]
@@ -242,13 +243,6 @@ class Demo:
             self._finish(summary)
         finally:
             await client.close()
-
-    async def _api_keys(self, db: Any, tenant_ids: list[str]) -> None:
-        """Create the demo's API keys and write them to `OUT/api-keys.json`."""
-        keys = await api_access.create_keys(db, f"http://127.0.0.1:{self.api_port}", tenant_ids)
-        api_access.write_keys(keys, self.keys_file)
-        self.result.api = keys
-        self.say(f"API at {keys.url}; keys in {self.keys_file}")
 
     async def _clock(
         self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime,
