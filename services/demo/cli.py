@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from services.common.cli import parse_instant
+from services.demo.api_access import summary_lines
 from services.demo.chaos import ChaosOptions
 from services.demo.runner import Demo, DemoOptions
 from services.demo.sample import SAMPLE_AS_OF, write_sample
@@ -36,10 +37,16 @@ def demo(
     collectors: int | None = typer.Option(
         None, "--collectors", min=1, help="usage collectors in one group (1; 2 with --chaos)"
     ),
+    keep_running: bool = typer.Option(
+        False, "--keep-running",
+        help="after the run, leave the stack, the workers and the API running until Ctrl-C "
+        "(SIGINT) or SIGTERM, and print example curl lines for every endpoint",
+    ),
 ) -> None:
-    """Run every worker as its own process on real usage and write invoices, PDFs, emails,
-    dead letters and a summary to OUT. Exits 0 only if everything settled. A worker that exits
-    is restarted (counted in summary.json's `restarts`)."""
+    """Run every worker and the Billing API as their own processes on real usage and write
+    invoices, PDFs, emails, dead letters, API keys (`api-keys.json`) and a summary to OUT.
+    Exits 0 only if everything settled. A worker that exits is restarted (counted in
+    summary.json's `restarts`)."""
     if (tenants is None) != (trace is None):
         raise typer.BadParameter("--tenants and --trace go together")
     out.mkdir(parents=True, exist_ok=True)
@@ -58,6 +65,7 @@ def demo(
         chaos=ChaosOptions(kills=kills, random_state=random_state)
         if chaos
         else None,
+        keep_running=keep_running,
     )
     result = asyncio.run(Demo(options).run())
     if as_json:
@@ -66,6 +74,9 @@ def demo(
         typer.echo(
             f"wrote {out}/invoices.json, invoices/, emails/, dead-letters.jsonl, summary.json"
         )
+        if result.api is not None:
+            for line in summary_lines(result.api, (out / "api-keys.json").resolve()):
+                typer.echo(line)
     if result.unsettled or not result.summary:
         for problem in result.unsettled or ["the demo did not complete"]:
             typer.echo(f"not settled: {problem}", err=True)

@@ -53,6 +53,9 @@ class WorkerSet:
         self.stopping = False
 
     def _spawn(self, kind: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        # Its own session: a Ctrl-C in the terminal reaches only the process that started the
+        # set, which then stops each worker with one SIGTERM (a second stop signal makes a
+        # worker exit at once, with status 70).
         with open(log, "ab") as out:
             return subprocess.Popen(  # noqa: S603 - argv built from a fixed command
                 self.command(kind),
@@ -60,6 +63,7 @@ class WorkerSet:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                start_new_session=True,
             )
 
     def start(

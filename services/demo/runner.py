@@ -33,7 +33,7 @@ from contracts import TOPIC_DEAD_LETTER
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
-from services.demo import steps
+from services.demo import api_access, steps
 from services.demo.chaos import Chaos, ChaosOptions
 from services.demo.processes import WorkerSet
 from services.demo.replay import REPLAY_GROUP_PREFIX, replay_sizes
@@ -62,14 +62,17 @@ class DemoOptions:
     quiet: bool = False
     collectors: int = 1
     chaos: ChaosOptions | None = None
+    keep_running: bool = False
 
 
 @dataclass
 class DemoResult:
-    """The summary written to `summary.json`; `unsettled` lists what did not settle."""
+    """The summary written to `summary.json`; `unsettled` lists what did not settle; `api`
+    the Billing API's URL and keys (also in `OUT/api-keys.json`)."""
 
     summary: dict[str, Any] = field(default_factory=dict)
     unsettled: list[str] = field(default_factory=list)
+    api: api_access.ApiKeys | None = None
 
 
 class Demo:
@@ -82,6 +85,9 @@ class Demo:
         self.result = DemoResult()
         self.started = time.monotonic()
         self.worker_sets: list[WorkerSet] = []
+        self.api_workers: WorkerSet | None = None
+        self.api_url = ""
+        self.keys_file = options.out / api_access.KEYS_FILE
 
     def say(self, text: str) -> None:
         self.console.print(f"[bold cyan]demo[/] {text}")
@@ -99,6 +105,10 @@ class Demo:
         try:
             await ensure_topics(settings)
             await self._run_steps(settings)
+            if self.o.keep_running and self.result.summary:
+                as_of = datetime.fromisoformat(self.result.summary["as_of"])
+                await api_access.keep_running(self.worker_sets, self.result.api,
+                                              self.keys_file, self.o.out, as_of, self.say)
         except Exception as exc:  # report, stop everything, exit non-zero
             self.result.unsettled.append(f"{type(exc).__name__}: {exc}")
             self.console.print_exception()
@@ -127,8 +137,9 @@ class Demo:
         env.update(steps.extra_environment(self.webhook_port))
         return env
 
-    async def _start_workers(self, log_dir: Path) -> WorkerSet:
-        """Start every worker (`collectors` usage collectors) and wait until each is ready."""
+    async def _start_workers(self, log_dir: Path, api: bool = False) -> WorkerSet:
+        """Start every worker (`collectors` usage collectors) and, with `api`, the Billing API
+        in its own set (`self.api_workers`); wait until each is ready."""
         workers = WorkerSet(dict(os.environ), log_dir)
         self.worker_sets.append(workers)
         ports: dict[str, int] = {}
@@ -139,8 +150,15 @@ class Demo:
                 # the webhook ingress serves /metrics, /healthz and /readyz on its own HTTP port
                 ports[name] = self.webhook_port if kind == "stripe-webhooks" else free_port()
                 workers.start(name, {"BILLING_OPS_PORT": str(ports[name])}, kind=kind)
-        self.say(f"started workers {', '.join(ports)}; waiting until each is ready")
-        await self._wait_ready(ports, workers)
+        waits = [self._wait_ready(ports, workers)]
+        if api:
+            self.api_workers, port = api_access.start_api(dict(os.environ), log_dir)
+            self.api_url = f"http://127.0.0.1:{port}"
+            self.worker_sets.append(self.api_workers)
+            waits.append(self._wait_ready({"api": port}, self.api_workers))
+        names = [*ports, *(["api"] if api else [])]
+        self.say(f"started workers {', '.join(names)}; waiting until each is ready")
+        await asyncio.gather(*waits)
         return workers
 
     async def _wait_ready(self, ports: dict[str, int], workers: WorkerSet) -> None:
@@ -179,15 +197,19 @@ class Demo:
         return Chaos(self.o.chaos, workers, settings, self.say, self.stack, publish_poison)
 
     async def _run_steps(self, settings: CommonSettings) -> None:
-        workers = await self._start_workers(self.o.out / "logs")
+        workers = await self._start_workers(self.o.out / "logs", api=True)
         supervisor = Supervisor(workers, self.say)
+        assert self.api_workers is not None
+        api_supervisor = Supervisor(self.api_workers, self.say)
         chaos = self._chaos(workers, settings)
         client = make_client(settings)
         db = database(client, settings)
         try:
-            async with supervisor.running():
+            async with supervisor.running(), api_supervisor.running():
                 self.say("applying tenants as a super operator; setting up Stripe customers")
                 tenant_ids = await steps.apply_tenants(settings, self.o.tenants)
+                self.result.api = await api_access.issue_keys(db, self.api_url, tenant_ids,
+                                                              self.keys_file, self.say)
                 await steps.setup_payments(settings, self.o.tenants, self.webhook_port)
                 await self._settle(settings, db, "tenant configuration")
 
@@ -212,6 +234,7 @@ class Demo:
             summary |= await write_report(
                 settings, self.o.out, self.stack.directory / "mail", report, tenant_ids, as_of
             )
+            summary["api"] = {"url": self.api_url, "keys_file": str(self.keys_file)}
             summary["restarts"] = restarts
             if chaos:
                 dead = [r["value"] for r in await read_topic(settings, TOPIC_DEAD_LETTER)]

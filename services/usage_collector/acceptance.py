@@ -22,12 +22,15 @@ _MAX_DIGITS = 34  # significant digits of a Decimal128
 
 
 class Rejected(Exception):
-    """A usage event that must be dead-lettered; `reason` is a short code."""
+    """A usage event that must be dead-lettered; `reason` is a short code. `errors` lists the
+    contract's validation errors as (location, message), when the contract refused it."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "",
+                 errors: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.errors = errors
 
 
 class Sample(NamedTuple):
@@ -133,3 +136,19 @@ def parse(value: bytes | None) -> Sample:
     except ValidationError as exc:
         raise Rejected(*classify(exc)) from exc
     return to_sample(event)
+
+
+def check(value: bytes) -> UsageRecorded:
+    """Validate one usage event (its JSON bytes) exactly as the collector accepts it from the
+    topic: the contract, then the rules of `to_sample`. Returns the validated event for
+    publishers that accept events on the collector's behalf (the API's `POST /v1/usage`).
+    Raises `Rejected` with the reason the collector would dead-letter it with; for a contract
+    violation `errors` lists every error as (dotted location, message)."""
+    try:
+        event = UsageRecorded.model_validate_json(value)
+    except ValidationError as exc:
+        errors = tuple((".".join(map(str, e["loc"])), e["msg"])
+                       for e in exc.errors(include_url=False))
+        raise Rejected(*classify(exc), errors=errors) from exc
+    to_sample(event)
+    return event

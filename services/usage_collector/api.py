@@ -1,6 +1,7 @@
 """What other services and the demo call: publishing, importing, totals, progress and the
 per-tenant usage sequence marker (docs/usage.md#sequence); `record_usage` for tools and tests
-that need usage stored without Kafka; and the collector's names: `SERVICE`,
+that need usage stored without Kafka; `check_usage` (validate an event as the collector
+accepts it, `Rejected` otherwise) for other publishers; and the collector's names: `SERVICE`,
 `WORKER`, `CONSUMES` ((contract topic, consumer group) per subscription) and `OUTBOXES`."""
 
 from collections.abc import Callable, Sequence
@@ -11,7 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.base import utc_now
 from contracts.usage import UsageRecorded
-from services.usage_collector.acceptance import parse, to_sample
+from services.usage_collector.acceptance import Rejected, parse, to_sample
+from services.usage_collector.acceptance import check as check_usage
 from services.usage_collector.adapters.store import MongoUsageStore, collector_stats, ensure_indexes
 from services.usage_collector.importer import ImportReport, import_bitbrains, publish_jsonl
 from services.usage_collector.merge import BatchMerge
@@ -30,7 +32,9 @@ __all__ = [
     "SERVICE",
     "WORKER",
     "ImportReport",
+    "Rejected",
     "UsageTotal",
+    "check_usage",
     "collector_stats",
     "import_bitbrains",
     "newest_hour",

@@ -89,3 +89,9 @@ def test_messy_files_neither_crash_nor_double_count_and_bad_rows_are_dead_letter
     invoices = json.loads((out / "invoices.json").read_text())
     assert invoices and all(i["tenant_id"] == "edgeco" for i in invoices)
     assert summary["settled"] is True
+    # the API ran beside the workers; its keys are in the output folder
+    keys = json.loads((out / "api-keys.json").read_text())
+    assert summary["api"] == {"url": keys["url"], "keys_file": str(out.resolve() / "api-keys.json")}
+    assert list(keys["tenants"]) == ["edgeco"]
+    assert all(keys[role].startswith("key_") for role in ("super", "viewer", "ingest"))
+    assert "listening on " + keys["url"] in (out / "logs" / "api.log").read_text()

@@ -88,6 +88,8 @@ ACCESS += [
         body={"code": "Matrix5xQz"}),
     row("POST", "/v1/invoices/{invoice_number}/payments", "super",
         body={"method": "ach", "reference": "MATRIX-1"}),
+    # usage ingestion (docs/api-endpoints.md, "Usage ingestion")
+    row("POST", "/v1/usage", "super ingest"),
 ]
 
 

@@ -21,6 +21,9 @@ pytestmark = pytest.mark.unit
 
 #: Every worker command `billing run <worker>` the deployment must run.
 WORKERS = ["usage-collector", "invoicer", "payments", "stripe-webhooks", "notifier"]
+#: The Billing API (`billing run api`): deployed beside the workers, serving HTTP on its own
+#: port (BILLING_API_PORT) with its probes and /metrics, scaled on CPU.
+API = "api"
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

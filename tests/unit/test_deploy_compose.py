@@ -9,6 +9,7 @@ import pytest
 
 from contracts.topics import ALL_TOPICS
 from tests.unit.test_deploy_common import (
+    API,
     DEPLOY,
     WORKERS,
     load_yaml_documents,
@@ -17,7 +18,6 @@ from tests.unit.test_deploy_common import (
 )
 
 pytestmark = pytest.mark.unit
-
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,29 @@ def test_mounted_observability_files_exist(compose: dict[str, Any]) -> None:
             source = str(volume).split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), source
+
+
+def test_the_api_runs_like_a_worker_and_listens_on_all_interfaces(
+    compose: dict[str, Any],
+) -> None:
+    api = compose["services"][API]
+    assert billing_services(compose)[API]["command"] == ["run", "api"]
+    env = environment(api)
+    assert env["BILLING_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert "replicaSet=rs0" in env["BILLING_MONGO_URI"]
+    assert env["BILLING_COMMAND_SIGNING_KEY"]  # it signs the commands it publishes
+    assert env["BILLING_API_HOST"] == "0.0.0.0"
+    assert env["BILLING_API_PORT"] == "8080"
+    assert "8080" in api["expose"]
+    assert api["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    assert api["depends_on"]["mongo"]["condition"] == "service_healthy"
+
+
+def test_the_api_can_scale_and_its_healthcheck_asks_readyz_on_its_port(
+    compose: dict[str, Any],
+) -> None:
+    api = compose["services"][API]
+    assert "container_name" not in api
+    assert all(":" not in str(port) for port in api.get("ports", [])), api["ports"]
+    check = " ".join(api["healthcheck"]["test"])
+    assert f"127.0.0.1:{environment(api)['BILLING_API_PORT']}/readyz" in check

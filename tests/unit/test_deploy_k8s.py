@@ -12,6 +12,7 @@ import pytest
 
 from contracts.topics import ALL_TOPICS
 from tests.unit.test_deploy_common import (
+    API,
     DEPLOY,
     SERVICES,
     WORKERS,
@@ -120,9 +121,19 @@ def test_the_kustomization_lists_exactly_the_manifest_files() -> None:
     assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
 
 
+def workers() -> dict[str, dict[str, Any]]:
+    """The Deployments of the Kafka workers (every Deployment but the API's)."""
+    return {n: d for n, d in by_kind("Deployment").items() if worker_of(d) != API}
+
+
+def api_deployment() -> dict[str, Any]:
+    (api,) = [d for d in by_kind("Deployment").values() if worker_of(d) == API]
+    return api
+
+
 def test_there_is_a_deployment_per_worker_running_a_cli_command() -> None:
     deployments = by_kind("Deployment")
-    assert sorted(worker_of(d) for d in deployments.values()) == sorted(WORKERS)
+    assert sorted(worker_of(d) for d in deployments.values()) == sorted([*WORKERS, API])
     for name, deployment in deployments.items():
         args = container(deployment)["args"]
         assert resolve_command(args), f"{name}: `billing {' '.join(args)}`"
@@ -141,7 +152,7 @@ def test_every_billing_variable_in_the_config_and_secret_is_a_setting() -> None:
 def test_workers_probe_health_and_readiness_on_the_configured_ops_port() -> None:
     ops_port = int(config_map()["BILLING_OPS_PORT"])
     assert config_map()["BILLING_OPS_HOST"] == "0.0.0.0"
-    for name, deployment in by_kind("Deployment").items():
+    for name, deployment in workers().items():
         c = container(deployment)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports["ops"] == ops_port, name
@@ -149,6 +160,41 @@ def test_workers_probe_health_and_readiness_on_the_configured_ops_port() -> None
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}, name
         refs = {next(iter(ref.values()))["name"] for ref in c["envFrom"]}
         assert refs == {"billing-config", "billing-secrets"}, name
+
+
+def test_the_api_listens_on_its_configured_port_and_probes_it_there() -> None:
+    settings = config_map()
+    assert settings["BILLING_API_HOST"] == "0.0.0.0"
+    c = container(api_deployment())
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": int(settings["BILLING_API_PORT"])}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["port"] == "http"
+    refs = {next(iter(ref.values()))["name"] for ref in c["envFrom"]}
+    assert refs == {"billing-config", "billing-secrets"}  # the signing key is a secret
+    annotations = api_deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == settings["BILLING_API_PORT"]
+
+
+def test_the_api_service_exposes_port_8080_on_the_api_pods() -> None:
+    service = by_kind("Service")["billing-api"]
+    assert service["spec"]["selector"].items() <= \
+        api_deployment()["spec"]["template"]["metadata"]["labels"].items()
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "http")]
+
+
+def test_the_api_scales_on_cpu_with_a_horizontal_pod_autoscaler() -> None:
+    (hpa,) = by_kind("HorizontalPodAutoscaler").values()
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", api_deployment()["metadata"]["name"])
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["type"] == "Utilization"
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    # CPU utilisation is measured against the request: the container must declare one
+    assert container(api_deployment())["resources"]["requests"]["cpu"]
 
 
 def test_workers_are_hardened_and_bounded() -> None:
@@ -199,7 +245,7 @@ def test_services_select_worker_pods_and_target_named_ports() -> None:
                 (c,) = pod["spec"]["containers"]
                 assert port["targetPort"] in {p["name"] for p in c["ports"]}, name
     metrics = services["billing-metrics"]["spec"]["selector"]
-    assert sum(selects(metrics, p) for p in pods) == len(WORKERS)
+    assert sum(selects(metrics, p) for p in pods) == len(WORKERS)  # the API has its own Service
 
 
 def test_the_webhook_ingress_listens_on_the_ops_port_where_it_serves_its_probes() -> None:
@@ -216,8 +262,11 @@ def test_scaled_objects_follow_the_keda_schema_and_target_every_worker() -> None
     scaled = by_kind("ScaledObject")
     for doc in scaled.values():
         jsonschema.validate(doc, SCALED_OBJECT_SCHEMA)
-    targets = {doc["spec"]["scaleTargetRef"]["name"] for doc in scaled.values()}
-    assert targets == set(by_kind("Deployment"))
+    targets = [doc["spec"]["scaleTargetRef"]["name"] for doc in scaled.values()]
+    hpas = [doc["spec"]["scaleTargetRef"]["name"]
+            for doc in by_kind("HorizontalPodAutoscaler").values()]
+    assert set(targets) == set(workers())
+    assert sorted(targets + hpas) == sorted(by_kind("Deployment")), "one autoscaler each"
 
 
 def test_kafka_triggers_watch_real_topics_and_never_scale_past_their_partitions() -> None:

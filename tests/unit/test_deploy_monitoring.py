@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_deploy_common import (
+    API,
     DEPLOY,
     EXTERNAL_METRICS,
     ROOT,
@@ -135,3 +136,22 @@ def test_prometheus_scrapes_every_worker_on_its_ops_port_and_loads_the_rules() -
     exporter = next(j for j in config["scrape_configs"] if j["job_name"] == "kafka-exporter")
     assert exporter["static_configs"][0]["targets"] == ["kafka-exporter:9308"]
     assert "kafka-exporter" in compose["services"]
+
+
+def test_prometheus_scrapes_the_api_on_its_http_port() -> None:
+    (config,) = load_yaml_documents(DEPLOY / "prometheus" / "prometheus.yml")
+    (compose,) = load_yaml_documents(DEPLOY / "docker-compose.yml")
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "billing-api")
+    (dns,) = job["dns_sd_configs"]
+    assert dns["names"] == [API]
+    assert str(dns["port"]) == compose["services"][API]["environment"]["BILLING_API_PORT"]
+    assert job["metrics_path"] == "/metrics"
+
+
+def test_the_kubernetes_scrape_job_keeps_the_worker_and_the_api_endpoints() -> None:
+    (config,) = load_yaml_documents(DEPLOY / "prometheus" / "prometheus-kubernetes.yml")
+    (job,) = config["scrape_configs"]
+    keep = next(r for r in job["relabel_configs"] if r.get("action") == "keep")
+    pattern = re.compile(f"^(?:{keep['regex']})$")  # Prometheus anchors relabel regexes
+    assert pattern.match("billing-metrics;ops") and pattern.match("billing-api;http")
+    assert not pattern.match("billing-stripe-webhooks;http")
