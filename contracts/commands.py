@@ -15,7 +15,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from contracts.base import Event
-from contracts.config import Actor
+from contracts.config import Actor, check_coupon_duration
 from contracts.money import CurrencyCode, MinorUnits
 
 
@@ -50,8 +50,7 @@ class CouponCreated(Event):
 
     @model_validator(mode="after")
     def _periods_for_repeating(self) -> Self:
-        if (self.duration == "repeating") != (self.duration_in_periods is not None):
-            raise ValueError("duration_in_periods is required for, and only for, 'repeating'")
+        check_coupon_duration(self.duration, self.duration_in_periods)
         return self
 
 

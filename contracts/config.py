@@ -95,6 +95,13 @@ class PricePlan(Contract):
     charges: tuple[PriceCharge, ...] = ()
 
 
+def check_coupon_duration(duration: str, duration_in_periods: int | None) -> None:
+    """Raise ValueError unless `duration_in_periods` is given exactly when `duration` is
+    `repeating` (a coupon's duration, as Stripe's coupons have it)."""
+    if (duration == "repeating") != (duration_in_periods is not None):
+        raise ValueError("duration_in_periods is required for, and only for, 'repeating'")
+
+
 class Coupon(Contract):
     """A fixed amount off (minor units) for `once`, `repeating` (`duration_in_periods`) or
     `forever`; `code` is the customer-facing, hard-to-guess code."""
@@ -107,8 +114,7 @@ class Coupon(Contract):
 
     @model_validator(mode="after")
     def _periods_for_repeating(self) -> Self:
-        if (self.duration == "repeating") != (self.duration_in_periods is not None):
-            raise ValueError("duration_in_periods is required for, and only for, 'repeating'")
+        check_coupon_duration(self.duration, self.duration_in_periods)
         return self
 
 

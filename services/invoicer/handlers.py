@@ -31,6 +31,7 @@ from services.invoicer.domain import (
     validate_config,
 )
 from services.invoicer.metrics import CONFIG_REFUSALS
+from services.invoicer.operator_rules import OperatorCommand
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
 
@@ -80,16 +81,28 @@ async def apply_signed_config(
     `Forbidden` (dead letter `forbidden`) before anything else is looked at
     (docs/configuration.md, "Signed commands").
     """
-    if not verify(command, key):
-        cause = "bad_signature" if command.signature else "unsigned"
-        detail = (f"configuration command for tenant {command.tenant_id!r} is unsigned"
-                  if cause == "unsigned" else
-                  f"configuration command for tenant {command.tenant_id!r} has a signature "
-                  "that does not match its content under the platform's signing key")
-        await store.record_refusal(command, "forbidden", detail, utc_now())
-        CONFIG_REFUSALS.labels(cause=cause).inc()
-        raise Forbidden(detail)
+    await refuse_unless_signed(
+        store, command, key, f"configuration command for tenant {command.tenant_id!r}")
     return await apply_config(store, command)
+
+
+async def refuse_unless_signed(
+    store: InvoicerStore, command: BillingConfigSubmitted | OperatorCommand, key: bytes,
+    subject: str,
+) -> None:
+    """Return when `command` carries a valid signature under `key`; otherwise audit the refusal
+    (`forbidden`, the detail naming `subject` and whether it was unsigned or badly signed),
+    count it (`billing_config_commands_refused_total{cause=unsigned|bad_signature}`) and raise
+    `Forbidden`."""
+    if verify(command, key):
+        return
+    cause = "bad_signature" if command.signature else "unsigned"
+    detail = (f"{subject} is unsigned" if cause == "unsigned" else
+              f"{subject} has a signature that does not match its content under the "
+              "platform's signing key")
+    await store.record_refusal(command, "forbidden", detail, utc_now())
+    CONFIG_REFUSALS.labels(cause=cause).inc()
+    raise Forbidden(detail)
 
 
 async def _accept(

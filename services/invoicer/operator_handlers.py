@@ -14,8 +14,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from contracts import CouponCreated, CouponRedeemed, CreditGranted
 from contracts.base import utc_now
-from services.common.errors import Forbidden, PermanentError
-from services.common.signing import verify
+from services.common.errors import PermanentError
 from services.invoicer.adapters.catalog import (
     add_credit,
     catalog_coupon,
@@ -24,6 +23,7 @@ from services.invoicer.adapters.catalog import (
     record_redemption,
 )
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
+from services.invoicer.handlers import refuse_unless_signed
 from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.operator_rules import (
     OperatorCommand,
@@ -46,15 +46,8 @@ async def apply_signed_operator(
     """Verify `command`'s signature under `key`, then apply it (`apply_operator`). An unsigned
     or badly signed command is audited and refused with `Forbidden` (dead letter `forbidden`)
     before anything else is looked at."""
-    if not verify(command, key):
-        cause = "bad_signature" if command.signature else "unsigned"
-        name = type(command).__name__
-        detail = (f"{name} command {command.event_id!r} is unsigned" if cause == "unsigned"
-                  else f"{name} command {command.event_id!r} has a signature that does not "
-                  "match its content under the platform's signing key")
-        await store.record_refusal(command, "forbidden", detail, utc_now())
-        CONFIG_REFUSALS.labels(cause=cause).inc()
-        raise Forbidden(detail)
+    await refuse_unless_signed(
+        store, command, key, f"{type(command).__name__} command {command.event_id!r}")
     return await apply_operator(store, command)
 
 
