@@ -182,8 +182,19 @@ def curl_lines(keys: ApiKeys, keys_file: Path, invoice_number: str | None = None
         f"{get_viewer} $API/v1/dashboard",
         'curl -s -H "Authorization: Bearer $TENANT_KEY" "$API/v1/invoices?status=unpaid"',
         'curl -s -H "Authorization: Bearer $SUPER" "$API/v1/audit?limit=20"',
-        f"{post_super} -d '{{\"amount\": \"10.00\", \"reason\": \"goodwill\"}}' "
+        f"{post_super} -d '{{\"amount\": 1000, \"reason\": \"goodwill\"}}' "
         '"$API/v1/tenants/$TENANT/credits"',
+        f'CURRENCY=$({get_viewer} "$API/v1/tenants/$TENANT" | python3 -c '
+        + q('import json, sys; print(json.load(sys.stdin)["currency"])') + ")",
+        f'{post_super} -d "{{\\"code\\": \\"Welcome2026xQ\\", \\"amount_off\\": 500, '
+        '\\"currency\\": \\"$CURRENCY\\", \\"duration\\": \\"once\\"}" $API/v1/coupons',
+        f"{post_super} -d '{{\"code\": \"Welcome2026xQ\"}}' \"$API/v1/tenants/$TENANT/coupon\"",
+        # the configuration in force, submitted again unchanged: a new version
+        f'{get_viewer} "$API/v1/tenants/$TENANT/billing-config" | python3 -c '
+        + q('import json, sys; c = json.load(sys.stdin)["in_force"]; print(json.dumps('
+            '{k: c[k] for k in ("settings", "timezone", "effective_from", "price_plan")}))')
+        + ' | curl -s -X PUT -H "Authorization: Bearer $SUPER" '
+        "-H 'Content-Type: application/json' -d @- \"$API/v1/tenants/$TENANT/billing-config\"",
         f"{post_super} -d '{{\"method\": \"bank_transfer\", \"reference\": \"wire-1\"}}' "
         f'"$API/v1/invoices/{invoice}/payments"',
         'curl -s -X POST -H "Authorization: Bearer $INGEST" '
