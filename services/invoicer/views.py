@@ -19,7 +19,7 @@ from contracts import BillingConfigSubmitted
 from contracts.invoices import InvoiceStatus
 from services.invoicer.adapters.store import AUDIT, CONFIGS, INVOICES, TENANTS, InvoicerStore
 from services.invoicer.domain import UNPAID
-from services.invoicer.ledger import Ledger
+from services.invoicer.ledger import Ledger, coupon_in_effect
 from services.invoicer.reports import STATUS_FILTERS, totals
 from services.invoicer.versions import ConfigVersion, in_force
 
@@ -88,10 +88,19 @@ async def tenant_summary(db: Db, tenant_id: str) -> Doc | None:
     return _summary(doc, (await _open_amounts(db, [tenant_id]))[tenant_id])
 
 
-def _config_body(command: BillingConfigSubmitted, tenant: Doc) -> Doc:
-    """The configuration's fields, with the coupon and credits as the ledger sees them."""
+def _config_body(command: BillingConfigSubmitted, tenant: Doc, at: datetime) -> Doc:
+    """The configuration's fields, with the coupon and credits as the ledger sees them at `at`:
+    the coupon that would reduce an invoice issued then (a redeemed catalog coupon replaces the
+    configuration's: `ledger.coupon_in_effect`), and the configured credits followed by the
+    tenant's other credits in the configuration's currency (granted through the API, or
+    carried from a late-usage correction), each with what is used and what remains."""
     ledger = Ledger.of(tenant)
-    coupon = command.coupon
+    coupon = coupon_in_effect(command, tenant, at).coupon
+    currency = command.settings.currency
+    granted = [(c.credit_id, c.amount, c.reason, c.granted_at) for c in command.credits]
+    granted += [(b["credit_id"], int(b["amount"]), b["reason"], b["granted_at"])
+                for b in tenant.get("credit_balance", [])
+                if b.get("currency", currency) == currency]
     return {
         "settings": command.settings.model_dump(mode="json"),
         "timezone": command.timezone,
@@ -101,10 +110,10 @@ def _config_body(command: BillingConfigSubmitted, tenant: Doc) -> Doc:
             **coupon.model_dump(mode="json"),
             "invoices_reduced": ledger.coupon_uses.get(coupon.code, 0)},
         "credits": [
-            {"credit_id": c.credit_id, "amount": c.amount, "reason": c.reason,
-             "granted_at": c.granted_at, "used": ledger.credits_used.get(c.credit_id, 0),
-             "remaining": c.amount - ledger.credits_used.get(c.credit_id, 0)}
-            for c in command.credits],
+            {"credit_id": credit_id, "amount": amount, "reason": reason, "granted_at": granted_at,
+             "used": ledger.credits_used.get(credit_id, 0),
+             "remaining": amount - ledger.credits_used.get(credit_id, 0)}
+            for credit_id, amount, reason, granted_at in granted],
     }
 
 
@@ -144,7 +153,7 @@ async def billing_config(db: Db, tenant_id: str, at: datetime) -> Doc | None:
                                  "detail": r["why"].get("detail"), "at": r["when"]["refused_at"]}
     return {
         "tenant_id": tenant_id, "current_version": int(tenant["version"]),
-        "in_force": {"version": current.number, **_config_body(current.command, tenant)},
+        "in_force": {"version": current.number, **_config_body(current.command, tenant, at)},
         "history": history,
         "submissions": dict(sorted(submissions.items(), key=lambda kv: kv[1]["at"])),
     }

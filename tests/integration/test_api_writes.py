@@ -140,6 +140,10 @@ async def test_a_credit_a_coupon_and_its_redemption_reduce_the_next_invoices(
     assert tenant["redeemed_coupon"]["redeemed_at"] <= datetime.now(UTC)
     [record] = await audited(api, "coupon.redeem")
     assert record["actor"]["role"] == "tenant" and record["actor"]["tenant_id"] == "acme"
+    shown = (await api.client.get("/v1/tenants/acme/billing-config", headers=ops)).json()
+    assert shown["in_force"]["coupon"]["code"] == CODE
+    assert [(c["credit_id"], c["amount"], c["remaining"])
+            for c in shown["in_force"]["credits"]] == [(entry["credit_id"], 1500, 1500)]
 
     exhausted = await api.client.post("/v1/tenants/globex/coupon", headers=ops,
                                       json={"code": CODE})
