@@ -77,6 +77,8 @@ def demo(
         if result.api is not None:
             for line in summary_lines(result.api, (out / "api-keys.json").resolve()):
                 typer.echo(line)
+            typer.echo("the API stopped with the demo; --keep-running leaves it and the "
+                       "workers running")
     if result.unsettled or not result.summary:
         for problem in result.unsettled or ["the demo did not complete"]:
             typer.echo(f"not settled: {problem}", err=True)

@@ -97,5 +97,6 @@ def test_keep_running_reaches_the_demo_and_the_summary_prints_the_api(
     assert [o.keep_running for o in seen] == [True]
     assert "viewer key: bk_viewer" in result.output
     assert "API at http://127.0.0.1:8123" in result.output
-    CliRunner().invoke(cli.app, ["demo", "--out", str(tmp_path)])
+    stopped = CliRunner().invoke(cli.app, ["demo", "--out", str(tmp_path)])
     assert [o.keep_running for o in seen] == [True, False]
+    assert "--keep-running leaves it" in stopped.output
