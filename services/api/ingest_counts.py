@@ -7,11 +7,11 @@ One document per tenant and day of the events' CloudEvents `time` (not of the re
 
 Counts are added after the broker acknowledged the events, so they never exceed what reached
 `billing.usage.v1`; a request that fails after the acknowledgement (the database is down) may
-leave them below it. The dashboard's usage reconciliation reads them with `accepted_by_api`.
+leave them below it. The dashboard's usage reconciliation reads them with `accepted_in_periods`.
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -57,23 +57,34 @@ def _day_ceiling(value: date | datetime) -> date:
     return value
 
 
-async def accepted_by_api(db: AsyncDatabase[dict[str, Any]], tenant_ids: Iterable[str],
-                          start: date | datetime, end: date | datetime) -> dict[str, int]:
-    """Events the API accepted per tenant, over the UTC days that overlap [`start`, `end`).
+async def accepted_in_periods(
+    db: AsyncDatabase[dict[str, Any]],
+    periods: Sequence[tuple[str, date | datetime, date | datetime]],
+) -> list[int]:
+    """Events the API accepted for each (tenant id, `start`, `end`) of `periods`, over the UTC
+    days that overlap [`start`, `end`), in the order given; one query for all of them.
 
     `start`/`end` are aware datetimes or dates (a date is that day's UTC midnight); counts are
-    per whole day, so a datetime inside a day includes that whole day. Every tenant of
-    `tenant_ids` is in the result (0 when the API accepted nothing for it)."""
+    per whole day, so a datetime inside a day includes that whole day."""
+    if not periods:
+        return []
+    days = [(tenant, _day_floor(start).isoformat(), _day_ceiling(end).isoformat())
+            for tenant, start, end in periods]
+    query = {"tenant_id": {"$in": sorted({t for t, _, _ in days})},
+             "day": {"$gte": min(f for _, f, _ in days), "$lt": max(s for _, _, s in days)}}
+    per_tenant: dict[str, list[tuple[str, int]]] = {}
+    async for doc in db[COLLECTION].find(query, projection={"tenant_id": 1, "day": 1,
+                                                            "events": 1}):
+        per_tenant.setdefault(doc["tenant_id"], []).append((doc["day"], int(doc["events"])))
+    return [sum(n for day, n in per_tenant.get(tenant, []) if first <= day < stop)
+            for tenant, first, stop in days]
+
+
+async def accepted_by_api(db: AsyncDatabase[dict[str, Any]], tenant_ids: Iterable[str],
+                          start: date | datetime, end: date | datetime) -> dict[str, int]:
+    """Events the API accepted per tenant over [`start`, `end`) (`accepted_in_periods` with
+    one period per tenant). Every tenant of `tenant_ids` is in the result (0 when the API
+    accepted nothing for it)."""
     tenants = list(dict.fromkeys(tenant_ids))
-    result = dict.fromkeys(tenants, 0)
-    if not tenants:
-        return result
-    first, stop = _day_floor(start).isoformat(), _day_ceiling(end).isoformat()
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"tenant_id": {"$in": tenants}, "day": {"$gte": first, "$lt": stop}}},
-        {"$group": {"_id": "$tenant_id", "events": {"$sum": "$events"}}},
-    ]
-    cursor = await db[COLLECTION].aggregate(pipeline)
-    async for row in cursor:
-        result[row["_id"]] = int(row["events"])
-    return result
+    counts = await accepted_in_periods(db, [(t, start, end) for t in tenants])
+    return dict(zip(tenants, counts, strict=True))

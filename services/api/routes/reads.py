@@ -13,11 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
 from services.api import reads_convert as convert
 from services.api.auth import allow, check_tenant
 from services.api.context import Ctx
-from services.api.ingest_counts import accepted_by_api
+from services.api.ingest_counts import accepted_in_periods
 from services.api.models_reads import (
     BalanceView,
     BillingConfigView,
@@ -55,6 +56,16 @@ async def _tenant(ctx: Ctx, who: Principal, tenant_id: str) -> TenantSummary:
     if found is None:
         raise not_found(f"tenant {tenant_id!r}")
     return convert.tenant_summary(found)
+
+
+async def _tenant_config(ctx: Ctx, who: Principal, tenant_id: str) -> BillingConfigSubmitted:
+    """The tenant's current configuration, after the access check; 404 when it has none (one
+    read of the tenant document, where the summary would also total its open invoices)."""
+    check_tenant(who, tenant_id)
+    found = await invoicer.current_config(ctx.db, tenant_id)
+    if found is None:
+        raise not_found(f"tenant {tenant_id!r}")
+    return found
 
 
 @router.get("/v1/tenants", summary="List tenants")
@@ -140,7 +151,7 @@ async def get_invoice_pdf(ctx: Ctx, who: Reader, invoice_number: str) -> Respons
 @router.get("/v1/tenants/{tenant_id}/balance", summary="Balance")
 async def get_balance(ctx: Ctx, who: Reader, tenant_id: str) -> BalanceView:
     """Outstanding, total paid (net of refunds), overdue count and invoice count."""
-    await _tenant(ctx, who, tenant_id)
+    await _tenant_config(ctx, who, tenant_id)
     return convert.balance_view(tenant_id, await invoicer.balance(ctx.db, tenant_id))
 
 
@@ -152,10 +163,10 @@ async def get_usage(
     end: Annotated[datetime | None, Query(alias="to", description="ISO 8601")] = None,
 ) -> UsageView:
     """Usage per meter and service over the interval, priced as the invoice would price it."""
-    tenant = await _tenant(ctx, who, tenant_id)
+    config = await _tenant_config(ctx, who, tenant_id)
     now = utc_now()
     try:
-        window = usage_window(range_, start, end, now, tenant.timezone)
+        window = usage_window(range_, start, end, now, config.timezone)
     except BadWindow as exc:
         raise Problem(422, "Unprocessable Content", str(exc), errors=[
             {"loc": ["query", exc.param], "msg": str(exc), "type": "value_error"}]) from exc
@@ -169,12 +180,12 @@ async def get_usage(
 async def get_dashboard(ctx: Ctx, who: Staff) -> DashboardView:
     """Tenant and invoice counts, this month's revenue, open billing errors and the usage
     reconciliation per tenant: the invoicer's view, with the events this API accepted for
-    each period (`ingest_counts.accepted_by_api`, by UTC day)."""
+    each period (`ingest_counts.accepted_in_periods`, by UTC day, in one query)."""
     view = await invoicer.dashboard_view(ctx.db, utc_now())
-    for row in view["reconciliation"]:
-        for part in (row["current"], row["last_invoiced"]):
-            if part is not None:
-                counts = await accepted_by_api(ctx.db, [row["tenant_id"]], part["period_start"],
-                                               part["period_end"])
-                part["events_accepted_by_api"] = counts[row["tenant_id"]]
+    parts = [(row["tenant_id"], part) for row in view["reconciliation"]
+             for part in (row["current"], row["last_invoiced"]) if part is not None]
+    counts = await accepted_in_periods(
+        ctx.db, [(tenant, p["period_start"], p["period_end"]) for tenant, p in parts])
+    for (_, part), events in zip(parts, counts, strict=True):
+        part["events_accepted_by_api"] = events
     return convert.dashboard_view(view)
