@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
 from services.api import reads_convert as convert
 from services.api.auth import allow, check_tenant
@@ -31,6 +30,7 @@ from services.api.models_reads import (
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page
 from services.api.principal import Principal
 from services.api.problems import Problem, not_found
+from services.api.tenants import tenant_config
 from services.api.usage_window import BadWindow, Range, usage_window
 from services.invoicer import api as invoicer
 
@@ -56,16 +56,6 @@ async def _tenant(ctx: Ctx, who: Principal, tenant_id: str) -> TenantSummary:
     if found is None:
         raise not_found(f"tenant {tenant_id!r}")
     return convert.tenant_summary(found)
-
-
-async def _tenant_config(ctx: Ctx, who: Principal, tenant_id: str) -> BillingConfigSubmitted:
-    """The tenant's current configuration, after the access check; 404 when it has none (one
-    read of the tenant document, where the summary would also total its open invoices)."""
-    check_tenant(who, tenant_id)
-    found = await invoicer.current_config(ctx.db, tenant_id)
-    if found is None:
-        raise not_found(f"tenant {tenant_id!r}")
-    return found
 
 
 @router.get("/v1/tenants", summary="List tenants")
@@ -151,7 +141,7 @@ async def get_invoice_pdf(ctx: Ctx, who: Reader, invoice_number: str) -> Respons
 @router.get("/v1/tenants/{tenant_id}/balance", summary="Balance")
 async def get_balance(ctx: Ctx, who: Reader, tenant_id: str) -> BalanceView:
     """Outstanding, total paid (net of refunds), overdue count and invoice count."""
-    await _tenant_config(ctx, who, tenant_id)
+    await tenant_config(ctx, who, tenant_id)
     return convert.balance_view(tenant_id, await invoicer.balance(ctx.db, tenant_id))
 
 
@@ -163,7 +153,7 @@ async def get_usage(
     end: Annotated[datetime | None, Query(alias="to", description="ISO 8601")] = None,
 ) -> UsageView:
     """Usage per meter and service over the interval, priced as the invoice would price it."""
-    config = await _tenant_config(ctx, who, tenant_id)
+    config = await tenant_config(ctx, who, tenant_id)
     now = utc_now()
     try:
         window = usage_window(range_, start, end, now, config.timezone)

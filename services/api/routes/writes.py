@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from contracts import Actor, BillingConfigSubmitted, CouponCreated, CouponRedeemed, CreditGranted
 from contracts.base import Event, utc_now
 from services.api.audit import record_write
-from services.api.auth import allow, check_tenant
+from services.api.auth import allow
 from services.api.context import ApiContext, Ctx
 from services.api.models_writes import (
     Accepted,
@@ -30,6 +30,7 @@ from services.api.models_writes import (
 )
 from services.api.principal import Principal
 from services.api.problems import Problem, not_found
+from services.api.tenants import tenant_config
 from services.common.errors import PermanentError
 from services.invoicer import api as invoicer
 from services.payments import api as payments
@@ -68,13 +69,6 @@ async def _publish(ctx: ApiContext, command: Event, partition_key: str) -> None:
     await invoicer.publish_command(ctx.broker, ctx.settings, command, partition_key)
 
 
-async def _tenant_config(ctx: ApiContext, tenant_id: str) -> BillingConfigSubmitted:
-    current = await invoicer.current_config(ctx.db, tenant_id)
-    if current is None:
-        raise not_found(f"tenant {tenant_id!r}")
-    return current
-
-
 @router.put("/v1/tenants/{tenant_id}/billing-config", status_code=202,
             summary="Submit a billing configuration")
 async def put_billing_config(ctx: Ctx, request: Request, who: Super, tenant_id: str,
@@ -106,7 +100,7 @@ async def grant_credit(ctx: Ctx, request: Request, who: Super, tenant_id: str,
                        body: CreditBody) -> Accepted:
     """A goodwill credit in the tenant's current currency; it reduces invoices issued from
     now on until used up. 404 for an unknown tenant."""
-    current = await _tenant_config(ctx, tenant_id)
+    current = await tenant_config(ctx, who, tenant_id)
     event_id = str(uuid.uuid4())
     command = _build(CreditGranted, event_id=event_id, occurred_at=utc_now(),
                      tenant_id=tenant_id, credit_id=event_id, amount=body.amount,
@@ -148,8 +142,7 @@ async def redeem_coupon(ctx: Ctx, request: Request, who: SuperOrTenant, tenant_i
     """The tenant redeems a catalog coupon (super, or a tenant key for its own tenant): it
     reduces the tenant's invoices issued from now on and replaces an earlier one. 404 unknown
     tenant or code, 409 redeemed by its maximum of tenants, 422 another currency."""
-    check_tenant(who, tenant_id)
-    current = await _tenant_config(ctx, tenant_id)
+    current = await tenant_config(ctx, who, tenant_id)
     coupon = await invoicer.coupon(ctx.db, body.code)
     if coupon is None:
         raise not_found(f"coupon {body.code!r}")
