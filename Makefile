@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # at a time (module fixtures stay in one process); PYTEST_WORKERS=0 runs in this process
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint imports typecheck clean
+.PHONY: install system-tools demo test lint imports typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,26 @@ $(BIN)/promtool: | $(BIN)/python
 	mv "$(abspath $(BIN))/promtool.part" "$(abspath $(BIN))/promtool"
 	@$(BIN)/promtool --version | head -1
 
-install: $(STAMP) $(BIN)/promtool
+# Debian packages the tests use: Chromium and its driver (the portal's browser tests, driven
+# by Playwright with /usr/bin/chromium) and poppler-utils (pdftoppm, pdftotext for the invoice
+# PDF). Installed once with apt-get (as root, or through sudo) when a command is missing.
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/pdftoppm /usr/bin/pdftotext
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(SYSTEM_TOOLS):
+	@echo "installing Debian packages chromium chromium-driver poppler-utils"
+	@$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver poppler-utils >/dev/null \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver poppler-utils >/dev/null; }
+	@test -x $@
+
+system-tools: $(SYSTEM_TOOLS)
+
+install: $(STAMP) $(BIN)/promtool system-tools
 
 demo: $(STAMP)
 	$(BIN)/billing demo
 
-test: $(STAMP) $(BIN)/promtool lint imports typecheck
+test: $(STAMP) $(BIN)/promtool system-tools lint imports typecheck
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.staticfiles import StaticFiles
 
 from services.api import audit
 from services.api.auth import Authenticator
@@ -23,6 +24,8 @@ from services.api.middleware import BodyLimit, RequestContext
 from services.api.names import SERVICE
 from services.api.ops import ASSETS_PATH, docs_assets
 from services.api.ops import router as ops_router
+from services.api.portal import sessions as portal_sessions
+from services.api.portal import web as portal_web
 from services.api.ratelimit import RateLimits
 from services.api.settings import ApiSettings
 from services.common.kafka import ensure_topics
@@ -30,7 +33,9 @@ from services.common.mongo import database, make_client
 from services.common.worker import make_broker
 
 log = logging.getLogger(__name__)
-ROUTERS = ("admin", "reads", "writes", "ingest")
+ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links")
+#: The portal's routers (`services.api.portal.<name>`), not in the OpenAPI document.
+PORTAL_ROUTERS = ("routes_auth", "routes_tenant", "routes_admin")
 DESCRIPTION = (
     "The billing platform's HTTP API for operators, tenants and usage publishers. "
     "Authenticate with an API key: `Authorization: Bearer <key>`. Errors are RFC 9457 "
@@ -42,6 +47,9 @@ def _routers() -> list[APIRouter]:
     found = []
     for name in ROUTERS:
         module = importlib.import_module(f"services.api.routes.{name}")
+        found.append(module.router)
+    for name in PORTAL_ROUTERS:
+        module = importlib.import_module(f"services.api.portal.{name}")
         found.append(module.router)
     return found
 
@@ -62,6 +70,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await broker.start()
             app.state.context = ctx = ApiContext(cfg, client, db, broker)
             await audit.ensure_indexes(ctx)
+            await portal_sessions.ensure_indexes(db)
             app.state.authenticator = Authenticator(MongoKeyStore(db))
             app.state.rate_limits = RateLimits(cfg.api_rate_limit, cfg.api_ingest_rate_limit)
             yield
@@ -71,9 +80,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Billing API", version="1", description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
-    install_handlers(app)
+    install_handlers(app, page=portal_web.error_page, page_prefix=portal_web.PREFIX)
+    app.add_exception_handler(
+        portal_web.SignInRequired,
+        lambda _request, exc: portal_web.sign_in_redirect(exc),
+    )
     app.include_router(ops_router)
     app.mount(ASSETS_PATH, docs_assets(), name="docs-assets")
+    app.mount(portal_web.STATIC_PATH, StaticFiles(directory=portal_web.STATIC),
+              name="portal-static")
     for router in _routers():
         app.include_router(router)
     # added last = outermost: request context, then the body limit, then idempotency

@@ -1,4 +1,5 @@
-"""The API's commands: `billing run api` and `billing keys create|list|revoke`
+"""The API's commands: `billing run api`, `billing keys create|list|revoke` and
+`billing portal link`
 (docs/api.md, "Authentication and keys")."""
 
 import asyncio
@@ -100,6 +101,45 @@ def revoke(key_id: Annotated[str, typer.Argument(help="the key id (key_...)")]) 
     typer.echo(f"{key_id} revoked")
 
 
+def portal_link(
+    tenant: Annotated[str, typer.Option("--tenant", help="the tenant whose pages it opens")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print a single-use portal link for TENANT (valid for one hour; its address starts with
+    BILLING_PORTAL_URL, default http://BILLING_API_HOST:BILLING_API_PORT)."""
+    from services.api.portal.sessions import create_link
+    from services.invoicer.api import current_config
+
+    settings = ApiSettings()
+
+    async def make() -> Any:
+        client = make_client(settings)
+        try:
+            db = database(client, settings)
+            if await current_config(db, tenant) is None:
+                return None
+            return await create_link(db, settings, tenant, "cli:billing portal link")
+        finally:
+            await client.close()
+
+    try:
+        link = asyncio.run(make())
+    except PyMongoError as exc:
+        typer.echo(f"billing portal link: MongoDB did not answer ({type(exc).__name__})",
+                   err=True)
+        raise typer.Exit(1) from None
+    if link is None:
+        typer.echo(f"billing portal link: no tenant {tenant!r}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps({"tenant_id": tenant, "url": link.url,
+                               "expires_at": link.expires_at.isoformat()}))
+    else:
+        typer.echo(link.url)
+        typer.echo(f"opens {tenant}'s portal once, until {link.expires_at:%Y-%m-%d %H:%M} UTC",
+                   err=True)
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     """Add `billing keys ...` to the root `app` and the API server to `run_app`."""
     run_app.command("api")(run_api_command)
@@ -109,6 +149,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     keys_app.command("list")(list_keys)
     keys_app.command("revoke")(revoke)
     app.add_typer(keys_app, name="keys")
+    portal_app = typer.Typer(help="The billing portal: single-use sign-in links.",
+                             no_args_is_help=True)
+    portal_app.command("link")(portal_link)
+    app.add_typer(portal_app, name="portal")
 
 
 def export_openapi(directory: Path) -> Path:

@@ -10,6 +10,7 @@
 """
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -53,18 +54,30 @@ def _errors(exc: RequestValidationError) -> list[dict[str, Any]]:
              "type": str(e.get("type", ""))} for e in exc.errors()]
 
 
-def install_handlers(app: FastAPI) -> None:
+#: Renders a problem as an HTML page (the portal's error page).
+PageRenderer = Callable[[Request, Problem], Response]
+
+
+def install_handlers(app: FastAPI, page: PageRenderer | None = None,
+                     page_prefix: str = "/portal") -> None:
     """Register the exception handlers above on `app` (the 500 fallback for exceptions raised
-    outside any handler lives in the request-id middleware, which sees them all)."""
+    outside any handler lives in the request-id middleware, which sees them all). Requests
+    under `page_prefix` get `page(request, problem)` (HTML) instead of a problem document."""
+
+    def respond(problem: Problem, request: Request) -> Response:
+        path = request.url.path
+        if page is not None and (path == page_prefix or path.startswith(page_prefix + "/")):
+            return page(request, problem)
+        return problem_response(problem, path)
 
     async def on_problem(request: Request, exc: Exception) -> Response:
-        return problem_response(problem_for(exc, request_id_of(request.scope)), request.url.path)
+        return respond(problem_for(exc, request_id_of(request.scope)), request)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         problem = Problem(422, "Unprocessable Content", "the request is not valid",
                           errors=_errors(exc))
-        return problem_response(problem, request.url.path)
+        return respond(problem, request)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -74,7 +87,7 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail is None:
             detail = f"no resource at {request.url.path}"
         problem = Problem(exc.status_code, title, detail, headers=dict(exc.headers or {}))
-        return problem_response(problem, request.url.path)
+        return respond(problem, request)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

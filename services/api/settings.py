@@ -1,6 +1,9 @@
 """Billing API settings (`BILLING_*` environment variables; docs/api.md, "Settings")."""
 
-from pydantic import Field
+import hashlib
+import hmac
+
+from pydantic import Field, SecretStr
 
 from services.invoicer.api import InvoicerSettings
 from services.payments.api import PaymentsSettings
@@ -17,6 +20,14 @@ class ApiSettings(PaymentsSettings, InvoicerSettings):
     - `api_max_body_bytes`: larger request bodies get 413 (1 MiB).
     - `api_idempotency_ttl_seconds`: how long a POST's `Idempotency-Key` replays its first
       response (24 h, as Stripe).
+    - `portal_url` (`BILLING_PORTAL_URL`): the public base URL of this API as users' browsers
+      reach it (portal links printed by `billing portal link`; default
+      `http://{api_host}:{api_port}`). Links made through the API use the request's own URL.
+    - `portal_secret` (`BILLING_PORTAL_SECRET`): signs portal session cookies; every API
+      instance needs the same value. Unset: derived from the command signing key.
+    - `portal_session_minutes`: how long a portal session lasts (8 h); `portal_link_minutes`:
+      how long a portal link can be opened (1 h, single use).
+    - `portal_secure_cookies`: send session cookies with `Secure` (set it behind HTTPS).
     """
 
     api_host: str = "127.0.0.1"
@@ -25,3 +36,19 @@ class ApiSettings(PaymentsSettings, InvoicerSettings):
     api_ingest_rate_limit: str = "6000/minute"
     api_max_body_bytes: int = Field(default=1_048_576, ge=1)
     api_idempotency_ttl_seconds: int = Field(default=86_400, ge=1)
+    portal_url: str = ""
+    portal_secret: SecretStr | None = None
+    portal_session_minutes: int = Field(default=480, ge=1)
+    portal_link_minutes: int = Field(default=60, ge=1)
+    portal_secure_cookies: bool = False
+
+    def portal_base_url(self) -> str:
+        """`portal_url` without a trailing slash, else `http://{api_host}:{api_port}`."""
+        return (self.portal_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    def portal_signing_secret(self) -> bytes:
+        """The secret that signs portal cookies: `portal_secret`, else an HMAC-SHA256 of the
+        command signing key (raises `MissingSigningKey` when neither is set)."""
+        if self.portal_secret is not None and self.portal_secret.get_secret_value():
+            return self.portal_secret.get_secret_value().encode("utf-8")
+        return hmac.new(self.signing_key(), b"billing portal sessions", hashlib.sha256).digest()

@@ -64,6 +64,8 @@ ACCESS: list[Row] = [
     row("GET", "/v1/invoices/{invoice_number}", "super viewer tenant", tenant_scoped=True),
     row("GET", "/v1/invoices/{invoice_number}/pdf", "super viewer tenant", tenant_scoped=True),
     row("GET", "/v1/dashboard", "super viewer"),
+    # the portal (docs/portal.md)
+    row("POST", "/v1/tenants/{tenant_id}/portal-sessions", "super viewer", tenant_scoped=True),
 ]
 
 # writes (docs/api-endpoints.md, "Writes"); the payment row's sample invoice is not known to

@@ -1,0 +1,171 @@
+"""Portal sign-in: single-use portal links, server-side sessions and their signed cookies
+(docs/portal.md, "Signing in").
+
+- A **portal link** (`create_link`) opens a tenant session once, within `portal_link_minutes`
+  (1 h), like a Stripe billing portal session. Only the SHA-256 of the link's random token is
+  stored (`portal_links`); `open_link` marks it used atomically, so a second opening fails.
+- An **operator** signs in with an API key (`super` or `viewer`; a `tenant` key opens a
+  session of its tenant); the session remembers the key id and stops working as soon as the
+  key is revoked.
+- A **session** (`portal_sessions`, expiring after `portal_session_minutes`) holds the role,
+  tenant and a CSRF token. The browser holds only its id, signed with the portal secret
+  (itsdangerous), in an HttpOnly, SameSite=Lax cookie scoped to `/portal`.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, Signer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.base import utc_now
+from services.api.keys import MongoKeyStore, verify_token
+from services.api.principal import Principal, Role
+from services.api.settings import ApiSettings
+
+SESSIONS = "portal_sessions"
+LINKS = "portal_links"
+COOKIE = "billing_portal"
+COOKIE_PATH = "/portal"
+LINK_PATH = "/portal/link/"
+_SALT = "billing-portal-session"
+Db = AsyncDatabase[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PortalLink:
+    """A portal link: `url` (opens a session for `tenant_id` once) until `expires_at`."""
+
+    url: str
+    tenant_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PortalSession:
+    """A signed-in browser: `kind` `tenant` (opened by a portal link or a tenant key) or
+    `operator` (an API key of role `super` or `viewer`). `key_id` is the API key's id for a
+    key sign-in, else None; `csrf` the token every form of the session carries."""
+
+    session_id: str
+    kind: str
+    role: Role
+    tenant_id: str | None
+    key_id: str | None
+    name: str
+    csrf: str
+    expires_at: datetime
+
+    @property
+    def principal(self) -> Principal:
+        """The principal the session acts as (the API's own access rules apply to it): the
+        key's id for a key sign-in, `link_<first 12 of the session id>` for a portal link."""
+        key_id = self.key_id or f"link_{self.session_id[:12]}"
+        return Principal(key_id=key_id, name=self.name, role=self.role,
+                         tenant_id=self.tenant_id)
+
+    @property
+    def is_operator(self) -> bool:
+        """True for a `super` or `viewer` session."""
+        return self.role in ("super", "viewer")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def ensure_indexes(db: Db) -> None:
+    """TTL indexes: expired links and sessions are removed by MongoDB (expiry is also checked
+    on every read, so a late TTL pass changes nothing)."""
+    await db[SESSIONS].create_index("expires_at", expireAfterSeconds=0)
+    await db[LINKS].create_index("expires_at", expireAfterSeconds=0)
+
+
+async def create_link(db: Db, settings: ApiSettings, tenant_id: str, created_by: str,
+                      base_url: str | None = None) -> PortalLink:
+    """A new single-use link opening a session of `tenant_id` (the caller checked that the
+    tenant exists and that `created_by`, an actor id, may do this). `base_url` is the public
+    URL of the API (default `settings.portal_base_url()`)."""
+    token = secrets.token_urlsafe(32)
+    now = utc_now()
+    expires = now + timedelta(minutes=settings.portal_link_minutes)
+    await db[LINKS].insert_one({"_id": _digest(token), "tenant_id": tenant_id,
+                                "created_by": created_by, "created_at": now,
+                                "expires_at": expires, "used_at": None})
+    base = (base_url or settings.portal_base_url()).rstrip("/")
+    return PortalLink(url=f"{base}{LINK_PATH}{token}", tenant_id=tenant_id, expires_at=expires)
+
+
+async def _new_session(db: Db, settings: ApiSettings, *, kind: str, role: Role,
+                       tenant_id: str | None, key_id: str | None, name: str) -> PortalSession:
+    session = PortalSession(
+        session_id=secrets.token_urlsafe(32), kind=kind, role=role, tenant_id=tenant_id,
+        key_id=key_id, name=name, csrf=secrets.token_urlsafe(32),
+        expires_at=utc_now() + timedelta(minutes=settings.portal_session_minutes))
+    await db[SESSIONS].insert_one({
+        "_id": session.session_id, "kind": kind, "role": role, "tenant_id": tenant_id,
+        "key_id": key_id, "name": name, "csrf": session.csrf, "created_at": utc_now(),
+        "expires_at": session.expires_at})
+    return session
+
+
+async def open_link(db: Db, settings: ApiSettings, token: str) -> PortalSession | None:
+    """The new tenant session of portal link `token`, or None when the link is unknown,
+    expired or already used (it is marked used in the same update that checks it)."""
+    now = utc_now()
+    link = await db[LINKS].find_one_and_update(
+        {"_id": _digest(token), "used_at": None, "expires_at": {"$gt": now}},
+        {"$set": {"used_at": now}})
+    if link is None:
+        return None
+    return await _new_session(db, settings, kind="tenant", role="tenant",
+                              tenant_id=str(link["tenant_id"]), key_id=None,
+                              name=f"portal link for {link['tenant_id']}")
+
+
+async def sign_in_with_key(db: Db, settings: ApiSettings, token: str) -> PortalSession | None:
+    """A session for API key `token`: `operator` for `super` and `viewer`, `tenant` for a
+    tenant key; None for an unknown, revoked or `ingest` key."""
+    principal = await verify_token(MongoKeyStore(db), token.strip())
+    if principal is None or principal.role == "ingest":
+        return None
+    kind = "tenant" if principal.role == "tenant" else "operator"
+    return await _new_session(db, settings, kind=kind, role=principal.role,
+                              tenant_id=principal.tenant_id, key_id=principal.key_id,
+                              name=principal.name)
+
+
+async def load_session(db: Db, session_id: str) -> PortalSession | None:
+    """The unexpired session `session_id` whose key (if any) is not revoked, else None."""
+    doc = await db[SESSIONS].find_one({"_id": session_id})
+    if doc is None or doc["expires_at"] <= utc_now():
+        return None
+    if doc.get("key_id"):
+        record = await MongoKeyStore(db).get(doc["key_id"])
+        if record is None or record.revoked_at is not None:
+            return None
+    return PortalSession(session_id=doc["_id"], kind=doc["kind"], role=doc["role"],
+                         tenant_id=doc.get("tenant_id"), key_id=doc.get("key_id"),
+                         name=doc.get("name", ""), csrf=doc["csrf"],
+                         expires_at=doc["expires_at"])
+
+
+async def end_session(db: Db, session_id: str) -> None:
+    """Sign out: the session is deleted (its cookie no longer opens anything)."""
+    await db[SESSIONS].delete_one({"_id": session_id})
+
+
+def sign(settings: ApiSettings, session_id: str) -> str:
+    """The cookie value for `session_id`: the id with its HMAC signature."""
+    return Signer(settings.portal_signing_secret(), salt=_SALT).sign(session_id).decode()
+
+
+def unsign(settings: ApiSettings, cookie: str) -> str | None:
+    """The session id of a cookie value, None when its signature does not verify."""
+    try:
+        return Signer(settings.portal_signing_secret(), salt=_SALT).unsign(cookie).decode()
+    except BadSignature:
+        return None
