@@ -60,6 +60,8 @@ async def test_a_portal_link_opens_one_tenant_session_once(api: ApiHarness) -> N
 
     page = await api.client.get("/portal/tenants/acme/invoices")
     assert page.status_code == 200 and "Invoices" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
     # another tenant's page: the same 404 as a tenant that does not exist
     other = await api.client.get("/portal/tenants/globex/invoices")
     missing = await api.client.get("/portal/tenants/nobody/invoices")

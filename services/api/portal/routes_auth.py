@@ -103,7 +103,8 @@ async def open_link(request: Request, token: str) -> Response:
     session = await sessions.open_link(ctx.db, ctx.settings, token) if len(token) < 200 else None
     if session is None:
         return render(request, "link_invalid.html", status_code=404)
-    response = RedirectResponse(home_of(session), status_code=303)
+    response = RedirectResponse(home_of(session), status_code=303,
+                                headers={"Referrer-Policy": "no-referrer"})
     set_session_cookie(response, ctx.settings, session)
     return response
 

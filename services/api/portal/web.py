@@ -38,6 +38,16 @@ PREFIX = "/portal"
 #: The request scope entry holding the portal session (set by `signed_in`).
 SESSION_SCOPE_KEY = "billing.portal_session"
 
+#: Sent with every portal page: no framing (clickjacking), no MIME sniffing, no page address
+#: in the Referer header to other sites, and never cached (pages show money and sessions).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
@@ -65,8 +75,7 @@ def render(request: Request, template: str, status_code: int = 200,
     page = env.get_template(template).render(
         request=request, session=session, csrf_token=session.csrf if session else "",
         static=STATIC_PATH, **values)
-    return HTMLResponse(page, status_code=status_code,
-                        headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
 
 
 def error_page(request: Request, problem: Problem) -> Response:
