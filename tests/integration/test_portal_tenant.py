@@ -291,3 +291,29 @@ async def test_the_billing_page_shows_the_configured_email_and_notifications(
     assert viewer.status_code == 200 and "Manage payment method" not in viewer.text
     refused = await portal.browsers["acme"].post("/portal/tenants/acme/billing/payment-method")
     assert refused.status_code == 403
+
+
+async def test_more_than_fifty_invoices_page_by_cursor(portal: Portal) -> None:
+    """Runs last: it adds invoices to umbrella (copies of its own, in earlier periods)."""
+    invoices = portal.api.ctx.db["invoicer_invoices"]
+    original = await invoices.find_one({"tenant_id": "umbrella"})
+    assert original is not None
+    copies = []
+    for n in range(1, 56):
+        copy = {**original, "_id": f"copy-{n}", "invoice_number": f"INV-2098-{n:04d}",
+                "period_start": original["period_start"] - timedelta(days=31 * n)}
+        copies.append(copy)
+    await invoices.insert_many(copies)
+    total = await invoices.count_documents({"tenant_id": "umbrella"})
+    umbrella = portal.browsers["umbrella"]
+    first = await umbrella.get("/portal/tenants/umbrella/invoices")
+    numbers = invoice_numbers(first.text)
+    assert len(numbers) == 50
+    link = re.search(r'<a class="button" href="([^"]+)">Next page</a>', first.text)
+    assert link, "no Next page link"
+    second = await umbrella.get("/portal/tenants/umbrella/invoices" + link.group(1)
+                                .replace("&amp;", "&"))
+    rest = invoice_numbers(second.text)
+    assert len(rest) == total - 50 and not set(rest) & set(numbers)
+    assert "Next page" not in second.text
+    assert text_of(second.text, "card-total") == f"Total invoices {total}"
