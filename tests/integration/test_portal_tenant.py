@@ -170,6 +170,10 @@ async def test_invoice_detail_shows_timeline_lines_totals_and_pay_only_when_unpa
     assert text_of(page.text, "invoice-subtotal") == body["subtotal"]["formatted"]
     assert "Jun 1, 2013 – Jun 30, 2013" in page.text  # the period's first and last day
     assert "Download PDF" in page.text and "Pay now" not in page.text
+    confirmed = await acme.get(f"/portal/tenants/acme/invoices/{june}",
+                               params={"checkout": "returned"})
+    assert text_of(confirmed.text, "payment-message") == "Payment received. Thank you."
+    assert "meta http-equiv" not in confirmed.text
 
     july = portal.number("acme", "2013-08-01")
     unpaid = await acme.get(f"/portal/tenants/acme/invoices/{july}")
