@@ -6,63 +6,26 @@ own numbers, Billing, and tenant isolation. One API and one seeded database for 
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from services.api.settings import ApiSettings
 from services.invoicer.adapters.store import InvoicerStore
-from tests.integration.reads_support import Seeded, seed
-from tests.support.api import BASE_URL, ApiHarness, api_harness
+from tests.integration.portal_tenant_support import (
+    Portal,
+    csrf_of,
+    invoice_numbers,
+    operator_browser,
+    tenant_browser,
+    text_of,
+)
+from tests.integration.reads_support import seed
+from tests.support.api import api_harness
 from tests.support.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-
-@dataclass
-class Portal:
-    """The running API, the seed, API keys and one signed-in browser per name."""
-
-    api: ApiHarness
-    seeded: Seeded
-    tokens: dict[str, str]
-    browsers: dict[str, httpx.AsyncClient]
-
-    def number(self, tenant: str, issued: str) -> str:
-        return self.seeded.numbers[(tenant, issued)]
-
-    async def api_get(self, path: str, **params: Any) -> Any:
-        response = await self.api.client.get(path, params=params,
-                                              headers=self.api.auth(self.tokens["viewer"]))
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
-async def _browser(api: ApiHarness, super_token: str, tenant_id: str) -> httpx.AsyncClient:
-    """A client signed in through a portal link of `tenant_id`."""
-    link = await api.client.post(f"/v1/tenants/{tenant_id}/portal-sessions",
-                                 headers=api.auth(super_token))
-    assert link.status_code == 201, link.text
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url=BASE_URL)
-    opened = await client.get(httpx.URL(link.json()["url"]).raw_path.decode())
-    assert opened.status_code == 303
-    return client
-
-
-async def _operator(api: ApiHarness, token: str) -> httpx.AsyncClient:
-    """A client signed in with an operator's API key."""
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url=BASE_URL)
-    form = await client.get("/portal/login")
-    login = re.search(r'name="login_token" value="([^"]+)"', form.text)
-    assert login
-    signed = await client.post("/portal/login", data={"api_key": token,
-                                                      "login_token": login.group(1)})
-    assert signed.status_code == 303
-    return client
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -76,32 +39,15 @@ async def portal(servers: Servers) -> AsyncIterator[Portal]:
     async with api_harness(settings) as api:
         seeded = await seed(InvoicerStore(api.ctx.client, api.ctx.db))
         tokens = {"viewer": await api.key("viewer"), "super": await api.key("super")}
-        browsers = {name: await _browser(api, tokens["super"], name)
+        browsers = {name: await tenant_browser(api, tokens["super"], name)
                     for name in ("acme", "globex", "umbrella")}
-        browsers["viewer"] = await _operator(api, tokens["viewer"])
+        browsers["viewer"] = await operator_browser(api, tokens["viewer"])
         try:
             yield Portal(api, seeded, tokens, browsers)
         finally:
             for client in browsers.values():
                 await client.aclose()
             await api.ctx.client.drop_database(settings.mongo_db)
-
-
-def text_of(page: str, name: str) -> str:
-    """The text inside the element with `data-testid="name"`, tags removed, spaces folded."""
-    found = re.search(rf'<(\w+)[^>]*data-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
-    assert found, f"no {name} in the page"
-    return " ".join(re.sub(r"<[^>]+>", " ", found.group(2)).split())
-
-
-def invoice_numbers(page: str) -> list[str]:
-    return re.findall(r'<tr class="row-link" data-href="[^"]+/invoices/([^"]+)"', page)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found
-    return found.group(1)
 
 
 async def test_invoices_page_shows_the_balance_cards_in_the_tenant_currency(
