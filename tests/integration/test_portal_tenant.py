@@ -63,6 +63,10 @@ async def test_invoices_page_shows_the_balance_cards_in_the_tenant_currency(
     assert text_of(page.text, "card-paid") == f"Total paid {june['total']['formatted']}"
     assert text_of(page.text, "card-overdue") == "Overdue 0"
     assert text_of(page.text, "card-total") == "Total invoices 2"
+    # the page's own icon (browsers ask for /favicon.ico, a 404 console error, without one)
+    assert 'rel="icon" href="/portal/static/favicon.svg"' in page.text
+    icon = await acme.get("/portal/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
 
     german = await portal.browsers["globex"].get(
         "/portal/tenants/globex/invoices", headers={"Accept-Language": "de-DE,de;q=0.9"})
