@@ -92,6 +92,11 @@ ACCESS += [
         body={"method": "ach", "reference": "MATRIX-1"}),
     # usage ingestion (docs/api-endpoints.md, "Usage ingestion")
     row("POST", "/v1/usage", "super ingest"),
+    # operations (docs/api-endpoints.md, "Operations"); the sample tenants auto-generate, so
+    # an issue without force is refused (409)
+    row("GET", "/v1/dead-letters", "super viewer"),
+    row("POST", "/v1/tenants/{tenant_id}/invoices", "super", tenant_scoped=True,
+        body={"period_end": "2013-08-01"}),
 ]
 
 
