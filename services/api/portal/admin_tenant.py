@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.api.models_reads import InvoiceDetail, InvoiceSummary
 from services.api.portal import admin_form
-from services.api.portal.admin_views import UNPAID, done_message, local_time, period_label
+from services.api.portal.admin_views import UNPAID, done_message, period_label
 from services.api.portal.sessions import PortalSession
 from services.api.portal.web import PREFIX, CsrfChecked, Operator, Super, context, render
 from services.api.problems import Problem
@@ -67,8 +67,7 @@ async def tenant_page(request: Request, session: PortalSession, tenant_id: str, 
         unpaid=[r.invoice_number for r in invoices if r.status in UNPAID],
         operator_issued=not config.in_force.settings.auto_generate_invoices,
         can_edit=session.role == "super", action_errors=action_errors or {},
-        action_values=action_values or {}, action_message=action_message,
-        local_time=local_time)
+        action_values=action_values or {}, action_message=action_message)
 
 
 @router.get(f"{PREFIX}/admin/tenants/{{tenant_id}}")

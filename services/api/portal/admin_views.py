@@ -1,17 +1,13 @@
 """What the admin pages show, shaped from the API's responses: an invoice's period as its
-first and last day in the tenant's time zone, amounts per currency, reconciliation rows and
-the messages shown after an action (docs/portal.md, "Admin console")."""
+first and last day in the tenant's time zone, reconciliation rows and the messages shown after
+an action (docs/portal.md, "Admin console")."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.api.models_reads import (
-    Money,
-    Reconciliation,
-    TenantReconciliation,
-)
+from services.api.models_reads import Reconciliation, TenantReconciliation
 
 #: The invoice statuses a payment can still be recorded for.
 UNPAID = ("pending_payment", "failed", "overdue")
@@ -24,17 +20,6 @@ def period_label(start: datetime, end: datetime, zone: str) -> str:
     first = start.astimezone(tz).date()
     last = (end.astimezone(tz) - timedelta(microseconds=1)).date()
     return f"{first.isoformat()} to {last.isoformat()}"
-
-
-def local_time(instant: datetime, zone: str = "UTC") -> str:
-    """`2013-06-01 14:05 UTC` style text of an instant in `zone`."""
-    local = instant.astimezone(ZoneInfo(zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
-def amounts(monies: Sequence[Money], currency: str) -> str:
-    """Amounts per currency joined with commas; zero in `currency` when there is none."""
-    return ", ".join(m.formatted for m in monies) or Money.of(0, currency).formatted
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.api.portal import admin_actions, admin_tenant
-from services.api.portal.admin_views import amounts, local_time, reconciliation_rows
+from services.api.portal.admin_views import reconciliation_rows
 from services.api.portal.web import PREFIX, Operator, context, render
 from services.api.routes import operations, reads
 
@@ -35,9 +35,7 @@ async def tenants(
     query = (q or "").strip() or None
     found = await reads.list_tenants(context(request), session.principal, limit=PAGE_SIZE,
                                      cursor=cursor or None, q=query)
-    rows = [{"tenant": t, "outstanding": amounts(t.outstanding, t.currency)}
-            for t in found.data]
-    return render(request, "admin/tenants.html", rows=rows, q=query or "",
+    return render(request, "admin/tenants.html", tenants=found.data, q=query or "",
                   next_cursor=found.next_cursor)
 
 
@@ -52,5 +50,4 @@ async def billing(request: Request, session: Operator) -> Response:
                                                  cursor=None, since=None)
     return render(request, "admin/billing.html", dashboard=dashboard,
                   reconciliation=reconciliation_rows(dashboard.reconciliation),
-                  letters=letters.data, more_letters=letters.next_cursor is not None,
-                  local_time=local_time)
+                  letters=letters.data, more_letters=letters.next_cursor is not None)
