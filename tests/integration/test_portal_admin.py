@@ -195,6 +195,14 @@ async def test_a_viewer_sees_the_form_read_only_and_cannot_post_it(api: ApiHarne
     posted = await api.client.post("/portal/admin/tenants/acme/billing-config",
                                    data=form_values(page, flat_rate_amount="1.00"))
     assert posted.status_code == 403 and "text/html" in posted.headers["content-type"]
+    token = csrf(page)
+    for path, data in (("credits", {"credit_amount": "5.00", "credit_reason": "x"}),
+                       ("payments", {"payment_invoice": "INV-2013-0001",
+                                     "payment_method": "ach", "payment_reference": "R"}),
+                       ("invoices", {"issue_period_end": "2013-07-01"})):
+        refused = await api.client.post(f"/portal/admin/tenants/acme/{path}",
+                                        data={"csrf_token": token, **data})
+        assert refused.status_code == 403, path
     assert await api.ctx.db[API_AUDIT].count_documents({}) == 0
 
 
