@@ -13,6 +13,7 @@ previous time (one consumer without a group), and says each event once (an outbo
 an event again after a crash).
 """
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from rich import box
 from rich.table import Table
 
@@ -117,9 +119,16 @@ class Progress:
         """Read what is new on the topics (until `idle_ms` pass without a record)."""
         return sentences(await self._read(), self.zones, self.seen, self.days)
 
-    async def tell(self, say: Callable[[str], None]) -> None:
-        """`say` each of `new_lines()`."""
-        for line in await self.new_lines():
+    async def tell(self, say: Callable[[str], None], timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """`say` each of `new_lines()`. The commentary never stops the demo: when the broker
+        cannot be read (a fault the chaos plan injected, a slow start) it says so, and the
+        next call catches up from the same positions."""
+        try:
+            lines = await asyncio.wait_for(self.new_lines(), timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            say(f"(the events could not be read for the progress lines: {type(exc).__name__})")
+            return
+        for line in lines:
             say(line)
 
     async def _read(self) -> list[Record]:
@@ -139,11 +148,13 @@ class Progress:
                 else:
                     await consumer.seek_to_beginning(tp)
             found: list[Record] = []
+            positions = dict(self.positions)  # kept only if the whole read succeeds
             while batch := await consumer.getmany(timeout_ms=self.idle_ms, max_records=5000):
                 for tp, messages in batch.items():
                     for m in messages:
-                        self.positions[tp] = m.offset + 1
+                        positions[tp] = m.offset + 1
                         found += _record(event_type(list(m.headers or ())), m.value)
+            self.positions = positions
             return found
         finally:
             await consumer.stop()

@@ -102,3 +102,19 @@ def test_the_run_ends_with_a_table_of_its_invoices() -> None:
                      "KES 14,961.09", "Overdue", "2013-03-01 to 2013-03-31", "€112.68",
                      "Paid", "2 invoice(s)"):
         assert expected in text, text
+
+
+async def test_an_unreadable_broker_never_stops_the_demo() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    from services.common.settings import CommonSettings
+    from services.demo.progress import Progress
+
+    class Unreachable(Progress):
+        async def new_lines(self) -> list[str]:
+            raise KafkaConnectionError("no broker")
+
+    said: list[str] = []
+    await Unreachable(CommonSettings()).tell(said.append)
+    assert said == ["(the events could not be read for the progress lines: "
+                    "KafkaConnectionError)"]
