@@ -88,7 +88,8 @@ _ORDER = {"InvoiceIssued": 0, "InvoiceStatusChanged": 1, "PaymentSucceeded": 2,
 def sentences(records: Iterable[Record], zones: dict[str, str], seen: set[str],
               days: dict[str, str] | None = None) -> list[str]:
     """The sentences of `records` ((event type, event) pairs) not `seen` before (by event
-    id): issued invoices, status changes, payments, then emails, ordered by date."""
+    id): issued invoices, status changes, payments, then emails, ordered by date. A record
+    that is not a well-formed event (a poison message) is skipped."""
     ordered = sorted(records, key=lambda r: _ORDER.get(r[0], 3))
     days = {} if days is None else days
     lines = []
@@ -97,7 +98,10 @@ def sentences(records: Iterable[Record], zones: dict[str, str], seen: set[str],
         if event_id in seen:
             continue
         seen.add(event_id)
-        line = sentence(kind, event, zones, days)
+        try:
+            line = sentence(kind, event, zones, days)
+        except (KeyError, ValueError, TypeError, ArithmeticError):
+            continue  # not a well-formed event (a poison message): the dead letters say it
         if line is not None:
             lines.append(line)
     return sorted(lines, key=lambda line: line.split(":", 1)[0])
@@ -127,6 +131,9 @@ class Progress:
             lines = await asyncio.wait_for(self.new_lines(), timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             say(f"(the events could not be read for the progress lines: {type(exc).__name__})")
+            return
+        except Exception as exc:  # noqa: BLE001 - commentary only: the run goes on
+            say(f"(no progress lines this time: {type(exc).__name__}: {exc})")
             return
         for line in lines:
             say(line)
