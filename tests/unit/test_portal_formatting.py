@@ -10,7 +10,6 @@ from services.api.portal.formatting import (
     date_in,
     datetime_in,
     hour_in,
-    meter_of,
     money,
     negotiate,
     quantity,
@@ -62,10 +61,3 @@ def test_quantities_keep_every_digit_and_carry_their_unit() -> None:
     assert quantity("1234567.000001", "GB", "de_DE") == "1.234.567,000001 GB"
     assert quantity(Decimal("1E+3")) == "1,000"
     assert quantity(0, "GB") == "0 GB"
-
-
-def test_meters_have_readable_names_and_unknown_ones_show_their_key() -> None:
-    assert (meter_of("cpu_hours").name, meter_of("cpu_hours").unit) == ("CPU", "vCPU-hours")
-    assert meter_of("memory_gb_hours").unit == "GB-hours"
-    assert (meter_of("gpu_minutes").name, meter_of("gpu_minutes").unit) == (
-        "gpu_minutes", "units")

@@ -8,14 +8,14 @@
   first (an invoice's timeline and the usage's "as of" hour are in the tenant's zone).
 - **Quantities**: every digit kept (usage is metered to many decimal places and an invoice's
   quantity is never rounded), grouped for the locale, followed by the meter's unit.
-- **Meters**: readable names and units by meter key (`METERS`); an unknown meter shows its key.
+- **Meters**: readable names and units by meter key, from `services.common.meters` (the
+  invoice PDF reads the same table); an unknown meter shows its key.
 
 The Jinja filters `money`, `date`, `datetime` and `quantity` are registered on the portal's
 environment by `register(env)`; they read the locale from the template's `request`.
 """
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
@@ -35,29 +35,6 @@ DEFAULT_LOCALE: Final = "en_US"
 #: Accept-Language headers longer than this are ignored (a browser sends a few dozen bytes).
 MAX_HEADER: Final = 500
 _SYMBOL_BEFORE_DIGIT: Final = re.compile(r"(?<=[A-Za-z])(?=[\d-])")
-
-
-@dataclass(frozen=True)
-class Meter:
-    """A meter as people read it: `name` ("CPU") and the `unit` its quantity is in."""
-
-    name: str
-    unit: str
-
-
-#: The standard meters (docs/design.md, "Usage"); the invoice PDF names them the same way.
-METERS: Final[dict[str, Meter]] = {
-    "cpu_hours": Meter("CPU", "vCPU-hours"),
-    "memory_gb_hours": Meter("Memory", "GB-hours"),
-    "storage_gb": Meter("Storage", "GB"),
-    "bandwidth_gb": Meter("Bandwidth", "GB"),
-    "computations": Meter("Computations", "computations"),
-}
-
-
-def meter_of(key: str) -> Meter:
-    """The meter named `key`; an unknown key is its own name, counted in "units"."""
-    return METERS.get(key, Meter(key, "units"))
 
 
 @cache

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from services.api.models_reads import InvoiceDetail, InvoiceSummary, Money, UsageView
 from services.api.portal import formatting as fmt
 from services.api.portal.charts import Bar, Slice
+from services.common.meters import meter_of
 
 #: The Usage page's four cards: (meter, data-testid, label, how the quantity is described).
 USAGE_CARDS: tuple[tuple[str, str, str, str], ...] = (
@@ -92,7 +93,7 @@ def line_rows(detail: InvoiceDetail, locale: str) -> list[LineRow]:
         text = li.description
         unit = None
         if li.meter:
-            meter = fmt.meter_of(li.meter)
+            meter = meter_of(li.meter)
             text = text.replace(li.meter, meter.name)
             unit = li.unit or meter.unit
         shows_quantity = li.meter is not None or li.unit_price is not None
@@ -169,7 +170,7 @@ def service_rows(view: UsageView, locale: str) -> list[ServiceRow]:
     currency = view.estimated_total.currency
     rows = []
     for m in view.meters:
-        meter = fmt.meter_of(m.meter)
+        meter = meter_of(m.meter)
         services = sorted(m.services, key=lambda s: s.service)
         if not services:
             if m.estimated_cost.amount:
