@@ -148,3 +148,20 @@ async def test_forms_need_the_session_csrf_token_and_cookies_are_signed(
     assert out.status_code == 303
     api.client.cookies.set(COOKIE, value, domain="api.test", path="/portal")
     assert (await api.client.get("/portal/tenants/acme/invoices")).status_code == 303
+
+
+async def test_a_flash_message_shows_once_on_the_next_page(api: ApiHarness) -> None:
+    from services.api.portal.sessions import SESSIONS, set_flash, unsign
+
+    await _tenant(api, "acme")
+    link = await _link(api, "acme", await api.key("super"))
+    await api.client.get(_path(link["url"]))
+    cookie = api.client.cookies.get(COOKIE)
+    assert cookie is not None
+    session_id = unsign(api.ctx.settings, cookie)
+    assert session_id is not None and await api.ctx.db[SESSIONS].count_documents({}) == 1
+    await set_flash(api.ctx.db, session_id, "error", "<b>declined</b>")
+    first = await api.client.get("/portal/tenants/acme/invoices")
+    assert 'data-testid="flash"' in first.text and "&lt;b&gt;declined&lt;/b&gt;" in first.text
+    second = await api.client.get("/portal/tenants/acme/invoices")
+    assert second.status_code == 200 and 'data-testid="flash"' not in second.text

@@ -153,6 +153,32 @@ async def load_session(db: Db, session_id: str) -> PortalSession | None:
                          expires_at=doc["expires_at"])
 
 
+@dataclass(frozen=True)
+class Flash:
+    """A one-time message for the session's next page: `kind` `ok` or `error`, `text` (plain
+    text, escaped when rendered). Kept on the server, so nobody can put words on a page with a
+    crafted link."""
+
+    kind: str
+    text: str
+
+
+async def set_flash(db: Db, session_id: str, kind: str, text: str) -> None:
+    """Show `text` once on the session's next page (replaces an unshown one)."""
+    await db[SESSIONS].update_one({"_id": session_id},
+                                  {"$set": {"flash": {"kind": kind, "text": text[:500]}}})
+
+
+async def pop_flash(db: Db, session_id: str) -> Flash | None:
+    """The session's pending message, removed in the same update (shown once)."""
+    doc = await db[SESSIONS].find_one_and_update(
+        {"_id": session_id, "flash": {"$ne": None}}, {"$set": {"flash": None}},
+        projection={"flash": 1})
+    if doc is None or not doc.get("flash"):
+        return None
+    return Flash(kind=str(doc["flash"]["kind"]), text=str(doc["flash"]["text"]))
+
+
 async def end_session(db: Db, session_id: str) -> None:
     """Sign out: the session is deleted (its cookie no longer opens anything)."""
     await db[SESSIONS].delete_one({"_id": session_id})

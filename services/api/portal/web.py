@@ -37,6 +37,8 @@ STATIC_PATH = "/portal/static"
 PREFIX = "/portal"
 #: The request scope entry holding the portal session (set by `signed_in`).
 SESSION_SCOPE_KEY = "billing.portal_session"
+#: The request scope entry holding the session's one-time message (set by `signed_in`).
+FLASH_SCOPE_KEY = "billing.portal_flash"
 
 #: Sent with every portal page: no framing (clickjacking), no MIME sniffing, no page address
 #: in the Referer header to other sites, and never cached (pages show money and sessions).
@@ -71,8 +73,10 @@ def sign_in_redirect(exc: SignInRequired) -> RedirectResponse:
 def render(request: Request, template: str, status_code: int = 200,
            **values: Any) -> HTMLResponse:
     """`template` rendered with `values` plus `request`, `session` (or None), `csrf_token`
-    (the session's, "" without one) and `static` (the assets' URL prefix)."""
+    (the session's, "" without one), `static` (the assets' URL prefix) and `flash` (the
+    session's one-time message taken by `take_flash`, else None)."""
     session: PortalSession | None = request.scope.get(SESSION_SCOPE_KEY)
+    values.setdefault("flash", request.scope.get(FLASH_SCOPE_KEY))
     page = env.get_template(template).render(
         request=request, session=session, csrf_token=session.csrf if session else "",
         static=STATIC_PATH, **values)
@@ -105,7 +109,16 @@ async def signed_in(request: Request) -> PortalSession:
     if found is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
+    if request.method == "GET":  # a page: it shows the pending message, once
+        request.scope[FLASH_SCOPE_KEY] = await sessions.pop_flash(
+            context_of(request).db, found.session_id)
     return found
+
+
+async def flash(request: Request, session: PortalSession, kind: str, text: str) -> None:
+    """Show `text` (`kind` `ok` or `error`) once on the session's next page: use it before a
+    303 after a form instead of putting a message in the URL."""
+    await sessions.set_flash(context_of(request).db, session.session_id, kind, text)
 
 
 async def operator(session: Annotated[PortalSession, Depends(signed_in)]) -> PortalSession:
