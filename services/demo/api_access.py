@@ -1,5 +1,6 @@
 """The Billing API in the demo: `billing run api` as one more worker process, the keys the demo
-creates for it (`OUT/api-keys.json`) and the curl lines `--keep-running` prints.
+creates for it (`OUT/api-keys.json`), the curl lines and the portal links
+(`services.demo.portal_links`) `--keep-running` prints.
 
 `api-keys.json`: `{url, super, viewer, ingest, tenants: {tenant_id: key}}`: one bearer key per
 role and one `tenant` key per tenant of the run (docs/api.md explains the roles). The demo's
@@ -22,6 +23,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.api import api as billing_api
+from services.demo import portal_links
 from services.demo.processes import WorkerSet
 from services.demo.supervisor import Supervisor
 from services.devstack.api import free_port
@@ -111,13 +113,21 @@ async def until_stopped() -> None:
 
 async def keep_running(worker_sets: Sequence[WorkerSet], keys: ApiKeys | None, keys_file: Path,
                        out: Path, as_of: datetime | None, say: Callable[[str], None]) -> None:
-    """`billing demo --keep-running`: print how to reach the API (plain lines, to copy), then
-    leave the stack, the workers and the API running, supervised, until SIGINT or SIGTERM.
+    """`billing demo --keep-running`: print how to reach the API (plain lines, to copy) and
+    the portal (sign-in page, one single-use link per tenant, also written to
+    `OUT/portal-links.json` before anything says it keeps running), then leave the stack, the
+    workers and the API running, supervised, until SIGINT or SIGTERM.
     The caller stops everything afterwards."""
     if keys is not None:
         invoice = first_invoice(out / "invoices.json", next(iter(keys.tenants), None))
         lines = [*summary_lines(keys, keys_file), "",
                  *curl_lines(keys, keys_file, invoice, as_of)]
+        if keys.tenants:
+            links_file = out / portal_links.LINKS_FILE
+            links = await portal_links.create_links(billing_api.ApiSettings(), keys.url,
+                                                    list(keys.tenants))
+            portal_links.write_links(links, links_file)
+            lines += ["", *portal_links.link_lines(links, keys_file, links_file)]
         print("\n".join(lines), file=sys.stderr, flush=True)
     say("everything keeps running; Ctrl-C (SIGINT) or SIGTERM stops it")
     live = [ws for ws in worker_sets if not ws.stopping]
