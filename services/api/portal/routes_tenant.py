@@ -1,19 +1,148 @@
-"""Tenant pages: Invoices (summary cards, tabs, table, detail with timeline, PDF and Pay now),
-Usage and Billing (docs/portal.md, "Tenant pages")."""
+"""Tenant pages: Invoices (summary cards, tabs, table), the invoice detail (timeline, lines,
+totals, PDF, Pay now); Usage and Billing live in `routes_usage` and are included here
+(docs/portal.md, "Tenant pages").
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+Every page first reads the tenant through `reads.get_tenant` with the session's principal:
+a tenant session asking for another tenant's page gets the API's 404, exactly as for a tenant
+that does not exist. An invoice shown under `/portal/tenants/{tenant_id}/` must belong to
+that tenant (else the same 404 as a missing invoice).
+"""
 
-from services.api.portal.web import PREFIX, Session, render
-from services.api.routes.reads import get_tenant
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.api.models_reads import InvoiceDetail, TenantSummary
+from services.api.portal import routes_usage
+from services.api.portal import tenant_views as views
+from services.api.portal.formatting import locale_of
+from services.api.portal.sessions import PortalSession
+from services.api.portal.web import PREFIX, CsrfChecked, Session, context, render
+from services.api.problems import Problem, forbidden, not_found
+from services.api.routes import payments_self, reads
 
 router = APIRouter(include_in_schema=False)
+router.include_router(routes_usage.router)
+PAGE_SIZE = 50
+Tab = Literal["all", "unpaid", "paid"]
+TABS: tuple[tuple[str, str], ...] = (("all", "All"), ("unpaid", "Unpaid"), ("paid", "Paid"))
+#: Roles that may pay an invoice (the pay endpoint's own rule: super or the tenant).
+PAYERS = ("super", "tenant")
+
+
+async def tenant_of(request: Request, session: PortalSession, tenant_id: str) -> TenantSummary:
+    """The tenant's summary if the session may see it; the API's 404 otherwise."""
+    return await reads.get_tenant(context(request), session.principal, tenant_id)
+
+
+async def invoice_of(request: Request, session: PortalSession, tenant_id: str,
+                     number: str) -> tuple[TenantSummary, InvoiceDetail]:
+    """The tenant and its invoice `number`; 404 (the API's) when the session may not see the
+    tenant, the invoice does not exist or belongs to another tenant."""
+    tenant = await tenant_of(request, session, tenant_id)
+    invoice = await reads.get_invoice(context(request), session.principal, number)
+    if invoice.tenant_id != tenant_id:
+        raise not_found(f"invoice {number!r}")
+    return tenant, invoice
+
+
+def detail_path(tenant_id: str, number: str, **query: str) -> str:
+    """The invoice detail page's path, with `query` parameters."""
+    path = f"{PREFIX}/tenants/{tenant_id}/invoices/{number}"
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 @router.get(f"{PREFIX}/tenants/{{tenant_id}}/invoices")
-async def invoices(request: Request, session: Session, tenant_id: str) -> Response:
-    """The tenant's invoices."""
-    from services.api.context import context_of
+async def invoices(request: Request, session: Session, tenant_id: str, tab: Tab = "all",
+                   cursor: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
+    """The Invoices page: balance cards, tabs All / Unpaid / Paid and one page (50) of the
+    tab's invoices, newest number last as the API lists them; "Next page" by cursor."""
+    ctx = context(request)
+    tenant = await tenant_of(request, session, tenant_id)
+    balance = await reads.get_balance(ctx, session.principal, tenant_id)
+    listed = await reads.list_invoices(ctx, session.principal, limit=PAGE_SIZE, cursor=cursor,
+                                       tenant_id=tenant_id, status=tab)
+    locale = locale_of(request)
+    cards = [
+        ("Outstanding balance", views.amounts(balance.outstanding, tenant.currency, locale),
+         "card-outstanding"),
+        ("Total paid", views.amounts(balance.total_paid, tenant.currency, locale),
+         "card-paid"),
+        ("Overdue", str(balance.overdue_count), "card-overdue"),
+        ("Total invoices", str(balance.total_invoices), "card-total"),
+    ]
+    next_page = (f"?{urlencode({'tab': tab, 'cursor': listed.next_cursor})}"
+                 if listed.next_cursor else None)
+    return render(request, "tenant/invoices.html", tenant=tenant, cards=cards, tabs=TABS,
+                  tab=tab, invoices=listed.data, next_page=next_page)
 
-    tenant = await get_tenant(context_of(request), session.principal, tenant_id)
-    return render(request, "tenant/invoices.html", tenant=tenant)
+
+@router.get(f"{PREFIX}/tenants/{{tenant_id}}/invoices/{{invoice_number}}")
+async def invoice_detail(
+    request: Request, session: Session, tenant_id: str, invoice_number: str,
+    payment: Annotated[Literal["paid", "failed", "processing", "already_paid"] | None,
+                       Query()] = None,
+    reason: Annotated[str | None, Query(max_length=300)] = None,
+    checkout: Annotated[Literal["returned", "cancelled"] | None, Query()] = None,
+) -> Response:
+    """An invoice: status, timeline, line items, totals, Download PDF and, for an unpaid
+    invoice and a session that may pay, Pay now. `payment`, `reason` and `checkout` say what
+    a payment just did; after a return from checkout the page reloads itself every 3 s until
+    the invoice is paid (Stripe's webhook may arrive a little later)."""
+    tenant, invoice = await invoice_of(request, session, tenant_id, invoice_number)
+    locale = locale_of(request)
+    unpaid = invoice.status in ("pending_payment", "failed", "overdue")
+    return render(
+        request, "tenant/invoice.html", tenant=tenant, invoice=invoice,
+        timeline=views.timeline(invoice, locale), lines=views.line_rows(invoice, locale),
+        period=views.period_days(invoice.period_start, invoice.period_end, invoice.timezone,
+                                 locale),
+        unpaid=unpaid, can_pay=unpaid and session.role in PAYERS,
+        payment=payment, reason=reason, checkout=checkout,
+        refresh=checkout == "returned" and unpaid,
+        pdf_path=detail_path(tenant_id, invoice.invoice_number) + "/pdf",
+        pay_path=detail_path(tenant_id, invoice.invoice_number) + "/pay")
+
+
+@router.get(f"{PREFIX}/tenants/{{tenant_id}}/invoices/{{invoice_number}}/pdf")
+async def invoice_pdf(request: Request, session: Session, tenant_id: str,
+                      invoice_number: str) -> Response:
+    """The invoice's PDF (the API's), as a download."""
+    await invoice_of(request, session, tenant_id, invoice_number)
+    pdf = await reads.get_invoice_pdf(context(request), session.principal, invoice_number)
+    return Response(pdf.body, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{invoice_number}.pdf"',
+        "Cache-Control": "no-store"})
+
+
+@router.post(f"{PREFIX}/tenants/{{tenant_id}}/invoices/{{invoice_number}}/pay")
+async def pay(request: Request, session: CsrfChecked, tenant_id: str,
+              invoice_number: str) -> Response:
+    """Pay now (`method=auto`: the card on file, else Stripe Checkout) or Pay with another
+    card (`method=checkout`), through the API's pay endpoint with the session's principal:
+    303 to Stripe's hosted page, else back to the invoice with what happened. A viewer may
+    not pay (403); an already paid invoice returns with `payment=already_paid`."""
+    if session.role not in PAYERS:
+        raise forbidden("only the tenant or a super operator may pay an invoice")
+    await invoice_of(request, session, tenant_id, invoice_number)
+    form = await request.form()
+    method = form.get("method")
+    body = payments_self.PayBody.model_validate(
+        {"method": method if method in ("auto", "checkout") else "auto"})
+    try:
+        outcome = await payments_self.pay_invoice(context(request), request, session.principal,
+                                                  invoice_number, body)
+    except Problem as problem:
+        if problem.status == 409:
+            return RedirectResponse(detail_path(tenant_id, invoice_number,
+                                                payment="already_paid"), status_code=303)
+        raise
+    if outcome.outcome == "checkout" and outcome.checkout_url:
+        return RedirectResponse(outcome.checkout_url, status_code=303)
+    query: dict[str, str] = {
+        "payment": "processing" if outcome.outcome == "checkout" else outcome.outcome}
+    if outcome.outcome == "failed" and outcome.detail:
+        query["reason"] = outcome.detail[:300]
+    return RedirectResponse(detail_path(tenant_id, invoice_number, **query), status_code=303)

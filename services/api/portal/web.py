@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.api.context import ApiContext, context_of
-from services.api.portal import sessions
+from services.api.portal import formatting, sessions
 from services.api.portal.sessions import PortalSession
 from services.api.problems import Problem, forbidden
 
@@ -40,6 +40,7 @@ SESSION_SCOPE_KEY = "billing.portal_session"
 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+formatting.register(env)  # the filters money, date, datetime, quantity
 
 
 class SignInRequired(Exception):  # noqa: N818 - control flow, turned into a redirect
