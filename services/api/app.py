@@ -33,7 +33,7 @@ from services.common.mongo import database, make_client
 from services.common.worker import make_broker
 
 log = logging.getLogger(__name__)
-ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links")
+ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links", "payments_self")
 #: The portal's routers (`services.api.portal.<name>`), not in the OpenAPI document.
 PORTAL_ROUTERS = ("routes_auth", "routes_tenant", "routes_admin")
 DESCRIPTION = (

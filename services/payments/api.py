@@ -13,16 +13,17 @@ from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.relay import outbox_relay
 from services.common.worker import make_broker
-from services.payments import handlers
+from services.payments import handlers, paying
 from services.payments.bootstrap import open_deps, open_store
 from services.payments.domain import InvoiceRecord
 from services.payments.names import CONSUMES, OUTBOX, OUTBOXES, SERVICE, WEBHOOKS_SERVICE
+from services.payments.paying import PayMethod, PayNowOutcome
 from services.payments.settings import PaymentsSettings
 
-__all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "PaymentsSettings",
-           "next_dunning_after", "record_manual_payment", "register_webhook_endpoint",
-           "relay_outbox", "run_dunning", "setup_payment_method",
-           "setup_payment_method_described"]
+__all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "PayMethod", "PayNowOutcome",
+           "PaymentsSettings", "next_dunning_after", "pay_now", "payment_method_on_file",
+           "record_manual_payment", "register_webhook_endpoint", "relay_outbox", "run_dunning",
+           "setup_checkout", "setup_payment_method", "setup_payment_method_described"]
 
 
 async def relay_outbox(settings: PaymentsSettings) -> int:
@@ -87,3 +88,39 @@ async def record_manual_payment(settings: PaymentsSettings, invoice_number: str,
     if publish:
         await relay_outbox(settings)
     return record
+
+
+async def pay_now(settings: PaymentsSettings, invoice_number: str, *, tenant_id: str | None,
+                  success_url: str, cancel_url: str, method: PayMethod = "auto",
+                  publish: bool = False) -> PayNowOutcome:
+    """The portal's Pay now (docs/payments.md, "Paying from the portal"): charge the card on
+    file as the invoice's next attempt (`paid`, `failed`, or `processing` while another charge
+    holds the invoice's lease), or return a Stripe Checkout URL (`checkout`; the webhook
+    settles the invoice). `tenant_id` given: another tenant's invoice is unknown. The outcome
+    goes through the outbox (the running worker publishes it; `publish=True` relays now).
+    Raises `PermanentError` (`unknown_invoice`, `already_paid`, `no_payment_method`,
+    `stripe_rejected`) or `DependencyUnavailable`."""
+    async with open_deps(settings) as deps:
+        outcome = await paying.pay_now(deps, invoice_number, tenant_id=tenant_id,
+                                       success_url=success_url, cancel_url=cancel_url,
+                                       method=method)
+    if publish and outcome.outcome in ("paid", "failed"):
+        await relay_outbox(settings)
+    return outcome
+
+
+async def setup_checkout(settings: PaymentsSettings, tenant_id: str, success_url: str,
+                         cancel_url: str) -> str:
+    """The URL of Stripe's hosted page (a Checkout Session in setup mode) where the tenant
+    enters a card; it becomes the default when Stripe's webhook confirms it. Raises
+    `PermanentError` (`stripe_rejected`) or `DependencyUnavailable`."""
+    async with open_deps(settings) as deps:
+        return await paying.setup_checkout(deps, tenant_id, success_url, cancel_url)
+
+
+async def payment_method_on_file(settings: PaymentsSettings,
+                                 tenant_id: str) -> tuple[str, str, str] | None:
+    """The tenant's default card as (brand, last4, description), e.g. `("visa", "4242",
+    "card visa 4242")`; None when it has none. Reads the payments store only."""
+    async with open_store(settings) as store:
+        return paying.card_on_file(await store.customer(tenant_id))

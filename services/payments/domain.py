@@ -37,6 +37,8 @@ from contracts.invoices import InvoiceStatus
 PAYMENT_STATUSES = (InvoiceStatus.pending_payment, InvoiceStatus.failed, InvoiceStatus.paid)
 _NAMESPACE = uuid.UUID("5b0f3a4e-2f7d-4c1e-9a57-0c1f5e2d7b11")
 ZERO_AMOUNT_REFERENCE = "zero-amount"
+#: `metadata.source` of a PaymentIntent made by a Checkout Session (the portal's Pay now)
+CHECKOUT_SOURCE = "checkout"
 MANUAL_METHODS = ("ach", "bank_transfer")
 
 
@@ -99,7 +101,7 @@ class ChargeResult:
 class Intent:
     """A PaymentIntent as re-read from Stripe: its status, what it means as a charge result,
     and what it says it pays (`metadata.invoice_id`, `metadata.attempt`), amount in minor
-    units and upper-case ISO 4217 currency."""
+    units and upper-case ISO 4217 currency; `checkout` when a Checkout Session made it."""
 
     status: str
     result: ChargeResult
@@ -107,6 +109,7 @@ class Intent:
     amount: int
     currency: str
     attempt: int | None = None
+    checkout: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,11 +282,14 @@ def mismatch(record: InvoiceRecord, intent: Intent) -> str | None:
 WebhookDecision = Literal["succeed", "fail", "ignore", "duplicate"]
 
 
-def reconcile(record: InvoiceRecord, intent: ChargeResult, intent_status: str) -> WebhookDecision:
+def reconcile(record: InvoiceRecord, intent: ChargeResult, intent_status: str,
+              from_checkout: bool = False) -> WebhookDecision:
     """What a Stripe event about PaymentIntent `intent` (re-read from Stripe, so its status is
     current whatever order events arrive in) means for the invoice: a paid invoice never moves
     (a success by another, unknown intent is a duplicate payment); an outcome already reported
-    for this intent is not reported again."""
+    for this intent is not reported again; a declined card on a Checkout page
+    (`from_checkout`) changes nothing: the payer may try another card, and no dunning attempt
+    failed."""
     if record.status == InvoiceStatus.paid:
         if intent_status == "succeeded" and not record.knows_intent(intent.payment_intent_id):
             return "duplicate"
@@ -291,7 +297,7 @@ def reconcile(record: InvoiceRecord, intent: ChargeResult, intent_status: str) -
     if intent_status == "succeeded":
         return "succeed"
     if intent_status in ("requires_payment_method", "canceled"):
-        if intent.payment_intent_id in record.reported_intents:
+        if from_checkout or intent.payment_intent_id in record.reported_intents:
             return "ignore"
         return "fail"
     return "ignore"

@@ -1,5 +1,5 @@
 """Reconciling verified Stripe events, idempotently per Stripe event id (docs/payments.md
-"Webhooks", "Refunds").
+"Webhooks", "Refunds", "Paying from the portal").
 
 A PaymentIntent event is never taken at its word: the intent is re-read from Stripe and ITS
 metadata invoice id, amount and currency must match the invoice record, else nothing is
@@ -9,12 +9,14 @@ count once per refund id, with the amount of the refund object.
 """
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from contracts import StripeEventReceived
 from contracts.base import utc_now
 from services.common.clock import effect_time
+from services.common.errors import BillingError
 from services.payments import domain
 from services.payments.adapters.metrics import (
     PARKED_EVENTS,
@@ -31,7 +33,8 @@ from services.payments.charging import (
     record_duplicate,
     with_description,
 )
-from services.payments.domain import Intent, InvoiceRecord, Refund
+from services.payments.checkout_events import CHECKOUT_COMPLETED, setup_completed
+from services.payments.domain import ChargeResult, Intent, InvoiceRecord, Refund
 
 log = logging.getLogger(__name__)
 STRIPE_CONSUMER = "payments.stripe-events"
@@ -41,7 +44,8 @@ REFUND_EVENTS = ("charge.refunded", "refund.created", "refund.updated")
 
 async def handle_stripe_event(event: StripeEventReceived, deps: Deps) -> str:
     """Reconcile one verified Stripe event; returns the decision (`succeed`, `fail`,
-    `duplicate` (money received twice), `parked`, `mismatch`, `refund`, `ignore`) or
+    `duplicate` (money received twice), `parked`, `mismatch`, `refund`, `default_method` (a
+    card set up through Checkout is now the default), `ignore`) or
     `duplicate` for an event id already processed. Other event types are recorded and
     ignored. Raises `DependencyUnavailable` while Stripe cannot be read (nothing written)."""
     tracking: dict[str, Any] = {"consumer": STRIPE_CONSUMER, "event_id": event.event_id}
@@ -52,11 +56,27 @@ async def handle_stripe_event(event: StripeEventReceived, deps: Deps) -> str:
         decision = await reconcile_intent(event.event_id, obj, deps, tracking)
     elif event.stripe_event_type in REFUND_EVENTS:
         decision = await reconcile_refunds(obj, deps, tracking)
+    elif event.stripe_event_type == CHECKOUT_COMPLETED:
+        decision = await checkout_completed(event.event_id, obj, deps, tracking)
     else:
         await deps.store.commit(**tracking)
         decision = "ignore"
     STRIPE_EVENTS.labels(event.stripe_event_type, decision).inc()
     return decision
+
+
+async def checkout_completed(stripe_event_id: str, obj: dict[str, Any], deps: Deps,
+                             tracking: dict[str, Any]) -> str:
+    """A completed Checkout Session, re-read from Stripe: payment mode reconciles its
+    PaymentIntent (as its own events do); setup mode makes its card the default."""
+    if not obj.get("id"):
+        await deps.store.commit(**tracking)
+        return "ignore"
+    session = await deps.gateway.checkout_session(str(obj["id"]))
+    if session.mode == "payment" and session.payment_intent_id:
+        return await reconcile_intent(stripe_event_id, {"id": session.payment_intent_id}, deps,
+                                      tracking)
+    return await setup_completed(session, deps, tracking)
 
 
 async def reconcile_intent(stripe_event_id: str, obj: dict[str, Any], deps: Deps,
@@ -96,8 +116,10 @@ async def apply_intent(deps: Deps, record: InvoiceRecord, intent: Intent,
     returns the decision. With empty `tracking` nothing marks an event processed."""
     customer = await deps.store.customer(record.tenant_id)
     result = with_description(intent.result, customer)
+    if intent.checkout and result.succeeded and result.payment_method == "card":
+        result = await described(deps, result)
     for _ in range(5):
-        decision = domain.reconcile(record, result, intent.status)
+        decision = domain.reconcile(record, result, intent.status, intent.checkout)
         if decision == "ignore":
             if tracking:
                 await deps.store.commit(**tracking)
@@ -122,6 +144,20 @@ async def apply_intent(deps: Deps, record: InvoiceRecord, intent: Intent,
             break
         record = fresh
     raise RuntimeError(f"{record.invoice_number} kept changing while reconciling")
+
+
+async def described(deps: Deps, result: ChargeResult) -> ChargeResult:
+    """`result` with its card described (`card visa 4242`) from Stripe before the commit: a
+    card entered on a Checkout page is not the tenant's default, and no charge is in flight
+    here. Best effort: `result` unchanged when Stripe cannot say."""
+    if not result.payment_method_id:
+        return result
+    try:
+        text = await deps.gateway.describe_method(result.payment_method_id)
+    except BillingError as exc:
+        log.warning("card %s not described: %s", result.payment_method_id, exc)
+        return result
+    return replace(result, payment_method=text or result.payment_method)
 
 
 async def drain_parked(deps: Deps, invoice_id: str) -> None:

@@ -92,6 +92,14 @@ ACCESS += [
         body={"method": "ach", "reference": "MATRIX-1"}),
     # usage ingestion (docs/api-endpoints.md, "Usage ingestion")
     row("POST", "/v1/usage", "super ingest"),
+    # paying from the portal (docs/api-endpoints.md, "Payments"): a foreign return URL makes
+    # the allowed roles' answer 422 after the access checks, before any call to Stripe
+    row("POST", "/v1/invoices/{invoice_number}/pay", "super tenant", tenant_scoped=True,
+        body={"return_url": "https://elsewhere.example/back"}),
+    row("GET", "/v1/tenants/{tenant_id}/payment-method", "super viewer tenant",
+        tenant_scoped=True),
+    row("POST", "/v1/tenants/{tenant_id}/payment-method/setup", "super tenant",
+        tenant_scoped=True, body={"return_url": "https://elsewhere.example/back"}),
 ]
 
 

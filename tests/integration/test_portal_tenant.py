@@ -6,63 +6,26 @@ own numbers, Billing, and tenant isolation. One API and one seeded database for 
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from services.api.settings import ApiSettings
 from services.invoicer.adapters.store import InvoicerStore
-from tests.integration.reads_support import Seeded, seed
-from tests.support.api import BASE_URL, ApiHarness, api_harness
+from tests.integration.portal_tenant_support import (
+    Portal,
+    csrf_of,
+    invoice_numbers,
+    operator_browser,
+    tenant_browser,
+    text_of,
+)
+from tests.integration.reads_support import seed
+from tests.support.api import api_harness
 from tests.support.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-
-@dataclass
-class Portal:
-    """The running API, the seed, API keys and one signed-in browser per name."""
-
-    api: ApiHarness
-    seeded: Seeded
-    tokens: dict[str, str]
-    browsers: dict[str, httpx.AsyncClient]
-
-    def number(self, tenant: str, issued: str) -> str:
-        return self.seeded.numbers[(tenant, issued)]
-
-    async def api_get(self, path: str, **params: Any) -> Any:
-        response = await self.api.client.get(path, params=params,
-                                              headers=self.api.auth(self.tokens["viewer"]))
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
-async def _browser(api: ApiHarness, super_token: str, tenant_id: str) -> httpx.AsyncClient:
-    """A client signed in through a portal link of `tenant_id`."""
-    link = await api.client.post(f"/v1/tenants/{tenant_id}/portal-sessions",
-                                 headers=api.auth(super_token))
-    assert link.status_code == 201, link.text
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url=BASE_URL)
-    opened = await client.get(httpx.URL(link.json()["url"]).raw_path.decode())
-    assert opened.status_code == 303
-    return client
-
-
-async def _operator(api: ApiHarness, token: str) -> httpx.AsyncClient:
-    """A client signed in with an operator's API key."""
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url=BASE_URL)
-    form = await client.get("/portal/login")
-    login = re.search(r'name="login_token" value="([^"]+)"', form.text)
-    assert login
-    signed = await client.post("/portal/login", data={"api_key": token,
-                                                      "login_token": login.group(1)})
-    assert signed.status_code == 303
-    return client
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -76,32 +39,15 @@ async def portal(servers: Servers) -> AsyncIterator[Portal]:
     async with api_harness(settings) as api:
         seeded = await seed(InvoicerStore(api.ctx.client, api.ctx.db))
         tokens = {"viewer": await api.key("viewer"), "super": await api.key("super")}
-        browsers = {name: await _browser(api, tokens["super"], name)
+        browsers = {name: await tenant_browser(api, tokens["super"], name)
                     for name in ("acme", "globex", "umbrella")}
-        browsers["viewer"] = await _operator(api, tokens["viewer"])
+        browsers["viewer"] = await operator_browser(api, tokens["viewer"])
         try:
             yield Portal(api, seeded, tokens, browsers)
         finally:
             for client in browsers.values():
                 await client.aclose()
             await api.ctx.client.drop_database(settings.mongo_db)
-
-
-def text_of(page: str, name: str) -> str:
-    """The text inside the element with `data-testid="name"`, tags removed, spaces folded."""
-    found = re.search(rf'<(\w+)[^>]*data-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
-    assert found, f"no {name} in the page"
-    return " ".join(re.sub(r"<[^>]+>", " ", found.group(2)).split())
-
-
-def invoice_numbers(page: str) -> list[str]:
-    return re.findall(r'<tr class="row-link" data-href="[^"]+/invoices/([^"]+)"', page)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found
-    return found.group(1)
 
 
 async def test_invoices_page_shows_the_balance_cards_in_the_tenant_currency(
@@ -117,6 +63,10 @@ async def test_invoices_page_shows_the_balance_cards_in_the_tenant_currency(
     assert text_of(page.text, "card-paid") == f"Total paid {june['total']['formatted']}"
     assert text_of(page.text, "card-overdue") == "Overdue 0"
     assert text_of(page.text, "card-total") == "Total invoices 2"
+    # the page's own icon (browsers ask for /favicon.ico, a 404 console error, without one)
+    assert 'rel="icon" href="/portal/static/favicon.svg"' in page.text
+    icon = await acme.get("/portal/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
 
     german = await portal.browsers["globex"].get(
         "/portal/tenants/globex/invoices", headers={"Accept-Language": "de-DE,de;q=0.9"})
@@ -170,6 +120,10 @@ async def test_invoice_detail_shows_timeline_lines_totals_and_pay_only_when_unpa
     assert text_of(page.text, "invoice-subtotal") == body["subtotal"]["formatted"]
     assert "Jun 1, 2013 – Jun 30, 2013" in page.text  # the period's first and last day
     assert "Download PDF" in page.text and "Pay now" not in page.text
+    confirmed = await acme.get(f"/portal/tenants/acme/invoices/{june}",
+                               params={"checkout": "returned"})
+    assert text_of(confirmed.text, "payment-message") == "Payment received. Thank you."
+    assert "meta http-equiv" not in confirmed.text
 
     july = portal.number("acme", "2013-08-01")
     unpaid = await acme.get(f"/portal/tenants/acme/invoices/{july}")
@@ -291,3 +245,29 @@ async def test_the_billing_page_shows_the_configured_email_and_notifications(
     assert viewer.status_code == 200 and "Manage payment method" not in viewer.text
     refused = await portal.browsers["acme"].post("/portal/tenants/acme/billing/payment-method")
     assert refused.status_code == 403
+
+
+async def test_more_than_fifty_invoices_page_by_cursor(portal: Portal) -> None:
+    """Runs last: it adds invoices to umbrella (copies of its own, in earlier periods)."""
+    invoices = portal.api.ctx.db["invoicer_invoices"]
+    original = await invoices.find_one({"tenant_id": "umbrella"})
+    assert original is not None
+    copies = []
+    for n in range(1, 56):
+        copy = {**original, "_id": f"copy-{n}", "invoice_number": f"INV-2098-{n:04d}",
+                "period_start": original["period_start"] - timedelta(days=31 * n)}
+        copies.append(copy)
+    await invoices.insert_many(copies)
+    total = await invoices.count_documents({"tenant_id": "umbrella"})
+    umbrella = portal.browsers["umbrella"]
+    first = await umbrella.get("/portal/tenants/umbrella/invoices")
+    numbers = invoice_numbers(first.text)
+    assert len(numbers) == 50
+    link = re.search(r'<a class="button" href="([^"]+)">Next page</a>', first.text)
+    assert link, "no Next page link"
+    second = await umbrella.get("/portal/tenants/umbrella/invoices" + link.group(1)
+                                .replace("&amp;", "&"))
+    rest = invoice_numbers(second.text)
+    assert len(rest) == total - 50 and not set(rest) & set(numbers)
+    assert "Next page" not in second.text
+    assert text_of(second.text, "card-total") == f"Total invoices {total}"

@@ -82,8 +82,8 @@ async def invoices(request: Request, session: Session, tenant_id: str, tab: Tab 
 @router.get(f"{PREFIX}/tenants/{{tenant_id}}/invoices/{{invoice_number}}")
 async def invoice_detail(
     request: Request, session: Session, tenant_id: str, invoice_number: str,
-    payment: Annotated[Literal["paid", "failed", "processing", "already_paid"] | None,
-                       Query()] = None,
+    payment: Annotated[Literal["paid", "failed", "processing", "already_paid", "refused"]
+                       | None, Query()] = None,
     reason: Annotated[str | None, Query(max_length=300)] = None,
     checkout: Annotated[Literal["returned", "cancelled"] | None, Query()] = None,
 ) -> Response:
@@ -123,7 +123,9 @@ async def pay(request: Request, session: CsrfChecked, tenant_id: str,
     """Pay now (`method=auto`: the card on file, else Stripe Checkout) or Pay with another
     card (`method=checkout`), through the API's pay endpoint with the session's principal:
     303 to Stripe's hosted page, else back to the invoice with what happened. A viewer may
-    not pay (403); an already paid invoice returns with `payment=already_paid`."""
+    not pay (403); an already paid invoice returns with `payment=already_paid`, a payment
+    Stripe or the payments service refused to start (409, 502) with `payment=refused` and
+    the reason."""
     if session.role not in PAYERS:
         raise forbidden("only the tenant or a super operator may pay an invoice")
     await invoice_of(request, session, tenant_id, invoice_number)
@@ -135,10 +137,13 @@ async def pay(request: Request, session: CsrfChecked, tenant_id: str,
         outcome = await payments_self.pay_invoice(context(request), request, session.principal,
                                                   invoice_number, body)
     except Problem as problem:
-        if problem.status == 409:
-            return RedirectResponse(detail_path(tenant_id, invoice_number,
-                                                payment="already_paid"), status_code=303)
-        raise
+        if problem.status not in (409, 502):
+            raise
+        _, now = await invoice_of(request, session, tenant_id, invoice_number)
+        back = ({"payment": "already_paid"} if now.status == "paid" else
+                {"payment": "refused", "reason": (problem.detail or problem.title)[:300]})
+        return RedirectResponse(detail_path(tenant_id, invoice_number, **back),
+                                status_code=303)
     if outcome.outcome == "checkout" and outcome.checkout_url:
         return RedirectResponse(outcome.checkout_url, status_code=303)
     query: dict[str, str] = {

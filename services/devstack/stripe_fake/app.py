@@ -5,8 +5,12 @@ Stripe API: `POST /v1/customers`, `GET|POST /v1/customers/{id}`, `GET /v1/paymen
 `limit`, `starting_after`), `GET /v1/payment_intents/{id}`,
 `POST /v1/payment_intents/{id}/confirm`, `POST|GET /v1/refunds`, `GET /v1/refunds/{id}`,
 `GET /v1/events`,
-`GET /v1/events/{id}`, `POST|GET /v1/webhook_endpoints`. Requests need `Authorization: Bearer
-sk_...`; POSTs honour `Idempotency-Key`.
+`GET /v1/events/{id}`, `POST|GET /v1/webhook_endpoints`, `POST|GET /v1/checkout/sessions`
+(list: `payment_intent`, `customer`, `status`), `GET /v1/checkout/sessions/{id}`,
+`POST /v1/checkout/sessions/{id}/expire`, `GET /v1/setup_intents/{id}`. Requests need
+`Authorization: Bearer sk_...`; POSTs honour `Idempotency-Key`. A Checkout Session's `url` is
+the fake's hosted page, `GET|POST /checkout/{id}` (`hosted.py`), on the origin the session was
+created through.
 
 What each route does, and how the fake is checked against localstripe: docs/stripe-fake.md.
 
@@ -27,8 +31,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.devstack.stripe_fake import checkout
 from services.devstack.stripe_fake.delivery import Deliverer
 from services.devstack.stripe_fake.forms import parse_form
+from services.devstack.stripe_fake.hosted import hosted_routes
 from services.devstack.stripe_fake.objects import new_id, now
 from services.devstack.stripe_fake.state import ApiError, Body, FakeStripe, missing
 
@@ -66,6 +72,7 @@ def create_app(webhook_secret: str) -> Starlette:
             params = parse_form(await request.body()) if post else dict(request.query_params)
             key = request.headers.get("idempotency-key") if post else None
             path = dict(request.path_params)
+            path["origin"] = str(request.base_url).rstrip("/")  # for hosted pages' URLs
             try:
                 if not post:
                     return _respond(200, op(fake, path, params, None))
@@ -160,6 +167,17 @@ def create_app(webhook_secret: str) -> Starlette:
         Route("/v1/webhook_endpoints",
               api(lambda f, p, b, k: f.create_endpoint(b, webhook_secret)), methods=["POST"]),
         Route("/v1/webhook_endpoints", api(list_endpoints, post=False), methods=["GET"]),
+        Route("/v1/checkout/sessions", api(lambda f, p, b, k: checkout.create_session(
+            f, b, k, p["origin"])), methods=["POST"]),
+        Route("/v1/checkout/sessions", api(lambda f, p, b, k: checkout.list_sessions(f, b),
+                                           post=False), methods=["GET"]),
+        Route("/v1/checkout/sessions/{id}", api(lambda f, p, b, k: checkout.session(
+            f, p["id"]), post=False), methods=["GET"]),
+        Route("/v1/checkout/sessions/{id}/expire",
+              api(lambda f, p, b, k: checkout.expire(f, p["id"], k)), methods=["POST"]),
+        Route("/v1/setup_intents/{id}", api(lambda f, p, b, k: checkout.setup_intent(
+            f, p["id"]), post=False), methods=["GET"]),
+        *hosted_routes(fake),
         Route("/_fake/switches", get_switches, methods=["GET"]),
         Route("/_fake/switches", set_switches, methods=["POST"]),
         Route("/_fake/flush", flush, methods=["POST"]),

@@ -36,6 +36,10 @@ class FakeStripe:
     intents: dict[str, Body] = field(default_factory=dict)
     charges: dict[str, Body] = field(default_factory=dict)
     refunds: dict[str, Body] = field(default_factory=dict)
+    #: Checkout Sessions, what each was created with beyond its object, and SetupIntents
+    sessions: dict[str, Body] = field(default_factory=dict)
+    session_items: dict[str, Body] = field(default_factory=dict)
+    setup_intents: dict[str, Body] = field(default_factory=dict)
     events: list[Body] = field(default_factory=list)
     endpoints: dict[str, Body] = field(default_factory=dict)
     idempotency: dict[str, Saved] = field(default_factory=dict)
@@ -44,7 +48,8 @@ class FakeStripe:
     def reset(self) -> None:
         """Forget every object, event, endpoint and idempotency key."""
         for store in (self.customers, self.payment_methods, self.cards, self.intents,
-                      self.charges, self.refunds, self.endpoints, self.idempotency):
+                      self.charges, self.refunds, self.endpoints, self.idempotency,
+                      self.sessions, self.session_items, self.setup_intents):
             store.clear()
         self.events.clear()
 
@@ -73,6 +78,10 @@ class FakeStripe:
             status, body = exc.status, {"error": exc.error}
         self.idempotency[key] = Saved(fingerprint, status, copy.deepcopy(body))
         return status, body, False
+
+    def emit(self, etype: str, obj: Body, key: str | None) -> None:
+        """Record (and hand to `on_event`) an event of `etype` carrying a copy of `obj`."""
+        self._emit(etype, obj, key)
 
     def _emit(self, etype: str, obj: Body, key: str | None) -> None:
         evt = o.event(etype, copy.deepcopy(obj), o.new_id("req"), key)

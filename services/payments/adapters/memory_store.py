@@ -98,10 +98,11 @@ class InMemoryPaymentsStore:
         return later[0] if later else None
 
     async def mark_attempt(self, invoice_id: str, attempts: int, at: datetime,
-                           lease_until: datetime | None = None) -> bool:
+                           lease_until: datetime | None = None,
+                           status: InvoiceStatus = InvoiceStatus.failed) -> bool:
         """Take the charge lease of attempt `attempts + 1` (see `PaymentsStore`)."""
         current = self.invoices.get(invoice_id)
-        if not Expect(status=InvoiceStatus.failed, attempts=attempts,
+        if not Expect(status=status, attempts=attempts,
                       idle_at=utc_now()).met_by(current):
             return False
         assert current is not None

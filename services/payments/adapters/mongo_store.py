@@ -190,14 +190,15 @@ class MongoPaymentsStore:
         return doc["next_attempt_at"] if doc else None
 
     async def mark_attempt(self, invoice_id: str, attempts: int, at: datetime,
-                           lease_until: datetime | None = None) -> bool:
-        """Take the invoice's charge lease for attempt `attempts + 1` of a failed invoice with
-        `attempts` attempts, starting at `at` (so a webhook that beats the retry's own commit
+                           lease_until: datetime | None = None,
+                           status: InvoiceStatus = InvoiceStatus.failed) -> bool:
+        """Take the invoice's charge lease for attempt `attempts + 1` of an invoice in `status`
+        with `attempts` attempts, starting at `at` (so a webhook that beats the retry's own commit
         dates it right), held until `lease_until` (wall clock; None: until the commit).
         False, writing nothing, when the invoice changed or another lease still holds
         (docs/payments.md "Charge lease")."""
         result = await self.db[INVOICES].update_one(
-            {"_id": invoice_id, "status": "failed", "attempts": attempts,
+            {"_id": invoice_id, "status": str(status), "attempts": attempts,
              "$or": [{"charging": None}, {"charging_until": {"$lte": utc_now()}}]},
             {"$set": {"last_attempt_at": at, "charging": attempts + 1,
                       "charging_until": lease_until}},

@@ -144,8 +144,10 @@ class PaymentsStore(Protocol):
         ...
 
     async def mark_attempt(self, invoice_id: str, attempts: int, at: datetime,
-                           lease_until: datetime | None = None) -> bool:
-        """Take the invoice's charge lease for attempt `attempts + 1` of a failed invoice with
+                           lease_until: datetime | None = None,
+                           status: InvoiceStatus = InvoiceStatus.failed) -> bool:
+        """Take the invoice's charge lease for attempt `attempts + 1` of an invoice in `status`
+        (failed: a dunning retry; pending_payment too for the portal's Pay now) with
         `attempts` attempts, starting at `at` (so a webhook that beats the retry's own commit
         dates it right), held until `lease_until` (wall clock; None: until the commit).
         False, writing nothing, when the invoice changed or another lease still holds

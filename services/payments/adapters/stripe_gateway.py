@@ -10,13 +10,19 @@ refuses (invalid, idempotency conflict, authentication) raise `PermanentError`.
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import stripe
 
 from services.common.errors import DependencyUnavailable, PermanentError
 from services.payments.adapters.metrics import STRIPE_ERRORS, STRIPE_LATENCY
+from services.payments.adapters.stripe_checkout import (
+    CheckoutCalls,
+    CheckoutSession,
+    SetupResult,
+)
 from services.payments.domain import (
+    CHECKOUT_SOURCE,
     ChargeResult,
     Intent,
     customer_idempotency_key,
@@ -51,6 +57,19 @@ class PaymentGateway(Protocol):
     async def describe_method(self, payment_method_id: str) -> str | None: ...
 
     async def register_webhook(self, url: str) -> str: ...
+
+    async def create_checkout(self, *, customer_id: str, mode: Literal["payment", "setup"],
+                              success_url: str, cancel_url: str, metadata: dict[str, str],
+                              amount: int = 0, currency: str = "", name: str = ""
+                              ) -> CheckoutSession:
+        """A Checkout Session (`adapters/stripe_checkout.py`)."""
+        ...
+
+    async def checkout_session(self, session_id: str) -> CheckoutSession: ...
+
+    async def setup_intent(self, setup_intent_id: str) -> SetupResult: ...
+
+    async def make_default(self, customer_id: str, payment_method_id: str) -> str: ...
 
     async def close(self) -> None: ...
 
@@ -114,8 +133,9 @@ def _metadata(obj: Any) -> dict[str, Any]:
     return dict(metadata.to_dict()) if metadata is not None else {}
 
 
-class StripeGateway:
-    """`PaymentGateway` over the Stripe API (see the module docstring)."""
+class StripeGateway(CheckoutCalls):
+    """`PaymentGateway` over the Stripe API (see the module docstring); the Checkout calls
+    come from `CheckoutCalls`."""
 
     def __init__(self, settings: PaymentsSettings,
                  client: stripe.StripeClient | None = None) -> None:
@@ -223,7 +243,8 @@ class StripeGateway:
         attempt = str(metadata.get("attempt", ""))
         return Intent(str(pi.status), await self._result(pi), metadata.get("invoice_id"),
                       int(pi.amount), str(pi.currency).upper(),
-                      int(attempt) if attempt.isdigit() else None)
+                      int(attempt) if attempt.isdigit() else None,
+                      checkout=metadata.get("source") == CHECKOUT_SOURCE)
 
     async def intent(self, intent_id: str) -> Intent:
         """Re-read a PaymentIntent (`GET /v1/payment_intents/{id}`)."""

@@ -1,0 +1,46 @@
+"""A completed Checkout Session in setup mode makes its card the tenant's default
+(docs/payments.md, "Paying from the portal").
+
+Like PaymentIntent events, the event is not taken at its word: the session and its SetupIntent
+are re-read from Stripe, and the session's customer must be the one recorded for the tenant
+its metadata names. Idempotent per Stripe event id (the tracking record is written last;
+applying the same card twice changes nothing).
+"""
+
+import logging
+from typing import Any
+
+from services.payments.adapters.stripe_checkout import CheckoutSession
+from services.payments.charging import Deps
+
+log = logging.getLogger(__name__)
+CHECKOUT_COMPLETED = "checkout.session.completed"
+
+
+async def setup_completed(session: CheckoutSession, deps: Deps,
+                          tracking: dict[str, Any]) -> str:
+    """Apply a re-read setup-mode session: `default_method` (the card is now the default at
+    Stripe and in the store), `mismatch` (its customer is not the tenant's) or `ignore` (not
+    a completed setup of ours). Raises `DependencyUnavailable` while Stripe cannot be read
+    (nothing marked processed)."""
+    tenant_id = session.metadata.get("tenant_id")
+    if session.mode != "setup" or session.status != "complete" or not session.setup_intent_id \
+            or not tenant_id:
+        await deps.store.commit(**tracking)
+        return "ignore"
+    known = await deps.store.customer(tenant_id)
+    if not known or not session.customer_id or known.get("customer_id") != session.customer_id:
+        log.warning("setup session %s names tenant %s but customer %s", session.session_id,
+                    tenant_id, session.customer_id)
+        await deps.store.commit(**tracking)
+        return "mismatch"
+    setup = await deps.gateway.setup_intent(session.setup_intent_id)
+    if setup.status != "succeeded" or not setup.payment_method_id \
+            or setup.customer_id != session.customer_id:
+        await deps.store.commit(**tracking)
+        return "ignore"
+    description = await deps.gateway.make_default(session.customer_id, setup.payment_method_id)
+    await deps.store.save_customer(tenant_id, session.customer_id, setup.payment_method_id,
+                                   description)
+    await deps.store.commit(**tracking)
+    return "default_method"
