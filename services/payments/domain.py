@@ -287,9 +287,8 @@ def reconcile(record: InvoiceRecord, intent: ChargeResult, intent_status: str,
     """What a Stripe event about PaymentIntent `intent` (re-read from Stripe, so its status is
     current whatever order events arrive in) means for the invoice: a paid invoice never moves
     (a success by another, unknown intent is a duplicate payment); an outcome already reported
-    for this intent is not reported again; a declined card on a Checkout page
-    (`from_checkout`) changes nothing: the payer may try another card, and no dunning attempt
-    failed."""
+    for this intent is not reported again; a card declined on a Checkout page (`from_checkout`)
+    changes nothing (no attempt of ours failed; the payer may try another card)."""
     if record.status == InvoiceStatus.paid:
         if intent_status == "succeeded" and not record.knows_intent(intent.payment_intent_id):
             return "duplicate"

@@ -4,7 +4,8 @@
 - Pay now with a card on file is the invoice's next attempt, taken exactly like a dunning
   retry: under the invoice's charge lease, with the (invoice, attempt) idempotency key, the
   invoice's PaymentIntents looked up at Stripe first, committed only while the lease holds.
-- Without a card (or when asked), a Stripe Checkout Session in payment mode: its
+- Without a card (or when asked), a Stripe Checkout Session in payment mode (earlier open
+  sessions of the invoice are expired first, so only the newest page can take money): its
   PaymentIntent carries the invoice's metadata plus `source: checkout`, so the webhook
   reconciles it like any charge (`reconcile_intent`) and a declined card on the hosted page
   neither fails the invoice again nor schedules a retry.
@@ -117,6 +118,9 @@ async def _customer_id(deps: Deps, tenant_id: str, known: Customer | None) -> st
 async def _checkout(deps: Deps, record: InvoiceRecord, customer: Customer | None,
                     success_url: str, cancel_url: str) -> str:
     customer_id = await _customer_id(deps, record.tenant_id, customer)
+    for earlier in await deps.gateway.open_checkouts(customer_id):
+        if earlier.mode == "payment" and earlier.metadata.get("invoice_id") == record.invoice_id:
+            await deps.gateway.expire_checkout(earlier.session_id)  # one payable page at a time
     metadata = {"tenant_id": record.tenant_id, "invoice_id": record.invoice_id,
                 "invoice_number": record.invoice_number, "source": CHECKOUT_SOURCE}
     session = await deps.gateway.create_checkout(

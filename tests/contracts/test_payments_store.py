@@ -136,6 +136,20 @@ async def test_a_lease_given_back_or_run_out_lets_the_next_attempt_take_it(
     assert await store.commit(record=replace(held, charging=None), expect=Expect(charging=2))
 
 
+async def test_a_pending_invoice_is_leased_only_when_its_status_is_named(
+    store: PaymentsStore,
+) -> None:
+    await store.commit(record=issued())
+    until = utc_now() + timedelta(minutes=10)
+    assert not await store.mark_attempt("inv-1", 0, T0, until)  # a retry: failed only
+    assert await store.mark_attempt("inv-1", 0, T0, until, status=InvoiceStatus.pending_payment)
+    assert not await store.mark_attempt("inv-1", 0, T0, until,
+                                        status=InvoiceStatus.pending_payment)  # held
+    leased = await store.invoice("inv-1")
+    assert leased is not None and (leased.status, leased.charging) == (
+        InvoiceStatus.pending_payment, 1)
+
+
 async def test_duplicate_and_refund_expectations_guard_against_lost_updates(
     store: PaymentsStore,
 ) -> None:

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from contracts.invoices import InvoiceStatus
@@ -187,3 +188,27 @@ async def test_a_setup_session_of_another_customer_is_not_applied(
     await hooks.wait_for_type("checkout.session.completed")
     assert ("checkout.session.completed", "mismatch") in await hooks.reconcile(payments_deps)
     assert await payments_deps.store.customer("acme") == known
+
+
+async def test_a_new_checkout_expires_the_invoices_earlier_one(
+    payments_deps: Deps, stripe_fake: StripeFake
+) -> None:
+    await handlers.handle_invoice_issued(issued_invoice(), payments_deps)
+    await handlers.handle_invoice_issued(issued_invoice(2), payments_deps)
+    first = await pay(payments_deps)
+    other = await pay(payments_deps, number="INV-2013-0002")
+    second = await pay(payments_deps)
+    assert first.checkout_url and second.checkout_url and other.checkout_url
+    assert first.checkout_url != second.checkout_url
+    stale = await fill_in_card_status(first.checkout_url)
+    assert stale == 410  # expired: it can no longer take money
+    sessions = stripe_fake.server.app.state.stripe.sessions
+    assert sorted(s["status"] for s in sessions.values()) == ["expired", "open", "open"]
+    assert (await fill_in_card(second.checkout_url, "4242424242424242")).status_code == 303
+    assert (await fill_in_card(other.checkout_url, "4242424242424242")).status_code == 303
+
+
+async def fill_in_card_status(url: str) -> int:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return (await client.post(url, data={"card_number": "4242424242424242",
+                                             "expiry": "12 / 34", "cvc": "987"})).status_code

@@ -63,6 +63,16 @@ def test_reconciliation_reports_an_unreported_failure_once() -> None:
     assert domain.reconcile(failed, ChargeResult(False, "pi_9"), "processing") == "ignore"
 
 
+def test_a_card_declined_on_a_checkout_page_changes_nothing_but_its_success_settles() -> None:
+    failed, _ = domain.fail(record(), DECLINED, 1, ISSUED, (3,))
+    other = ChargeResult(False, "pi_cs", failure_code="card_declined")
+    for invoice in (record(), failed):
+        assert domain.reconcile(invoice, other, "requires_payment_method",
+                                from_checkout=True) == "ignore"
+        assert domain.reconcile(invoice, ChargeResult(True, "pi_cs"), "succeeded",
+                                from_checkout=True) == "succeed"
+
+
 def test_a_card_is_described_by_brand_and_last_four_digits() -> None:
     assert domain.describe_card("visa", "4242") == "card visa 4242"
 

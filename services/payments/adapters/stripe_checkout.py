@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 import stripe
 
+from services.common.errors import PermanentError
 from services.payments.domain import describe_card
 
 T = TypeVar("T")
@@ -97,6 +98,23 @@ class CheckoutCalls:
                               lambda: self._client.v1.checkout.sessions.retrieve_async(
                                   session_id))
         return _session(cs)
+
+    async def open_checkouts(self, customer_id: str) -> list[CheckoutSession]:
+        """The customer's open Checkout Sessions, newest first (first 100)."""
+        page = await self._call("checkout.sessions.list",
+                                lambda: self._client.v1.checkout.sessions.list_async(params={
+                                    "customer": customer_id, "status": "open", "limit": 100}))
+        return [_session(cs) for cs in page.data]
+
+    async def expire_checkout(self, session_id: str) -> bool:
+        """Expire an open Checkout Session so it can no longer be paid; False when Stripe
+        refuses because it is not open any more (completed or expired meanwhile)."""
+        try:
+            await self._call("checkout.sessions.expire",
+                             lambda: self._client.v1.checkout.sessions.expire_async(session_id))
+        except PermanentError:
+            return False
+        return True
 
     async def setup_intent(self, setup_intent_id: str) -> SetupResult:
         """Re-read a SetupIntent (`GET /v1/setup_intents/{id}`)."""
