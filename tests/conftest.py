@@ -54,6 +54,9 @@ def billing_env(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
         "BILLING_TOPIC_PREFIX": f"t{tag}.",
         "BILLING_LOG_JSON": "true",
         "BILLING_COMMAND_SIGNING_KEY": f"test-command-signing-key-{uuid.uuid4().hex}",
+        # the API's dead-letter consumer only where a test asks for it (`dead_letter_api`):
+        # an API stopped while its consumer still joins the group waits seconds for it
+        "BILLING_API_DEAD_LETTER_CONSUMER": "false",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

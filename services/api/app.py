@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from services.api import audit
+from services.api import audit, deadletters
 from services.api.auth import Authenticator
 from services.api.context import ApiContext
 from services.api.errors import install_handlers
@@ -33,7 +33,8 @@ from services.common.mongo import database, make_client
 from services.common.worker import make_broker
 
 log = logging.getLogger(__name__)
-ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links", "payments_self")
+ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links", "payments_self",
+           "operations")
 #: The portal's routers (`services.api.portal.<name>`), not in the OpenAPI document.
 PORTAL_ROUTERS = ("routes_auth", "routes_tenant", "routes_admin")
 DESCRIPTION = (
@@ -64,10 +65,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         client = make_client(cfg)
         db = database(client, cfg)
         broker = make_broker(cfg, name=SERVICE)
+        dead_letters = deadletters.DeadLetterConsumer(cfg, db)
         try:
             await ensure_topics(cfg)
             await ensure_indexes(db, cfg)
+            await deadletters.ensure_indexes(db)
             await broker.start()
+            if cfg.api_dead_letter_consumer:
+                dead_letters.start()
             app.state.context = ctx = ApiContext(cfg, client, db, broker)
             await audit.ensure_indexes(ctx)
             await portal_sessions.ensure_indexes(db)
@@ -75,6 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             app.state.rate_limits = RateLimits(cfg.api_rate_limit, cfg.api_ingest_rate_limit)
             yield
         finally:
+            await dead_letters.stop()
             await broker.stop()
             await client.close()
 

@@ -28,6 +28,9 @@ class ApiSettings(PaymentsSettings, InvoicerSettings):
     - `portal_session_minutes`: how long a portal session lasts (8 h); `portal_link_minutes`:
       how long a portal link can be opened (1 h, single use).
     - `portal_secure_cookies`: send session cookies with `Secure` (set it behind HTTPS).
+    - `api_dead_letter_consumer` (`BILLING_API_DEAD_LETTER_CONSUMER`): keep the platform's
+      dead letters for `GET /v1/dead-letters` (on; off only where nothing lists them, such as
+      tests of other endpoints: leaving a consumer group that is still joining takes seconds).
     """
 
     api_host: str = "127.0.0.1"
@@ -41,6 +44,7 @@ class ApiSettings(PaymentsSettings, InvoicerSettings):
     portal_session_minutes: int = Field(default=480, ge=1)
     portal_link_minutes: int = Field(default=60, ge=1)
     portal_secure_cookies: bool = False
+    api_dead_letter_consumer: bool = True
 
     def portal_base_url(self) -> str:
         """`portal_url` without a trailing slash, else `http://{api_host}:{api_port}`."""

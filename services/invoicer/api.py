@@ -25,6 +25,8 @@ For the Billing API (on its own database handle and broker):
     await current_config(db, tenant_id) -> BillingConfigSubmitted | None
     await publish_command(broker, settings, command, key) -> the signed command, published
         keyed by `key`
+    await issue_period(settings, tenant_id, period_end, forced=None) -> IssueOutcome
+        (an operator issue, `billing invoices issue`; raises `IssueRefused`, `LookupError`)
 
 Names other services read: `SERVICE`, `CONSUMES` ((contract topic, consumer group) per
 subscription of the worker) and `OUTBOXES` (outbox collections), defined in
@@ -59,7 +61,9 @@ from services.invoicer.estimate import (
     unit_of,
     usage_estimate,
 )
+from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
+from services.invoicer.periods import local_date
 from services.invoicer.records import issued_event
 from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
@@ -88,13 +92,12 @@ __all__ = [
     "apply_config_file", "config_applied", "export_invoices", "next_due_after", "run_cycle",
     "wait_config_applied", "write_invoice_pdfs", "ConfigRefused", "Submission",
     "coupon", "current_config", "publish_command", "validate_submission", "code_is_hard_to_guess",
-    "refusals",
+    "refusals", "Forced", "IssueOutcome", "IssueRefused", "issue_period",
     # read views for the Billing API (views.py, estimate.py)
     "METER_UNITS", "balance", "billing_config", "current_period", "dashboard_view", "invoice",
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
     "tenant_summary", "timeline", "unit_of", "usage_estimate",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -228,3 +231,35 @@ async def publish_command(
     signed = sign(command, settings.signing_key())
     await publish_event(broker, settings, signed, TOPIC_TENANT_CONFIG, key)
     return signed
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    """An operator issue's result: the invoice number of the period, and whether this call
+    issued it (`issued` False: it was invoiced already, `number` None if that invoice cannot
+    be found by its local end date)."""
+
+    number: str | None
+    issued: bool
+
+
+async def issue_period(
+    settings: CommonSettings, tenant_id: str, period_end: date, *,
+    forced: Forced | None = None, as_of: datetime | None = None,
+) -> IssueOutcome:
+    """Issue the invoice of `tenant_id`'s period ending on local date `period_end` at billing
+    clock `as_of` (default now), with the rules of `billing invoices issue`
+    (docs/billing-periods.md, "Operator issue"): tenants that auto-generate need `forced`
+    (who and why, audited in `invoicer_audit`); the period must have ended and continue the
+    invoiced chain without gap or overlap. Raises `LookupError` for a tenant without a
+    configuration and `IssueRefused` (its message says why) when a rule refuses. The invoice
+    events go through the invoicer's outbox (the running worker relays them)."""
+    async with open_store(settings) as store:
+        await store.ensure_indexes()
+        number = await issue_for_period_end(store, tenant_id, period_end, as_of=as_of,
+                                            forced=forced)
+        if number is not None:
+            return IssueOutcome(number, True)
+        found = [d["invoice_number"] for d in await store.invoices_of(tenant_id)
+                 if local_date(d["period_end"], d["timezone"]) == period_end]
+    return IssueOutcome(found[0] if found else None, False)

@@ -14,3 +14,11 @@ async def api(billing_env: dict[str, str]) -> AsyncIterator[ApiHarness]:
     async with api_harness(ApiSettings()) as harness:
         yield harness
         await harness.ctx.client.drop_database(harness.ctx.settings.mongo_db)
+
+
+@pytest.fixture
+async def dead_letter_api(billing_env: dict[str, str]) -> AsyncIterator[ApiHarness]:
+    """The API with its dead-letter consumer (`billing_env` turns it off elsewhere)."""
+    async with api_harness(ApiSettings(api_dead_letter_consumer=True)) as harness:
+        yield harness
+        await harness.ctx.client.drop_database(harness.ctx.settings.mongo_db)

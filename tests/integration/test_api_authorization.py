@@ -100,6 +100,11 @@ ACCESS += [
         tenant_scoped=True),
     row("POST", "/v1/tenants/{tenant_id}/payment-method/setup", "super tenant",
         tenant_scoped=True, body={"return_url": "https://elsewhere.example/back"}),
+    # operations (docs/api-endpoints.md, "Operations"); the sample tenants auto-generate, so
+    # an issue without force is refused (409)
+    row("GET", "/v1/dead-letters", "super viewer"),
+    row("POST", "/v1/tenants/{tenant_id}/invoices", "super", tenant_scoped=True,
+        body={"period_end": "2013-08-01"}),
 ]
 
 

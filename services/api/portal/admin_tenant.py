@@ -1,0 +1,108 @@
+"""A tenant's page in the admin console, its Billing tab: the billing configuration form
+(editable by super, read-only for viewer), the configuration history, the invoice history and
+the super's actions (docs/portal.md, "Admin console")."""
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.api.models_reads import InvoiceDetail, InvoiceSummary
+from services.api.portal import admin_form
+from services.api.portal.admin_views import UNPAID, done_message, period_label
+from services.api.portal.sessions import PortalSession
+from services.api.portal.web import PREFIX, CsrfChecked, Operator, Super, context, render
+from services.api.problems import Problem
+from services.api.routes import reads, writes
+
+router = APIRouter(include_in_schema=False)
+#: Invoices listed in the invoice history (the newest are kept when there are more).
+HISTORY_SIZE = 200
+
+
+def tenant_path(tenant_id: str) -> str:
+    """The tenant's page in the admin console."""
+    return f"{PREFIX}/admin/tenants/{tenant_id}"
+
+
+async def _invoices(request: Request, session: PortalSession, tenant_id: str
+                    ) -> tuple[list[InvoiceSummary], dict[str, InvoiceDetail]]:
+    """The tenant's invoices by number (the last `HISTORY_SIZE`) and the details of the paid
+    ones (their payment reference and method)."""
+    ctx = context(request)
+    rows: list[InvoiceSummary] = []
+    cursor = None
+    while True:
+        found = await reads.list_invoices(ctx, session.principal, limit=HISTORY_SIZE,
+                                          cursor=cursor, tenant_id=tenant_id, status="all")
+        rows = (rows + found.data)[-HISTORY_SIZE:]
+        cursor = found.next_cursor
+        if cursor is None:
+            break
+    paid = [r.invoice_number for r in rows if r.paid_date is not None]
+    details = await asyncio.gather(*(reads.get_invoice(ctx, session.principal, n) for n in paid))
+    return rows, {d.invoice_number: d for d in details}
+
+
+async def tenant_page(request: Request, session: PortalSession, tenant_id: str, *,
+                      status_code: int = 200, values: dict[str, Any] | None = None,
+                      errors: dict[str, str] | None = None, message: str | None = None,
+                      action_errors: dict[str, str] | None = None,
+                      action_values: dict[str, str] | None = None,
+                      action_message: str | None = None) -> Response:
+    """The Billing tab; `values`/`errors` re-show a refused configuration form,
+    `action_*` a refused action form (its field messages and what was typed)."""
+    ctx = context(request)
+    tenant = await reads.get_tenant(ctx, session.principal, tenant_id)
+    config = await reads.get_billing_config(ctx, session.principal, tenant_id)
+    invoices, details = await _invoices(request, session, tenant_id)
+    zone = config.in_force.timezone
+    history = [{"row": r, "period": period_label(r.period_start, r.period_end, zone),
+                "detail": details.get(r.invoice_number)} for r in reversed(invoices)]
+    return render(
+        request, "admin/tenant.html", status_code=status_code, tenant=tenant, config=config,
+        values=values or admin_form.prefill(config.in_force), errors=errors or {},
+        message=message, frequencies=admin_form.FREQUENCIES, history=history,
+        unpaid=[r.invoice_number for r in invoices if r.status in UNPAID],
+        operator_issued=not config.in_force.settings.auto_generate_invoices,
+        can_edit=session.role == "super", action_errors=action_errors or {},
+        action_values=action_values or {}, action_message=action_message)
+
+
+@router.get(f"{PREFIX}/admin/tenants/{{tenant_id}}")
+async def tenant(
+    request: Request, session: Operator, tenant_id: str,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+    ref: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The tenant's Billing tab (a message after a form: `?done=<what>&ref=<id>`)."""
+    return await tenant_page(request, session, tenant_id, message=done_message(done, ref))
+
+
+@router.post(f"{PREFIX}/admin/tenants/{{tenant_id}}/billing-config")
+async def submit_config(request: Request, checked: CsrfChecked, session: Super,
+                        tenant_id: str) -> Response:
+    """Check the form field by field (422 page with field messages, nothing published), then
+    submit it through `writes.put_billing_config` (its 422 refusal mapped onto the fields)
+    and 303 back to the tab with the submission id."""
+    ctx = context(request)
+    config = await reads.get_billing_config(ctx, session.principal, tenant_id)
+    values = admin_form.submitted(await request.form())
+    body, errors = admin_form.parse(values, config.in_force)
+    if body is not None:
+        try:
+            accepted = await writes.put_billing_config(ctx, request, session.principal,
+                                                       tenant_id, body)
+        except Problem as problem:
+            if problem.status != 422:
+                raise
+            extra = problem.extensions.get("errors") if problem.extensions else None
+            errors = (admin_form.errors_from_locs(extra) if extra
+                      else admin_form.errors_from_detail(problem.detail or problem.title))
+        else:
+            return RedirectResponse(
+                f"{tenant_path(tenant_id)}?done=config&ref={accepted.submission_id}",
+                status_code=303)
+    return await tenant_page(request, session, tenant_id, status_code=422, values=values,
+                             errors=errors)

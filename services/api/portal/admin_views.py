@@ -1,0 +1,75 @@
+"""What the admin pages show, shaped from the API's responses: an invoice's period as its
+first and last day in the tenant's time zone, reconciliation rows and the messages shown after
+an action (docs/portal.md, "Admin console")."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.api.models_reads import Reconciliation, TenantReconciliation
+
+#: The invoice statuses a payment can still be recorded for.
+UNPAID = ("pending_payment", "failed", "overdue")
+
+
+def period_label(start: datetime, end: datetime, zone: str) -> str:
+    """`2013-06-01 to 2013-06-30`: an invoice period `[start, end)` as its first and last
+    calendar day in IANA zone `zone` (the end instant is the next period's first midnight)."""
+    tz = ZoneInfo(zone)
+    first = start.astimezone(tz).date()
+    last = (end.astimezone(tz) - timedelta(microseconds=1)).date()
+    return f"{first.isoformat()} to {last.isoformat()}"
+
+
+@dataclass(frozen=True)
+class ReconciliationRow:
+    """One line of the usage reconciliation table (quantities as `meter quantity` text)."""
+
+    tenant_id: str
+    which: str
+    period: str
+    accepted: int
+    aggregated: int
+    quantity_aggregated: str
+    quantity_billed: str
+    invoice_number: str | None
+
+
+def _quantities(by_meter: dict[str, str]) -> str:
+    return "; ".join(f"{meter} {q}" for meter, q in sorted(by_meter.items())) or "none"
+
+
+def reconciliation_rows(tenants: Sequence[TenantReconciliation]) -> list[ReconciliationRow]:
+    """The current and the last invoiced period of every tenant, in that order (periods as
+    UTC days: the reconciliation covers all tenants, whatever their zone)."""
+    rows = []
+    for tenant in tenants:
+        parts: list[tuple[str, Reconciliation | None]] = [
+            ("current", tenant.current), ("last invoiced", tenant.last_invoiced)]
+        for which, part in parts:
+            if part is None:
+                continue
+            rows.append(ReconciliationRow(
+                tenant.tenant_id, which, period_label(part.period_start, part.period_end, "UTC"),
+                part.events_accepted_by_api, part.events_aggregated,
+                _quantities(part.quantity_aggregated), _quantities(part.quantity_billed),
+                part.invoice_number))
+    return rows
+
+
+#: Messages after a successful form (303 with `?done=<key>&ref=<value>`).
+DONE = {
+    "config": "Configuration submitted (submission {ref}). It is listed in the configuration "
+              "history once the invoicer has applied it.",
+    "payment": "Payment recorded: {ref} is paid.",
+    "credit": "Credit granted (submission {ref}). It reduces the next invoices.",
+    "issued": "Invoice {ref} issued.",
+    "already": "That period is invoiced already ({ref}).",
+}
+
+
+def done_message(done: str | None, ref: str | None) -> str | None:
+    """The message for `?done=` (None for none or an unknown key)."""
+    template = DONE.get(done or "")
+    return template.format(ref=ref or "-") if template else None
