@@ -40,6 +40,12 @@ class CommonSettings(BaseSettings):
     retry_cap_seconds: float = Field(
         default=30.0, gt=0, description="longest back-off delay of a retryable failure"
     )
+    #: Who issues the invoices, printed on every invoice document and email
+    #: (`BILLING_SELLER_NAME`, `BILLING_SELLER_ADDRESS` with newlines between its lines,
+    #: `BILLING_SELLER_TAX_ID`; docs/operations.md, "Seller details").
+    seller_name: str = "Billing Platform"
+    seller_address: str = ""
+    seller_tax_id: str = ""
 
     def topic(self, name: str) -> str:
         """The real topic name for a contract topic (`billing.usage.v1` -> prefix + name)."""

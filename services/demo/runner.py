@@ -36,6 +36,7 @@ from services.common.settings import CommonSettings
 from services.demo import api_access, steps
 from services.demo.chaos import Chaos, ChaosOptions
 from services.demo.processes import WorkerSet
+from services.demo.progress import Progress, invoice_table
 from services.demo.replay import REPLAY_GROUP_PREFIX, replay_sizes
 from services.demo.report import platform_counts, write_report
 from services.demo.settle import CONSUMES, default_subscriptions, wait_until_settled
@@ -90,7 +91,7 @@ class Demo:
         self.keys_file = options.out / api_access.KEYS_FILE
 
     def say(self, text: str) -> None:
-        self.console.print(f"[bold cyan]demo[/] {text}")
+        self.console.print(f"[bold cyan]demo[/] {text}", soft_wrap=True)  # a line per line
 
     async def run(self) -> DemoResult:
         """Run every step; never leaves a process behind."""
@@ -224,7 +225,7 @@ class Demo:
                 start = await steps.clock_start(self.o.tenants)
                 self.say(f"moving the billing clock from {start.isoformat()} to {as_of:%Y-%m-%d}")
                 async with chaos.phase("clock") if chaos else _nothing():
-                    await self._clock(settings, db, start, as_of, chaos)
+                    await self._clock(settings, db, start, as_of, chaos, Progress(settings))
                 if chaos:
                     await self._settle(settings, db, "the last faults")
             restarts = {w.name: supervisor.restarts[w.name] for w in workers.workers}
@@ -241,12 +242,14 @@ class Demo:
                 readers = Counter(topic for topic, _ in CONSUMES)
                 summary["faults"] = chaos.summary(dead, restarts, dict(readers))
             self._finish(summary)
+            invoices = json.loads((self.o.out / "invoices.json").read_text())
+            self.console.print(invoice_table(invoices))
         finally:
             await client.close()
 
     async def _clock(
         self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime,
-        chaos: Chaos | None,
+        chaos: Chaos | None, progress: Progress,
     ) -> None:
         now = start
         stops = 0
@@ -259,10 +262,12 @@ class Demo:
             if chaos:
                 await chaos.after_clock_stop(stops)
             await self._settle(settings, db, f"billing clock at {nxt.isoformat()}")
+            await progress.tell(self.say)
             now = nxt
         if now < as_of:
             await steps.run_clock(settings, as_of, self.say)
             await self._settle(settings, db, f"billing clock at {as_of.isoformat()}")
+            await progress.tell(self.say)
         self.say(f"billing clock at {as_of.isoformat()} after {stops} stop(s)")
 
     async def _replay(

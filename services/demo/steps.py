@@ -99,10 +99,18 @@ async def next_due(settings: CommonSettings, after: datetime) -> datetime | None
 
 async def run_clock(settings: CommonSettings, at: datetime, say: Say) -> None:
     """Run the billing cycle and the dunning retries with the billing clock at `at`."""
-    issued = await invoicer.run_cycle(settings, at)
+    cycle = await invoicer.run_cycle(settings, at)
     retried = await payments.run_dunning(payments.PaymentsSettings(), at)
-    if issued or retried:
-        say(f"clock {at.isoformat()}: cycle {issued}, payment retries {retried}")
+    done = [counted(len(cycle.get("issued", [])), "invoice", "issued"),
+            counted(len(cycle.get("overdue", [])), "invoice", "now overdue"),
+            counted(retried, "payment", "retried")]
+    if any(done):
+        say(f"billing clock at {at.isoformat()}: {', '.join(d for d in done if d)}")
+
+
+def counted(n: int, noun: str, what: str) -> str:
+    """`2 invoices issued`, `1 payment retried`, "" for none."""
+    return f"{n} {noun}{'' if n == 1 else 's'} {what}" if n else ""
 
 
 async def export_invoices(settings: CommonSettings) -> list[dict[str, Any]]:

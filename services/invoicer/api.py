@@ -35,7 +35,7 @@ subscription of the worker) and `OUTBOXES` (outbox collections), defined in
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -46,12 +46,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import TOPIC_TENANT_CONFIG, Actor, BillingConfigSubmitted
 from contracts.base import Event
+from services.common.invoice_document import Seller, UsagePricing, seller_of
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.catalog import catalog_coupon
 from services.invoicer.adapters.store import TENANTS, tenant_config
+from services.invoicer.document import pricing_of
 from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
 from services.invoicer.estimate import (
     METER_UNITS,
@@ -169,29 +171,38 @@ async def run_cycle(settings: CommonSettings, as_of: datetime) -> dict[str, list
 
 
 async def write_invoice_pdfs(settings: CommonSettings, directory: Path) -> int:
-    """Write `<invoice_number>.pdf` (current status and payment fields) for every invoice."""
+    """Write `<invoice_number>.pdf` (current status and payment fields, the seller of
+    `settings`, each usage line's tiers) for every invoice."""
     async with open_store(settings) as store:
         docs = await list_invoices(store)
-    await asyncio.to_thread(_write_pdfs, directory, docs)
+        pricings = [await pricing_of(store, doc) for doc in docs]
+    await asyncio.to_thread(_write_pdfs, directory, docs, pricings, seller_of(settings))
     return len(docs)
 
 
-def _write_pdfs(directory: Path, docs: list[dict[str, Any]]) -> None:
+def _write_pdfs(directory: Path, docs: list[dict[str, Any]],
+                pricings: list[dict[str, UsagePricing]], seller: Seller) -> None:
     from services.common.invoice_pdf import render_invoice_pdf
 
     directory.mkdir(parents=True, exist_ok=True)
-    for doc in docs:
-        (directory / f"{doc['invoice_number']}.pdf").write_bytes(pdf_bytes(doc, render_invoice_pdf))
+    for doc, pricing in zip(docs, pricings, strict=True):
+        (directory / f"{doc['invoice_number']}.pdf").write_bytes(
+            pdf_bytes(doc, render_invoice_pdf, pricing=pricing, seller=seller))
 
 
-def pdf_bytes(doc: dict[str, Any], render: Any) -> bytes:
-    """Render one invoice document with `render` (`render_invoice_pdf`)."""
+def pdf_bytes(doc: dict[str, Any], render: Any, *,
+              pricing: Mapping[str, UsagePricing] | None = None,
+              seller: Seller | None = None) -> bytes:
+    """Render one invoice document with `render` (`render_invoice_pdf`): its current status
+    and payment fields, `pricing` (meter -> tiers, from `pricing_of`) and `seller` (default:
+    the default seller)."""
     paid = doc.get("paid_date")
     result: bytes = render(
         issued_event(doc), status=doc["status"],
         paid_date=date.fromisoformat(paid) if paid else None,
         payment_reference=doc.get("payment_reference"),
         payment_method=doc.get("payment_method"), tenant_name=doc.get("tenant_name"),
+        seller=seller, pricing=pricing,
     )
     return result
 

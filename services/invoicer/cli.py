@@ -197,10 +197,19 @@ def invoices_pdf(
     number: str, output: Annotated[Path, typer.Option("-o", "--output")]
 ) -> None:
     """Write the invoice's PDF to OUTPUT."""
+    from services.common.invoice_document import seller_of
     from services.common.invoice_pdf import render_invoice_pdf
     from services.invoicer.api import pdf_bytes
+    from services.invoicer.document import pricing_of
 
-    output.write_bytes(pdf_bytes(asyncio.run(_find(number)), render_invoice_pdf))
+    async def find() -> tuple[dict[str, Any], Any]:
+        doc = await _find(number)
+        async with reports.open_store(InvoicerSettings()) as store:
+            return doc, await pricing_of(store, doc)
+
+    doc, pricing = asyncio.run(find())
+    output.write_bytes(pdf_bytes(doc, render_invoice_pdf, pricing=pricing,
+                                 seller=seller_of(InvoicerSettings())))
     typer.echo(str(output))
 
 def invoices_totals(

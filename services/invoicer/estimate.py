@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.common.meters import METERS, meter_of
 from services.invoicer.adapters.store import BILLED, INVOICES, TENANTS
 from services.invoicer.adapters.usage import CollectorUsage
 from services.invoicer.late_usage import usage_by_meter
@@ -26,19 +27,14 @@ from services.usage_collector.api import newest_hour
 
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
-#: The unit of each standard meter (docs/design.md, "Usage"); other meters count "units".
-METER_UNITS: Final[dict[str, str]] = {
-    "cpu_hours": "vCPU-hours",
-    "memory_gb_hours": "GB-hours",
-    "storage_gb": "GB",
-    "bandwidth_gb": "GB",
-    "computations": "computations",
-}
+#: The unit of each standard meter (`services.common.meters`, docs/design.md, "Usage"); other
+#: meters count "units".
+METER_UNITS: Final[dict[str, str]] = {key: m.unit for key, m in METERS.items()}
 
 
 def unit_of(meter: str) -> str:
     """The unit a meter's quantity is measured in (`METER_UNITS`, else `units`)."""
-    return METER_UNITS.get(meter, "units")
+    return meter_of(meter).unit
 
 
 async def current_period(db: Db, tenant_id: str, at: datetime) -> Period | None:

@@ -130,18 +130,54 @@ def charge_exact(charge: PriceCharge, quantity: Decimal) -> Decimal:
             return (whole + (1 if rest else 0)) * charge.unit_price
         if billable == 0:
             return ZERO
-        if charge.model == "graduated":
-            total, lower = ZERO, ZERO
-            for tier in charge.tiers:
-                upper = billable if tier.up_to is None else min(billable, tier.up_to)
-                if upper > lower:
-                    total += (upper - lower) * tier.unit_price + tier.flat_price
+        return sum((t.amount for t in tier_slices(charge, quantity)), ZERO)
+
+
+@dataclass(frozen=True)
+class TierSlice:
+    """The part of a graduated or volume charge one tier prices: tier `index` (1-based) of the
+    plan, its bounds (`lower` exclusive, `upper` inclusive, None = unbounded, in units after
+    the included quantity), the `quantity` it prices, its `unit_price` and `flat_price`
+    (major units) and the exact `amount` (major units, before the line's one rounding)."""
+
+    index: int
+    lower: Decimal
+    upper: Decimal | None
+    quantity: Decimal
+    unit_price: Decimal
+    flat_price: Decimal
+    amount: Decimal
+
+
+def tier_slices(charge: PriceCharge, quantity: Decimal) -> list[TierSlice]:
+    """How a `graduated` or `volume` charge prices `quantity` (after `included_quantity`), tier
+    by tier: graduated fills each tier in turn up to its `up_to`; volume prices every unit at
+    the one tier the whole quantity falls in (docs/design.md, "Pricing"). Empty for
+    other models and for nothing billable. The amounts add up exactly to `charge_exact`."""
+    if charge.model not in ("graduated", "volume"):
+        return []
+    with localcontext(EXACT):
+        billable = max(ZERO, quantity - charge.included_quantity)
+        if billable == 0:
+            return []
+        slices, lower = [], ZERO
+        for index, tier in enumerate(charge.tiers, start=1):
+            if charge.model == "volume":
                 if tier.up_to is None or billable <= tier.up_to:
-                    break
+                    return [TierSlice(index, lower, tier.up_to, billable, tier.unit_price,
+                                      tier.flat_price,
+                                      billable * tier.unit_price + tier.flat_price)]
                 lower = tier.up_to
-            return total
-        tier = next(t for t in charge.tiers if t.up_to is None or billable <= t.up_to)
-        return billable * tier.unit_price + tier.flat_price
+                continue
+            upper = billable if tier.up_to is None else min(billable, tier.up_to)
+            if upper > lower:
+                slices.append(TierSlice(index, lower, tier.up_to, upper - lower,
+                                        tier.unit_price, tier.flat_price,
+                                        (upper - lower) * tier.unit_price + tier.flat_price))
+            if tier.up_to is None or billable <= tier.up_to:
+                break
+            lower = tier.up_to
+        return slices
 
 
 def usage_line(charge: PriceCharge, quantity: Decimal, currency: str) -> Line:

@@ -8,6 +8,7 @@ the previous page) so the caller can page through them with a cursor.
 """
 
 import asyncio
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import BillingConfigSubmitted
 from contracts.invoices import InvoiceStatus
+from services.common.invoice_document import Seller
 from services.invoicer.adapters.store import AUDIT, CONFIGS, INVOICES, TENANTS, InvoicerStore
 from services.invoicer.domain import UNPAID
 from services.invoicer.ledger import Ledger, coupon_in_effect
@@ -203,13 +205,17 @@ def timeline(doc: Doc) -> list[Doc]:
     return events
 
 
-async def invoice_pdf(doc: Doc) -> bytes:
+async def invoice_pdf(doc: Doc, db: Db | None = None, seller: Seller | None = None) -> bytes:
     """The invoice's PDF, exactly as `billing invoices pdf` renders it (current status and
-    payment fields)."""
+    payment fields, headed by `seller`); with `db`, each usage line's tiers from the plan that
+    priced it (`document.pricing_of`)."""
     from services.common.invoice_pdf import render_invoice_pdf
     from services.invoicer.api import pdf_bytes
+    from services.invoicer.document import pricing_of
 
-    return await asyncio.to_thread(pdf_bytes, doc, render_invoice_pdf)
+    pricing = {} if db is None else await pricing_of(store_of(db), doc)
+    return await asyncio.to_thread(
+        functools.partial(pdf_bytes, doc, render_invoice_pdf, pricing=pricing, seller=seller))
 
 
 async def balance(db: Db, tenant_id: str) -> Doc:

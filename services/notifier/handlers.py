@@ -43,6 +43,7 @@ from services.common.deadletter import (
     count_dead_letter,
     dead_letter_event,
 )
+from services.common.invoice_document import seller_of
 from services.notifier.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
 from services.notifier.adapters.store import FINAL, NotificationStore
 from services.notifier.domain import (
@@ -92,7 +93,7 @@ async def notify(
     s = deps.settings
     message = compose_email(
         request, sender=s.smtp_from, locale=s.email_locale,
-        pay_link_template=s.pay_link_template, seller_name=s.seller_name,
+        pay_link_template=s.pay_link_template, seller_name=s.seller_name, seller=seller_of(s),
     )
     mid = str(message["Message-ID"])
     await deps.store.claim(request, mid)

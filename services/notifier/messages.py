@@ -14,6 +14,7 @@ from pathlib import Path
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from services.common.invoice_document import Seller
 from services.common.invoice_pdf import format_money, render_invoice_pdf
 from services.notifier.domain import NotificationRequest, message_id
 
@@ -69,9 +70,11 @@ def compose_email(
     locale: str = "en_US",
     pay_link_template: str = "https://billing.example/pay/{invoice_number}",
     seller_name: str = "Billing Platform",
+    seller: Seller | None = None,
 ) -> EmailMessage:
     """The complete message for `request`: headers, text body, HTML alternative and, for an
-    issued invoice, the invoice PDF (`<invoice number>.pdf`).
+    issued invoice, the invoice PDF (`<invoice number>.pdf`, headed by `seller`, else a seller
+    named `seller_name`).
 
     Deterministic: the Message-ID derives from the notification id and the Date from the
     event's `occurred_at`, so a resend is the same message. Raises jinja2 errors for a broken
@@ -94,7 +97,7 @@ def compose_email(
         env.get_template(f"{request.kind}.html.j2").render(context), subtype="html"
     )
     if request.issued is not None:
-        pdf = render_invoice_pdf(request.issued, seller_name=seller_name)
+        pdf = render_invoice_pdf(request.issued, seller=seller or Seller(name=seller_name))
         message.add_attachment(
             pdf, maintype="application", subtype="pdf",
             filename=f"{request.invoice_number}.pdf",

@@ -36,4 +36,4 @@ class NotifierSettings(CommonSettings):
     email_locale: str = "en_US"
     #: Pay-link placeholder; `{invoice_id}` and `{invoice_number}` are filled in.
     pay_link_template: str = "https://billing.example/pay/{invoice_number}"
-    seller_name: str = "Billing Platform"
+    # seller_name, seller_address, seller_tax_id: CommonSettings (shared with the invoices)

@@ -18,7 +18,9 @@ from services.api.settings import ApiSettings
 from services.common.invoice_pdf import render_invoice_pdf
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.api import pdf_bytes
+from services.invoicer.document import pricing_of
 from services.invoicer.periods import Period
+from services.invoicer.views import store_of
 from tests.integration.reads_support import Seeded, seed
 from tests.integration.test_invoicer_support import utc
 from tests.support.api import ApiHarness, api_harness
@@ -145,7 +147,9 @@ async def test_invoice_detail_and_pdf(reads: Reads) -> None:
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     doc = await reads.api.ctx.db["invoicer_invoices"].find_one({"invoice_number": number})
     assert pdf.content[:5] == b"%PDF-"
-    assert len(pdf.content) == len(pdf_bytes(doc, render_invoice_pdf))
+    pricing = await pricing_of(store_of(reads.api.ctx.db), doc)
+    assert pricing["memory_gb_hours"].tiers  # the graduated line's tiers are on the document
+    assert len(pdf.content) == len(pdf_bytes(doc, render_invoice_pdf, pricing=pricing))
 
 
 async def test_a_tenant_key_enumerating_invoice_numbers_learns_nothing(reads: Reads) -> None:

@@ -32,6 +32,7 @@ from services.api.principal import Principal
 from services.api.problems import Problem, not_found
 from services.api.tenants import tenant_config
 from services.api.usage_window import BadWindow, Range, usage_window
+from services.common.invoice_document import seller_of
 from services.invoicer import api as invoicer
 
 router = APIRouter(tags=["reads"])
@@ -133,7 +134,7 @@ async def get_invoice(ctx: Ctx, who: Reader, invoice_number: str) -> InvoiceDeta
 async def get_invoice_pdf(ctx: Ctx, who: Reader, invoice_number: str) -> Response:
     """The invoice as a PDF (current status and payment)."""
     doc = await _invoice(ctx, who, invoice_number)
-    body = await invoicer.invoice_pdf(doc)
+    body = await invoicer.invoice_pdf(doc, ctx.db, seller_of(ctx.settings))
     return Response(body, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{doc["invoice_number"]}.pdf"'})
 
