@@ -24,9 +24,10 @@ def text(value: str) -> str:
     return re.sub(r"\s+", " ", value.replace("\xa0", " ")).strip()
 
 
-def sign_in(page: Page, demo: DemoPortal, key: str) -> None:
-    """Sign in on `/portal/login` with an API key; waits until the page left the form."""
-    page.goto(f"{demo.url}/portal/login")
+def sign_in(page: Page, demo: DemoPortal, key: str, login_url: str | None = None) -> None:
+    """Sign in on `/portal/login` (or `login_url`) with an API key; waits until the page left
+    the form."""
+    page.goto(login_url or f"{demo.url}/portal/login")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/portal/login" not in url)
