@@ -2,10 +2,12 @@
 (docs/portal.md): sign in, read a card or a table, find the data the demo produced."""
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
+from services.api.usage_window import Range, usage_window
 from services.common.invoice_pdf import format_money
 from tests.support.browser import DemoPortal
 
@@ -96,3 +98,18 @@ def config_submissions(demo: DemoPortal, tenant_id: str) -> int:
     """How many `billing_config.submit` records the audit holds for the tenant."""
     entries = demo.get("/v1/audit", tenant_id=tenant_id, limit="200")["data"]
     return sum(1 for entry in entries if entry["action"] == "billing_config.submit")
+
+
+def usage_total(demo: DemoPortal, tenant: str, preset: Range) -> str:
+    """The API's estimated total for the window the Usage page shows for `preset`, the way
+    docs/portal.md tells a client to reproduce it: the preset's answer, or, when the newest
+    usage hour ends at or before its start, the preset computed at the end of that hour."""
+    answer = demo.get(f"/v1/tenants/{tenant}/usage", range=preset)
+    start = datetime.fromisoformat(answer["start"])
+    newest = datetime.fromisoformat(answer["as_of"]) if answer["as_of"] else None
+    if newest is not None and newest + timedelta(hours=1) <= start:
+        zone = demo.get(f"/v1/tenants/{tenant}")["timezone"]
+        start, end = usage_window(preset, None, None, newest + timedelta(hours=1), zone)
+        answer = demo.get(f"/v1/tenants/{tenant}/usage",
+                          **{"from": start.isoformat(), "to": end.isoformat()})
+    return text(answer["estimated_total"]["formatted"])
