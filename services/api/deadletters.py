@@ -9,7 +9,8 @@ that leaves an existing record alone, so a redelivery changes nothing. A record 
 `DeadLettered` event is counted in `billing_api_dead_letters_unreadable_total`, logged and
 skipped: it is never dead-lettered itself (that would feed the topic it came from) and never
 blocks the partition. A MongoDB outage is retried in place while it lasts (the record is not
-acknowledged until stored).
+acknowledged until stored); any other database error is counted in
+`billing_api_dead_letters_not_stored_total`, logged and skipped.
 
 Each stored record expires 7 days after the event occurred (TTL index on `expires_at`).
 """
@@ -25,7 +26,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from contracts import TOPIC_DEAD_LETTER, DeadLettered
 from services.common.backoff import retry_forever
@@ -47,6 +48,10 @@ _SORT = [("occurred_at", -1), ("_id", -1)]
 UNREADABLE = Counter(
     "billing_api_dead_letters_unreadable_total",
     "Records of the dead-letter topic that are not DeadLettered events, skipped by the API.",
+)
+NOT_STORED = Counter(
+    "billing_api_dead_letters_not_stored_total",
+    "Dead letters the API could not store (an unexpected database error), logged and skipped.",
 )
 STORED = Counter(
     "billing_api_dead_letters_stored_total",
@@ -75,8 +80,9 @@ async def store(db: AsyncDatabase[dict[str, Any]], event: DeadLettered) -> bool:
 
 
 async def handle(db: AsyncDatabase[dict[str, Any]], source: MessageSource) -> str:
-    """Store the dead letter at `source`: `stored`, `duplicate` or `unreadable` (counted,
-    logged, skipped). A MongoDB connection failure is retried until it succeeds."""
+    """Store the dead letter at `source`: `stored`, `duplicate`, `unreadable` or `not_stored`
+    (both counted, logged, skipped). A MongoDB connection failure is retried until it
+    succeeds; any other database error skips the record rather than block the partition."""
     try:
         event = decode(source.value, list(source.headers), [DeadLettered])
     except InvalidMessage as exc:
@@ -90,9 +96,14 @@ async def handle(db: AsyncDatabase[dict[str, Any]], source: MessageSource) -> st
                     extra={"topic": source.topic, "partition": source.partition,
                            "offset": source.offset})
         return "unreadable"
-    new = await retry_forever(lambda: store(db, event), stop=None, service="api",
-                              what=f"dead letter {event.event_id}",
-                              retry_on=(ConnectionFailure, ServerSelectionTimeoutError))
+    try:
+        new = await retry_forever(lambda: store(db, event), stop=None, service="api",
+                                  what=f"dead letter {event.event_id}",
+                                  retry_on=(ConnectionFailure,))
+    except PyMongoError:  # not an outage: retrying would hold up the partition for good
+        NOT_STORED.inc()
+        log.exception("could not store dead letter %s; skipped", event.event_id)
+        return "not_stored"
     return "stored" if new else "duplicate"
 
 

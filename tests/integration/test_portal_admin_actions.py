@@ -118,7 +118,8 @@ async def test_a_super_issues_an_invoice_records_its_payment_and_grants_a_credit
 async def test_the_dashboard_counts_every_tenant_not_the_visible_page(
     api: ApiHarness, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await seed(("acme", {}), ("globex", {}), ("initech", {"settings": {"currency": "EUR"}}))
+    await seed(("acme", {}), ("globex", {}),
+               ("initech", {"settings": {"currency": "EUR"}, "timezone": "Africa/Nairobi"}))
     await run_cycle(InvoicerSettings(), utc(2013, 7, 1))
     monkeypatch.setattr(routes_admin, "PAGE_SIZE", 1)
     await sign_in(api, "viewer")
@@ -136,6 +137,7 @@ async def test_the_dashboard_counts_every_tenant_not_the_visible_page(
     for tenant in ("acme", "globex", "initech"):
         assert f'href="/portal/admin/tenants/{tenant}"' in recon
     assert "2013-06-01 to 2013-06-30" in recon
+    assert "2013-05-31" not in recon  # initech's period in its own zone, not in UTC
     assert "No dead letters in the last 24 hours." in page
 
 

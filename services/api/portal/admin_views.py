@@ -2,7 +2,7 @@
 first and last day in the tenant's time zone, reconciliation rows and the messages shown after
 an action (docs/portal.md, "Admin console")."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -40,18 +40,20 @@ def _quantities(by_meter: dict[str, str]) -> str:
     return "; ".join(f"{meter} {q}" for meter, q in sorted(by_meter.items())) or "none"
 
 
-def reconciliation_rows(tenants: Sequence[TenantReconciliation]) -> list[ReconciliationRow]:
-    """The current and the last invoiced period of every tenant, in that order (periods as
-    UTC days: the reconciliation covers all tenants, whatever their zone)."""
+def reconciliation_rows(tenants: Sequence[TenantReconciliation],
+                        zones: Mapping[str, str]) -> list[ReconciliationRow]:
+    """The current and the last invoiced period of every tenant, in that order; periods as
+    days in the tenant's time zone (`zones`: tenant id -> IANA zone; UTC when unknown)."""
     rows = []
     for tenant in tenants:
+        zone = zones.get(tenant.tenant_id, "UTC")
         parts: list[tuple[str, Reconciliation | None]] = [
             ("current", tenant.current), ("last invoiced", tenant.last_invoiced)]
         for which, part in parts:
             if part is None:
                 continue
             rows.append(ReconciliationRow(
-                tenant.tenant_id, which, period_label(part.period_start, part.period_end, "UTC"),
+                tenant.tenant_id, which, period_label(part.period_start, part.period_end, zone),
                 part.events_accepted_by_api, part.events_aggregated,
                 _quantities(part.quantity_aggregated), _quantities(part.quantity_billed),
                 part.invoice_number))

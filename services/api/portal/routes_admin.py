@@ -42,12 +42,20 @@ async def tenants(
 @router.get(f"{PREFIX}/admin/billing")
 async def billing(request: Request, session: Operator) -> Response:
     """Administration -> Billing: the dashboard's counts and revenue over all tenants
-    (`reads.get_dashboard`), the usage reconciliation, and the dead letters of the last 24
-    hours (`operations.list_dead_letters`)."""
+    (`reads.get_dashboard`), the usage reconciliation (periods in each tenant's zone), and
+    the dead letters of the last 24 hours (`operations.list_dead_letters`)."""
     ctx = context(request)
     dashboard = await reads.get_dashboard(ctx, session.principal)
     letters = await operations.list_dead_letters(ctx, session.principal, limit=200,
                                                  cursor=None, since=None)
+    zones: dict[str, str] = {}
+    cursor = None
+    while True:  # every tenant's time zone, for the reconciliation's periods
+        found = await reads.list_tenants(ctx, session.principal, limit=200, cursor=cursor,
+                                         q=None)
+        zones.update((t.tenant_id, t.timezone) for t in found.data)
+        if (cursor := found.next_cursor) is None:
+            break
     return render(request, "admin/billing.html", dashboard=dashboard,
-                  reconciliation=reconciliation_rows(dashboard.reconciliation),
+                  reconciliation=reconciliation_rows(dashboard.reconciliation, zones),
                   letters=letters.data, more_letters=letters.next_cursor is not None)
