@@ -143,8 +143,8 @@ def _header(pdf: _InvoicePdf, document: InvoiceDocument) -> None:
 def _lines(pdf: _InvoicePdf, document: InvoiceDocument) -> None:
     pdf.set_font("Helvetica", "", 9)
     with pdf.table(col_widths=_WIDTHS, text_align=_ALIGN, borders_layout="HORIZONTAL_LINES",
-                   line_height=5, repeat_headings=1, width=sum(_WIDTHS),
-                   padding=(1, 1, 1, 1)) as table:
+                   line_height=4.6, repeat_headings=1, width=sum(_WIDTHS),
+                   padding=(0.7, 1, 0.7, 1)) as table:
         table.row([pdf_safe_text(t) for t in TABLE_HEADINGS])
         for row in document.rows:
             texts = (("   " if row.detail else "") + row.description, row.quantity,

@@ -13,6 +13,7 @@ previous time (one consumer without a group), and says each event once (an outbo
 an event again after a crash).
 """
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from rich import box
 from rich.table import Table
 
@@ -86,7 +88,8 @@ _ORDER = {"InvoiceIssued": 0, "InvoiceStatusChanged": 1, "PaymentSucceeded": 2,
 def sentences(records: Iterable[Record], zones: dict[str, str], seen: set[str],
               days: dict[str, str] | None = None) -> list[str]:
     """The sentences of `records` ((event type, event) pairs) not `seen` before (by event
-    id): issued invoices, status changes, payments, then emails, ordered by date."""
+    id): issued invoices, status changes, payments, then emails, ordered by date. A record
+    that is not a well-formed event (a poison message) is skipped."""
     ordered = sorted(records, key=lambda r: _ORDER.get(r[0], 3))
     days = {} if days is None else days
     lines = []
@@ -95,7 +98,10 @@ def sentences(records: Iterable[Record], zones: dict[str, str], seen: set[str],
         if event_id in seen:
             continue
         seen.add(event_id)
-        line = sentence(kind, event, zones, days)
+        try:
+            line = sentence(kind, event, zones, days)
+        except (KeyError, ValueError, TypeError, ArithmeticError):
+            continue  # not a well-formed event (a poison message): the dead letters say it
         if line is not None:
             lines.append(line)
     return sorted(lines, key=lambda line: line.split(":", 1)[0])
@@ -117,9 +123,19 @@ class Progress:
         """Read what is new on the topics (until `idle_ms` pass without a record)."""
         return sentences(await self._read(), self.zones, self.seen, self.days)
 
-    async def tell(self, say: Callable[[str], None]) -> None:
-        """`say` each of `new_lines()`."""
-        for line in await self.new_lines():
+    async def tell(self, say: Callable[[str], None], timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """`say` each of `new_lines()`. The commentary never stops the demo: when the broker
+        cannot be read (a fault the chaos plan injected, a slow start) it says so, and the
+        next call catches up from the same positions."""
+        try:
+            lines = await asyncio.wait_for(self.new_lines(), timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            say(f"(the events could not be read for the progress lines: {type(exc).__name__})")
+            return
+        except Exception as exc:  # noqa: BLE001 - commentary only: the run goes on
+            say(f"(no progress lines this time: {type(exc).__name__}: {exc})")
+            return
+        for line in lines:
             say(line)
 
     async def _read(self) -> list[Record]:
@@ -139,11 +155,13 @@ class Progress:
                 else:
                     await consumer.seek_to_beginning(tp)
             found: list[Record] = []
+            positions = dict(self.positions)  # kept only if the whole read succeeds
             while batch := await consumer.getmany(timeout_ms=self.idle_ms, max_records=5000):
                 for tp, messages in batch.items():
                     for m in messages:
-                        self.positions[tp] = m.offset + 1
+                        positions[tp] = m.offset + 1
                         found += _record(event_type(list(m.headers or ())), m.value)
+            self.positions = positions
             return found
         finally:
             await consumer.stop()

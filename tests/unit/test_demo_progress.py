@@ -102,3 +102,42 @@ def test_the_run_ends_with_a_table_of_its_invoices() -> None:
                      "KES 14,961.09", "Overdue", "2013-03-01 to 2013-03-31", "€112.68",
                      "Paid", "2 invoice(s)"):
         assert expected in text, text
+
+
+async def test_an_unreadable_broker_never_stops_the_demo() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    from services.common.settings import CommonSettings
+    from services.demo.progress import Progress
+
+    class Unreachable(Progress):
+        async def new_lines(self) -> list[str]:
+            raise KafkaConnectionError("no broker")
+
+    said: list[str] = []
+    await Unreachable(CommonSettings()).tell(said.append)
+    assert said == ["(the events could not be read for the progress lines: "
+                    "KafkaConnectionError)"]
+
+
+def test_poison_messages_on_the_topics_are_skipped() -> None:
+    poison: list[tuple[str, dict[str, Any]]] = [
+        ("InvoiceIssued", {"event_id": "x1", "invoice_number": "INV-2013-0099"}),
+        ("PaymentFailed", {"event_id": "x2", "occurred_at": "not a date"}),
+        ("InvoiceIssued", {**ISSUED, "amount": "lots"}),
+        ("InvoiceIssued", ISSUED | {"event_id": "e9"}),
+    ]
+    assert sentences(poison, {}, set()) == ["2013-08-01: issued INV-2013-0004 (acme, $118.37)"]
+
+
+async def test_any_other_failure_of_the_commentary_costs_one_line() -> None:
+    from services.common.settings import CommonSettings
+    from services.demo.progress import Progress
+
+    class Broken(Progress):
+        async def new_lines(self) -> list[str]:
+            raise RuntimeError("unexpected")
+
+    said: list[str] = []
+    await Broken(CommonSettings()).tell(said.append)
+    assert said == ["(no progress lines this time: RuntimeError: unexpected)"]

@@ -3,10 +3,12 @@ first and last day in the tenant's zone, units and readable meter names, exact u
 the subtotal before coupons and credits, and the seller from settings."""
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts import InvoiceIssued, LineItem, PriceCharge
 from services.common.invoice_document import (
@@ -20,7 +22,7 @@ from services.common.meters import meter_of
 from services.common.money_format import format_price, format_quantity
 from services.common.settings import CommonSettings
 from services.invoicer.document import usage_pricing
-from services.invoicer.pricing import charge_exact, usage_line
+from services.invoicer.pricing import EXACT, charge_exact, usage_line
 
 pytestmark = pytest.mark.unit
 
@@ -169,3 +171,42 @@ def test_the_seller_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None
     assert seller == Seller("Cloud Co Ltd", "1 Main St\n\nNairobi 00100\n", "KE-P051234567X")
     assert seller.address_lines() == ["1 Main St", "Nairobi 00100"]
     assert seller_of(CommonSettings(_env_file=None, seller_name="X")).name == "X"
+
+
+def _reference_exact(charge: PriceCharge, quantity: Decimal) -> Decimal:
+    """The graduated and volume arithmetic as the invoicer priced before tiers were shown."""
+    billable = max(Decimal(0), quantity - charge.included_quantity)
+    if billable == 0:
+        return Decimal(0)
+    if charge.model == "graduated":
+        total, lower = Decimal(0), Decimal(0)
+        for tier in charge.tiers:
+            upper = billable if tier.up_to is None else min(billable, tier.up_to)
+            if upper > lower:
+                total += (upper - lower) * tier.unit_price + tier.flat_price
+            if tier.up_to is None or billable <= tier.up_to:
+                break
+            lower = tier.up_to
+        return total
+    tier = next(t for t in charge.tiers if t.up_to is None or billable <= t.up_to)
+    return billable * tier.unit_price + tier.flat_price
+
+
+@settings(max_examples=200, deadline=None)
+@given(quantity=st.decimals(min_value=0, max_value=100_000, places=6),
+       model=st.sampled_from(["graduated", "volume"]),
+       included=st.sampled_from(["0", "10", "250.5"]))
+def test_tiers_add_up_to_the_amount_the_invoicer_always_charged(
+    quantity: Decimal, model: str, included: str
+) -> None:
+    charge = PriceCharge.model_validate({
+        "meter": "cpu_hours", "model": model, "included_quantity": included,
+        "tiers": [{"up_to": "100", "unit_price": "0.05", "flat_price": "1"},
+                  {"up_to": "1000", "unit_price": "0.04"},
+                  {"up_to": None, "unit_price": "0.025", "flat_price": "3"}]})
+    with localcontext(EXACT):
+        expected = _reference_exact(charge, quantity)
+    assert charge_exact(charge, quantity) == expected
+    inv = invoice([item(charge, str(quantity))])
+    pricing = usage_pricing([charge], doc_of(inv))["cpu_hours"]
+    assert sum((t.amount for t in pricing.tiers), Decimal(0)) == expected
