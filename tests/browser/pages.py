@@ -113,3 +113,12 @@ def usage_total(demo: DemoPortal, tenant: str, preset: Range) -> str:
         answer = demo.get(f"/v1/tenants/{tenant}/usage",
                           **{"from": start.isoformat(), "to": end.isoformat()})
     return text(answer["estimated_total"]["formatted"])
+
+
+def enter_card(page: Page, number: str) -> None:
+    """Fill the hosted checkout's card form with `number` and submit it."""
+    page.get_by_label("Card number").fill(number)
+    page.get_by_label("Expiry (MM / YY)").fill("12 / 34")
+    page.get_by_label("CVC").fill("123")
+    page.get_by_label("Name on card").fill("Accounts Payable")
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
