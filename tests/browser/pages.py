@@ -9,7 +9,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from services.api.usage_window import Range, usage_window
 from services.common.invoice_pdf import format_money
-from tests.support.browser import DemoPortal
+from tests.support.browser import DemoPortal, Shots
 
 #: The badges of the API's `unpaid` filter (pending_payment, failed, overdue).
 UNPAID_BADGES = {"Unpaid", "Payment failed", "Overdue"}
@@ -115,10 +115,46 @@ def usage_total(demo: DemoPortal, tenant: str, preset: Range) -> str:
     return text(answer["estimated_total"]["formatted"])
 
 
-def enter_card(page: Page, number: str) -> None:
-    """Fill the hosted checkout's card form with `number` and submit it."""
+def enter_card(page: Page, number: str, button: str | re.Pattern[str] = re.compile("^Pay ")
+               ) -> None:
+    """Fill the hosted checkout's card form with `number` and submit it with `button`
+    ("Pay <amount>" in payment mode, "Save card" in setup mode)."""
     page.get_by_label("Card number").fill(number)
     page.get_by_label("Expiry (MM / YY)").fill("12 / 34")
     page.get_by_label("CVC").fill("123")
     page.get_by_label("Name on card").fill("Accounts Payable")
-    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    page.get_by_role("button", name=button).click()
+
+
+def visit_tenant_pages(page: Page, tenant: str, shots: Shots) -> None:
+    """From the tenant's Invoices page: Usage, Billing, Invoices again and its first invoice
+    (when it has one) through the main navigation and the table, a screenshot of each."""
+    main = page.get_by_role("navigation", name="Main")
+    shots(page, f"{tenant}-invoices")
+    for name in ("Usage", "Billing"):
+        main.get_by_role("link", name=name).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(name)
+        shots(page, f"{tenant}-{name.lower()}")
+    main.get_by_role("link", name="Invoices").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Invoices")
+    links = table(page, "Invoices").locator("tbody tr").get_by_role("link")
+    if links.count():
+        links.first.click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Invoice ")
+        shots(page, f"{tenant}-invoice")
+
+
+def history_versions(page: Page, reload: bool = False) -> list[str]:
+    """The versions listed in the tenant's "Configuration history" (after a reload)."""
+    if reload:
+        page.reload()
+    cells = page.get_by_test_id("config-history").locator("tbody tr td:first-child")
+    return [text(cell) for cell in cells.all_inner_texts()]
+
+
+def form_values(form: Locator) -> dict[str, str | float | bool]:
+    """What `form` would submit (disabled fields included): name -> value."""
+    values: dict[str, str | float | bool] = form.evaluate(
+        "f => Object.fromEntries([...f.elements].filter(e => e.name && "
+        "(e.type !== 'checkbox' || e.checked)).map(e => [e.name, e.value]))")
+    return values

@@ -2,7 +2,8 @@
 
 One `billing demo --keep-running` serves the whole module (`demo_portal`); each test has a
 fresh browser context and saves full-page screenshots under `.billing/test-output/<test>/`.
-Tests that change data run last: the operator's edit, then the payment of the unpaid invoice.
+Tests that change data run last: the operator's edit, the payment of the unpaid invoice, a
+new card.
 """
 
 import re
@@ -19,6 +20,8 @@ from tests.browser.pages import (
     config_submissions,
     csrf_token,
     enter_card,
+    form_values,
+    history_versions,
     invoice_rows,
     money,
     open_portal_link,
@@ -27,6 +30,7 @@ from tests.browser.pages import (
     text,
     unpaid_invoice,
     usage_total,
+    visit_tenant_pages,
 )
 from tests.support.browser import ConsoleErrors, DemoPortal, Shots, focus_by_tab
 from tests.support.polling import wait_until
@@ -126,18 +130,7 @@ def test_every_page_the_demos_links_lead_to_opens_without_a_console_error(
         assert all(url in printed for url in demo.links["tenants"].values())
     for tenant in demo.links["tenants"]:
         open_portal_link(page, demo.demo_link(tenant), tenant)
-        shots(page, f"{tenant}-invoices")
-        for name in ("Usage", "Billing"):
-            page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
-            expect(page.get_by_role("heading", level=1)).to_have_text(name)
-            shots(page, f"{tenant}-{name.lower()}")
-        page.get_by_role("navigation", name="Main").get_by_role("link", name="Invoices").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text("Invoices")
-        links = table(page, "Invoices").locator("tbody tr").get_by_role("link")
-        if links.count():
-            links.first.click()
-            expect(page.get_by_role("heading", level=1)).to_contain_text("Invoice ")
-            shots(page, f"{tenant}-invoice")
+        visit_tenant_pages(page, tenant, shots)
         context.clear_cookies()
 
     sign_in(page, demo, demo.keys["super"], demo.links["login_url"])
@@ -220,12 +213,8 @@ def test_an_operator_edits_a_configuration_field_invalid_then_valid(
     assert config_submissions(demo, tenant) == submitted + 1
     newest = str(max(config_history(demo, tenant)))
 
-    def shown() -> bool:
-        page.reload()
-        cells = page.get_by_test_id("config-history").locator("tbody tr td:first-child")
-        return newest in [text(c) for c in cells.all_inner_texts()]
-
-    wait_until(shown, what=f"version {newest} in the page's history", seconds=60)
+    wait_until(lambda: newest in history_versions(page, reload=True),
+               what=f"version {newest} in the page's history", seconds=60)
     expect(page.get_by_label("Payment due days")).to_have_value(new_days)
     shots(page, "new-version")
 
@@ -247,9 +236,7 @@ def test_a_viewer_cannot_submit_the_configuration_form(
     shots(page, "viewer")
 
     # the form as a super would send it, with the viewer's session and CSRF token
-    fields = form.evaluate("f => Object.fromEntries([...f.elements].filter(e => e.name && "
-                           "(e.type !== 'checkbox' || e.checked)).map(e => [e.name, e.value]))")
-    fields |= {"csrf_token": csrf_token(page), "payment_due_days": "30"}
+    fields = form_values(form) | {"csrf_token": csrf_token(page), "payment_due_days": "30"}
     forged = page.request.post(f"{demo.url}/portal/admin/tenants/{tenant}/billing-config",
                                form=fields, max_redirects=0)
     assert forged.status == 403, forged.text()
@@ -312,3 +299,30 @@ def test_a_tenant_pays_its_unpaid_invoice_through_the_hosted_checkout(
     expect(page.get_by_role("button", name="Pay now")).to_have_count(0)
     shots(page, "paid")
 
+
+def test_a_tenant_replaces_its_card_through_the_hosted_setup_page(
+    demo_portal: DemoPortal, page: Page, shots: Shots,
+) -> None:
+    demo = demo_portal
+    tenant = next(t for t in demo.keys["tenants"]
+                  if demo.get(f"/v1/tenants/{t}/payment-method")["on_file"])
+    open_portal_link(page, demo.new_link(tenant), tenant)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
+    before = demo.get(f"/v1/tenants/{tenant}/payment-method")
+    expect(page.get_by_test_id("payment-method")).to_contain_text(
+        f"ending in {before['last4']}")
+    page.get_by_role("button", name="Manage payment method").click()
+
+    page.wait_for_url(re.compile(r"/checkout/"))
+    enter_card(page, "5555 5555 5555 4444", button="Save card")
+    page.wait_for_url(re.compile(r"/billing\?setup=returned"))
+    expect(page.get_by_test_id("setup-message")).to_be_visible()
+    shots(page, "returned")
+
+    def shown() -> bool:  # the new card once Stripe's webhook made it the default
+        page.reload()
+        return "ending in 4444" in page.get_by_test_id("payment-method").inner_text()
+
+    wait_until(shown, what="the new card on the Billing page", seconds=90)
+    assert demo.get(f"/v1/tenants/{tenant}/payment-method")["last4"] == "4444"
+    shots(page, "new-card")
