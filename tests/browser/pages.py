@@ -36,8 +36,10 @@ def sign_in(page: Page, demo: DemoPortal, key: str, login_url: str | None = None
 
 
 def open_portal_link(page: Page, url: str, tenant_id: str) -> None:
-    """Open a portal link: it lands on the tenant's Invoices page."""
+    """Open a portal link: its page names the tenant; its button opens the session and lands
+    on the tenant's Invoices page."""
     page.goto(url)
+    page.get_by_role("button", name="Open the billing portal").click()
     expect(page).to_have_url(re.compile(rf"/portal/tenants/{re.escape(tenant_id)}/invoices$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Invoices")
 
