@@ -88,6 +88,21 @@ async def existing_charge(deps: Deps, record: InvoiceRecord, customer: Customer 
     return same[0] if same else None
 
 
+async def close_checkouts(deps: Deps, record: InvoiceRecord, customer_id: str | None) -> bool:
+    """Expire the invoice's open payment-mode Checkout Sessions, so no hosted page can take
+    money once the invoice is being paid another way (card on file, dunning, manual
+    payment). False when one could not be expired (it completed or closed meanwhile: its
+    payment may be on its way). Raises `DependencyUnavailable` while Stripe cannot be
+    reached."""
+    if not customer_id:
+        return True
+    closed = True
+    for session in await deps.gateway.open_checkouts(customer_id):
+        if session.mode == "payment" and session.metadata.get("invoice_id") == record.invoice_id:
+            closed = await deps.gateway.expire_checkout(session.session_id) and closed
+    return closed
+
+
 async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
                  attempt: int) -> tuple[ChargeResult, int]:
     """The result of `attempt`: an existing PaymentIntent of the invoice (then its own
@@ -107,20 +122,22 @@ async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
 
 
 async def commit_result(deps: Deps, record: InvoiceRecord, result: ChargeResult, attempt: int,
-                        at: datetime, expect: Expect | None = None,
+                        at: datetime, expect: Expect | None = None, by_tenant: bool = False,
                         **tracking: Any) -> str:
     """Commit a charge outcome (`PaymentSucceeded` or `PaymentFailed`) if the stored record
-    still matches `expect`. When the invoice was paid meanwhile by something else and this
-    charge succeeded, the money is recorded as a duplicate payment (`PaymentDuplicated`).
-    Returns `succeeded`, `failed`, `duplicate_payment`, `duplicate` (nothing new: already
-    processed or already known) or `stale` (the record changed; nothing written)."""
+    still matches `expect`; `by_tenant`: a Pay now click, whose failure leaves the dunning
+    schedule as it was (`domain.fail`). When the invoice was paid meanwhile by something
+    else and this charge succeeded, the money is recorded as a duplicate payment
+    (`PaymentDuplicated`). Returns `succeeded`, `failed`, `duplicate_payment`, `duplicate`
+    (nothing new: already processed or already known) or `stale` (the record changed;
+    nothing written)."""
     event: Event
     if result.succeeded:
         new, event = domain.settle(record, result, attempt, at)
         outcome = "succeeded"
     else:
         new, event = domain.fail(record, result, attempt, at,
-                                 deps.settings.payments_dunning_schedule_days)
+                                 deps.settings.payments_dunning_schedule_days, by_tenant)
         outcome = "failed"
     if await deps.store.commit(record=new, outgoing=out(event, record.tenant_id), expect=expect,
                                **tracking):

@@ -60,14 +60,15 @@ class PaymentGateway(Protocol):
 
     async def create_checkout(self, *, customer_id: str, mode: Literal["payment", "setup"],
                               success_url: str, cancel_url: str, metadata: dict[str, str],
-                              amount: int = 0, currency: str = "", name: str = ""
-                              ) -> CheckoutSession:
+                              amount: int = 0, currency: str = "", name: str = "",
+                              idempotency_key: str | None = None) -> CheckoutSession:
         """A Checkout Session (`adapters/stripe_checkout.py`)."""
         ...
 
     async def checkout_session(self, session_id: str) -> CheckoutSession: ...
 
-    async def open_checkouts(self, customer_id: str) -> list[CheckoutSession]: ...
+    async def open_checkouts(self, customer_id: str, status: str = "open"
+                             ) -> list[CheckoutSession]: ...
 
     async def expire_checkout(self, session_id: str) -> bool: ...
 
