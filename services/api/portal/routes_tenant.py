@@ -90,7 +90,8 @@ async def invoice_detail(
     """An invoice: status, timeline, line items, totals, Download PDF and, for an unpaid
     invoice and a session that may pay, Pay now. `payment`, `reason` and `checkout` say what
     a payment just did; after a return from checkout the page reloads itself every 3 s until
-    the invoice is paid (Stripe's webhook may arrive a little later)."""
+    the invoice is paid (Stripe's webhook may arrive a little later) and offers no pay
+    buttons meanwhile (the money is on its way: a second payment would be a duplicate)."""
     tenant, invoice = await invoice_of(request, session, tenant_id, invoice_number)
     locale = locale_of(request)
     unpaid = invoice.status in ("pending_payment", "failed", "overdue")
@@ -99,7 +100,7 @@ async def invoice_detail(
         timeline=views.timeline(invoice, locale), lines=views.line_rows(invoice, locale),
         period=views.period_days(invoice.period_start, invoice.period_end, invoice.timezone,
                                  locale),
-        unpaid=unpaid, can_pay=unpaid and session.role in PAYERS,
+        unpaid=unpaid, can_pay=unpaid and session.role in PAYERS and checkout != "returned",
         payment=payment, reason=reason, checkout=checkout,
         refresh=checkout == "returned" and unpaid,
         pdf_path=detail_path(tenant_id, invoice.invoice_number) + "/pdf",
