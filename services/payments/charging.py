@@ -104,9 +104,10 @@ async def close_checkouts(deps: Deps, record: InvoiceRecord, customer_id: str | 
 
 
 async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
-                 attempt: int) -> tuple[ChargeResult, int]:
+                 attempt: int, source: str | None = None) -> tuple[ChargeResult, int]:
     """The result of `attempt`: an existing PaymentIntent of the invoice (then its own
-    attempt number) or a new off-session charge with the (invoice, attempt) key."""
+    attempt number) or a new off-session charge with the (invoice, attempt) key; `source`
+    (e.g. `pay_now`) goes into its metadata."""
     found = await existing_charge(deps, record, customer, attempt)
     if found is not None:
         return with_description(found.result, customer), found.attempt or attempt
@@ -116,7 +117,8 @@ async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
         amount=record.amount, currency=record.currency,
         idempotency_key=domain.idempotency_key(record.invoice_id, attempt),
         metadata={"tenant_id": record.tenant_id, "invoice_id": record.invoice_id,
-                  "invoice_number": record.invoice_number, "attempt": str(attempt)},
+                  "invoice_number": record.invoice_number, "attempt": str(attempt),
+                  **({"source": source} if source else {})},
     )
     return with_description(result, customer), attempt
 

@@ -42,6 +42,8 @@ _NAMESPACE = uuid.UUID("5b0f3a4e-2f7d-4c1e-9a57-0c1f5e2d7b11")
 ZERO_AMOUNT_REFERENCE = "zero-amount"
 #: `metadata.source` of a PaymentIntent made by a Checkout Session (the portal's Pay now)
 CHECKOUT_SOURCE = "checkout"
+#: `metadata.source` of a card-on-file charge a tenant started with Pay now
+PAY_NOW_SOURCE = "pay_now"
 MANUAL_METHODS = ("ach", "bank_transfer")
 #: The least time between two card-on-file charges of one invoice started by Pay now
 PAY_NOW_INTERVAL = timedelta(minutes=1)
@@ -113,7 +115,8 @@ class ChargeResult:
 class Intent:
     """A PaymentIntent as re-read from Stripe: its status, what it means as a charge result,
     and what it says it pays (`metadata.invoice_id`, `metadata.attempt`), amount in minor
-    units and upper-case ISO 4217 currency; `checkout` when a Checkout Session made it."""
+    units and upper-case ISO 4217 currency; `checkout` when a Checkout Session made it,
+    `by_tenant` when it is a card-on-file charge of Pay now."""
 
     status: str
     result: ChargeResult
@@ -122,6 +125,7 @@ class Intent:
     currency: str
     attempt: int | None = None
     checkout: bool = False
+    by_tenant: bool = False
 
 
 @dataclass(frozen=True)

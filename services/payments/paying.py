@@ -37,7 +37,12 @@ from services.payments.charging import (
     existing_charge,
     lease_until,
 )
-from services.payments.domain import CHECKOUT_SOURCE, InvoiceRecord, checkout_idempotency_key
+from services.payments.domain import (
+    CHECKOUT_SOURCE,
+    PAY_NOW_SOURCE,
+    InvoiceRecord,
+    checkout_idempotency_key,
+)
 from services.payments.reconcile import apply_intent
 
 PayMethod = Literal["auto", "card_on_file", "checkout"]
@@ -103,7 +108,7 @@ async def _charge_card(deps: Deps, record: InvoiceRecord, customer: Customer) ->
         if not await close_checkouts(deps, record, customer.get("customer_id")):
             await deps.store.release_attempt(record.invoice_id, attempt)
             return await _settled(deps, record, "processing")
-        result, used = await charge(deps, leased, customer, attempt)
+        result, used = await charge(deps, leased, customer, attempt, PAY_NOW_SOURCE)
     except BaseException:
         await deps.store.release_attempt(record.invoice_id, attempt)
         raise

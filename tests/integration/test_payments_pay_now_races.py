@@ -3,6 +3,7 @@ through the real `stripe` SDK against the fake over HTTP and the test's MongoDB:
 Checkout before the webhook, an open Checkout page after the invoice is paid another way,
 quick declined clicks and the Checkout Session's idempotency key."""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,10 @@ import pytest
 
 from contracts.invoices import InvoiceStatus
 from services.common.errors import PermanentError
-from services.payments import handlers
+from services.payments import domain, handlers
 from services.payments.handlers import Deps
-from tests.integration.checkout_support import fill_in_card
+from services.payments.settings import PaymentsSettings
+from tests.integration.checkout_support import Webhooks, fill_in_card, webhook_ingress
 from tests.integration.test_payments_pay_now import fill_in_card_status, pay
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake, issued_invoice, outbox_events
@@ -20,6 +22,13 @@ from tests.support.stripe_fake import StripeFake, issued_invoice, outbox_events
 pytestmark = pytest.mark.integration
 ISSUED = datetime(2013, 8, 1, tzinfo=UTC)
 VISA = "4242 4242 4242 4242"
+
+
+@pytest.fixture
+async def hooks(payments_settings: PaymentsSettings,
+                payments_deps: Deps) -> AsyncIterator[Webhooks]:
+    async with webhook_ingress(payments_settings, payments_deps) as received:
+        yield received
 
 
 def sessions(fake: StripeFake) -> list[dict[str, Any]]:
@@ -191,3 +200,27 @@ async def test_each_click_creates_its_checkout_session_with_its_own_idempotency_
             if k.startswith(f"checkout-{invoice.invoice_id}-")]
     assert len(keys) == 2 and len(sessions(stripe_fake)) == 2
 
+
+
+async def test_a_clicks_failure_webhook_first_still_keeps_the_dunning_schedule(
+    payments_deps: Deps, stripe_fake: StripeFake, mongo_db: Any, hooks: Webhooks
+) -> None:
+    await handlers.setup_method("acme", "pm_card_chargeCustomerFail", payments_deps)
+    invoice = issued_invoice()
+    assert await handlers.handle_invoice_issued(invoice, payments_deps) == "failed"
+    invoices = mongo_db["payments_invoices"]
+    before = await invoices.find_one({"_id": invoice.invoice_id})
+    assert (await pay(payments_deps, "card_on_file")).outcome == "failed"
+    click = next(i for i in stripe_fake.intents() if i["metadata"]["attempt"] == "2")
+    assert click["metadata"]["source"] == "pay_now"
+    # as if the click's own commit came after its webhook: undo it
+    await invoices.replace_one({"_id": invoice.invoice_id}, before)
+    await mongo_db["payments_outbox"].delete_one(
+        {"_id": domain.failed_event_id(invoice.invoice_id, 2)})
+    await hooks.wait_for_type("payment_intent.payment_failed", 2)
+    assert [d for t, d in await hooks.reconcile(payments_deps)
+            if t == "payment_intent.payment_failed"] == ["ignore", "fail"]
+    record = await payments_deps.store.invoice(invoice.invoice_id)
+    assert record is not None
+    assert (record.attempts, record.tenant_attempts, record.next_attempt_at) == (
+        2, 1, ISSUED + timedelta(days=3))

@@ -23,6 +23,7 @@ from services.payments.adapters.stripe_checkout import (
 )
 from services.payments.domain import (
     CHECKOUT_SOURCE,
+    PAY_NOW_SOURCE,
     ChargeResult,
     Intent,
     customer_idempotency_key,
@@ -249,7 +250,8 @@ class StripeGateway(CheckoutCalls):
         return Intent(str(pi.status), await self._result(pi), metadata.get("invoice_id"),
                       int(pi.amount), str(pi.currency).upper(),
                       int(attempt) if attempt.isdigit() else None,
-                      checkout=metadata.get("source") == CHECKOUT_SOURCE)
+                      checkout=metadata.get("source") == CHECKOUT_SOURCE,
+                      by_tenant=metadata.get("source") == PAY_NOW_SOURCE)
 
     async def intent(self, intent_id: str) -> Intent:
         """Re-read a PaymentIntent (`GET /v1/payment_intents/{id}`)."""
