@@ -10,7 +10,7 @@
 - Dunning: attempt n (n >= 1) failed -> retry at first failure + schedule[n-1] days; past the
   schedule's end the invoice stays `failed` with no next attempt. A tenant's Pay now click on
   an invoice whose schedule has started is recorded but does not count in it (n excludes
-  those clicks), and a card-on-file charge waits a minute after the previous one
+  those clicks), and a click charges the card at most once a minute
   (docs/payments.md "Paying from the portal").
 - A charge and a manual payment exclude each other through one lease (`charging`), and a
   Stripe success for an invoice paid otherwise is a duplicate, recorded and reported
@@ -170,7 +170,7 @@ class InvoiceRecord:
     refunds: tuple[tuple[str, int, str], ...] = field(default=())
     #: failed Pay now attempts made after the dunning schedule started (not counted in it)
     tenant_attempts: int = 0
-    #: when (wall clock) the latest card-on-file charge of Pay now or dunning started
+    #: when (wall clock) the latest card-on-file charge of Pay now started
     charged_at: datetime | None = None
 
     @classmethod
@@ -185,8 +185,10 @@ class InvoiceRecord:
                                               or self.charging_until > now)
 
     def charged_recently(self, now: datetime) -> bool:
-        """True when a card-on-file charge started less than `PAY_NOW_INTERVAL` before `now`
-        (wall clock): Pay now then charges nothing."""
+        """True when a Pay now card-on-file charge started less than `PAY_NOW_INTERVAL`
+        before `now` (wall clock): Pay now then charges nothing. (Dunning retries run on the
+        billing clock, which may be simulated, so they do not count here; the charge lease
+        keeps a click off while one is in flight.)"""
         return self.charged_at is not None and now - self.charged_at < PAY_NOW_INTERVAL
 
     def knows_intent(self, intent_id: str | None) -> bool:

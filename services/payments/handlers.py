@@ -113,8 +113,7 @@ async def run_due_retries(as_of: datetime, deps: Deps) -> int:
         until = lease_until(deps)
         if not await deps.store.mark_attempt(record.invoice_id, record.attempts, at, until):
             continue
-        leased = replace(record, last_attempt_at=at, charging=attempt, charging_until=until,
-                         charged_at=utc_now())
+        leased = replace(record, last_attempt_at=at, charging=attempt, charging_until=until)
         try:
             if not await close_checkouts(deps, record, customer.get("customer_id")):
                 await deps.store.release_attempt(record.invoice_id, attempt)

@@ -53,8 +53,8 @@ Outcome = Literal["paid", "failed", "processing", "checkout"]
 class PayNowOutcome:
     """What Pay now did: `paid` (Stripe confirmed the charge of the card on file), `failed`
     (declined: `detail` is Stripe's message; the dunning schedule is unchanged), `processing`
-    (a payment of the invoice is in flight, or the card was charged less than a minute ago:
-    nothing was charged or started) or `checkout` (open `checkout_url`, Stripe's hosted page;
+    (a payment of the invoice is in flight, or Pay now charged its card less than a minute
+    ago: nothing was charged or started) or `checkout` (open `checkout_url`, Stripe's hosted page;
     the webhook settles the invoice)."""
 
     invoice_number: str

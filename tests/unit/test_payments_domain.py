@@ -144,7 +144,7 @@ def test_a_click_on_an_invoice_never_charged_starts_the_schedule() -> None:
     assert (clicked.tenant_attempts, event.next_attempt_at) == (0, ISSUED + timedelta(days=3))
 
 
-def test_a_card_on_file_charge_waits_a_minute_after_the_previous_one() -> None:
+def test_pay_now_charges_the_card_at_most_once_a_minute() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert not record().charged_recently(now)
     assert record(charged_at=now - timedelta(seconds=59)).charged_recently(now)
