@@ -5,15 +5,16 @@
   retry: under the invoice's charge lease, with the (invoice, attempt) idempotency key, the
   invoice's PaymentIntents looked up at Stripe first, committed only while the lease holds.
   A click's failure leaves the dunning schedule as it was, and a click within a minute of the
-  previous card-on-file charge charges nothing (`processing`). The invoice's open Checkout
-  pages are expired before the card is charged.
+  previous Pay now charge charges nothing (`processing`). The invoice's open Checkout pages
+  are expired before the card is charged.
 - Without a card (or when asked), a Stripe Checkout Session in payment mode, created with a
   per-click idempotency key. Before it: a succeeded PaymentIntent of the invoice settles it
   now (`paid`); a held charge lease, a completed session not reconciled yet, or an earlier
   open session that cannot be expired answer `processing` (only the newest page can take
-  money). Its PaymentIntent carries the invoice's metadata plus `source: checkout`, so the
-  webhook reconciles it like any charge (`reconcile_intent`) and a declined card on the
-  hosted page neither fails the invoice again nor schedules a retry.
+  money); a page made while another payment started is expired at once (`processing`).
+  Its PaymentIntent carries the invoice's metadata plus `source: checkout`, so the webhook
+  reconciles it like any charge (`reconcile_intent`) and a declined card on the hosted page
+  neither fails the invoice again nor schedules a retry.
 - Manage payment method: a Checkout Session in setup mode; its `checkout.session.completed`
   makes the card the default (`checkout_events.setup_completed`).
 
@@ -169,6 +170,12 @@ async def _checkout(deps: Deps, record: InvoiceRecord, customer: Customer | None
         currency=record.currency, name=f"Invoice {record.invoice_number}",
         idempotency_key=checkout_idempotency_key(record.invoice_id, click))
     assert session.url is not None
+    fresh = await deps.store.invoice(record.invoice_id)
+    if fresh is None or fresh.status == InvoiceStatus.paid or fresh.leased(utc_now()):
+        # another payment started meanwhile (it lists open pages before it charges): this
+        # page must not take money as well
+        await deps.gateway.expire_checkout(session.session_id)
+        return await _settled(deps, record, "processing")
     return PayNowOutcome(record.invoice_number, record.tenant_id, "checkout", session.url)
 
 

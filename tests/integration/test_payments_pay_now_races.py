@@ -101,6 +101,25 @@ async def test_an_earlier_checkout_that_cannot_be_expired_means_processing(
     assert len(sessions(stripe_fake)) == 1
 
 
+async def test_a_checkout_made_while_a_charge_took_the_lease_is_expired_at_once(
+    payments_deps: Deps, stripe_fake: StripeFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoice = issued_invoice()
+    await handlers.handle_invoice_issued(invoice, payments_deps)
+    create = payments_deps.gateway.create_checkout
+
+    async def racing(**kwargs: Any) -> Any:  # a card charge starts while the page is made
+        until = datetime.now(UTC) + timedelta(minutes=5)
+        assert await payments_deps.store.mark_attempt(invoice.invoice_id, 0, ISSUED, until,
+                                                      status=InvoiceStatus.pending_payment)
+        return await create(**kwargs)
+
+    monkeypatch.setattr(payments_deps.gateway, "create_checkout", racing)
+    done = await pay(payments_deps)
+    assert (done.outcome, done.checkout_url) == ("processing", None)
+    assert [s["status"] for s in sessions(stripe_fake)] == ["expired"]
+
+
 async def test_pay_now_with_the_card_on_file_expires_the_open_checkout_page(
     payments_deps: Deps, stripe_fake: StripeFake
 ) -> None:
