@@ -88,10 +88,26 @@ async def existing_charge(deps: Deps, record: InvoiceRecord, customer: Customer 
     return same[0] if same else None
 
 
+async def close_checkouts(deps: Deps, record: InvoiceRecord, customer_id: str | None) -> bool:
+    """Expire the invoice's open payment-mode Checkout Sessions, so no hosted page can take
+    money once the invoice is being paid another way (card on file, dunning, manual
+    payment). False when one could not be expired (it completed or closed meanwhile: its
+    payment may be on its way). Raises `DependencyUnavailable` while Stripe cannot be
+    reached."""
+    if not customer_id:
+        return True
+    closed = True
+    for session in await deps.gateway.open_checkouts(customer_id):
+        if session.mode == "payment" and session.metadata.get("invoice_id") == record.invoice_id:
+            closed = await deps.gateway.expire_checkout(session.session_id) and closed
+    return closed
+
+
 async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
-                 attempt: int) -> tuple[ChargeResult, int]:
+                 attempt: int, source: str | None = None) -> tuple[ChargeResult, int]:
     """The result of `attempt`: an existing PaymentIntent of the invoice (then its own
-    attempt number) or a new off-session charge with the (invoice, attempt) key."""
+    attempt number) or a new off-session charge with the (invoice, attempt) key; `source`
+    (e.g. `pay_now`) goes into its metadata."""
     found = await existing_charge(deps, record, customer, attempt)
     if found is not None:
         return with_description(found.result, customer), found.attempt or attempt
@@ -101,26 +117,29 @@ async def charge(deps: Deps, record: InvoiceRecord, customer: Customer,
         amount=record.amount, currency=record.currency,
         idempotency_key=domain.idempotency_key(record.invoice_id, attempt),
         metadata={"tenant_id": record.tenant_id, "invoice_id": record.invoice_id,
-                  "invoice_number": record.invoice_number, "attempt": str(attempt)},
+                  "invoice_number": record.invoice_number, "attempt": str(attempt),
+                  **({"source": source} if source else {})},
     )
     return with_description(result, customer), attempt
 
 
 async def commit_result(deps: Deps, record: InvoiceRecord, result: ChargeResult, attempt: int,
-                        at: datetime, expect: Expect | None = None,
+                        at: datetime, expect: Expect | None = None, by_tenant: bool = False,
                         **tracking: Any) -> str:
     """Commit a charge outcome (`PaymentSucceeded` or `PaymentFailed`) if the stored record
-    still matches `expect`. When the invoice was paid meanwhile by something else and this
-    charge succeeded, the money is recorded as a duplicate payment (`PaymentDuplicated`).
-    Returns `succeeded`, `failed`, `duplicate_payment`, `duplicate` (nothing new: already
-    processed or already known) or `stale` (the record changed; nothing written)."""
+    still matches `expect`; `by_tenant`: a Pay now click, whose failure leaves the dunning
+    schedule as it was (`domain.fail`). When the invoice was paid meanwhile by something
+    else and this charge succeeded, the money is recorded as a duplicate payment
+    (`PaymentDuplicated`). Returns `succeeded`, `failed`, `duplicate_payment`, `duplicate`
+    (nothing new: already processed or already known) or `stale` (the record changed;
+    nothing written)."""
     event: Event
     if result.succeeded:
         new, event = domain.settle(record, result, attempt, at)
         outcome = "succeeded"
     else:
         new, event = domain.fail(record, result, attempt, at,
-                                 deps.settings.payments_dunning_schedule_days)
+                                 deps.settings.payments_dunning_schedule_days, by_tenant)
         outcome = "failed"
     if await deps.store.commit(record=new, outgoing=out(event, record.tenant_id), expect=expect,
                                **tracking):

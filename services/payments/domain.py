@@ -8,7 +8,10 @@
   `PaymentFailed` id per (invoice, attempt); the outbox's unique `_id` refuses a second copy.
 - An invoice never moves backwards: once `paid`, later Stripe events change nothing.
 - Dunning: attempt n (n >= 1) failed -> retry at first failure + schedule[n-1] days; past the
-  schedule's end the invoice stays `failed` with no next attempt.
+  schedule's end the invoice stays `failed` with no next attempt. A tenant's Pay now click on
+  an invoice whose schedule has started is recorded but does not count in it (n excludes
+  those clicks), and a click charges the card at most once a minute
+  (docs/payments.md "Paying from the portal").
 - A charge and a manual payment exclude each other through one lease (`charging`), and a
   Stripe success for an invoice paid otherwise is a duplicate, recorded and reported
   (docs/payments.md "Charge lease", "Duplicate payments").
@@ -39,12 +42,23 @@ _NAMESPACE = uuid.UUID("5b0f3a4e-2f7d-4c1e-9a57-0c1f5e2d7b11")
 ZERO_AMOUNT_REFERENCE = "zero-amount"
 #: `metadata.source` of a PaymentIntent made by a Checkout Session (the portal's Pay now)
 CHECKOUT_SOURCE = "checkout"
+#: `metadata.source` of a card-on-file charge a tenant started with Pay now
+PAY_NOW_SOURCE = "pay_now"
 MANUAL_METHODS = ("ach", "bank_transfer")
+#: The least time between two card-on-file charges of one invoice started by Pay now
+PAY_NOW_INTERVAL = timedelta(minutes=1)
 
 
 def idempotency_key(invoice_id: str, attempt: int) -> str:
     """Stripe `Idempotency-Key` of charge `attempt` (1 = first) of an invoice."""
     return f"invoice-{invoice_id}-attempt-{attempt}"
+
+
+def checkout_idempotency_key(invoice_id: str, click: str) -> str:
+    """Stripe `Idempotency-Key` creating the Checkout Session of one Pay now `click` (a
+    random id made once per click) of an invoice: the gateway's retries of a transient error
+    replay the first session instead of opening another."""
+    return f"checkout-{invoice_id}-{click}"
 
 
 def customer_idempotency_key(tenant_id: str) -> str:
@@ -101,7 +115,8 @@ class ChargeResult:
 class Intent:
     """A PaymentIntent as re-read from Stripe: its status, what it means as a charge result,
     and what it says it pays (`metadata.invoice_id`, `metadata.attempt`), amount in minor
-    units and upper-case ISO 4217 currency; `checkout` when a Checkout Session made it."""
+    units and upper-case ISO 4217 currency; `checkout` when a Checkout Session made it,
+    `by_tenant` when it is a card-on-file charge of Pay now."""
 
     status: str
     result: ChargeResult
@@ -110,6 +125,7 @@ class Intent:
     currency: str
     attempt: int | None = None
     checkout: bool = False
+    by_tenant: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,10 @@ class InvoiceRecord:
     duplicate_intents: tuple[str, ...] = field(default=())
     #: every refund recorded: (refund id, amount, PaymentIntent)
     refunds: tuple[tuple[str, int, str], ...] = field(default=())
+    #: failed Pay now attempts made after the dunning schedule started (not counted in it)
+    tenant_attempts: int = 0
+    #: when (wall clock) the latest card-on-file charge of Pay now started
+    charged_at: datetime | None = None
 
     @classmethod
     def from_issued(cls, event: InvoiceIssued) -> "InvoiceRecord":
@@ -163,6 +183,13 @@ class InvoiceRecord:
         """True while a charge of this invoice is in flight (its lease has not run out)."""
         return self.charging is not None and (self.charging_until is None
                                               or self.charging_until > now)
+
+    def charged_recently(self, now: datetime) -> bool:
+        """True when a Pay now card-on-file charge started less than `PAY_NOW_INTERVAL`
+        before `now` (wall clock): Pay now then charges nothing. (Dunning retries run on the
+        billing clock, which may be simulated, so they do not count here; the charge lease
+        keeps a click off while one is in flight.)"""
+        return self.charged_at is not None and now - self.charged_at < PAY_NOW_INTERVAL
 
     def knows_intent(self, intent_id: str | None) -> bool:
         """True when `intent_id` was already reported or recorded for this invoice."""
@@ -206,16 +233,26 @@ def settle(
 
 def fail(
     record: InvoiceRecord, result: ChargeResult, attempt: int, at: datetime,
-    schedule_days: tuple[int, ...],
+    schedule_days: tuple[int, ...], by_tenant: bool = False,
 ) -> tuple[InvoiceRecord, PaymentFailed]:
-    """The invoice after charge `attempt` failed at `at`, and the event saying so."""
+    """The invoice after charge `attempt` failed at `at`, and the event saying so.
+
+    `by_tenant` (a Pay now click): once the schedule has started (a first failure is
+    recorded) the click is counted in `tenant_attempts` and the next retry and the
+    schedule's end stay as they were; else the failure is the schedule's next step, its
+    position being `attempt` less the tenant's attempts."""
     first = record.first_failed_at or at
-    retry_at = next_attempt_at(first, attempt, schedule_days)
+    clicks = record.tenant_attempts
+    if by_tenant and record.first_failed_at is not None:
+        retry_at, clicks = record.next_attempt_at, clicks + 1
+    else:
+        retry_at = next_attempt_at(first, max(attempt - clicks, 1), schedule_days)
     intents = record.reported_intents + (
         (result.payment_intent_id,) if result.payment_intent_id else ())
     failed = replace(record, status=InvoiceStatus.failed, attempts=max(record.attempts, attempt),
                      first_failed_at=first, next_attempt_at=retry_at, last_attempt_at=at,
-                     reported_intents=intents, charging=None, charging_until=None)
+                     reported_intents=intents, charging=None, charging_until=None,
+                     tenant_attempts=clicks)
     event = PaymentFailed(
         event_id=failed_event_id(record.invoice_id, attempt), occurred_at=at,
         invoice_id=record.invoice_id, invoice_number=record.invoice_number,

@@ -24,6 +24,7 @@ from services.payments.adapters.store import Expect
 from services.payments.charging import (
     Deps,
     charge,
+    close_checkouts,
     commit_result,
     describe_later,
     existing_charge,
@@ -95,11 +96,13 @@ async def handle_invoice_issued(event: InvoiceIssued, deps: Deps) -> str:
 async def run_due_retries(as_of: datetime, deps: Deps) -> int:
     """Retry every failed invoice whose next attempt is due at `as_of` (dunning); returns the
     number of attempts made. Each attempt takes the invoice's charge lease first (a manual
-    payment is refused while it holds), has its own idempotency key, and commits only while
-    it still holds the lease; its outcome is dated at `as_of` in event clock mode. An
-    invoice changed meanwhile is left to the other run; a success that finds the invoice paid
-    by hand meanwhile is recorded as a duplicate payment (`PaymentDuplicated`). A Stripe
-    error gives the lease back and is raised (`DependencyUnavailable`, `PermanentError`)."""
+    payment is refused while it holds), expires the invoice's open Checkout pages (one that
+    cannot be expired, completed meanwhile, leaves the invoice to its webhook: the lease is
+    given back), has its own idempotency key, and commits only while it still holds the
+    lease; its outcome is dated at `as_of` in event clock mode. An invoice changed meanwhile
+    is left to the other run; a success that finds the invoice paid by hand meanwhile is
+    recorded as a duplicate payment (`PaymentDuplicated`). A Stripe error gives the lease
+    back and is raised (`DependencyUnavailable`, `PermanentError`)."""
     made = 0
     for record in await deps.store.due_retries(as_of):
         customer = await deps.store.customer(record.tenant_id)
@@ -112,6 +115,9 @@ async def run_due_retries(as_of: datetime, deps: Deps) -> int:
             continue
         leased = replace(record, last_attempt_at=at, charging=attempt, charging_until=until)
         try:
+            if not await close_checkouts(deps, record, customer.get("customer_id")):
+                await deps.store.release_attempt(record.invoice_id, attempt)
+                continue
             result, used = await charge(deps, leased, customer, attempt)
         except BaseException:
             await deps.store.release_attempt(record.invoice_id, attempt)
@@ -142,9 +148,11 @@ async def record_manual(invoice_number: str, method: str, reference: str,
     """Record a payment made outside Stripe (`ach`, `bank_transfer`) as `PaymentSucceeded`.
 
     `paid_on` is a date in the tenant's time zone (paid at its midnight there,
-    docs/payments.md "Manual payments"); it defaults to now. Raises `PermanentError`
+    docs/payments.md "Manual payments"); it defaults to now. The invoice's open Checkout
+    pages are expired first, so none takes money afterwards. Raises `PermanentError`
     (`unknown_invoice`, `already_paid`, `invalid_method`, or `charge_in_flight` while a Stripe
-    charge of the invoice holds its lease: try again once it ends).
+    charge of the invoice holds its lease or a Checkout page of it completed meanwhile: try
+    again once it ends) or `DependencyUnavailable` while Stripe cannot be reached.
     """
     if method not in domain.MANUAL_METHODS:
         raise PermanentError("invalid_method", f"{method!r} is not one of {domain.MANUAL_METHODS}")
@@ -157,6 +165,10 @@ async def record_manual(invoice_number: str, method: str, reference: str,
     if record.leased(now):
         raise PermanentError("charge_in_flight", f"a Stripe charge of {invoice_number} is in "
                              "flight; try again when it has ended")
+    customer = await deps.store.customer(record.tenant_id)
+    if not await close_checkouts(deps, record, (customer or {}).get("customer_id")):
+        raise PermanentError("charge_in_flight", f"a Checkout payment of {invoice_number} "
+                             "completed meanwhile; try again once it is reconciled")
     at = domain.manual_paid_at(paid_on, record.timezone) if paid_on else now
     paid, event = domain.settle(record, None, record.attempts, at, reference=reference,
                                 method=method)

@@ -131,7 +131,8 @@ async def apply_intent(deps: Deps, record: InvoiceRecord, intent: Intent,
             attempt = intent.attempt or max(record.attempts, 1)
             outcome = await commit_result(
                 deps, record, result, attempt, at,
-                expect=Expect(status=record.status, attempts=record.attempts), **tracking)
+                expect=Expect(status=record.status, attempts=record.attempts),
+                by_tenant=intent.by_tenant, **tracking)
         if outcome in ("succeeded", "failed"):
             await describe_later(deps, record, result)
             return decision

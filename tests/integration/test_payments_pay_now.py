@@ -66,7 +66,7 @@ async def test_a_declined_pay_now_is_the_next_dunning_attempt_and_keeps_the_sche
     record = await payments_deps.store.invoice(invoice.invoice_id)
     assert record is not None
     assert (record.status, record.attempts, record.charging) == (InvoiceStatus.failed, 2, None)
-    assert record.next_attempt_at == ISSUED + timedelta(days=5)  # the schedule after attempt 2
+    assert record.next_attempt_at == ISSUED + timedelta(days=3)  # a click moves no retry
     events = await outbox_events(mongo_db)
     assert [(type(e).__name__, e.attempt) for e in events] == [
         ("PaymentFailed", 1), ("PaymentFailed", 2)]

@@ -125,6 +125,8 @@ async def test_pay_with_another_card_goes_through_checkout_and_back(
     assert message(returned.text) == (
         "Payment submitted. The invoice shows Paid as soon as Stripe confirms it.")
     assert '<meta http-equiv="refresh" content="3">' in returned.text
+    assert ">Pay now<" not in returned.text  # no second payment while this one is confirmed
+    assert ">Pay with another card<" not in returned.text
     await hooks.wait_for_type("payment_intent.succeeded")
     assert ("payment_intent.succeeded", "succeed") in await hooks.reconcile(payments_deps)
     cancelled = await api.client.get(page_of(number), params={"checkout": "cancelled"})

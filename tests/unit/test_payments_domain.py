@@ -123,3 +123,34 @@ def test_an_intent_must_name_the_invoice_and_carry_its_amount_and_currency() -> 
     assert domain.mismatch(record(), replace(ok, invoice_id="inv-2")) == "invoice"
     assert domain.mismatch(record(), replace(ok, amount=100)) == "amount"
     assert domain.mismatch(record(), replace(ok, currency="EUR")) == "currency"
+
+
+def test_a_tenants_declined_click_is_recorded_but_moves_no_retry() -> None:
+    schedule = (3, 5, 7)
+    failed, _ = domain.fail(record(), DECLINED, 1, ISSUED, schedule)
+    clicked, event = domain.fail(failed, DECLINED, 2, ISSUED + timedelta(hours=1), schedule,
+                                 by_tenant=True)
+    assert (event.attempt, event.next_attempt_at) == (2, ISSUED + timedelta(days=3))
+    assert (clicked.attempts, clicked.tenant_attempts) == (2, 1)
+    retried, _ = domain.fail(clicked, DECLINED, 3, ISSUED + timedelta(days=3), schedule)
+    assert retried.next_attempt_at == ISSUED + timedelta(days=5)  # the schedule's 2nd step
+    ended = replace(retried, next_attempt_at=None)
+    after_end, _ = domain.fail(ended, DECLINED, 4, ISSUED, schedule, by_tenant=True)
+    assert after_end.next_attempt_at is None
+
+
+def test_a_click_on_an_invoice_never_charged_starts_the_schedule() -> None:
+    clicked, event = domain.fail(record(), DECLINED, 1, ISSUED, (3, 5, 7), by_tenant=True)
+    assert (clicked.tenant_attempts, event.next_attempt_at) == (0, ISSUED + timedelta(days=3))
+
+
+def test_pay_now_charges_the_card_at_most_once_a_minute() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert not record().charged_recently(now)
+    assert record(charged_at=now - timedelta(seconds=59)).charged_recently(now)
+    assert not record(charged_at=now - domain.PAY_NOW_INTERVAL).charged_recently(now)
+
+
+def test_each_click_has_its_own_checkout_idempotency_key() -> None:
+    assert domain.checkout_idempotency_key("inv-1", "a") != domain.checkout_idempotency_key(
+        "inv-1", "b")

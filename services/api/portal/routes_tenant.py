@@ -104,7 +104,8 @@ async def invoice_detail(
     invoice and a session that may pay, Pay now. What a payment just did is the session's
     one-time message (set by `pay`); `checkout` is where Stripe's hosted page sent the
     browser back. After a return from checkout the page reloads itself every 3 s until the
-    invoice is paid (Stripe's webhook may arrive a little later)."""
+    invoice is paid (Stripe's webhook may arrive a little later) and offers no pay buttons
+    meanwhile (the money is on its way: a second payment would be a duplicate)."""
     tenant, invoice = await invoice_of(request, session, tenant_id, invoice_number)
     locale = locale_of(request)
     unpaid = invoice.status in ("pending_payment", "failed", "overdue")
@@ -113,7 +114,7 @@ async def invoice_detail(
         timeline=views.timeline(invoice, locale), lines=views.line_rows(invoice, locale),
         period=views.period_days(invoice.period_start, invoice.period_end, invoice.timezone,
                                  locale),
-        unpaid=unpaid, can_pay=unpaid and session.can_pay,
+        unpaid=unpaid, can_pay=unpaid and session.can_pay and checkout != "returned",
         payment_flash=request.scope.get(FLASH_SCOPE_KEY), flash=None, checkout=checkout,
         refresh=checkout == "returned" and unpaid,
         pdf_path=detail_path(tenant_id, invoice.invoice_number) + "/pdf",

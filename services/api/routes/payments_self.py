@@ -38,10 +38,12 @@ class PayBody(BaseModel):
 
 
 class PayNowView(BaseModel):
-    """What paying did: `paid` (the card on file was charged and Stripe confirmed it),
-    `failed` (declined; `detail` says why), `processing` (a charge of the invoice is already
-    in flight) or `checkout` (no card on file: open `checkout_url`, Stripe's hosted payment
-    page; the invoice becomes paid when Stripe's webhook confirms it)."""
+    """What paying did: `paid` (the card on file was charged and Stripe confirmed it, or an
+    earlier Checkout payment had succeeded), `failed` (declined; `detail` says why),
+    `processing` (a payment of the invoice is already in flight, or Pay now charged its
+    card less than a minute ago: nothing done) or `checkout` (no card on file: open
+    `checkout_url`, Stripe's hosted payment page; the invoice becomes paid when Stripe's
+    webhook confirms it)."""
 
     invoice_number: str
     outcome: Literal["paid", "failed", "processing", "checkout"]

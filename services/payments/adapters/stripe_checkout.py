@@ -70,12 +70,13 @@ class CheckoutCalls:
 
     async def create_checkout(self, *, customer_id: str, mode: Literal["payment", "setup"],
                               success_url: str, cancel_url: str, metadata: dict[str, str],
-                              amount: int = 0, currency: str = "", name: str = ""
-                              ) -> CheckoutSession:
+                              amount: int = 0, currency: str = "", name: str = "",
+                              idempotency_key: str | None = None) -> CheckoutSession:
         """A new Checkout Session for the customer. Payment mode: one line item `name` of
         `amount` (minor units) in `currency`, the PaymentIntent's metadata `metadata`;
-        setup mode: a card for later off-session charges. Raises `PermanentError`
-        (`stripe_rejected`) or `DependencyUnavailable`."""
+        setup mode: a card for later off-session charges. `idempotency_key`: sent as
+        Stripe's `Idempotency-Key`, so a retried transient error replays the first session.
+        Raises `PermanentError` (`stripe_rejected`) or `DependencyUnavailable`."""
         params: dict[str, Any] = {
             "mode": mode, "customer": customer_id, "success_url": success_url,
             "cancel_url": cancel_url, "metadata": metadata, "payment_method_types": ["card"],
@@ -87,9 +88,11 @@ class CheckoutCalls:
             params["payment_intent_data"] = {"metadata": metadata}
         else:
             params["setup_intent_data"] = {"metadata": metadata}
+        options: Any = {"idempotency_key": idempotency_key} if idempotency_key else {}
         cs = await self._call("checkout.sessions.create",
                               lambda: self._client.v1.checkout.sessions.create_async(
-                                  params=params))  # type: ignore[arg-type]
+                                  params=params,  # type: ignore[arg-type]
+                                  options=options))
         return _session(cs)
 
     async def checkout_session(self, session_id: str) -> CheckoutSession:
@@ -99,11 +102,13 @@ class CheckoutCalls:
                                   session_id))
         return _session(cs)
 
-    async def open_checkouts(self, customer_id: str) -> list[CheckoutSession]:
-        """The customer's open Checkout Sessions, newest first (first 100)."""
+    async def open_checkouts(self, customer_id: str, status: str = "open"
+                             ) -> list[CheckoutSession]:
+        """The customer's Checkout Sessions in `status` (`open`, `complete`, `expired`),
+        newest first (first 100)."""
         page = await self._call("checkout.sessions.list",
                                 lambda: self._client.v1.checkout.sessions.list_async(params={
-                                    "customer": customer_id, "status": "open", "limit": 100}))
+                                    "customer": customer_id, "status": status, "limit": 100}))
         return [_session(cs) for cs in page.data]
 
     async def expire_checkout(self, session_id: str) -> bool:

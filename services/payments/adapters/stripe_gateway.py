@@ -23,6 +23,7 @@ from services.payments.adapters.stripe_checkout import (
 )
 from services.payments.domain import (
     CHECKOUT_SOURCE,
+    PAY_NOW_SOURCE,
     ChargeResult,
     Intent,
     customer_idempotency_key,
@@ -60,14 +61,15 @@ class PaymentGateway(Protocol):
 
     async def create_checkout(self, *, customer_id: str, mode: Literal["payment", "setup"],
                               success_url: str, cancel_url: str, metadata: dict[str, str],
-                              amount: int = 0, currency: str = "", name: str = ""
-                              ) -> CheckoutSession:
+                              amount: int = 0, currency: str = "", name: str = "",
+                              idempotency_key: str | None = None) -> CheckoutSession:
         """A Checkout Session (`adapters/stripe_checkout.py`)."""
         ...
 
     async def checkout_session(self, session_id: str) -> CheckoutSession: ...
 
-    async def open_checkouts(self, customer_id: str) -> list[CheckoutSession]: ...
+    async def open_checkouts(self, customer_id: str, status: str = "open"
+                             ) -> list[CheckoutSession]: ...
 
     async def expire_checkout(self, session_id: str) -> bool: ...
 
@@ -248,7 +250,8 @@ class StripeGateway(CheckoutCalls):
         return Intent(str(pi.status), await self._result(pi), metadata.get("invoice_id"),
                       int(pi.amount), str(pi.currency).upper(),
                       int(attempt) if attempt.isdigit() else None,
-                      checkout=metadata.get("source") == CHECKOUT_SOURCE)
+                      checkout=metadata.get("source") == CHECKOUT_SOURCE,
+                      by_tenant=metadata.get("source") == PAY_NOW_SOURCE)
 
     async def intent(self, intent_id: str) -> Intent:
         """Re-read a PaymentIntent (`GET /v1/payment_intents/{id}`)."""
