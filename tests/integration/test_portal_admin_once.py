@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from services.api import audit
 from services.api.audit import COLLECTION as API_AUDIT
+from services.api.routes import writes
 from services.invoicer.adapters.store import InvoicerStore
 from tests.integration.test_portal_admin import (
     form_data,
@@ -146,3 +148,33 @@ async def test_an_issue_date_outside_the_billed_years_is_a_field_message(
         page, "invoices", issue_period_end=period_end))
     assert refused.status_code == 422
     assert "1970-01-01" in refused.text and 'id="issue_period_end-error"' in refused.text
+
+
+async def test_a_form_sent_again_after_a_failure_half_way_grants_one_credit(
+    api: ApiHarness, invoicer: InvoicerStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await seed(("initech", {}))
+    await sign_in(api, "super")
+
+    async def audit_down(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("audit store down")
+
+    page = (await api.client.get(PAGE)).text
+    data = form_data(page, "credits", credit_amount="25.00", credit_reason="late delivery")
+    monkeypatch.setattr(writes, "record_write", audit_down)
+    failed = await api.client.post(f"{PAGE}/credits", data=data)  # published, not audited
+    assert failed.status_code == 500
+    monkeypatch.setattr(writes, "record_write", audit.record_write)
+    again = await api.client.post(f"{PAGE}/credits", data=data)
+    assert "Credit granted" in await _shown(api, again)
+    fresh = (await api.client.get(PAGE)).text
+    await api.client.post(f"{PAGE}/credits", data=form_data(
+        fresh, "credits", credit_amount="7.00", credit_reason="another"))
+
+    async def both() -> list[int] | None:  # in order: a second 25.00 would have come before
+        tenant = await invoicer.tenant("initech")
+        balance = (tenant or {}).get("credit_balance") or []
+        return [c["amount"] for c in balance] if len(balance) >= 2 else None
+
+    assert await eventually(both, what="two credits applied") == [2500, 700]
+    assert len(await _audited(api, "credit.grant")) == 2

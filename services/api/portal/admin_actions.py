@@ -2,8 +2,8 @@
 issue an invoice for an operator-issued tenant (docs/portal.md, "Admin console").
 
 Each is a CSRF-checked form (a viewer's POST is a 403 page) that calls the API's own route
-function (`writes.record_payment`, `writes.grant_credit`, `operations.issue_invoice`), so the
-action is validated, applied and audited exactly as through the API. A refusal re-shows the
+functions (`writes.record_payment`, `writes.grant_credit_once`, `operations.issue_invoice`),
+so the action is validated, applied and audited exactly as through the API. A refusal re-shows the
 tab with the field's message and what was typed (status 422 or the API's 404/409); success is
 a 303 back to the tab, which shows the outcome once (the session's message). Each form runs
 once per one-time token (`form_tokens`): the same form posted again does nothing and says so.
@@ -121,10 +121,11 @@ async def grant_credit(request: Request, checked: CsrfChecked, session: Super,
         return await _refused(request, session, tenant_id, 422, errors, values,
                               "The credit was not granted.")
     try:
-        async with form_tokens.once(ctx.db, session, "credit", form.get(form_tokens.FIELD)):
-            accepted = await writes.grant_credit(
+        async with form_tokens.once(ctx.db, session, "credit",
+                                    form.get(form_tokens.FIELD)) as command_id:
+            accepted = await writes.grant_credit_once(
                 ctx, request, session.principal, tenant_id,
-                CreditBody(amount=amount, reason=values["credit_reason"]))
+                CreditBody(amount=amount, reason=values["credit_reason"]), command_id)
     except (form_tokens.Resubmitted, form_tokens.StaleForm) as why:
         return await not_run(request, session, tenant_id, why)
     return await back_to_tab(

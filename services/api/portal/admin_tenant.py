@@ -98,7 +98,7 @@ async def tenant(request: Request, session: Operator, tenant_id: str) -> Respons
 async def submit_config(request: Request, checked: CsrfChecked, session: Super,
                         tenant_id: str) -> Response:
     """Check the form field by field (422 page with field messages, nothing published), then
-    submit it through `writes.put_billing_config` (its 422 refusal mapped onto the fields),
+    submit it through `writes.submit_billing_config` (its 422 refusal mapped onto the fields),
     once per form token, and 303 back to the tab with the submission id."""
     ctx = context(request)
     config = await reads.get_billing_config(ctx, session.principal, tenant_id)
@@ -107,9 +107,9 @@ async def submit_config(request: Request, checked: CsrfChecked, session: Super,
     if body is not None:
         try:
             async with form_tokens.once(ctx.db, session, "config",
-                                        (await request.form()).get(form_tokens.FIELD)):
-                accepted = await writes.put_billing_config(ctx, request, session.principal,
-                                                           tenant_id, body)
+                                        (await request.form()).get(form_tokens.FIELD)) as cid:
+                accepted = await writes.submit_billing_config(ctx, request, session.principal,
+                                                              tenant_id, body, cid)
         except (form_tokens.Resubmitted, form_tokens.StaleForm) as why:
             return await not_run(request, session, tenant_id, why)
         except Problem as problem:

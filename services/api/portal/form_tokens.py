@@ -3,18 +3,21 @@ page is rendered (hidden field `form_token`), and the form's action runs at most
 token (docs/portal.md, "Admin console"). Posting the same form again (a double click, a
 reload that posts again, a second request racing the first) does nothing and says so.
 
-    async with once(db, session, "credit", token):   # raises Resubmitted or StaleForm
-        await writes.grant_credit(...)
+    async with once(db, session, "credit", token) as command_id:  # or Resubmitted, StaleForm
+        await writes.grant_credit_once(..., event_id=command_id)
 
 A token is claimed by inserting `{_id: sha256(session, form, token)}` into
 `portal_form_tokens` (a unique id, so of two racing requests exactly one runs). An action
 that raises (a refusal: `Problem`, an invalid value, an error) releases its token, so the
-corrected form, or the same one again, can be sent; a finished action keeps it. Claims expire
-with the session's day: a TTL index removes them `KEEP` after they were made.
+corrected form, or the same one again, can be sent; a finished action keeps it. The block gets
+a command id derived from the claim (UUID text): used as the command's event id, a form sent
+again after a failure half-way (published, then not audited) is applied once by its consumer.
+A TTL index forgets claims `KEEP` after they were made.
 """
 
 import hashlib
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -54,8 +57,9 @@ def _claim_id(session: PortalSession, form: str, token: str) -> str:
 
 @asynccontextmanager
 async def once(db: AsyncDatabase[dict[str, Any]], session: PortalSession, form: str,
-               token: object) -> AsyncIterator[None]:
-    """Run the block only for the first use of `token` for `form` in `session`: raises
+               token: object) -> AsyncIterator[str]:
+    """Run the block only for the first use of `token` for `form` in `session`, giving it
+    the form's command id (the same for the same session, form and token); raises
     `StaleForm` (no valid token) or `Resubmitted` (used already) before the block; an
     exception from the block releases the token and propagates."""
     if not isinstance(token, str) or not _MIN <= len(token) <= _MAX:
@@ -66,7 +70,7 @@ async def once(db: AsyncDatabase[dict[str, Any]], session: PortalSession, form: 
     except DuplicateKeyError as exc:
         raise Resubmitted(form) from exc
     try:
-        yield
+        yield str(uuid.UUID(claim[:32]))
     except BaseException:
         await db[COLLECTION].delete_one({"_id": claim})
         raise
