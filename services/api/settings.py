@@ -27,7 +27,8 @@ class ApiSettings(PaymentsSettings, InvoicerSettings):
       instance needs the same value. Unset: derived from the command signing key.
     - `portal_session_minutes`: how long a portal session lasts (8 h); `portal_link_minutes`:
       how long a portal link can be opened (1 h, single use).
-    - `portal_secure_cookies`: send session cookies with `Secure` (set it behind HTTPS).
+    - `portal_secure_cookies`: send session cookies with `Secure` (also implied by an
+      `https://` `portal_url`).
     - `api_dead_letter_consumer` (`BILLING_API_DEAD_LETTER_CONSUMER`): keep the platform's
       dead letters for `GET /v1/dead-letters` (on; off only where nothing lists them, such as
       tests of other endpoints: leaving a consumer group that is still joining takes seconds).
@@ -49,6 +50,10 @@ class ApiSettings(PaymentsSettings, InvoicerSettings):
     def portal_base_url(self) -> str:
         """`portal_url` without a trailing slash, else `http://{api_host}:{api_port}`."""
         return (self.portal_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    def secure_cookies(self) -> bool:
+        """Whether portal cookies carry `Secure`: set, or the portal is served over HTTPS."""
+        return self.portal_secure_cookies or self.portal_url.lower().startswith("https://")
 
     def portal_signing_secret(self) -> bytes:
         """The secret that signs portal cookies: `portal_secret`, else an HMAC-SHA256 of the

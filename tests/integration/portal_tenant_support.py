@@ -36,9 +36,20 @@ async def tenant_browser(api: ApiHarness, super_token: str, tenant_id: str) -> h
                                  headers=api.auth(super_token))
     assert link.status_code == 201, link.text
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url=BASE_URL)
-    opened = await client.get(httpx.URL(link.json()["url"]).raw_path.decode())
+    opened = await open_link(client, link.json()["url"])
     assert opened.status_code == 303
     return client
+
+
+async def open_link(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    """Follow a portal link as a browser does: its page, then its button's POST (returned:
+    303 to the tenant's invoices, or the refusal)."""
+    path = httpx.URL(url).raw_path.decode()
+    page = await client.get(path)
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    if page.status_code != 200 or token is None:
+        return page
+    return await client.post(path, data={"login_token": token.group(1)})
 
 
 async def operator_browser(api: ApiHarness, token: str) -> httpx.AsyncClient:

@@ -14,6 +14,7 @@ from services.api.settings import ApiSettings
 from services.demo import api_access
 from services.demo.api_access import ApiKeys
 from services.demo.portal_links import create_links, link_lines, write_links
+from tests.integration.portal_tenant_support import open_link
 from tests.integration.test_invoicer_support import config
 from tests.support.api import BASE_URL, ApiHarness
 
@@ -52,11 +53,11 @@ async def test_each_portal_link_opens_its_tenants_pages_once(api: ApiHarness,
 
     for tenant_id, url in written["tenants"].items():
         assert url.startswith("http://api.test/portal/link/")
-        opened = await api.client.get(_path(url))
+        opened = await open_link(api.client, url)
         assert opened.status_code == 303
         assert opened.headers["location"] == f"/portal/tenants/{tenant_id}/invoices"
-        again = await api.client.get(_path(url))
-        assert again.status_code != 303  # single use
+        again = await open_link(api.client, url)
+        assert again.status_code == 404  # single use
 
     login = await api.client.get(_path(written["login_url"]))
     assert login.status_code == 200

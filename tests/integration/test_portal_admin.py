@@ -16,6 +16,7 @@ from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.app import serve
 from services.invoicer.handlers import apply_config
 from services.invoicer.settings import InvoicerSettings
+from tests.integration.portal_tenant_support import open_link
 from tests.integration.test_invoicer_support import config, open_store
 from tests.support.api import ApiHarness
 from tests.support.polling import eventually
@@ -232,7 +233,7 @@ async def test_a_tenant_session_finds_no_admin_page(api: ApiHarness) -> None:
     await seed(("acme", {}))
     link = await api.client.post("/v1/tenants/acme/portal-sessions",
                                  headers=api.auth(await api.key("super")))
-    opened = await api.client.get(link.json()["url"].removeprefix("http://api.test"))
+    opened = await open_link(api.client, link.json()["url"])
     assert opened.status_code == 303
     page = await api.client.get("/portal/tenants/acme/invoices")
     token = csrf(page.text)

@@ -10,6 +10,7 @@ import pytest
 
 from services.api.keys import MongoKeyStore
 from services.api.portal.sessions import COOKIE, LINKS
+from tests.integration.portal_tenant_support import open_link
 from tests.integration.test_invoicer_support import config
 from tests.support.api import ApiHarness
 
@@ -52,7 +53,16 @@ async def test_a_portal_link_opens_one_tenant_session_once(api: ApiHarness) -> N
     stored = await api.ctx.db[LINKS].find_one({})
     assert stored is not None and link["url"].rsplit("/", 1)[1] not in str(stored)  # hash only
 
-    opened = await api.client.get(_path(link["url"]))
+    # the link's page names the tenant and uses nothing up (mail scanners follow links)
+    shown = await api.client.get(_path(link["url"]))
+    assert shown.status_code == 200 and "acme" in shown.text
+    assert COOKIE + "=" not in shown.headers.get("set-cookie", "")
+    assert (await api.client.get("/portal/tenants/acme/invoices")).status_code == 303
+    # its button needs the page's token (no sign-in planted by another site)
+    planted = await api.client.post(_path(link["url"]), data={"login_token": "x"})
+    assert planted.status_code == 403
+
+    opened = await open_link(api.client, link["url"])
     assert opened.status_code == 303
     assert opened.headers["location"] == "/portal/tenants/acme/invoices"
     cookie = opened.headers["set-cookie"].lower()
@@ -71,7 +81,7 @@ async def test_a_portal_link_opens_one_tenant_session_once(api: ApiHarness) -> N
     assert (await api.client.get("/portal/admin/tenants")).status_code == 404
 
     api.client.cookies.clear()
-    again = await api.client.get(_path(link["url"]))
+    again = await open_link(api.client, link["url"])
     assert again.status_code == 404 and "cannot be used" in again.text
 
 
@@ -127,7 +137,7 @@ async def test_forms_need_the_session_csrf_token_and_cookies_are_signed(
 ) -> None:
     await _tenant(api, "acme")
     link = await _link(api, "acme", await api.key("super"))
-    await api.client.get(_path(link["url"]))
+    assert (await open_link(api.client, link["url"])).status_code == 303
     page = await api.client.get("/portal/tenants/acme/invoices")
     csrf = _csrf(page.text)
     refused = await api.client.post("/portal/logout", data={"csrf_token": "x" + csrf})
@@ -155,7 +165,7 @@ async def test_a_flash_message_shows_once_on_the_next_page(api: ApiHarness) -> N
 
     await _tenant(api, "acme")
     link = await _link(api, "acme", await api.key("super"))
-    await api.client.get(_path(link["url"]))
+    assert (await open_link(api.client, link["url"])).status_code == 303
     cookie = api.client.cookies.get(COOKIE)
     assert cookie is not None
     session_id = unsign(api.ctx.settings, cookie)
@@ -165,3 +175,23 @@ async def test_a_flash_message_shows_once_on_the_next_page(api: ApiHarness) -> N
     assert 'data-testid="flash"' in first.text and "&lt;b&gt;declined&lt;/b&gt;" in first.text
     second = await api.client.get("/portal/tenants/acme/invoices")
     assert second.status_code == 200 and 'data-testid="flash"' not in second.text
+
+
+async def test_a_link_made_by_a_viewer_opens_a_read_only_session(api: ApiHarness) -> None:
+    from tests.integration.test_api_writes import audited
+
+    await _tenant(api, "acme")
+    viewer = await api.key("viewer", name="support desk")
+    assert (await open_link(api.client, (await _link(api, "acme", viewer))["url"])).status_code \
+        == 303
+    billing = await api.client.get("/portal/tenants/acme/billing")
+    assert billing.status_code == 200 and "Manage payment method" not in billing.text
+    csrf = _csrf(billing.text)
+    refused = await api.client.post("/portal/tenants/acme/billing/payment-method",
+                                    data={"csrf_token": csrf})
+    assert refused.status_code == 403
+    paying = await api.client.post("/portal/tenants/acme/invoices/INV-X/pay",
+                                   data={"csrf_token": csrf, "method": "auto"})
+    assert paying.status_code == 403
+    made = await audited(api, "portal_session.create")
+    assert [a["actor"]["name"] for a in made] == ["support desk"]

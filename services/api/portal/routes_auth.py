@@ -1,8 +1,10 @@
 """Portal sign-in pages: `/portal` (home), `/portal/login` (an API key), `/portal/link/{token}`
-(a portal link) and `/portal/logout` (docs/portal.md, "Signing in").
+(a portal link: GET shows it, its button's POST opens the session) and `/portal/logout`
+(docs/portal.md, "Signing in").
 
-The sign-in form has no session yet, so it is protected against login CSRF with a double
-submit: a random token in a short-lived cookie and in the form must match.
+The sign-in and link forms have no session yet, so they are protected against login CSRF with
+a double submit: a random token in a short-lived SameSite=Strict cookie and in the form must
+match.
 """
 
 import hmac
@@ -41,11 +43,11 @@ def safe_next(target: str | None) -> str | None:
 def set_session_cookie(response: Response, settings: ApiSettings,
                        session: PortalSession) -> None:
     """The signed session cookie: HttpOnly, SameSite=Lax, path `/portal`, expiring with the
-    session; `Secure` when `portal_secure_cookies` is set."""
+    session; `Secure` when `settings.secure_cookies()`."""
     response.set_cookie(
         sessions.COOKIE, sessions.sign(settings, session.session_id),
         max_age=settings.portal_session_minutes * 60, path=sessions.COOKIE_PATH,
-        httponly=True, samesite="lax", secure=settings.portal_secure_cookies)
+        httponly=True, samesite="lax", secure=settings.secure_cookies())
 
 
 @router.get(PREFIX)
@@ -64,7 +66,7 @@ def _login_page(request: Request, next_path: str | None, error: str | None,
                       next_path=next_path or "", error=error)
     settings = context(request).settings
     response.set_cookie(LOGIN_COOKIE, token, max_age=1800, path=f"{PREFIX}/login",
-                        httponly=True, samesite="strict", secure=settings.portal_secure_cookies)
+                        httponly=True, samesite="strict", secure=settings.secure_cookies())
     return response
 
 
@@ -95,10 +97,36 @@ async def login(request: Request, api_key: Annotated[str, Form(max_length=200)] 
     return response
 
 
+LINK_COOKIE = "billing_portal_link"
+
+
 @router.get(f"{PREFIX}/link/{{token}}")
-async def open_link(request: Request, token: str) -> Response:
-    """Open a portal link: a tenant session and 303 to its invoices; a 404 page when the link
-    is unknown, expired or already used."""
+async def link_page(request: Request, token: str) -> Response:
+    """A portal link: a page naming the tenant with an "Open the billing portal" button (the
+    link is used up only by that button's POST); a 404 page when the link is unknown, expired
+    or already used."""
+    ctx = context(request)
+    tenant_id = await sessions.link_tenant(ctx.db, token) if len(token) < 200 else None
+    if tenant_id is None:
+        return render(request, "link_invalid.html", status_code=404)
+    login_token = secrets.token_urlsafe(24)
+    response = render(request, "link_open.html", tenant_id=tenant_id, login_token=login_token,
+                      action=f"{PREFIX}/link/{token}")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.set_cookie(LINK_COOKIE, login_token, max_age=1800, path=f"{PREFIX}/link",
+                        httponly=True, samesite="strict", secure=ctx.settings.secure_cookies())
+    return response
+
+
+@router.post(f"{PREFIX}/link/{{token}}")
+async def open_link(request: Request, token: str,
+                    login_token: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Open the portal link: a tenant session and 303 to its invoices. The form's token must
+    match the cookie the link's page set (403 page otherwise, the link stays unused); a 404
+    page when the link is unknown, expired or already used."""
+    cookie = request.cookies.get(LINK_COOKIE, "")
+    if not cookie or not login_token or not hmac.compare_digest(cookie, login_token):
+        return render(request, "link_invalid.html", status_code=403, expired_form=True)
     ctx = context(request)
     session = await sessions.open_link(ctx.db, ctx.settings, token) if len(token) < 200 else None
     if session is None:
@@ -106,6 +134,7 @@ async def open_link(request: Request, token: str) -> Response:
     response = RedirectResponse(home_of(session), status_code=303,
                                 headers={"Referrer-Policy": "no-referrer"})
     set_session_cookie(response, ctx.settings, session)
+    response.delete_cookie(LINK_COOKIE, path=f"{PREFIX}/link")
     return response
 
 

@@ -19,7 +19,15 @@ from services.api.portal import routes_usage
 from services.api.portal import tenant_views as views
 from services.api.portal.formatting import locale_of
 from services.api.portal.sessions import PortalSession
-from services.api.portal.web import PREFIX, CsrfChecked, Session, context, render
+from services.api.portal.web import (
+    FLASH_SCOPE_KEY,
+    PREFIX,
+    CsrfChecked,
+    Session,
+    context,
+    flash,
+    render,
+)
 from services.api.problems import Problem, forbidden, not_found
 from services.api.routes import payments_self, reads
 
@@ -29,7 +37,15 @@ PAGE_SIZE = 50
 Tab = Literal["all", "unpaid", "paid"]
 TABS: tuple[tuple[str, str], ...] = (("all", "All"), ("unpaid", "Unpaid"), ("paid", "Paid"))
 #: Roles that may pay an invoice (the pay endpoint's own rule: super or the tenant).
-PAYERS = ("super", "tenant")
+#: What the invoice page says after Pay now (kept as the session's one-time message).
+PAY_MESSAGES = {
+    "paid": "Payment received. Thank you.",
+    "failed": "The payment failed: {reason}. You can pay with another card below.",
+    "processing": "A payment of this invoice is already being processed. The invoice shows "
+                  "Paid as soon as Stripe confirms it.",
+    "already_paid": "This invoice is already paid.",
+    "refused": "The payment could not be started: {reason}. Please try again in a moment.",
+}
 
 
 async def tenant_of(request: Request, session: PortalSession, tenant_id: str) -> TenantSummary:
@@ -82,15 +98,13 @@ async def invoices(request: Request, session: Session, tenant_id: str, tab: Tab 
 @router.get(f"{PREFIX}/tenants/{{tenant_id}}/invoices/{{invoice_number}}")
 async def invoice_detail(
     request: Request, session: Session, tenant_id: str, invoice_number: str,
-    payment: Annotated[Literal["paid", "failed", "processing", "already_paid", "refused"]
-                       | None, Query()] = None,
-    reason: Annotated[str | None, Query(max_length=300)] = None,
     checkout: Annotated[Literal["returned", "cancelled"] | None, Query()] = None,
 ) -> Response:
     """An invoice: status, timeline, line items, totals, Download PDF and, for an unpaid
-    invoice and a session that may pay, Pay now. `payment`, `reason` and `checkout` say what
-    a payment just did; after a return from checkout the page reloads itself every 3 s until
-    the invoice is paid (Stripe's webhook may arrive a little later)."""
+    invoice and a session that may pay, Pay now. What a payment just did is the session's
+    one-time message (set by `pay`); `checkout` is where Stripe's hosted page sent the
+    browser back. After a return from checkout the page reloads itself every 3 s until the
+    invoice is paid (Stripe's webhook may arrive a little later)."""
     tenant, invoice = await invoice_of(request, session, tenant_id, invoice_number)
     locale = locale_of(request)
     unpaid = invoice.status in ("pending_payment", "failed", "overdue")
@@ -99,8 +113,8 @@ async def invoice_detail(
         timeline=views.timeline(invoice, locale), lines=views.line_rows(invoice, locale),
         period=views.period_days(invoice.period_start, invoice.period_end, invoice.timezone,
                                  locale),
-        unpaid=unpaid, can_pay=unpaid and session.role in PAYERS,
-        payment=payment, reason=reason, checkout=checkout,
+        unpaid=unpaid, can_pay=unpaid and session.can_pay,
+        payment_flash=request.scope.get(FLASH_SCOPE_KEY), flash=None, checkout=checkout,
         refresh=checkout == "returned" and unpaid,
         pdf_path=detail_path(tenant_id, invoice.invoice_number) + "/pdf",
         pay_path=detail_path(tenant_id, invoice.invoice_number) + "/pay")
@@ -122,11 +136,11 @@ async def pay(request: Request, session: CsrfChecked, tenant_id: str,
               invoice_number: str) -> Response:
     """Pay now (`method=auto`: the card on file, else Stripe Checkout) or Pay with another
     card (`method=checkout`), through the API's pay endpoint with the session's principal:
-    303 to Stripe's hosted page, else back to the invoice with what happened. A viewer may
-    not pay (403); an already paid invoice returns with `payment=already_paid`, a payment
-    Stripe or the payments service refused to start (409, 502) with `payment=refused` and
-    the reason."""
-    if session.role not in PAYERS:
+    303 to Stripe's hosted page, else back to the invoice, whose page then says what happened
+    (the session's one-time message). A viewer or a read-only link session may not pay
+    (403); an already paid invoice or a payment Stripe or the payments service refused to
+    start (409, 502) returns with that said."""
+    if not session.can_pay:
         raise forbidden("only the tenant or a super operator may pay an invoice")
     await invoice_of(request, session, tenant_id, invoice_number)
     form = await request.form()
@@ -140,14 +154,18 @@ async def pay(request: Request, session: CsrfChecked, tenant_id: str,
         if problem.status not in (409, 502):
             raise
         _, now = await invoice_of(request, session, tenant_id, invoice_number)
-        back = ({"payment": "already_paid"} if now.status == "paid" else
-                {"payment": "refused", "reason": (problem.detail or problem.title)[:300]})
-        return RedirectResponse(detail_path(tenant_id, invoice_number, **back),
-                                status_code=303)
+        if now.status == "paid":
+            await flash(request, session, "ok", PAY_MESSAGES["already_paid"])
+        else:
+            reason = (problem.detail or problem.title).rstrip(".")
+            await flash(request, session, "error", PAY_MESSAGES["refused"].format(reason=reason))
+        return RedirectResponse(detail_path(tenant_id, invoice_number), status_code=303)
     if outcome.outcome == "checkout" and outcome.checkout_url:
         return RedirectResponse(outcome.checkout_url, status_code=303)
-    query: dict[str, str] = {
-        "payment": "processing" if outcome.outcome == "checkout" else outcome.outcome}
-    if outcome.outcome == "failed" and outcome.detail:
-        query["reason"] = outcome.detail[:300]
-    return RedirectResponse(detail_path(tenant_id, invoice_number, **query), status_code=303)
+    if outcome.outcome == "failed":
+        reason = (outcome.detail or "declined").rstrip(".")
+        await flash(request, session, "error", PAY_MESSAGES["failed"].format(reason=reason))
+    else:
+        code = "processing" if outcome.outcome == "checkout" else outcome.outcome
+        await flash(request, session, "ok", PAY_MESSAGES[code])
+    return RedirectResponse(detail_path(tenant_id, invoice_number), status_code=303)

@@ -107,7 +107,7 @@ async def billing(request: Request, session: Session, tenant_id: str,
     method = await _payment_method(request, session, tenant_id)
     return render(request, "tenant/billing.html", tenant=tenant,
                   settings=config.in_force.settings, method=method,
-                  can_manage=session.role in ("super", "tenant"),
+                  can_manage=session.can_pay,
                   setup=setup if setup in ("returned", "cancelled") else None)
 
 
@@ -115,8 +115,9 @@ async def billing(request: Request, session: Session, tenant_id: str,
 async def manage_payment_method(request: Request, session: CsrfChecked,
                                 tenant_id: str) -> Response:
     """Manage payment method: a Stripe Checkout Session in setup mode (the API's setup
-    endpoint with the session's principal), 303 to its hosted page; a viewer gets 403."""
-    if session.role not in ("super", "tenant"):
+    endpoint with the session's principal), 303 to its hosted page; a viewer or a read-only
+    link session gets 403."""
+    if not session.can_pay:
         raise forbidden("only the tenant or a super operator may change the payment method")
     ctx = context(request)
     await reads.get_tenant(ctx, session.principal, tenant_id)

@@ -4,6 +4,10 @@
 - A **portal link** (`create_link`) opens a tenant session once, within `portal_link_minutes`
   (1 h), like a Stripe billing portal session. Only the SHA-256 of the link's random token is
   stored (`portal_links`); `open_link` marks it used atomically, so a second opening fails.
+  Following the link shows a page asking to open the portal (a GET never signs anyone in:
+  mail scanners do not use links up, and nobody is signed in to someone else's account by a
+  link planted in a page); its button opens the session. A link made by a `viewer` key opens
+  a read-only session (no payment, no card change); the session names who made the link.
 - An **operator** signs in with an API key (`super` or `viewer`; a `tenant` key opens a
   session of its tenant); the session remembers the key id and stops working as soon as the
   key is revoked.
@@ -58,6 +62,8 @@ class PortalSession:
     name: str
     csrf: str
     expires_at: datetime
+    read_only: bool = False
+    created_by: str | None = None
 
     @property
     def principal(self) -> Principal:
@@ -72,6 +78,13 @@ class PortalSession:
         """True for a `super` or `viewer` session."""
         return self.role in ("super", "viewer")
 
+    @property
+    def can_pay(self) -> bool:
+        """Whether the session may pay invoices and change the card on file: `super`, or a
+        tenant session that is not read-only (a link made by a `viewer` key opens a read-only
+        session: a viewer must not be able to charge a tenant's card through a link)."""
+        return self.role == "super" or (self.role == "tenant" and not self.read_only)
+
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -85,31 +98,44 @@ async def ensure_indexes(db: Db) -> None:
 
 
 async def create_link(db: Db, settings: ApiSettings, tenant_id: str, created_by: str,
-                      base_url: str | None = None) -> PortalLink:
+                      base_url: str | None = None, read_only: bool = False) -> PortalLink:
     """A new single-use link opening a session of `tenant_id` (the caller checked that the
     tenant exists and that `created_by`, an actor id, may do this). `base_url` is the public
-    URL of the API (default `settings.portal_base_url()`)."""
+    URL of the API (default `settings.portal_base_url()`); `read_only` links open sessions
+    that can look but not pay nor change the card (links made by `viewer` keys)."""
     token = secrets.token_urlsafe(32)
     now = utc_now()
     expires = now + timedelta(minutes=settings.portal_link_minutes)
     await db[LINKS].insert_one({"_id": _digest(token), "tenant_id": tenant_id,
-                                "created_by": created_by, "created_at": now,
-                                "expires_at": expires, "used_at": None})
+                                "created_by": created_by, "read_only": read_only,
+                                "created_at": now, "expires_at": expires, "used_at": None})
     base = (base_url or settings.portal_base_url()).rstrip("/")
     return PortalLink(url=f"{base}{LINK_PATH}{token}", tenant_id=tenant_id, expires_at=expires)
 
 
 async def _new_session(db: Db, settings: ApiSettings, *, kind: str, role: Role,
-                       tenant_id: str | None, key_id: str | None, name: str) -> PortalSession:
+                       tenant_id: str | None, key_id: str | None, name: str,
+                       read_only: bool = False, created_by: str | None = None
+                       ) -> PortalSession:
     session = PortalSession(
         session_id=secrets.token_urlsafe(32), kind=kind, role=role, tenant_id=tenant_id,
         key_id=key_id, name=name, csrf=secrets.token_urlsafe(32),
-        expires_at=utc_now() + timedelta(minutes=settings.portal_session_minutes))
+        expires_at=utc_now() + timedelta(minutes=settings.portal_session_minutes),
+        read_only=read_only, created_by=created_by)
     await db[SESSIONS].insert_one({
         "_id": session.session_id, "kind": kind, "role": role, "tenant_id": tenant_id,
         "key_id": key_id, "name": name, "csrf": session.csrf, "created_at": utc_now(),
-        "expires_at": session.expires_at})
+        "expires_at": session.expires_at, "read_only": read_only, "created_by": created_by})
     return session
+
+
+async def link_tenant(db: Db, token: str) -> str | None:
+    """The tenant whose portal link `token` can still be opened (unused, unexpired), without
+    using it up; None otherwise."""
+    link = await db[LINKS].find_one(
+        {"_id": _digest(token), "used_at": None, "expires_at": {"$gt": utc_now()}},
+        projection={"tenant_id": 1})
+    return str(link["tenant_id"]) if link else None
 
 
 async def open_link(db: Db, settings: ApiSettings, token: str) -> PortalSession | None:
@@ -121,9 +147,11 @@ async def open_link(db: Db, settings: ApiSettings, token: str) -> PortalSession 
         {"$set": {"used_at": now}})
     if link is None:
         return None
+    created_by = str(link.get("created_by") or "unknown")
     return await _new_session(db, settings, kind="tenant", role="tenant",
                               tenant_id=str(link["tenant_id"]), key_id=None,
-                              name=f"portal link for {link['tenant_id']}")
+                              name=f"portal link from {created_by}",
+                              read_only=bool(link.get("read_only")), created_by=created_by)
 
 
 async def sign_in_with_key(db: Db, settings: ApiSettings, token: str) -> PortalSession | None:
@@ -150,7 +178,8 @@ async def load_session(db: Db, session_id: str) -> PortalSession | None:
     return PortalSession(session_id=doc["_id"], kind=doc["kind"], role=doc["role"],
                          tenant_id=doc.get("tenant_id"), key_id=doc.get("key_id"),
                          name=doc.get("name", ""), csrf=doc["csrf"],
-                         expires_at=doc["expires_at"])
+                         expires_at=doc["expires_at"], read_only=bool(doc.get("read_only")),
+                         created_by=doc.get("created_by"))
 
 
 @dataclass(frozen=True)

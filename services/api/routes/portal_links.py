@@ -34,10 +34,13 @@ async def create_portal_session(
 ) -> PortalSessionView:
     """A single-use link to the tenant's portal pages, valid for one hour (super or viewer).
     404 for an unknown tenant. The link is audited; send it to the tenant. Its address is
-    `BILLING_PORTAL_URL` when set, else the URL this request reached."""
+    `BILLING_PORTAL_URL` when set, else the URL this request reached. A link made with a
+    `viewer` key opens a read-only session: the tenant's pages without Pay now or Manage
+    payment method."""
     await tenant_config(ctx, who, tenant_id)
     link = await create_link(ctx.db, ctx.settings, tenant_id, who.actor_id,
-                             base_url=ctx.settings.portal_url or str(request.base_url))
+                             base_url=ctx.settings.portal_url or str(request.base_url),
+                             read_only=who.role != "super")
     await record_write(ctx, request, who, "portal_session.create", f"tenant:{tenant_id}",
                        {"expires_at": link.expires_at.isoformat()})
     return PortalSessionView(tenant_id=tenant_id, url=link.url, expires_at=link.expires_at)
