@@ -3,10 +3,11 @@ issue an invoice for an operator-issued tenant (docs/portal.md, "Admin console")
 
 Each is a CSRF-checked form (a viewer's POST is a 403 page) that calls the API's own route
 functions (`writes.record_payment`, `writes.grant_credit_once`, `operations.issue_invoice`),
-so the action is validated, applied and audited exactly as through the API. A refusal re-shows the
-tab with the field's message and what was typed (status 422 or the API's 404/409); success is
-a 303 back to the tab, which shows the outcome once (the session's message). Each form runs
-once per one-time token (`form_tokens`): the same form posted again does nothing and says so.
+so the action is validated, applied and audited exactly as through the API. A refusal
+re-shows the tab with the field's message and what was typed (status 422 or the API's
+404/409); success is a 303 back to the tab, which shows the outcome once (the session's
+message). Each form runs once per one-time token (`form_tokens`): the same form posted again
+does nothing and says so.
 """
 
 from datetime import date
