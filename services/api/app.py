@@ -24,6 +24,7 @@ from services.api.middleware import BodyLimit, RequestContext
 from services.api.names import SERVICE
 from services.api.ops import ASSETS_PATH, docs_assets
 from services.api.ops import router as ops_router
+from services.api.portal import form_tokens as portal_form_tokens
 from services.api.portal import sessions as portal_sessions
 from services.api.portal import web as portal_web
 from services.api.ratelimit import RateLimits
@@ -76,6 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             app.state.context = ctx = ApiContext(cfg, client, db, broker)
             await audit.ensure_indexes(ctx)
             await portal_sessions.ensure_indexes(db)
+            await portal_form_tokens.ensure_indexes(db)
             app.state.authenticator = Authenticator(MongoKeyStore(db))
             app.state.rate_limits = RateLimits(cfg.api_rate_limit, cfg.api_ingest_rate_limit)
             yield

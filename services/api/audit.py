@@ -29,14 +29,15 @@ def _tenant_of(target: str, change: dict[str, Any]) -> str | None:
 
 async def record_write(ctx: ApiContext, request: Request, principal: Principal, action: str,
                        target: str, change: dict[str, Any], *,
-                       tenant_id: str | None = None) -> str:
+                       tenant_id: str | None = None, record_id: str | None = None) -> str:
     """Record one accepted write; returns the audit record id. `action` is a dotted verb
     (`billing_config.submit`, `credit.grant`, `coupon.create`, `coupon.redeem`,
     `payment.record`), `target` what it acts on (`tenant:acme`, `invoice:INV-2013-0001`,
     `coupon:CODE`), `change` the JSON-able values written (never secrets). The record's
     tenant (for `?tenant_id=`) is `tenant_id`, else the target's when it is `tenant:...`, else
-    `change["tenant_id"]`."""
-    record_id = f"audit_{uuid.uuid4().hex}"
+    `change["tenant_id"]`. `record_id` (default: a new random id) makes the record
+    idempotent: a second record with the same id raises pymongo's `DuplicateKeyError`."""
+    record_id = record_id or f"audit_{uuid.uuid4().hex}"
     await ctx.db[COLLECTION].insert_one({
         "_id": record_id, "at": datetime.now(UTC), "request_id": request_id_of(request.scope),
         "actor": {"key_id": principal.key_id, "name": principal.name, "role": principal.role,

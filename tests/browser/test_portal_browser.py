@@ -206,7 +206,7 @@ def test_an_operator_edits_a_configuration_field_invalid_then_valid(
     new_days = str(int(due.input_value()) % 60 + 1)
     due.fill(new_days)
     page.get_by_role("button", name="Save configuration").click()
-    expect(page.get_by_test_id("form-message")).to_be_visible()
+    expect(page.get_by_test_id("flash")).to_be_visible()
     shots(page, "submitted")
     wait_until(lambda: len(config_history(demo, tenant)) == len(versions) + 1,
                what="the new configuration version in the API's history", seconds=60)

@@ -18,7 +18,7 @@ from services.payments.adapters.mongo_store import MongoPaymentsStore
 from services.payments.domain import InvoiceRecord
 from tests.integration.test_api_operations import publish_dead_letter
 from tests.integration.test_invoicer_support import open_store, utc
-from tests.integration.test_portal_admin import csrf, seed, sign_in
+from tests.integration.test_portal_admin import form_data, seed, sign_in
 from tests.support.api import ApiHarness
 from tests.support.polling import eventually
 
@@ -31,8 +31,9 @@ async def _audited(api: ApiHarness, action: str) -> list[dict[str, Any]]:
 
 
 async def _post(api: ApiHarness, action: str, **data: str) -> Any:
-    token = csrf((await api.client.get(PAGE)).text)
-    return await api.client.post(f"{PAGE}/{action}", data={"csrf_token": token, **data})
+    """Post the form to `.../{action}` of a freshly rendered page (its own one-time token)."""
+    page = (await api.client.get(PAGE)).text
+    return await api.client.post(f"{PAGE}/{action}", data=form_data(page, action, **data))
 
 
 def _error(page: str, name: str) -> str:
@@ -93,7 +94,9 @@ async def test_a_super_issues_an_invoice_records_its_payment_and_grants_a_credit
     paid = await _post(api, "payments", payment_invoice=number_text,
                        payment_method="bank_transfer", payment_reference="WIRE-42",
                        payment_paid_on="2013-07-09")
-    assert paid.status_code == 303 and "done=payment" in paid.headers["location"]
+    assert paid.status_code == 303 and paid.headers["location"] == PAGE
+    assert f"Payment recorded: {number_text} is paid." in \
+        (await api.client.get(PAGE)).text
     twice = await _post(api, "payments", payment_invoice=number_text,
                         payment_method="ach", payment_reference="WIRE-43")
     assert twice.status_code == 409 and "paid" in _error(twice.text, "payment_invoice")

@@ -10,7 +10,7 @@ import pytest
 from contracts.config import BillingSettings, PricePlan
 from services.api.models_reads import ConfigInForce
 from services.api.portal import admin_form
-from services.api.portal.admin_views import done_message, period_label
+from services.api.portal.admin_views import period_label
 
 pytestmark = pytest.mark.unit
 
@@ -86,5 +86,3 @@ def test_periods_read_as_first_and_last_day_in_the_tenants_zone() -> None:
     start = datetime(2013, 6, 14, 21, tzinfo=UTC)  # 15 June, 00:00 in Nairobi
     end = datetime(2013, 9, 14, 21, tzinfo=UTC)
     assert period_label(start, end, "Africa/Nairobi") == "2013-06-15 to 2013-09-14"
-    assert done_message("issued", "INV-2013-0008") == "Invoice INV-2013-0008 issued."
-    assert done_message("nonsense", "x") is None and done_message(None, None) is None

@@ -2,10 +2,12 @@
 issue an invoice for an operator-issued tenant (docs/portal.md, "Admin console").
 
 Each is a CSRF-checked form (a viewer's POST is a 403 page) that calls the API's own route
-function (`writes.record_payment`, `writes.grant_credit`, `operations.issue_invoice`), so the
-action is validated, applied and audited exactly as through the API. A refusal re-shows the
-tab with the field's message and what was typed (status 422 or the API's 404/409); success is
-a 303 back to the tab with a message.
+functions (`writes.record_payment`, `writes.grant_credit_once`, `operations.issue_invoice`),
+so the action is validated, applied and audited exactly as through the API. A refusal
+re-shows the tab with the field's message and what was typed (status 422 or the API's
+404/409); success is a 303 back to the tab, which shows the outcome once (the session's
+message). Each form runs once per one-time token (`form_tokens`): the same form posted again
+does nothing and says so.
 """
 
 from datetime import date
@@ -13,12 +15,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from contracts.money import to_minor_units
 from services.api.models_writes import CreditBody, PaymentBody
-from services.api.portal.admin_tenant import tenant_page, tenant_path
+from services.api.portal import form_tokens
+from services.api.portal.admin_tenant import back_to_tab, not_run, tenant_page
 from services.api.portal.sessions import PortalSession
 from services.api.portal.web import PREFIX, CsrfChecked, Super, context
 from services.api.problems import Problem
@@ -46,10 +49,6 @@ async def _refused(request: Request, session: PortalSession, tenant_id: str, sta
     return await tenant_page(request, session, tenant_id, status_code=status,
                              action_errors=errors, action_values=values,
                              action_message=message)
-
-
-def _done(tenant_id: str, what: str, ref: str) -> RedirectResponse:
-    return RedirectResponse(f"{tenant_path(tenant_id)}?done={what}&ref={ref}", status_code=303)
 
 
 @router.post(f"{PREFIX}/admin/tenants/{{tenant_id}}/payments")
@@ -81,9 +80,12 @@ async def record_payment(request: Request, checked: CsrfChecked, session: Super,
         return await _refused(request, session, tenant_id, 422, errors, values,
                               "The payment was not recorded.")
     try:
-        body = PaymentBody(method=values["payment_method"],
-                           reference=values["payment_reference"], paid_on=paid_on)
-        await writes.record_payment(ctx, request, session.principal, number, body)
+        async with form_tokens.once(ctx.db, session, "payment", form.get(form_tokens.FIELD)):
+            body = PaymentBody(method=values["payment_method"],
+                               reference=values["payment_reference"], paid_on=paid_on)
+            await writes.record_payment(ctx, request, session.principal, number, body)
+    except (form_tokens.Resubmitted, form_tokens.StaleForm) as why:
+        return await not_run(request, session, tenant_id, why)
     except ValidationError as exc:
         errors["payment_reference"] = exc.errors()[0]["msg"]
         return await _refused(request, session, tenant_id, 422, errors, values,
@@ -92,7 +94,7 @@ async def record_payment(request: Request, checked: CsrfChecked, session: Super,
         return await _refused(request, session, tenant_id, problem.status,
                               {"payment_invoice": problem.detail or problem.title}, values,
                               "The payment was not recorded.")
-    return _done(tenant_id, "payment", number)
+    return await back_to_tab(request, session, tenant_id, f"Payment recorded: {number} is paid.")
 
 
 @router.post(f"{PREFIX}/admin/tenants/{{tenant_id}}/credits")
@@ -119,10 +121,17 @@ async def grant_credit(request: Request, checked: CsrfChecked, session: Super,
     if errors:
         return await _refused(request, session, tenant_id, 422, errors, values,
                               "The credit was not granted.")
-    accepted = await writes.grant_credit(ctx, request, session.principal, tenant_id,
-                                         CreditBody(amount=amount,
-                                                    reason=values["credit_reason"]))
-    return _done(tenant_id, "credit", accepted.submission_id)
+    try:
+        async with form_tokens.once(ctx.db, session, "credit",
+                                    form.get(form_tokens.FIELD)) as command_id:
+            accepted = await writes.grant_credit_once(
+                ctx, request, session.principal, tenant_id,
+                CreditBody(amount=amount, reason=values["credit_reason"]), command_id)
+    except (form_tokens.Resubmitted, form_tokens.StaleForm) as why:
+        return await not_run(request, session, tenant_id, why)
+    return await back_to_tab(
+        request, session, tenant_id,
+        f"Credit granted (submission {accepted.submission_id}). It reduces the next invoices.")
 
 
 @router.post(f"{PREFIX}/admin/tenants/{{tenant_id}}/invoices")
@@ -134,17 +143,27 @@ async def issue_invoice(request: Request, checked: CsrfChecked, session: Super,
     values = {"issue_period_end": _text(form, "issue_period_end")}
     errors: dict[str, str] = {}
     end = _date(values["issue_period_end"], "issue_period_end", errors)
-    if end is None:
+    if end is not None and not operations.FIRST_PERIOD_END <= end <= operations.LAST_PERIOD_END:
+        errors["issue_period_end"] = (f"Enter a date from {operations.FIRST_PERIOD_END} to "
+                                      f"{operations.LAST_PERIOD_END}.")
+    if end is None or errors:
         return await _refused(request, session, tenant_id, 422, errors, values,
                               "No invoice was issued.")
     response = Response()
     try:
-        issued = await operations.issue_invoice(
-            context(request), request, response, session.principal, tenant_id,
-            operations.IssueBody(period_end=end))
+        async with form_tokens.once(context(request).db, session, "issue",
+                                    form.get(form_tokens.FIELD)):
+            issued = await operations.issue_invoice(
+                context(request), request, response, session.principal, tenant_id,
+                operations.IssueBody(period_end=end))
+    except (form_tokens.Resubmitted, form_tokens.StaleForm) as why:
+        return await not_run(request, session, tenant_id, why)
     except Problem as problem:
         return await _refused(request, session, tenant_id, problem.status,
                               {"issue_period_end": problem.detail or problem.title}, values,
                               "No invoice was issued.")
-    what = "issued" if issued.outcome == "issued" else "already"
-    return _done(tenant_id, what, issued.invoice_number or values["issue_period_end"])
+    if issued.outcome == "issued":
+        text = f"Invoice {issued.invoice_number} issued."
+    else:
+        text = f"That period is invoiced already ({issued.invoice_number or end})."
+    return await back_to_tab(request, session, tenant_id, text)

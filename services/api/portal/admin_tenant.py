@@ -3,16 +3,16 @@
 the super's actions (docs/portal.md, "Admin console")."""
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.api.models_reads import InvoiceDetail, InvoiceSummary
-from services.api.portal import admin_form
-from services.api.portal.admin_views import UNPAID, done_message, period_label
+from services.api.portal import admin_form, form_tokens
+from services.api.portal.admin_views import RESUBMITTED, STALE_FORM, UNPAID, period_label
 from services.api.portal.sessions import PortalSession
-from services.api.portal.web import PREFIX, CsrfChecked, Operator, Super, context, render
+from services.api.portal.web import PREFIX, CsrfChecked, Operator, Super, context, flash, render
 from services.api.problems import Problem
 from services.api.routes import reads, writes
 
@@ -24,6 +24,22 @@ HISTORY_SIZE = 200
 def tenant_path(tenant_id: str) -> str:
     """The tenant's page in the admin console."""
     return f"{PREFIX}/admin/tenants/{tenant_id}"
+
+
+async def back_to_tab(request: Request, session: PortalSession, tenant_id: str, text: str,
+                      kind: str = "ok") -> RedirectResponse:
+    """303 to the tenant's tab, which shows `text` once (the session's message, `kind` `ok`
+    or `error`): the outcome never travels in the URL."""
+    await flash(request, session, kind, text)
+    return RedirectResponse(tenant_path(tenant_id), status_code=303)
+
+
+async def not_run(request: Request, session: PortalSession, tenant_id: str,
+                  why: form_tokens.Resubmitted | form_tokens.StaleForm) -> RedirectResponse:
+    """303 to the tab saying why the form was not run (sent before, or out of date)."""
+    if isinstance(why, form_tokens.Resubmitted):
+        return await back_to_tab(request, session, tenant_id, RESUBMITTED)
+    return await back_to_tab(request, session, tenant_id, STALE_FORM, kind="error")
 
 
 async def _invoices(request: Request, session: PortalSession, tenant_id: str
@@ -47,12 +63,13 @@ async def _invoices(request: Request, session: PortalSession, tenant_id: str
 
 async def tenant_page(request: Request, session: PortalSession, tenant_id: str, *,
                       status_code: int = 200, values: dict[str, Any] | None = None,
-                      errors: dict[str, str] | None = None, message: str | None = None,
+                      errors: dict[str, str] | None = None,
                       action_errors: dict[str, str] | None = None,
                       action_values: dict[str, str] | None = None,
                       action_message: str | None = None) -> Response:
     """The Billing tab; `values`/`errors` re-show a refused configuration form,
-    `action_*` a refused action form (its field messages and what was typed)."""
+    `action_*` a refused action form (its field messages and what was typed). Each form
+    gets a new one-time token (`form_tokens`)."""
     ctx = context(request)
     tenant = await reads.get_tenant(ctx, session.principal, tenant_id)
     config = await reads.get_billing_config(ctx, session.principal, tenant_id)
@@ -63,7 +80,7 @@ async def tenant_page(request: Request, session: PortalSession, tenant_id: str, 
     return render(
         request, "admin/tenant.html", status_code=status_code, tenant=tenant, config=config,
         values=values or admin_form.prefill(config.in_force), errors=errors or {},
-        message=message, frequencies=admin_form.FREQUENCIES, history=history,
+        form_tokens=form_tokens.new_tokens(), frequencies=admin_form.FREQUENCIES, history=history,
         unpaid=[r.invoice_number for r in invoices if r.status in UNPAID],
         operator_issued=not config.in_force.settings.auto_generate_invoices,
         can_edit=session.role == "super", action_errors=action_errors or {},
@@ -71,29 +88,29 @@ async def tenant_page(request: Request, session: PortalSession, tenant_id: str, 
 
 
 @router.get(f"{PREFIX}/admin/tenants/{{tenant_id}}")
-async def tenant(
-    request: Request, session: Operator, tenant_id: str,
-    done: Annotated[str | None, Query(max_length=20)] = None,
-    ref: Annotated[str | None, Query(max_length=200)] = None,
-) -> Response:
-    """The tenant's Billing tab (a message after a form: `?done=<what>&ref=<id>`)."""
-    return await tenant_page(request, session, tenant_id, message=done_message(done, ref))
+async def tenant(request: Request, session: Operator, tenant_id: str) -> Response:
+    """The tenant's Billing tab (after a form, its outcome is the session's message)."""
+    return await tenant_page(request, session, tenant_id)
 
 
 @router.post(f"{PREFIX}/admin/tenants/{{tenant_id}}/billing-config")
 async def submit_config(request: Request, checked: CsrfChecked, session: Super,
                         tenant_id: str) -> Response:
     """Check the form field by field (422 page with field messages, nothing published), then
-    submit it through `writes.put_billing_config` (its 422 refusal mapped onto the fields)
-    and 303 back to the tab with the submission id."""
+    submit it through `writes.submit_billing_config` (its 422 refusal mapped onto the fields),
+    once per form token, and 303 back to the tab with the submission id."""
     ctx = context(request)
     config = await reads.get_billing_config(ctx, session.principal, tenant_id)
     values = admin_form.submitted(await request.form())
     body, errors = admin_form.parse(values, config.in_force)
     if body is not None:
         try:
-            accepted = await writes.put_billing_config(ctx, request, session.principal,
-                                                       tenant_id, body)
+            async with form_tokens.once(ctx.db, session, "config",
+                                        (await request.form()).get(form_tokens.FIELD)) as cid:
+                accepted = await writes.submit_billing_config(ctx, request, session.principal,
+                                                              tenant_id, body, cid)
+        except (form_tokens.Resubmitted, form_tokens.StaleForm) as why:
+            return await not_run(request, session, tenant_id, why)
         except Problem as problem:
             if problem.status != 422:
                 raise
@@ -101,8 +118,9 @@ async def submit_config(request: Request, checked: CsrfChecked, session: Super,
             errors = (admin_form.errors_from_locs(extra) if extra
                       else admin_form.errors_from_detail(problem.detail or problem.title))
         else:
-            return RedirectResponse(
-                f"{tenant_path(tenant_id)}?done=config&ref={accepted.submission_id}",
-                status_code=303)
+            return await back_to_tab(
+                request, session, tenant_id,
+                f"Configuration submitted (submission {accepted.submission_id}). It is listed "
+                "in the configuration history once the invoicer has applied it.")
     return await tenant_page(request, session, tenant_id, status_code=422, values=values,
                              errors=errors)

@@ -1,6 +1,6 @@
 """What the admin pages show, shaped from the API's responses: an invoice's period as its
 first and last day in the tenant's time zone, reconciliation rows and the messages shown after
-an action (docs/portal.md, "Admin console")."""
+a form that was not run (docs/portal.md, "Admin console")."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,18 +60,7 @@ def reconciliation_rows(tenants: Sequence[TenantReconciliation],
     return rows
 
 
-#: Messages after a successful form (303 with `?done=<key>&ref=<value>`).
-DONE = {
-    "config": "Configuration submitted (submission {ref}). It is listed in the configuration "
-              "history once the invoicer has applied it.",
-    "payment": "Payment recorded: {ref} is paid.",
-    "credit": "Credit granted (submission {ref}). It reduces the next invoices.",
-    "issued": "Invoice {ref} issued.",
-    "already": "That period is invoiced already ({ref}).",
-}
-
-
-def done_message(done: str | None, ref: str | None) -> str | None:
-    """The message for `?done=` (None for none or an unknown key)."""
-    template = DONE.get(done or "")
-    return template.format(ref=ref or "-") if template else None
+#: Shown after a form whose token was used already, or that has no valid token.
+RESUBMITTED = ("This form was submitted already (the first submission counts); nothing was "
+               "done again.")
+STALE_FORM = "This form is out of date; nothing was done. Reload the page and submit it again."

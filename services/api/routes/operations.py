@@ -2,17 +2,20 @@
 platform (`GET /v1/dead-letters`) and operator-issued invoices
 (`POST /v1/tenants/{tenant_id}/invoices`)."""
 
+import contextlib
 from datetime import date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError
 
 from contracts.base import utc_now
 from services.api import deadletters
+from services.api.audit import COLLECTION as AUDIT
 from services.api.audit import record_write
 from services.api.auth import allow
-from services.api.context import Ctx
+from services.api.context import ApiContext, Ctx
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page
 from services.api.principal import Principal
 from services.api.problems import Problem, not_found
@@ -24,6 +27,10 @@ Staff = Annotated[Principal, Depends(allow("super", "viewer"))]
 Super = Annotated[Principal, Depends(allow("super"))]
 #: What `GET /v1/dead-letters` lists without `since`.
 DEFAULT_WINDOW = timedelta(hours=24)
+#: The local period end dates an operator can issue (outside them a time zone's offset could
+#: take the period's instants out of the years Python's dates hold).
+FIRST_PERIOD_END = date(1970, 1, 1)
+LAST_PERIOD_END = date(9998, 12, 31)
 
 
 class DeadLetterView(BaseModel):
@@ -78,7 +85,7 @@ class IssueBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    period_end: date
+    period_end: date = Field(ge=FIRST_PERIOD_END, le=LAST_PERIOD_END)
     force: bool = False
     reason: str | None = Field(default=None, max_length=500)
 
@@ -102,26 +109,53 @@ async def issue_invoice(ctx: Ctx, request: Request, response: Response, who: Sup
     `billing invoices issue` (docs/billing-periods.md, "Operator issue"): 201 issued, 200 when
     that period is invoiced already, 409 when a rule refuses (the tenant generates its
     invoices and `force` is not set, no period ends that day, the period has not ended, it
-    would overlap or leave a gap), 422 `force` without a `reason`, 404 unknown tenant."""
+    would overlap or leave a gap), 422 `force` without a `reason` or a `period_end` outside
+    1970-01-01..9998-12-31, 404 unknown tenant. Audited: `invoice.issue` once per invoice
+    (also by the retry that finds it issued when the first audit write failed) and
+    `invoice.issue.refused` with the rule's detail."""
     await tenant_config(ctx, who, tenant_id)
     reason = (body.reason or "").strip()
     if body.force and not reason:
         raise Problem(422, "Unprocessable Content", "force needs a reason", errors=[
             {"loc": ["body", "reason"], "msg": "required with force", "type": "missing"}])
     forced = invoicer.Forced(who.actor_id, reason) if body.force else None
+    change = {"period_end": body.period_end.isoformat(), "force": body.force,
+              "reason": reason or None}
     try:
         outcome = await invoicer.issue_period(ctx.settings, tenant_id, body.period_end,
                                               forced=forced)
     except LookupError as exc:
         raise not_found(f"tenant {tenant_id!r}") from exc
+    except OverflowError as exc:  # date arithmetic beyond the years a date holds
+        raise Problem(422, "Unprocessable Content", f"period_end {body.period_end} is out of "
+                      "range in the tenant's time zone") from exc
     except invoicer.IssueRefused as exc:
+        await record_write(ctx, request, who, "invoice.issue.refused", f"tenant:{tenant_id}",
+                           {**change, "detail": str(exc)})
         raise Problem(409, "Conflict", str(exc)) from exc
+    if outcome.number is not None:
+        await _audit_issue(ctx, request, who, tenant_id,
+                           {**change, "invoice_number": outcome.number},
+                           check_existing=not outcome.issued)
     if not outcome.issued:
         response.status_code = 200
         return IssuedInvoice(tenant_id=tenant_id, period_end=body.period_end,
                              outcome="already_issued", invoice_number=outcome.number)
-    await record_write(ctx, request, who, "invoice.issue", f"tenant:{tenant_id}", {
-        "period_end": body.period_end.isoformat(), "invoice_number": outcome.number,
-        "force": body.force, "reason": reason or None})
     return IssuedInvoice(tenant_id=tenant_id, period_end=body.period_end, outcome="issued",
                          invoice_number=outcome.number)
+
+
+async def _audit_issue(ctx: ApiContext, request: Request, who: Principal, tenant_id: str,
+                       change: dict[str, Any], *, check_existing: bool) -> None:
+    """Record `invoice.issue` once per invoice: its id is derived from the tenant and the
+    period end, so the retry of an issue whose audit write failed (it answers
+    `already_issued`) records it, and any later retry does not. With `check_existing`, an
+    entry recorded under another id (before ids were derived) also counts."""
+    if check_existing and await ctx.db[AUDIT].find_one(
+            {"action": "invoice.issue", "change.invoice_number": change["invoice_number"]},
+            projection={"_id": 1}) is not None:
+        return
+    record_id = f"audit_invoice_issue_{tenant_id}_{change['period_end']}"
+    with contextlib.suppress(DuplicateKeyError):
+        await record_write(ctx, request, who, "invoice.issue", f"tenant:{tenant_id}", change,
+                           record_id=record_id)

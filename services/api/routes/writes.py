@@ -76,9 +76,18 @@ async def put_billing_config(ctx: Ctx, request: Request, who: Super, tenant_id: 
     """A new configuration version for the tenant (an unknown tenant is created), validated
     with the invoicer's rules; the current coupon and credits are kept. 202 with the
     submission id, which `GET .../billing-config` lists with its outcome."""
+    return await submit_billing_config(ctx, request, who, tenant_id, body, str(uuid.uuid4()))
+
+
+async def submit_billing_config(ctx: ApiContext, request: Request, who: Principal,
+                                tenant_id: str, body: BillingConfigBody,
+                                event_id: str) -> Accepted:
+    """`put_billing_config` with the caller's command `event_id`: the invoicer applies a
+    command id once, so sending the same id again (the portal's one-time form token, after a
+    failure between publishing and answering) adds no second version."""
     current = await invoicer.current_config(ctx.db, tenant_id)
     command = _build(
-        BillingConfigSubmitted, event_id=str(uuid.uuid4()), occurred_at=utc_now(),
+        BillingConfigSubmitted, event_id=event_id, occurred_at=utc_now(),
         tenant_id=tenant_id, actor=_actor(who),
         tenant_name=body.tenant_name or (current.tenant_name if current else None),
         settings=body.settings, timezone=body.timezone, effective_from=body.effective_from,
@@ -100,8 +109,15 @@ async def grant_credit(ctx: Ctx, request: Request, who: Super, tenant_id: str,
                        body: CreditBody) -> Accepted:
     """A goodwill credit in the tenant's current currency; it reduces invoices issued from
     now on until used up. 404 for an unknown tenant."""
+    return await grant_credit_once(ctx, request, who, tenant_id, body, str(uuid.uuid4()))
+
+
+async def grant_credit_once(ctx: ApiContext, request: Request, who: Principal,
+                            tenant_id: str, body: CreditBody, event_id: str) -> Accepted:
+    """`grant_credit` with the caller's `event_id`, also the credit id: the invoicer applies
+    an event id once, so sending the same id again (the portal's one-time form token, after a
+    failure between publishing and answering) grants no second credit."""
     current = await tenant_config(ctx, who, tenant_id)
-    event_id = str(uuid.uuid4())
     command = _build(CreditGranted, event_id=event_id, occurred_at=utc_now(),
                      tenant_id=tenant_id, credit_id=event_id, amount=body.amount,
                      currency=current.settings.currency, reason=body.reason, actor=_actor(who))
