@@ -91,6 +91,17 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
                       "exactly as returned") from exc
 
 
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (time, id) position of a cursor of a newest-first list (audit, dead letters), None
+    for no cursor; `Problem(400)` for a cursor of another list."""
+    values = decode_cursor(cursor)
+    if values is None:
+        return None
+    if len(values) != 2 or not isinstance(values[0], datetime) or not isinstance(values[1], str):
+        raise Problem(400, "Bad Request", "the cursor does not belong to this list")
+    return values[0], values[1]
+
+
 def after_filter(sort: Sequence[tuple[str, int]], position: Sequence[Any] | None
                  ) -> dict[str, Any]:
     """A MongoDB filter for the documents after `position` in the order `sort`

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from contracts import BillingConfigSubmitted, PriceCharge
-from services.common.invoice_document import TierRow, UsagePricing
+from services.common.invoice_document import UsagePricing
 from services.invoicer.pricing import charge_exact, round_minor, tier_slices
 
 Doc = dict[str, Any]
@@ -30,8 +30,7 @@ class ConfigVersions(Protocol):
 
 def charge_pricing(charge: PriceCharge, quantity: Decimal) -> UsagePricing:
     """How `charge` prices `quantity`: its model, included quantity, package and tiers."""
-    tiers = tuple(TierRow(s.index, s.lower, s.upper, s.quantity, s.unit_price, s.flat_price,
-                          s.amount) for s in tier_slices(charge, quantity))
+    tiers = tuple(tier_slices(charge, quantity))
     package = charge.model == "package"
     return UsagePricing(model=charge.model, included=charge.included_quantity,
                         package_size=charge.package_size if package else None,

@@ -25,6 +25,7 @@ from decimal import (
 
 from contracts import Coupon, PriceCharge
 from contracts.money import minor_unit_exponent, to_major_units
+from services.common.invoice_document import TierRow
 
 ZERO = Decimal(0)
 #: Exact arithmetic on quantities and prices: room for any two Decimal128 operands (34 digits
@@ -133,20 +134,9 @@ def charge_exact(charge: PriceCharge, quantity: Decimal) -> Decimal:
         return sum((t.amount for t in tier_slices(charge, quantity)), ZERO)
 
 
-@dataclass(frozen=True)
-class TierSlice:
-    """The part of a graduated or volume charge one tier prices: tier `index` (1-based) of the
-    plan, its bounds (`lower` exclusive, `upper` inclusive, None = unbounded, in units after
-    the included quantity), the `quantity` it prices, its `unit_price` and `flat_price`
-    (major units) and the exact `amount` (major units, before the line's one rounding)."""
-
-    index: int
-    lower: Decimal
-    upper: Decimal | None
-    quantity: Decimal
-    unit_price: Decimal
-    flat_price: Decimal
-    amount: Decimal
+#: The part of a graduated or volume charge one tier prices (the invoice document shows it as
+#: is): tier `index` (1-based), bounds, the `quantity` it prices, prices and exact `amount`.
+TierSlice = TierRow
 
 
 def tier_slices(charge: PriceCharge, quantity: Decimal) -> list[TierSlice]:

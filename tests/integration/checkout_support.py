@@ -5,13 +5,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 
 from contracts import StripeEventReceived
+from services.api.settings import ApiSettings
 from services.common.ops import OpsServer, ops_app
 from services.payments import handlers
 from services.payments.handlers import Deps
 from services.payments.settings import PaymentsSettings
 from services.payments.webhooks import webhook_route
+from tests.support.api import ApiHarness, api_harness
 from tests.support.polling import eventually
 
 
@@ -64,3 +67,22 @@ async def fill_in_card(url: str, number: str) -> httpx.Response:
         assert page.status_code == 200 and 'for="card_number"' in page.text, page.text[:300]
         return await client.post(url, data={"card_number": number, "expiry": "12 / 34",
                                             "cvc": "987", "name": "A. Payer"})
+
+
+@asynccontextmanager
+async def payments_api(payments_settings: PaymentsSettings) -> AsyncIterator[ApiHarness]:
+    """The API with the test's payments settings (the Stripe fake, its database); the
+    database is dropped afterwards."""
+    settings = ApiSettings(**payments_settings.model_dump(
+        include={"stripe_api_base", "stripe_api_key", "stripe_webhook_secret",
+                 "stripe_retry_base_seconds", "clock_mode"}))
+    async with api_harness(settings) as harness:
+        yield harness
+        await harness.ctx.client.drop_database(settings.mongo_db)
+
+
+@pytest.fixture(name="api")
+async def api_with_payments(payments_settings: PaymentsSettings) -> AsyncIterator[ApiHarness]:
+    """The `api` fixture of modules that import it: `payments_api` for the test."""
+    async with payments_api(payments_settings) as harness:
+        yield harness

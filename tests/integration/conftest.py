@@ -1,10 +1,16 @@
-"""Fixtures of the integration tests: the Billing API in-process (`api`)."""
+"""Fixtures of the integration tests: the Billing API in-process (`api`) and the invoicer
+worker applying what it publishes (`invoicer`)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from services.api.settings import ApiSettings
+from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.app import serve
+from services.invoicer.settings import InvoicerSettings
+from tests.integration.test_invoicer_support import open_store
 from tests.support.api import ApiHarness, api_harness
 
 
@@ -22,3 +28,16 @@ async def dead_letter_api(billing_env: dict[str, str]) -> AsyncIterator[ApiHarne
     async with api_harness(ApiSettings(api_dead_letter_consumer=True)) as harness:
         yield harness
         await harness.ctx.client.drop_database(harness.ctx.settings.mongo_db)
+
+
+@pytest.fixture
+async def invoicer(billing_env: dict[str, str]) -> AsyncIterator[InvoicerStore]:
+    """The invoicer worker (applies the commands the API and the portal publish) and a store
+    to look at."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(stop, InvoicerSettings(invoicer_cycle_interval_seconds=0,
+                                                            retry_base_seconds=0.05)))
+    async with open_store(InvoicerSettings()) as store:
+        yield store
+    stop.set()
+    await asyncio.wait_for(task, timeout=60)

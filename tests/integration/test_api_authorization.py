@@ -11,7 +11,6 @@ another tenant. Expected:
 - any other role: 403; no key or a malformed or unknown key: 401.
 """
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from services.invoicer.adapters.catalog import COUPONS
 from services.invoicer.api import run_cycle
 from services.invoicer.handlers import apply_config
 from tests.integration.test_invoicer_support import config, open_store, utc
-from tests.support.api import ApiHarness, api_harness
+from tests.support.api import ApiHarness, api_harness, module_settings
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -134,17 +133,6 @@ async def seed_samples(settings: ApiSettings) -> dict[str, dict[str, str]]:
                    async for d in store.invoices.find({"tenant_id": {"$in": [OWN, OTHER]}})}
     assert set(numbers) == {OWN, OTHER}, numbers
     return {t: {"tenant_id": t, "invoice_number": numbers[t]} for t in (OWN, OTHER)}
-
-
-def module_settings(servers: Servers) -> ApiSettings:
-    """Settings with this module's own database and topics (the matrix runs on one API)."""
-    tag = uuid.uuid4().hex[:10]
-    return ApiSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers, mongo_uri=servers.mongo_uri,
-        mongo_db=f"test_{tag}", topic_prefix=f"t{tag}.",
-        command_signing_key=f"test-command-signing-key-{uuid.uuid4().hex}",
-        api_rate_limit="100000/minute", api_ingest_rate_limit="100000/minute",
-    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

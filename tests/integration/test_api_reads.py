@@ -3,7 +3,6 @@ PDF), balance, usage and the dashboard, with paging, 404s and 422s; the usage es
 invoiced period equals the invoice the cycle issued; a tenant key enumerating invoice numbers
 learns nothing. One API and one seeded database for the module (`reads_support.seed`)."""
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
@@ -14,7 +13,6 @@ import pytest
 import pytest_asyncio
 
 from services.api.ingest_counts import add_accepted
-from services.api.settings import ApiSettings
 from services.common.invoice_pdf import render_invoice_pdf
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.api import pdf_bytes
@@ -23,7 +21,7 @@ from services.invoicer.periods import Period
 from services.invoicer.views import store_of
 from tests.integration.reads_support import Seeded, seed
 from tests.integration.test_invoicer_support import utc
-from tests.support.api import ApiHarness, api_harness
+from tests.support.api import ApiHarness, api_harness, module_settings
 from tests.support.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -47,12 +45,7 @@ class Reads:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def reads(servers: Servers) -> AsyncIterator[Reads]:
-    tag = uuid.uuid4().hex[:10]
-    settings = ApiSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers, mongo_uri=servers.mongo_uri,
-        mongo_db=f"test_{tag}", topic_prefix=f"t{tag}.",
-        command_signing_key=f"test-command-signing-key-{uuid.uuid4().hex}",
-        api_rate_limit="100000/minute")
+    settings = module_settings(servers)
     async with api_harness(settings) as api:
         seeded = await seed(InvoicerStore(api.ctx.client, api.ctx.db))
         tokens = {"viewer": await api.key("viewer"), "super": await api.key("super"),

@@ -2,8 +2,6 @@
 running: each accepted command is applied, refused requests answer 404/409/422 before anything
 is published, every accepted write is audited (principal, request id, change)."""
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,14 +10,12 @@ import pytest
 from services.api.audit import COLLECTION as API_AUDIT
 from services.invoicer.adapters.catalog import COUPONS
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.app import serve
 from services.invoicer.handlers import apply_config
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
-from services.invoicer.settings import InvoicerSettings
 from services.payments.adapters.mongo_store import MongoPaymentsStore
 from services.payments.domain import InvoiceRecord
-from tests.integration.test_invoicer_support import config, open_store
+from tests.integration.test_invoicer_support import config
 from tests.support.api import ApiHarness
 from tests.support.polling import eventually
 
@@ -34,18 +30,6 @@ CONFIG_BODY: dict[str, Any] = {
     "price_plan": {"charges": [{"meter": "cpu_hours", "model": "per_unit",
                                 "unit_price": "0.40"}]},
 }
-
-
-@pytest.fixture
-async def invoicer(billing_env: dict[str, str]) -> AsyncIterator[InvoicerStore]:
-    """The invoicer worker (applies what the API publishes) and a store to look at."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(stop, InvoicerSettings(invoicer_cycle_interval_seconds=0,
-                                                            retry_base_seconds=0.05)))
-    async with open_store(InvoicerSettings()) as store:
-        yield store
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)
 
 
 async def audited(api: ApiHarness, action: str) -> list[dict[str, Any]]:

@@ -3,9 +3,7 @@ the Billing tab's configuration form (pre-filled, validated field by field with 
 published, applied by the invoicer into a new version), read-only for a viewer, CSRF, and
 no admin page for a tenant session (docs/portal.md, "Admin console")."""
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,7 +11,6 @@ import pytest
 from services.api.audit import COLLECTION as API_AUDIT
 from services.api.portal import routes_admin
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.app import serve
 from services.invoicer.handlers import apply_config
 from services.invoicer.settings import InvoicerSettings
 from tests.integration.portal_tenant_support import open_link
@@ -83,18 +80,6 @@ def form_values(page: str, **changes: str) -> dict[str, str]:
             values[box] = "on"
     values.update(changes)
     return values
-
-
-@pytest.fixture
-async def invoicer(billing_env: dict[str, str]) -> AsyncIterator[InvoicerStore]:
-    """The invoicer worker (applies what the portal submits) and a store to look at."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(stop, InvoicerSettings(invoicer_cycle_interval_seconds=0,
-                                                            retry_base_seconds=0.05)))
-    async with open_store(InvoicerSettings()) as store:
-        yield store
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)
 
 
 async def test_the_tenant_list_searches_and_pages(

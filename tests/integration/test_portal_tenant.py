@@ -4,14 +4,12 @@ own numbers, Billing, and tenant isolation. One API and one seeded database for 
 (`reads_support.seed`: acme USD with usage in June and July 2013, globex EUR, umbrella)."""
 
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 import pytest_asyncio
 
-from services.api.settings import ApiSettings
 from services.invoicer.adapters.store import InvoicerStore
 from tests.integration.portal_tenant_support import (
     Portal,
@@ -22,7 +20,7 @@ from tests.integration.portal_tenant_support import (
     text_of,
 )
 from tests.integration.reads_support import seed
-from tests.support.api import api_harness
+from tests.support.api import api_harness, module_settings
 from tests.support.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -30,12 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def portal(servers: Servers) -> AsyncIterator[Portal]:
-    tag = uuid.uuid4().hex[:10]
-    settings = ApiSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers, mongo_uri=servers.mongo_uri,
-        mongo_db=f"test_{tag}", topic_prefix=f"t{tag}.",
-        command_signing_key=f"test-command-signing-key-{uuid.uuid4().hex}",
-        api_rate_limit="100000/minute")
+    settings = module_settings(servers)
     async with api_harness(settings) as api:
         seeded = await seed(InvoicerStore(api.ctx.client, api.ctx.db))
         tokens = {"viewer": await api.key("viewer"), "super": await api.key("super")}

@@ -10,31 +10,24 @@ import httpx
 import pytest
 
 from contracts import InvoiceIssued
-from services.api.settings import ApiSettings
 from services.invoicer.api import run_cycle
 from services.invoicer.handlers import apply_config
 from services.payments import handlers
 from services.payments.handlers import Deps
 from services.payments.settings import PaymentsSettings
-from tests.integration.checkout_support import Webhooks, fill_in_card, webhook_ingress
+from tests.integration.checkout_support import (
+    Webhooks,
+    api_with_payments,  # noqa: F401 (the api fixture)
+    fill_in_card,
+    webhook_ingress,
+)
 from tests.integration.portal_tenant_support import open_link
 from tests.integration.test_invoicer_support import config, open_store, utc
-from tests.support.api import BASE_URL, ApiHarness, api_harness
+from tests.support.api import BASE_URL, ApiHarness
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def api(payments_settings: PaymentsSettings) -> AsyncIterator[ApiHarness]:
-    """The API with the test's payments settings (the Stripe fake, its database)."""
-    settings = ApiSettings(**payments_settings.model_dump(
-        include={"stripe_api_base", "stripe_api_key", "stripe_webhook_secret",
-                 "stripe_retry_base_seconds", "clock_mode"}))
-    async with api_harness(settings) as harness:
-        yield harness
-        await harness.ctx.client.drop_database(settings.mongo_db)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ against the test's broker and database and gives an `httpx.AsyncClient` on it.
         response = await api.client.get("/v1/invoices", headers=api.auth(token))
 """
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from services.api.app import create_app
 from services.api.context import ApiContext
 from services.api.keys import create_key
 from services.api.settings import ApiSettings
+from tests.support.servers import Servers
 
 BASE_URL = "http://api.test"
 
@@ -53,3 +55,15 @@ async def api_harness(settings: ApiSettings | None = None,
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield ApiHarness(app, client, app.state.context)
+
+
+def module_settings(servers: Servers) -> ApiSettings:
+    """Settings with their own database, topics and signing key, and rate limits no test
+    reaches: for a module-scoped API shared by the module's tests."""
+    tag = uuid.uuid4().hex[:10]
+    return ApiSettings(
+        kafka_bootstrap_servers=servers.kafka_bootstrap_servers, mongo_uri=servers.mongo_uri,
+        mongo_db=f"test_{tag}", topic_prefix=f"t{tag}.",
+        command_signing_key=f"test-command-signing-key-{uuid.uuid4().hex}",
+        api_rate_limit="100000/minute", api_ingest_rate_limit="100000/minute",
+    )

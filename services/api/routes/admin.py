@@ -9,9 +9,8 @@ from pydantic import BaseModel
 from services.api.audit import audit_entries
 from services.api.auth import allow
 from services.api.context import Ctx
-from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page
+from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_time_cursor, page
 from services.api.principal import Principal
-from services.api.problems import Problem
 
 router = APIRouter(tags=["admin"])
 
@@ -41,15 +40,6 @@ class AuditEntry(BaseModel):
     change: dict[str, Any]
 
 
-def _position(cursor: str | None) -> tuple[datetime, str] | None:
-    values = decode_cursor(cursor)
-    if values is None:
-        return None
-    if len(values) != 2 or not isinstance(values[0], datetime) or not isinstance(values[1], str):
-        raise Problem(400, "Bad Request", "the cursor does not belong to this list")
-    return values[0], values[1]
-
-
 @router.get("/v1/audit", response_model=Page[AuditEntry])
 async def audit(
     ctx: Ctx, who: Annotated[Principal, Depends(allow("super"))],
@@ -59,6 +49,6 @@ async def audit(
     """The audit trail, newest first (super): every accepted API write (principal, time,
     request id, action, target, change) and every configuration command the invoicer
     refused. `?tenant_id=` keeps one tenant's entries."""
-    entries = await audit_entries(ctx, _position(cursor), limit + 1, tenant_id)
+    entries = await audit_entries(ctx, decode_time_cursor(cursor), limit + 1, tenant_id)
     return page([AuditEntry.model_validate(e) for e in entries], limit,
                 lambda e: [e.at, e.id])

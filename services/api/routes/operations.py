@@ -16,7 +16,7 @@ from services.api.audit import COLLECTION as AUDIT
 from services.api.audit import record_write
 from services.api.auth import allow
 from services.api.context import ApiContext, Ctx
-from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page
+from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_time_cursor, page
 from services.api.principal import Principal
 from services.api.problems import Problem, not_found
 from services.api.tenants import tenant_config
@@ -52,15 +52,6 @@ class DeadLetterView(BaseModel):
     original_encoding: str
 
 
-def _position(cursor: str | None) -> tuple[datetime, str] | None:
-    values = decode_cursor(cursor)
-    if values is None:
-        return None
-    if len(values) != 2 or not isinstance(values[0], datetime) or not isinstance(values[1], str):
-        raise Problem(400, "Bad Request", "the cursor does not belong to this list")
-    return values[0], values[1]
-
-
 @router.get("/v1/dead-letters", summary="Dead letters")
 async def list_dead_letters(
     ctx: Ctx, who: Staff, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
@@ -72,7 +63,7 @@ async def list_dead_letters(
         raise Problem(422, "Unprocessable Content", "since needs a UTC offset", errors=[
             {"loc": ["query", "since"], "msg": "needs a UTC offset", "type": "value_error"}])
     start = since or utc_now() - DEFAULT_WINDOW
-    docs = await deadletters.recent(ctx.db, start, _position(cursor), limit + 1)
+    docs = await deadletters.recent(ctx.db, start, decode_time_cursor(cursor), limit + 1)
     views = [DeadLetterView(event_id=d["_id"], **{k: v for k, v in d.items()
                                                    if k in DeadLetterView.model_fields})
              for d in docs]
