@@ -15,7 +15,6 @@ from services.invoicer.adapters.store import InvoicerStore
 from tests.integration.test_portal_admin import (
     form_data,
     form_values,
-    invoicer,
     seed,
     sign_in,
 )
@@ -24,7 +23,6 @@ from tests.support.api import ApiHarness
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-__all__ = ["invoicer"]  # the fixture, imported for its use here
 PAGE = "/portal/admin/tenants/initech"
 AGAIN = "submitted already"
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.api.models_reads import Reconciliation, TenantReconciliation
+from services.common.meters import meter_of
 
 #: The invoice statuses a payment can still be recorded for.
 UNPAID = ("pending_payment", "failed", "overdue")
@@ -37,7 +38,9 @@ class ReconciliationRow:
 
 
 def _quantities(by_meter: dict[str, str]) -> str:
-    return "; ".join(f"{meter} {q}" for meter, q in sorted(by_meter.items())) or "none"
+    """`CPU 572.806084 vCPU-hours; Memory ...` (readable meter names with their units)."""
+    shown = [(meter_of(key), q) for key, q in sorted(by_meter.items())]
+    return "; ".join(f"{m.name} {q} {m.unit}" for m, q in shown) or "none"
 
 
 def reconciliation_rows(tenants: Sequence[TenantReconciliation],
