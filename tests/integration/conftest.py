@@ -1,16 +1,14 @@
 """Fixtures of the integration tests: the Billing API in-process (`api`) and the invoicer
 worker applying what it publishes (`invoicer`)."""
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from services.api.settings import ApiSettings
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.app import serve
 from services.invoicer.settings import InvoicerSettings
-from tests.integration.test_invoicer_support import open_store
+from tests.integration.test_invoicer_support import open_store, worker_running, worker_settings
 from tests.support.api import ApiHarness, api_harness
 
 
@@ -34,10 +32,5 @@ async def dead_letter_api(billing_env: dict[str, str]) -> AsyncIterator[ApiHarne
 async def invoicer(billing_env: dict[str, str]) -> AsyncIterator[InvoicerStore]:
     """The invoicer worker (applies the commands the API and the portal publish) and a store
     to look at."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(stop, InvoicerSettings(invoicer_cycle_interval_seconds=0,
-                                                            retry_base_seconds=0.05)))
-    async with open_store(InvoicerSettings()) as store:
+    async with worker_running(worker_settings()), open_store(InvoicerSettings()) as store:
         yield store
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)

@@ -2,9 +2,7 @@
 applied once per event id, refusals audited, a granted credit and a redeemed coupon reduce
 the next invoices, and a credit granted while an invoice is being issued is never lost."""
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -20,14 +18,12 @@ from contracts import (
 )
 from services.common.codec import encode, headers_for
 from services.common.errors import PermanentError
-from services.common.kafka import ensure_topics
 from services.common.lag import committed_offsets, pending_partitions
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.catalog import COUPONS
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.app import serve
 from services.invoicer.cycle import read_and_price, tenant_periods
 from services.invoicer.domain import invoice_id
 from services.invoicer.handlers import apply_config
@@ -36,7 +32,13 @@ from services.invoicer.operator_handlers import apply_operator
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
-from tests.integration.test_invoicer_support import config, open_store, utc
+from tests.integration.test_invoicer_support import (  # the settings and worker fixtures
+    config,
+    open_store,
+    utc,
+    worker_fixture,  # noqa: F401
+    worker_settings_fixture,  # noqa: F401
+)
 from tests.integration.test_invoicer_worker import collect
 from tests.support.polling import eventually
 
@@ -158,22 +160,6 @@ async def test_a_credit_granted_while_an_invoice_is_issued_is_not_lost(
         assert tenant is not None and tenant["ledger_rev"] == 2
         assert [c["credit_id"] for c in tenant["credit_balance"]] == ["c1"]
         assert tenant["credits_used"] == [{"credit_id": "c1", "used": 500}]
-
-
-@pytest.fixture
-async def settings(billing_env: dict[str, str]) -> InvoicerSettings:
-    s = InvoicerSettings(invoicer_cycle_interval_seconds=0, retry_base_seconds=0.05)
-    await ensure_topics(s)
-    return s
-
-
-@pytest.fixture
-async def worker(settings: InvoicerSettings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(stop, settings))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)
 
 
 async def commands_consumed(settings: InvoicerSettings) -> bool:

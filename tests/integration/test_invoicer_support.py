@@ -1,6 +1,7 @@
 """Helpers the invoicer's integration tests share (no tests here): configuration commands,
 usage written through the collector's api, and a store on its own client."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,9 +13,12 @@ import pytest
 
 from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
+from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.app import serve
+from services.invoicer.settings import InvoicerSettings
 from services.usage_collector.api import record_usage
 
 pytestmark = pytest.mark.integration
@@ -75,3 +79,36 @@ async def collect_usage(
         "subject": tenant_id, "time": at.isoformat(),
         "data": {"meter": meter, "quantity": quantity, "service": service},
     }).encode()], clock=clock)
+
+
+def worker_settings() -> InvoicerSettings:
+    """The invoicer's settings for tests with its worker: no periodic cycle, fast retries."""
+    return InvoicerSettings(invoicer_cycle_interval_seconds=0, retry_base_seconds=0.05)
+
+
+@asynccontextmanager
+async def worker_running(settings: InvoicerSettings) -> AsyncIterator[None]:
+    """The invoicer worker (`serve`) running for the block, stopped (within 60 s) after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(stop, settings))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+@pytest.fixture(name="settings")
+async def worker_settings_fixture(billing_env: dict[str, str]) -> InvoicerSettings:
+    """`settings`: `worker_settings()` with the platform's topics created."""
+    settings = worker_settings()
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture(name="worker")
+async def worker_fixture(settings: InvoicerSettings) -> AsyncIterator[None]:
+    """`worker`: the invoicer worker running on `settings` for the test."""
+    async with worker_running(settings):
+        yield
+

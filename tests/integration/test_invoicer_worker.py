@@ -4,7 +4,7 @@ outbox relay after a crash, payments applied from `billing.payment.v1`."""
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from contracts import (
     PaymentSucceeded,
 )
 from services.common.codec import encode, headers_for
-from services.common.kafka import ensure_topics
 from services.common.lag import committed_offsets, pending_partitions
 from services.common.signing import sign
 from services.common.tracking import PROCESSED_EVENTS, tracking_id
@@ -32,27 +31,17 @@ from services.invoicer.names import OUTBOX, SERVICE
 from services.invoicer.reports import config_applied, list_invoices
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
-from tests.integration.test_invoicer_support import config, open_store, utc
+from tests.integration.test_invoicer_support import (  # the settings and worker fixtures
+    config,
+    open_store,
+    utc,
+    worker_fixture,  # noqa: F401
+    worker_settings_fixture,  # noqa: F401
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 Record = dict[str, Any]
-
-
-@pytest.fixture
-async def settings(billing_env: dict[str, str]) -> InvoicerSettings:
-    s = InvoicerSettings(invoicer_cycle_interval_seconds=0, retry_base_seconds=0.05)
-    await ensure_topics(s)
-    return s
-
-
-@pytest.fixture
-async def worker(settings: InvoicerSettings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(stop, settings))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)
 
 
 async def collect(
