@@ -9,7 +9,7 @@ middleware adds request ids, metrics, the body limit and `Idempotency-Key` handl
 import importlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
@@ -32,6 +32,7 @@ from services.api.settings import ApiSettings
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.worker import make_broker
+from services.payments import api as payments
 
 log = logging.getLogger(__name__)
 ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links", "payments_self",
@@ -67,14 +68,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         db = database(client, cfg)
         broker = make_broker(cfg, name=SERVICE)
         dead_letters = deadletters.DeadLetterConsumer(cfg, db)
+        connections = AsyncExitStack()
         try:
+            payments_deps = await connections.enter_async_context(
+                payments.connected(cfg, client))
             await ensure_topics(cfg)
             await ensure_indexes(db, cfg)
             await deadletters.ensure_indexes(db)
             await broker.start()
             if cfg.api_dead_letter_consumer:
                 dead_letters.start()
-            app.state.context = ctx = ApiContext(cfg, client, db, broker)
+            app.state.context = ctx = ApiContext(cfg, client, db, broker, payments_deps)
             await audit.ensure_indexes(ctx)
             await portal_sessions.ensure_indexes(db)
             await portal_form_tokens.ensure_indexes(db)
@@ -84,6 +88,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             await dead_letters.stop()
             await broker.stop()
+            await connections.aclose()
             await client.close()
 
     app = FastAPI(title="Billing API", version="1", description=DESCRIPTION,

@@ -3,10 +3,13 @@
 Names: `SERVICE`, `WEBHOOKS_SERVICE` (the workers of `billing run`), `CONSUMES` ((contract
 topic, consumer group) per subscription of the payments worker), `OUTBOXES` (its outbox
 collections) and `PaymentsSettings`. Operations, each opening and closing its own
-connections: events they cause go through the payments outbox; `publish=True` relays it once
-right away (the running worker's relay would also publish them; consumers dedupe by id).
+connections unless given `deps` (`connected`: a long-lived process such as the Billing API
+opens them once): events they cause go through the payments outbox; `publish=True` relays it
+once right away (the running worker's relay would also publish them; consumers dedupe by id).
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 
 from services.common.kafka import ensure_topics
@@ -14,16 +17,38 @@ from services.common.mongo import database, make_client
 from services.common.relay import outbox_relay
 from services.common.worker import make_broker
 from services.payments import handlers, paying
-from services.payments.bootstrap import open_deps, open_store
+from services.payments.bootstrap import connected_deps, open_deps, open_store
+from services.payments.charging import Deps
 from services.payments.domain import InvoiceRecord
 from services.payments.names import CONSUMES, OUTBOX, OUTBOXES, SERVICE, WEBHOOKS_SERVICE
 from services.payments.paying import PayMethod, PayNowOutcome
 from services.payments.settings import PaymentsSettings
 
+#: The payments service's open connections (store and Stripe gateway), from `connected`.
+PaymentsDeps = Deps
+#: `async with connected(settings, client) as deps`: the connections on the caller's client.
+connected = connected_deps
+
 __all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "PayMethod", "PayNowOutcome",
-           "PaymentsSettings", "next_dunning_after", "pay_now", "payment_method_on_file",
-           "record_manual_payment", "register_webhook_endpoint", "relay_outbox", "run_dunning",
-           "setup_checkout", "setup_payment_method", "setup_payment_method_described"]
+           "PaymentsDeps", "PaymentsSettings", "connected", "ensure_indexes",
+           "next_dunning_after", "pay_now", "payment_method_on_file", "record_manual_payment",
+           "register_webhook_endpoint", "relay_outbox", "run_dunning", "setup_checkout",
+           "setup_payment_method", "setup_payment_method_described"]
+
+
+@asynccontextmanager
+async def _using(settings: PaymentsSettings, deps: Deps | None) -> AsyncIterator[Deps]:
+    """`deps` when given, else connections opened (indexes ensured) and closed for the call."""
+    if deps is not None:
+        yield deps
+        return
+    async with open_deps(settings) as opened:
+        yield opened
+
+
+async def ensure_indexes(deps: Deps) -> None:
+    """Create the payments store's indexes (idempotent) for `deps` from `connected`."""
+    await deps.store.ensure_indexes()
 
 
 async def relay_outbox(settings: PaymentsSettings) -> int:
@@ -80,11 +105,12 @@ async def next_dunning_after(settings: PaymentsSettings, after: datetime) -> dat
 
 async def record_manual_payment(settings: PaymentsSettings, invoice_number: str, method: str,
                                 reference: str, paid_on: date | None = None,
-                                publish: bool = True) -> InvoiceRecord:
+                                publish: bool = True, deps: Deps | None = None) -> InvoiceRecord:
     """Record a payment made outside Stripe as `PaymentSucceeded`; raises `PermanentError`
     (`unknown_invoice`, `already_paid`, `invalid_method`)."""
-    async with open_deps(settings) as deps:
-        record = await handlers.record_manual(invoice_number, method, reference, paid_on, deps)
+    async with _using(settings, deps) as using:
+        record = await handlers.record_manual(invoice_number, method, reference, paid_on,
+                                              using)
     if publish:
         await relay_outbox(settings)
     return record
@@ -92,7 +118,7 @@ async def record_manual_payment(settings: PaymentsSettings, invoice_number: str,
 
 async def pay_now(settings: PaymentsSettings, invoice_number: str, *, tenant_id: str | None,
                   success_url: str, cancel_url: str, method: PayMethod = "auto",
-                  publish: bool = False) -> PayNowOutcome:
+                  publish: bool = False, deps: Deps | None = None) -> PayNowOutcome:
     """The portal's Pay now (docs/payments.md, "Paying from the portal"): charge the card on
     file as the invoice's next attempt (`paid`, `failed`, or `processing` while another charge
     holds the invoice's lease), or return a Stripe Checkout URL (`checkout`; the webhook
@@ -100,8 +126,8 @@ async def pay_now(settings: PaymentsSettings, invoice_number: str, *, tenant_id:
     goes through the outbox (the running worker publishes it; `publish=True` relays now).
     Raises `PermanentError` (`unknown_invoice`, `already_paid`, `no_payment_method`,
     `stripe_rejected`) or `DependencyUnavailable`."""
-    async with open_deps(settings) as deps:
-        outcome = await paying.pay_now(deps, invoice_number, tenant_id=tenant_id,
+    async with _using(settings, deps) as using:
+        outcome = await paying.pay_now(using, invoice_number, tenant_id=tenant_id,
                                        success_url=success_url, cancel_url=cancel_url,
                                        method=method)
     if publish and outcome.outcome in ("paid", "failed"):
@@ -110,17 +136,19 @@ async def pay_now(settings: PaymentsSettings, invoice_number: str, *, tenant_id:
 
 
 async def setup_checkout(settings: PaymentsSettings, tenant_id: str, success_url: str,
-                         cancel_url: str) -> str:
+                         cancel_url: str, deps: Deps | None = None) -> str:
     """The URL of Stripe's hosted page (a Checkout Session in setup mode) where the tenant
     enters a card; it becomes the default when Stripe's webhook confirms it. Raises
     `PermanentError` (`stripe_rejected`) or `DependencyUnavailable`."""
-    async with open_deps(settings) as deps:
-        return await paying.setup_checkout(deps, tenant_id, success_url, cancel_url)
+    async with _using(settings, deps) as using:
+        return await paying.setup_checkout(using, tenant_id, success_url, cancel_url)
 
 
-async def payment_method_on_file(settings: PaymentsSettings,
-                                 tenant_id: str) -> tuple[str, str, str] | None:
+async def payment_method_on_file(settings: PaymentsSettings, tenant_id: str,
+                                 deps: Deps | None = None) -> tuple[str, str, str] | None:
     """The tenant's default card as (brand, last4, description), e.g. `("visa", "4242",
     "card visa 4242")`; None when it has none. Reads the payments store only."""
+    if deps is not None:
+        return paying.card_on_file(await deps.store.customer(tenant_id))
     async with open_store(settings) as store:
         return paying.card_on_file(await store.customer(tenant_id))

@@ -32,6 +32,19 @@ async def open_store(settings: PaymentsSettings) -> AsyncIterator[MongoPaymentsS
 
 
 @asynccontextmanager
+async def connected_deps(settings: PaymentsSettings,
+                         client: AsyncMongoClient[dict[str, Any]]) -> AsyncIterator[Deps]:
+    """Deps on the caller's open `client` for a long-lived process: the store (the caller
+    ensures its indexes once, e.g. on first use) and one Stripe gateway, closed after; the
+    client stays the caller's."""
+    gateway = StripeGateway(settings)
+    try:
+        yield Deps(settings, mongo_store(client, settings), gateway)
+    finally:
+        await gateway.close()
+
+
+@asynccontextmanager
 async def open_deps(settings: PaymentsSettings,
                     gateway: PaymentGateway | None = None) -> AsyncIterator[Deps]:
     """Deps for one-off commands (CLI, demo, tests): the MongoDB store (indexes ensured) and

@@ -146,7 +146,8 @@ async def pay_invoice(ctx: Ctx, request: Request, who: SuperOrTenant, invoice_nu
     try:
         done = await payments.pay_now(
             ctx.settings, invoice_number, tenant_id=tenant_id, success_url=success,
-            cancel_url=with_query(success, checkout="cancelled"), method=body.method)
+            cancel_url=with_query(success, checkout="cancelled"), method=body.method,
+            deps=await ctx.payments_deps())
     except PermanentError as exc:
         _refused(exc, invoice_number)
     await record_write(ctx, request, who, "invoice.pay", f"invoice:{invoice_number}",
@@ -160,7 +161,8 @@ async def pay_invoice(ctx: Ctx, request: Request, who: SuperOrTenant, invoice_nu
 async def payment_method(ctx: Ctx, who: Reader, tenant_id: str) -> PaymentMethodView:
     """The tenant's default card (brand and last four), if any. 404 unknown tenant."""
     await tenant_config(ctx, who, tenant_id)
-    found = await payments.payment_method_on_file(ctx.settings, tenant_id)
+    found = await payments.payment_method_on_file(ctx.settings, tenant_id,
+                                                  deps=await ctx.payments_deps())
     if found is None:
         return PaymentMethodView(tenant_id=tenant_id, on_file=False)
     brand, last4, description = found
@@ -179,7 +181,8 @@ async def setup_payment_method(ctx: Ctx, request: Request, who: SuperOrTenant, t
                          f"/portal/tenants/{tenant_id}/billing?setup=returned")
     try:
         url = await payments.setup_checkout(ctx.settings, tenant_id, success,
-                                            with_query(success, setup="cancelled"))
+                                            with_query(success, setup="cancelled"),
+                                            deps=await ctx.payments_deps())
     except PermanentError as exc:
         _refused(exc, tenant_id)
     await record_write(ctx, request, who, "payment_method.setup", f"tenant:{tenant_id}",

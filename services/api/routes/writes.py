@@ -184,13 +184,11 @@ async def record_payment(ctx: Ctx, request: Request, who: Super, invoice_number:
     """Record an ACH or bank-transfer payment of the invoice (201 with the paid invoice);
     the running payments worker publishes it from its outbox. 404 unknown invoice, 409 already
     paid (or a Stripe charge of it in flight: retry later).
-
-    The payments service's operation opens its own database connections for each call:
-    acceptable for a rare operator action."""
+"""
     try:
         record = await payments.record_manual_payment(
             ctx.settings, invoice_number, body.method, body.reference, body.paid_on,
-            publish=False)
+            publish=False, deps=await ctx.payments_deps())
     except PermanentError as exc:
         status = PAYMENT_STATUS.get(exc.reason, 422)
         raise Problem(status, TITLES[status], exc.detail or exc.reason) from exc
