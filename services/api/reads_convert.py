@@ -23,7 +23,8 @@ from services.api.models_reads import (
     decimal_text,
     monies,
 )
-from services.invoicer.api import timeline, unit_of
+from services.common.meters import meter_of
+from services.invoicer.api import timeline
 
 Doc = dict[str, Any]
 
@@ -52,7 +53,7 @@ def _summary_fields(doc: Doc) -> Doc:
 
 def _line(li: Doc, currency: str) -> LineItemView:
     price = li.get("unit_price")
-    unit = unit_of(li["meter"]) if li.get("meter") else None
+    unit = meter_of(li["meter"]).unit if li.get("meter") else None
     return LineItemView(
         kind=li["kind"], description=li["description"], meter=li.get("meter"),
         quantity=decimal_text(li["quantity"]), unit=unit,

@@ -16,7 +16,7 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
 Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`,
 `estimate.py`): `tenant_rows`, `tenant_summary`, `billing_config`, `invoice_rows`, `invoice`,
 `timeline`, `invoice_pdf`, `balance`, `usage_estimate`, `current_period`, `reconciliation`,
-`dashboard_view`, `unit_of` / `METER_UNITS`.
+`dashboard_view`.
 
 For the Billing API (on its own database handle and broker):
 
@@ -56,11 +56,9 @@ from services.invoicer.adapters.store import TENANTS, tenant_config
 from services.invoicer.document import pricing_of
 from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
 from services.invoicer.estimate import (
-    METER_UNITS,
     current_period,
     dashboard_view,
     reconciliation,
-    unit_of,
     usage_estimate,
 )
 from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
@@ -96,9 +94,9 @@ __all__ = [
     "coupon", "current_config", "publish_command", "validate_submission", "code_is_hard_to_guess",
     "refusals", "Forced", "IssueOutcome", "IssueRefused", "issue_period",
     # read views for the Billing API (views.py, estimate.py)
-    "METER_UNITS", "balance", "billing_config", "current_period", "dashboard_view", "invoice",
+    "balance", "billing_config", "current_period", "dashboard_view", "invoice",
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
-    "tenant_summary", "timeline", "unit_of", "usage_estimate",
+    "tenant_summary", "timeline", "usage_estimate",
 ]
 
 

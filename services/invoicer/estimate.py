@@ -3,20 +3,20 @@ prices and reads a period (docs/api-endpoints.md, "Usage" and "Dashboard").
 
 The estimate of an interval prices each meter's total over it with the configuration in force
 at its end, through the same functions an invoice's usage lines go through
-(`late_usage.usage_by_meter`, `pricing.usage_line`): for an interval that is exactly an
+(`late_usage.meter_totals`, `pricing.usage_line`): for an interval that is exactly an
 invoiced period, each meter's estimated cost equals the invoice's usage line for that meter.
 """
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.meters import METERS, meter_of
+from services.common.meters import meter_of
 from services.invoicer.adapters.store import BILLED, INVOICES, TENANTS
 from services.invoicer.adapters.usage import CollectorUsage
-from services.invoicer.late_usage import usage_by_meter
+from services.invoicer.late_usage import meter_totals
 from services.invoicer.periods import Period
 from services.invoicer.pricing import usage_line
 from services.invoicer.proration import flat_fee
@@ -27,16 +27,6 @@ from services.usage_collector.api import newest_hour
 
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
-#: The unit of each standard meter (`services.common.meters`, docs/design.md, "Usage"); other
-#: meters count "units".
-METER_UNITS: Final[dict[str, str]] = {key: m.unit for key, m in METERS.items()}
-
-
-def unit_of(meter: str) -> str:
-    """The unit a meter's quantity is measured in (`METER_UNITS`, else `units`)."""
-    return meter_of(meter).unit
-
-
 async def current_period(db: Db, tenant_id: str, at: datetime) -> Period | None:
     """The tenant's billing period containing instant `at` on its period chain (continuing
     from the last invoiced period), or None for an unknown tenant or an `at` before the
@@ -76,10 +66,10 @@ async def usage_estimate(db: Db, tenant_id: str, start: datetime, end: datetime,
         return None
     config = version.command
     currency = config.settings.currency
-    source = CollectorUsage(db)
-    by_meter = await usage_by_meter(source, tenant_id, start, end)
+    found = await CollectorUsage(db).totals(tenant_id, start, end)
+    by_meter = meter_totals(found)
     per_service: dict[str, list[Doc]] = {}
-    for total in await source.totals(tenant_id, start, end):
+    for total in found:
         per_service.setdefault(total.meter, []).append(
             {"service": total.service, "quantity": total.quantity, "events": total.events})
     charges = {c.meter: c for c in config.price_plan.charges}
@@ -88,7 +78,7 @@ async def usage_estimate(db: Db, tenant_id: str, start: datetime, end: datetime,
         quantity = by_meter.get(meter, Decimal(0))
         charge = charges.get(meter)
         cost = usage_line(charge, quantity, currency).amount if charge is not None else 0
-        rows.append({"meter": meter, "unit": unit_of(meter), "quantity": quantity,
+        rows.append({"meter": meter, "unit": meter_of(meter).unit, "quantity": quantity,
                      "estimated_cost": cost, "priced": charge is not None,
                      "services": per_service.get(meter, [])})
     period = await current_period(db, tenant_id, now)
@@ -112,14 +102,12 @@ async def reconcile(db: Db, tenant_id: str, period: Period) -> Doc:
     `events_aggregated` (events in the period's buckets), `quantity_aggregated` and
     `quantity_billed` per meter (Decimal; billed = what the period's invoice billed, empty
     before it is issued)."""
-    source = CollectorUsage(db)
-    totals = await source.totals(tenant_id, period.start, period.end)
+    totals = await CollectorUsage(db).totals(tenant_id, period.start, period.end)
     billed = db[BILLED].find({"tenant_id": tenant_id, "period_start": period.start})
     return {
         "period_start": period.start, "period_end": period.end,
         "events_aggregated": sum(t.events for t in totals),
-        "quantity_aggregated": await usage_by_meter(source, tenant_id, period.start,
-                                                    period.end),
+        "quantity_aggregated": meter_totals(totals),
         "quantity_billed": {d["meter"]: d["quantity"] async for d in billed},
     }
 

@@ -20,6 +20,7 @@ is unchanged, so two issuances of one tenant cannot both bill the same late usag
 Usage is read only through the `UsageSource` (`adapters/usage.py`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, localcontext
@@ -29,7 +30,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from contracts import PriceCharge
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.adapters.usage import UsageSource
+from services.invoicer.adapters.usage import UsageSource, UsageTotal
 from services.invoicer.pricing import (
     EXACT,
     ZERO,
@@ -67,8 +68,14 @@ class Superseded:
 async def usage_by_meter(
     usage: UsageSource, tenant_id: str, start: datetime, end: datetime
 ) -> dict[str, Decimal]:
-    """Each meter's total over [start, end), summed over the tenant's services exactly (the
-    `EXACT` context), as stored with the invoice: a Decimal128 (34 significant digits).
+    """Each meter's total over [start, end), summed over the tenant's services exactly:
+    `meter_totals` of the usage source's totals."""
+    return meter_totals(await usage.totals(tenant_id, start, end))
+
+
+def meter_totals(found: Sequence[UsageTotal]) -> dict[str, Decimal]:
+    """Each meter's total of per-service totals `found`, summed exactly (the `EXACT`
+    context), as stored with the invoice: a Decimal128 (34 significant digits).
 
     A total of exact aggregations that needs more than 34 digits raises `Inexact` (a billing
     error), never rounds. A total of `avg` meters (each service's average is already a
@@ -76,7 +83,6 @@ async def usage_by_meter(
     priced is what is stored and a later re-read gives the same total (docs/invoicing.md,
     "Exact arithmetic").
     """
-    found = await usage.totals(tenant_id, start, end)
     totals: dict[str, Decimal] = {}
     with localcontext(EXACT):
         for t in found:
