@@ -14,9 +14,9 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
         newest first (the API's audit feed)
 
 Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`,
-`estimate.py`): `tenant_rows`, `tenant_summary`, `billing_config`, `invoice_rows`, `invoice`,
-`timeline`, `invoice_pdf`, `balance`, `usage_estimate`, `current_period`, `reconciliation`,
-`dashboard_view`.
+`estimate.py`): `tenant_rows`, `tenant_summary`, `status_counts`, `billing_config`,
+`invoice_rows`, `invoice`, `timeline`, `invoice_pdf`, `balance`, `usage_estimate`,
+`current_period`, `reconciliation`, `dashboard_view`.
 
 For the Billing API (on its own database handle and broker):
 
@@ -82,6 +82,7 @@ from services.invoicer.views import (
     invoice,
     invoice_pdf,
     invoice_rows,
+    status_counts,
     tenant_rows,
     tenant_summary,
     timeline,
@@ -96,7 +97,7 @@ __all__ = [
     # read views for the Billing API (views.py, estimate.py)
     "balance", "billing_config", "current_period", "dashboard_view", "invoice",
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
-    "tenant_summary", "timeline", "usage_estimate",
+    "status_counts", "tenant_summary", "timeline", "usage_estimate",
 ]
 
 

@@ -53,6 +53,14 @@ async def _open_amounts(db: Db, tenant_ids: list[str]) -> dict[str, Doc]:
     return found
 
 
+async def status_counts(db: Db, tenant_id: str) -> dict[str, int]:
+    """How many of the tenant's invoices are in each status (`paid`, `pending_payment`,
+    `failed`, `overdue`), counted by the database in one query."""
+    pipeline: list[Doc] = [{"$match": {"tenant_id": tenant_id}},
+                           {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+    return {str(row["_id"]): int(row["n"]) async for row in await db[INVOICES].aggregate(pipeline)}
+
+
 def _summary(tenant: Doc, amounts: Doc) -> Doc:
     config = BillingConfigSubmitted.model_validate(tenant["config"])
     return {

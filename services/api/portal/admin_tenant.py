@@ -2,12 +2,12 @@
 (editable by super, read-only for viewer), the configuration history, the invoice history and
 the super's actions (docs/portal.md, "Admin console")."""
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.api import reads_convert as convert
 from services.api.models_reads import InvoiceDetail, InvoiceSummary
 from services.api.portal import admin_form, form_tokens
 from services.api.portal.admin_views import RESUBMITTED, STALE_FORM, UNPAID, period_label
@@ -15,6 +15,7 @@ from services.api.portal.sessions import PortalSession
 from services.api.portal.web import PREFIX, CsrfChecked, Operator, Super, context, flash, render
 from services.api.problems import Problem
 from services.api.routes import reads, writes
+from services.invoicer import api as invoicer
 
 router = APIRouter(include_in_schema=False)
 #: Invoices listed in the invoice history (the newest are kept when there are more).
@@ -42,23 +43,23 @@ async def not_run(request: Request, session: PortalSession, tenant_id: str,
     return await back_to_tab(request, session, tenant_id, STALE_FORM, kind="error")
 
 
-async def _invoices(request: Request, session: PortalSession, tenant_id: str
+async def _invoices(request: Request, tenant_id: str
                     ) -> tuple[list[InvoiceSummary], dict[str, InvoiceDetail]]:
     """The tenant's invoices by number (the last `HISTORY_SIZE`) and the details of the paid
-    ones (their payment reference and method)."""
+    ones (their payment reference and method), from the same invoice documents (an operator
+    session: the `Operator` dependency checked access)."""
     ctx = context(request)
-    rows: list[InvoiceSummary] = []
-    cursor = None
+    docs: list[dict[str, Any]] = []
+    after = None
     while True:
-        found = await reads.list_invoices(ctx, session.principal, limit=HISTORY_SIZE,
-                                          cursor=cursor, tenant_id=tenant_id, status="all")
-        rows = (rows + found.data)[-HISTORY_SIZE:]
-        cursor = found.next_cursor
-        if cursor is None:
+        found = await invoicer.invoice_rows(ctx.db, tenant_id=tenant_id, after=after,
+                                            limit=HISTORY_SIZE)
+        docs = (docs + found)[-HISTORY_SIZE:]
+        if len(found) < HISTORY_SIZE:
             break
-    paid = [r.invoice_number for r in rows if r.paid_date is not None]
-    details = await asyncio.gather(*(reads.get_invoice(ctx, session.principal, n) for n in paid))
-    return rows, {d.invoice_number: d for d in details}
+        after = found[-1]["invoice_number"]
+    details = [convert.invoice_detail(d) for d in docs if d.get("paid_date")]
+    return [convert.invoice_summary(d) for d in docs], {d.invoice_number: d for d in details}
 
 
 async def tenant_page(request: Request, session: PortalSession, tenant_id: str, *,
@@ -73,7 +74,7 @@ async def tenant_page(request: Request, session: PortalSession, tenant_id: str, 
     ctx = context(request)
     tenant = await reads.get_tenant(ctx, session.principal, tenant_id)
     config = await reads.get_billing_config(ctx, session.principal, tenant_id)
-    invoices, details = await _invoices(request, session, tenant_id)
+    invoices, details = await _invoices(request, tenant_id)
     zone = config.in_force.timezone
     history = [{"row": r, "period": period_label(r.period_start, r.period_end, zone),
                 "detail": details.get(r.invoice_number)} for r in reversed(invoices)]

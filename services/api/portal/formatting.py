@@ -18,7 +18,7 @@ environment by `register(env)`; they read the locale from the template's `reques
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ def _known() -> tuple[str, ...]:
     return tuple(localedata.locale_identifiers())
 
 
+@lru_cache(maxsize=256)
 def negotiate(header: str | None) -> str:
     """The babel locale identifier (`de_DE`, `fr`) best matching an `Accept-Language` header
     such as `de-CH,de;q=0.9,en;q=0.5` (RFC 9110 section 12.5.4: higher q first, `q=0`

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from contracts.base import utc_now
-from services.api.models_reads import InvoiceSummary
 from services.api.portal import charts
 from services.api.portal import tenant_views as views
 from services.api.portal.formatting import date_in, datetime_in, hour_in, locale_of
@@ -20,29 +19,13 @@ from services.api.portal.web import PREFIX, CsrfChecked, Session, context, rende
 from services.api.problems import Problem, forbidden
 from services.api.routes import payments_self, reads
 from services.api.usage_window import Range
+from services.invoicer import api as invoicer
 
 router = APIRouter(include_in_schema=False)
-#: At most this many invoices are counted for the status pie (200 per API page).
-PIE_PAGES = 50
 #: Card brands as people write them (Stripe's `card.brand` values).
 BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express",
           "discover": "Discover", "diners": "Diners Club", "jcb": "JCB",
           "unionpay": "UnionPay"}
-
-
-async def _all_invoices(request: Request, session: PortalSession,
-                        tenant_id: str) -> list[InvoiceSummary]:
-    ctx = context(request)
-    found: list[InvoiceSummary] = []
-    cursor = None
-    for _ in range(PIE_PAGES):
-        page = await reads.list_invoices(ctx, session.principal, limit=200, cursor=cursor,
-                                         tenant_id=tenant_id, status="all")
-        found.extend(page.data)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return found
 
 
 @router.get(f"{PREFIX}/tenants/{{tenant_id}}/usage")
@@ -60,7 +43,7 @@ async def usage(request: Request, session: Session, tenant_id: str,
                                      start=window.start, end=window.end)
     locale = locale_of(request)
     cards = views.usage_cards(view, locale)
-    slices = views.status_slices(await _all_invoices(request, session, tenant_id))
+    slices = views.status_slices(await invoicer.status_counts(ctx.db, tenant_id))
     return render(
         request, "tenant/usage.html", tenant=tenant, view=view, range=range,
         ranges=list(LABELS.items()), note=ANCHORED_NOTES[range] if window.anchored else None,

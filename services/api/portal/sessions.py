@@ -52,7 +52,9 @@ class PortalLink:
 class PortalSession:
     """A signed-in browser: `kind` `tenant` (opened by a portal link or a tenant key) or
     `operator` (an API key of role `super` or `viewer`). `key_id` is the API key's id for a
-    key sign-in, else None; `csrf` the token every form of the session carries."""
+    key sign-in, else None; `csrf` the token every form of the session carries; `has_flash`
+    whether a one-time message waits (read with the session, so pages without one make no
+    second read)."""
 
     session_id: str
     kind: str
@@ -64,6 +66,7 @@ class PortalSession:
     expires_at: datetime
     read_only: bool = False
     created_by: str | None = None
+    has_flash: bool = False
 
     @property
     def principal(self) -> Principal:
@@ -179,7 +182,7 @@ async def load_session(db: Db, session_id: str) -> PortalSession | None:
                          tenant_id=doc.get("tenant_id"), key_id=doc.get("key_id"),
                          name=doc.get("name", ""), csrf=doc["csrf"],
                          expires_at=doc["expires_at"], read_only=bool(doc.get("read_only")),
-                         created_by=doc.get("created_by"))
+                         created_by=doc.get("created_by"), has_flash=bool(doc.get("flash")))
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 no I/O; docs/portal.md, "Tenant pages"). Texts are formatted for the browser's locale."""
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from services.api.models_reads import InvoiceDetail, InvoiceSummary, Money, UsageView
+from services.api.models_reads import InvoiceDetail, Money, UsageView
 from services.api.portal import formatting as fmt
 from services.api.portal.charts import Bar, Slice
 from services.common.meters import meter_of
@@ -186,10 +187,10 @@ def service_rows(view: UsageView, locale: str) -> list[ServiceRow]:
     return rows
 
 
-def status_slices(invoices: list[InvoiceSummary]) -> list[Slice]:
-    """Invoice counts for the pie: Paid, Unpaid (awaiting payment or payment failed) and
-    Overdue."""
-    counts = Counter(i.status for i in invoices)
+def status_slices(counts: Mapping[str, int]) -> list[Slice]:
+    """Invoice counts for the pie from the counts per status: Paid, Unpaid (awaiting payment
+    or payment failed) and Overdue."""
+    counts = Counter(counts)
     unpaid = counts["pending_payment"] + counts["failed"]
     return [Slice("Paid", counts["paid"], str(counts["paid"]), "paid"),
             Slice("Unpaid", unpaid, str(unpaid), "pending_payment"),

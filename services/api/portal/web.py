@@ -109,7 +109,7 @@ async def signed_in(request: Request) -> PortalSession:
     if found is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
-    if request.method == "GET":  # a page: it shows the pending message, once
+    if request.method == "GET" and found.has_flash:  # a page shows the pending message once
         request.scope[FLASH_SCOPE_KEY] = await sessions.pop_flash(
             context_of(request).db, found.session_id)
     return found
