@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from services.api.context import ApiContext
+from services.api.pagination import after_filter
 from services.api.principal import Principal
 from services.api.scope import request_id_of
 from services.invoicer.api import refusals
@@ -59,8 +60,7 @@ async def _writes(ctx: ApiContext, before: tuple[datetime, str] | None, limit: i
     query: dict[str, Any] = {}
     if tenant_id is not None:
         query["tenant_id"] = tenant_id
-    if before is not None:
-        query["$or"] = [{"at": {"$lt": before[0]}}, {"at": before[0], "_id": {"$lt": before[1]}}]
+    query.update(after_filter(_SORT, before))
     docs = await ctx.db[COLLECTION].find(query).sort(_SORT).limit(limit).to_list()
     return [{"id": d["_id"], "at": d["at"], "source": "api", "request_id": d.get("request_id"),
              "actor": d["actor"], "action": d["action"], "target": d["target"],

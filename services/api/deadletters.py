@@ -33,6 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from contracts import TOPIC_DEAD_LETTER, DeadLettered
+from services.api.pagination import after_filter
 from services.common.backoff import Backoff, retry_forever, wait_or_stop
 from services.common.codec import decode
 from services.common.consumer import raw_body
@@ -210,7 +211,5 @@ async def recent(db: AsyncDatabase[dict[str, Any]], since: datetime,
     (ties by event id, descending), after `before` (`(occurred_at, event_id)` of the last one
     seen)."""
     query: dict[str, Any] = {"occurred_at": {"$gte": since}}
-    if before is not None:
-        query["$or"] = [{"occurred_at": {"$lt": before[0]}},
-                        {"occurred_at": before[0], "_id": {"$lt": before[1]}}]
+    query.update(after_filter(_SORT, before))
     return await db[COLLECTION].find(query).sort(_SORT).limit(limit).to_list()

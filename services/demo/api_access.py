@@ -10,7 +10,6 @@ stack is local and short-lived; the file is written readable by its owner only.
 import asyncio
 import contextlib
 import json
-import os
 import shlex
 import signal
 import sys
@@ -139,11 +138,7 @@ async def keep_running(worker_sets: Sequence[WorkerSet], keys: ApiKeys | None, k
 
 def write_keys(keys: ApiKeys, path: Path) -> None:
     """Write `keys` to `path` (JSON, mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when an earlier run left the file with other permissions
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(keys.as_json(), indent=2) + "\n")
+    portal_links.write_private_json(keys.as_json(), path)
 
 
 def summary_lines(keys: ApiKeys, keys_file: Path) -> list[str]:

@@ -51,13 +51,19 @@ async def create_links(settings: billing_api.ApiSettings, api_url: str,
                        tenants={link.tenant_id: link.url for link in links})
 
 
-def write_links(links: PortalLinks, path: Path) -> None:
-    """Write `links` to `path` (JSON, mode 0600, also over an earlier run's file)."""
+def write_private_json(data: Any, path: Path) -> None:
+    """Write `data` to `path` as indented JSON readable by its owner only (mode 0600, also
+    over an earlier run's file with other permissions)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(links.as_json(), indent=2) + "\n")
+        out.write(json.dumps(data, indent=2) + "\n")
+
+
+def write_links(links: PortalLinks, path: Path) -> None:
+    """Write `links` to `path` (JSON, mode 0600, also over an earlier run's file)."""
+    write_private_json(links.as_json(), path)
 
 
 def link_lines(links: PortalLinks, keys_file: Path, links_file: Path) -> list[str]:

@@ -4,10 +4,10 @@ a form that was not run (docs/portal.md, "Admin console")."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from services.api.models_reads import Reconciliation, TenantReconciliation
+from services.common.invoice_document import period_days
 from services.common.meters import meter_of
 
 #: The invoice statuses a payment can still be recorded for.
@@ -17,9 +17,7 @@ UNPAID = ("pending_payment", "failed", "overdue")
 def period_label(start: datetime, end: datetime, zone: str) -> str:
     """`2013-06-01 to 2013-06-30`: an invoice period `[start, end)` as its first and last
     calendar day in IANA zone `zone` (the end instant is the next period's first midnight)."""
-    tz = ZoneInfo(zone)
-    first = start.astimezone(tz).date()
-    last = (end.astimezone(tz) - timedelta(microseconds=1)).date()
+    first, last = period_days(start, end, zone)
     return f"{first.isoformat()} to {last.isoformat()}"
 
 

@@ -15,7 +15,6 @@ The Jinja filters `money`, `date`, `datetime` and `quantity` are registered on t
 environment by `register(env)`; they read the locale from the template's `request`.
 """
 
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -24,17 +23,19 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, localedata
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency, format_decimal
 from fastapi import Request
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 
-from services.common.invoice_pdf import format_money
+from services.common.money_format import (
+    DEFAULT_LOCALE,
+    format_money,
+    format_price,
+    format_quantity,
+)
 
-DEFAULT_LOCALE: Final = "en_US"
 #: Accept-Language headers longer than this are ignored (a browser sends a few dozen bytes).
 MAX_HEADER: Final = 500
-_SYMBOL_BEFORE_DIGIT: Final = re.compile(r"(?<=[A-Za-z])(?=[\d-])")
 
 
 @cache
@@ -83,10 +84,7 @@ def money(minor: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
 def unit_price(major: Decimal | str, currency: str, locale: str = DEFAULT_LOCALE) -> str:
     """A unit price in MAJOR units (`0.005`) formatted like an amount, with at least the
     currency's minor digits and every further digit kept: `$0.005`, `$29.00`, `KES 0.50`."""
-    text = format_currency(Decimal(str(major)), currency, locale=locale,
-                           decimal_quantization=False)
-    # the symbol spacing `format_money` applies (`KES 0.50`, not `KES0.50`)
-    return _SYMBOL_BEFORE_DIGIT.sub(" ", text, count=1)
+    return format_price(Decimal(str(major)), currency, locale)
 
 
 def date_in(value: datetime | date, zone: str | None = None,
@@ -121,13 +119,7 @@ def quantity(value: Decimal | str | int, unit: str | None = None,
              locale: str = DEFAULT_LOCALE) -> str:
     """A quantity with every digit kept and grouped for `locale`, then its unit:
     `1,043.3847 vCPU-hours`; trailing zeros after the point are dropped (`2.50` -> `2.5`)."""
-    number = Decimal(str(value))
-    if number == number.to_integral_value():
-        number = number.quantize(Decimal(1))
-    else:
-        number = number.normalize()
-    text = format_decimal(number, locale=locale, decimal_quantization=False)
-    return f"{text} {unit}" if unit else text
+    return format_quantity(Decimal(str(value)), unit or "", locale)
 
 
 def _locale_in(ctx: Context) -> str:

@@ -4,13 +4,14 @@ no I/O; docs/portal.md, "Tenant pages"). Texts are formatted for the browser's l
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from services.api.models_reads import InvoiceDetail, Money, UsageView
 from services.api.portal import formatting as fmt
 from services.api.portal.charts import Bar, Slice
+from services.common import invoice_document
 from services.common.meters import meter_of
 
 #: The Usage page's four cards: (meter, data-testid, label, how the quantity is described).
@@ -36,8 +37,8 @@ def amounts(values: list[Money], currency: str, locale: str) -> str:
 def period_days(start: datetime, end: datetime, zone: str, locale: str) -> tuple[str, str]:
     """An interval [start, end) as its first and LAST day in IANA zone `zone` (the exclusive
     end's previous instant): a period ending at local midnight on 1 Feb ends on 31 Jan."""
-    return (fmt.date_in(start, zone, locale),
-            fmt.date_in(end - timedelta(microseconds=1), zone, locale))
+    first, last = invoice_document.period_days(start, end, zone)
+    return fmt.date_in(first, None, locale), fmt.date_in(last, None, locale)
 
 
 @dataclass(frozen=True)
