@@ -18,7 +18,6 @@ from contracts import (
 )
 from services.common.codec import encode, headers_for
 from services.common.errors import PermanentError
-from services.common.lag import committed_offsets, pending_partitions
 from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
@@ -27,7 +26,6 @@ from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.cycle import read_and_price, tenant_periods
 from services.invoicer.domain import invoice_id
 from services.invoicer.handlers import apply_config
-from services.invoicer.names import SERVICE
 from services.invoicer.operator_handlers import apply_operator
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
@@ -39,7 +37,7 @@ from tests.integration.test_invoicer_support import (  # the settings and worker
     worker_fixture,  # noqa: F401
     worker_settings_fixture,  # noqa: F401
 )
-from tests.integration.test_invoicer_worker import collect
+from tests.integration.test_invoicer_worker import collect, consumed
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -164,9 +162,7 @@ async def test_a_credit_granted_while_an_invoice_is_issued_is_not_lost(
 
 async def commands_consumed(settings: InvoicerSettings) -> bool:
     """Whether the invoicer committed past every record of the command topic."""
-    committed = await committed_offsets(settings, settings.group(SERVICE),
-                                        [settings.topic(TOPIC_TENANT_CONFIG)])
-    return bool(committed) and not await pending_partitions(settings, committed)
+    return await consumed(settings, TOPIC_TENANT_CONFIG)
 
 
 async def test_the_worker_applies_each_command_once_under_redelivery(

@@ -66,11 +66,17 @@ async def collect(
     return records
 
 
+async def consumed(settings: InvoicerSettings, topic: str) -> bool:
+    """Whether the invoicer's consumer group committed past every record of `topic` (a
+    contract topic name)."""
+    committed = await committed_offsets(settings, settings.group(SERVICE),
+                                        [settings.topic(topic)])
+    return bool(committed) and not await pending_partitions(settings, committed)
+
+
 async def payments_consumed(settings: InvoicerSettings) -> bool:
     """Whether the invoicer's consumer group committed past every record of the payment topic."""
-    committed = await committed_offsets(settings, settings.group(SERVICE),
-                                        [settings.topic(TOPIC_PAYMENT)])
-    return bool(committed) and not await pending_partitions(settings, committed)
+    return await consumed(settings, TOPIC_PAYMENT)
 
 
 async def test_a_non_super_configuration_is_refused_audited_and_dead_lettered(
