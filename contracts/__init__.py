@@ -25,12 +25,21 @@ from contracts.events import (
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
+    Plan,
+    PlanLimit,
+    PlanSubmitted,
     PriceCharge,
     PricePlan,
     PriceTier,
     StripeEventReceived,
+    SubscriptionChanged,
+    SubscriptionCheckoutCompleted,
+    SubscriptionRequested,
     UsageData,
+    UsageLimitsChanged,
+    UsageLimitWindow,
     UsageRecorded,
+    UsageThresholdReached,
 )
 from contracts.topics import (
     ALL_TOPICS,
@@ -42,6 +51,7 @@ from contracts.topics import (
     TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
+    TOPIC_USAGE_ALERTS,
 )
 
 __all__ = [
@@ -80,4 +90,14 @@ __all__ = [
     "PaymentRefunded",
     "BillingConfigApplied",
     "TOPIC_TENANT",
+    "TOPIC_USAGE_ALERTS",
+    "Plan",
+    "PlanLimit",
+    "PlanSubmitted",
+    "SubscriptionChanged",
+    "SubscriptionCheckoutCompleted",
+    "SubscriptionRequested",
+    "UsageLimitWindow",
+    "UsageLimitsChanged",
+    "UsageThresholdReached",
 ]

@@ -23,6 +23,17 @@ from contracts.payments import (
     PaymentSucceeded,
     StripeEventReceived,
 )
+from contracts.plans import (
+    Plan,
+    PlanLimit,
+    PlanSubmitted,
+    SubscriptionChanged,
+    SubscriptionCheckoutCompleted,
+    SubscriptionRequested,
+    UsageLimitsChanged,
+    UsageLimitWindow,
+    UsageThresholdReached,
+)
 from contracts.topics import (
     TOPIC_DEAD_LETTER,
     TOPIC_INVOICE,
@@ -32,6 +43,7 @@ from contracts.topics import (
     TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
+    TOPIC_USAGE_ALERTS,
 )
 from contracts.usage import UsageData, UsageRecorded
 
@@ -53,6 +65,12 @@ ALL_EVENTS: dict[type[Contract], str] = {
     CreditGranted: TOPIC_TENANT_CONFIG,
     CouponCreated: TOPIC_TENANT_CONFIG,
     CouponRedeemed: TOPIC_TENANT_CONFIG,
+    PlanSubmitted: TOPIC_TENANT_CONFIG,
+    SubscriptionRequested: TOPIC_TENANT_CONFIG,
+    SubscriptionCheckoutCompleted: TOPIC_PAYMENT,
+    SubscriptionChanged: TOPIC_TENANT,
+    UsageLimitsChanged: TOPIC_TENANT,
+    UsageThresholdReached: TOPIC_USAGE_ALERTS,
 }
 
 __all__ = [
@@ -84,4 +102,13 @@ __all__ = [
     "CouponCreated",
     "CouponRedeemed",
     "CreditGranted",
+    "Plan",
+    "PlanLimit",
+    "PlanSubmitted",
+    "SubscriptionChanged",
+    "SubscriptionCheckoutCompleted",
+    "SubscriptionRequested",
+    "UsageLimitWindow",
+    "UsageLimitsChanged",
+    "UsageThresholdReached",
 ]

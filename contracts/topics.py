@@ -10,8 +10,11 @@ TOPIC_PAYMENT: Final = "billing.payment.v1"
 TOPIC_STRIPE_EVENTS: Final = "billing.stripe-events.v1"
 TOPIC_NOTIFICATION: Final = "billing.notification.v1"
 TOPIC_DEAD_LETTER: Final = "billing.dead-letter.v1"
-#: Facts about tenants other services project: `BillingConfigApplied`.
+#: Facts about tenants other services project: `BillingConfigApplied`, `SubscriptionChanged`,
+#: `UsageLimitsChanged`.
 TOPIC_TENANT: Final = "billing.tenant.v1"
+#: `UsageThresholdReached`: a tenant's usage reached 80 % or 100 % of a plan limit.
+TOPIC_USAGE_ALERTS: Final = "billing.usage-alerts.v1"
 
 #: Topic -> default partition count used when the platform creates its topics.
 ALL_TOPICS: Final[dict[str, int]] = {
@@ -23,4 +26,5 @@ ALL_TOPICS: Final[dict[str, int]] = {
     TOPIC_NOTIFICATION: 4,
     TOPIC_DEAD_LETTER: 1,
     TOPIC_TENANT: 4,
+    TOPIC_USAGE_ALERTS: 4,
 }

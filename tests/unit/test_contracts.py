@@ -26,12 +26,22 @@ from contracts import (
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
+    Plan,
+    PlanLimit,
+    PlanSubmitted,
     StripeEventReceived,
+    SubscriptionChanged,
+    SubscriptionCheckoutCompleted,
+    SubscriptionRequested,
+    UsageLimitsChanged,
+    UsageLimitWindow,
     UsageRecorded,
+    UsageThresholdReached,
 )
 from contracts.base import Contract
 from contracts.export import asyncapi_document, export
 from contracts.money import minor_unit_exponent, to_major_units, to_minor_units
+from contracts.plans import threshold_event_id
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2013, 7, 1, tzinfo=UTC)
@@ -187,8 +197,46 @@ EXAMPLES: list[Contract] = [
 ]
 
 
+PLAN = Plan(
+    code="team", name="Team", currency="USD", billing_frequency="monthly", flat_amount=4900,
+    limits=(PlanLimit(meter="computations", limit=Decimal(1000), hard=True),),
+)
+EXAMPLES += [
+    PlanSubmitted(plan=PLAN, actor=Actor(user_id="ops", role="super")),
+    SubscriptionRequested(tenant_id="acme", action="start", plan_code="team",
+                          billing_email="billing@acme.example",
+                          actor=Actor(user_id="key_1", role="tenant")),
+    SubscriptionCheckoutCompleted(tenant_id="acme", checkout_session_id="cs_test_1",
+                                  plan_code="team", plan_version=1, completed_at=T0),
+    SubscriptionChanged(tenant_id="acme", change="started", status="active", plan_code="team",
+                        plan_version=1, effective_at=T0),
+    UsageLimitsChanged(tenant_id="acme", version=1, windows=(UsageLimitWindow(
+        period_start=T0, period_end=datetime(2013, 8, 1, tzinfo=UTC), limits=PLAN.limits),)),
+    UsageThresholdReached(
+        event_id=threshold_event_id("acme", "computations", T0.isoformat(), 80),
+        tenant_id="acme", meter="computations", period_start=T0,
+        period_end=datetime(2013, 8, 1, tzinfo=UTC), threshold_percent=80,
+        limit=Decimal(1000), used=Decimal(800), hard=True),
+]
+
+
 def test_every_event_has_an_example() -> None:
     assert {type(e) for e in EXAMPLES + TENANT_EXAMPLES + COMMAND_EXAMPLES} == set(ALL_EVENTS)
+
+
+def test_plan_codes_and_subscription_commands_are_checked() -> None:
+    with pytest.raises(ValidationError, match="plan code"):
+        Plan(code="Team Plan", name="x", currency="USD", billing_frequency="monthly",
+             flat_amount=1)
+    with pytest.raises(ValidationError, match="one limit per meter"):
+        Plan(code="t1", name="x", currency="USD", billing_frequency="monthly", flat_amount=1,
+             limits=(PlanLimit(meter="m", limit=Decimal(1)), PlanLimit(meter="m",
+                                                                      limit=Decimal(2))))
+    with pytest.raises(ValidationError, match="plan_code is required"):
+        SubscriptionRequested(tenant_id="a", action="change",
+                              actor=Actor(user_id="u", role="super"))
+    assert threshold_event_id("a", "m", "p", 80) == threshold_event_id("a", "m", "p", 80)
+    assert threshold_event_id("a", "m", "p", 80) != threshold_event_id("a", "m", "p", 100)
 
 
 @pytest.mark.parametrize("event", EXAMPLES + TENANT_EXAMPLES + COMMAND_EXAMPLES,
