@@ -21,7 +21,8 @@ SubscriptionView | None` (docs/plans.md, "Subscriptions").
 
 The plan catalog (docs/plans.md, "Plans"), on the caller's `AsyncDatabase`:
 `list_plans(db)` (newest version of each plan, by code), `get_plan(db, code, version=None)`,
-`plan_versions(db, code)` (oldest first); each version is a `PlanVersion`.
+`plan_versions(db, code)` (oldest first); each version is a `PlanVersion`;
+`validate_plan(plan)` the invoicer's checks beyond the contract (`InvalidMessage`).
 
 For the Billing API (on its own database handle and broker):
 
@@ -71,6 +72,7 @@ from services.invoicer.estimate import (
 from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.periods import local_date
+from services.invoicer.plan_handlers import validate_plan
 from services.invoicer.records import issued_event
 from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
@@ -107,7 +109,7 @@ __all__ = [
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
     "status_counts", "tenant_summary", "timeline", "usage_estimate",
     # the plan catalog (docs/plans.md, "Plans")
-    "PlanVersion", "get_plan", "list_plans", "plan_versions",
+    "PlanVersion", "get_plan", "list_plans", "plan_versions", "validate_plan",
     # subscriptions (docs/plans.md)
     "SubscriptionView", "subscription_of",
 ]

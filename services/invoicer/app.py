@@ -24,6 +24,7 @@ from contracts import (
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
+    PlanSubmitted,
 )
 from contracts.base import Contract, utc_now
 from services.common.consumer import Handler, subscribe
@@ -37,6 +38,7 @@ from services.invoicer.handlers import apply_payment, apply_refund, apply_signed
 from services.invoicer.names import CONSUMES, OUTBOX, SERVICE
 from services.invoicer.operator_handlers import apply_signed_operator
 from services.invoicer.operator_rules import OperatorCommand
+from services.invoicer.plan_handlers import apply_signed_plan
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
 
@@ -63,6 +65,9 @@ def build(
     async def on_operator(event: OperatorCommand, _: MessageSource) -> object:
         return await apply_signed_operator(store, event, signing_key)
 
+    async def on_plan(event: PlanSubmitted, _: MessageSource) -> object:
+        return await apply_signed_plan(store, event, signing_key)
+
     async def on_payment(event: PaymentSucceeded | PaymentFailed, _: MessageSource) -> object:
         return await apply_payment(store, event)
 
@@ -71,7 +76,8 @@ def build(
 
     routes: dict[str, dict[type[Contract], Handler]] = {
         TOPIC_TENANT_CONFIG: {BillingConfigSubmitted: on_config, CreditGranted: on_operator,
-                              CouponCreated: on_operator, CouponRedeemed: on_operator},
+                              CouponCreated: on_operator, CouponRedeemed: on_operator,
+                              PlanSubmitted: on_plan},
         TOPIC_PAYMENT: {PaymentSucceeded: on_payment, PaymentFailed: on_payment,
                         PaymentRefunded: on_refund},
     }

@@ -118,6 +118,16 @@ ACCESS += [
         body={"period_end": "2013-08-01"}),
 ]
 
+# the plan catalog (docs/api-endpoints.md, "Plans"): `{code}` is a plan nobody created (404
+# for the roles that may read)
+ACCESS += [
+    row("POST", "/v1/plans", "super", body={
+        "code": "matrix-plan", "name": "Matrix", "currency": "USD",
+        "billing_frequency": "monthly", "flat_amount": 1000}),
+    row("GET", "/v1/plans", "super viewer tenant"),
+    row("GET", "/v1/plans/{code}", "super viewer tenant"),
+]
+
 
 @dataclass
 class Matrix:
@@ -144,7 +154,8 @@ async def seed_samples(settings: ApiSettings) -> dict[str, dict[str, str]]:
         numbers = {d["tenant_id"]: d["invoice_number"]
                    async for d in store.invoices.find({"tenant_id": {"$in": [OWN, OTHER]}})}
     assert set(numbers) == {OWN, OTHER}, numbers
-    return {t: {"tenant_id": t, "invoice_number": numbers[t]} for t in (OWN, OTHER)}
+    return {t: {"tenant_id": t, "invoice_number": numbers[t], "code": "matrix-none"}
+            for t in (OWN, OTHER)}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
