@@ -15,6 +15,9 @@ from typing import Literal
 from contracts.plans import Plan
 from services.api.portal import formatting as fmt
 from services.api.portal.tenant_views import period_days
+
+__all__ = ["PlanCard", "is_upgrade", "limit_texts", "period_days", "period_text", "plan_cards",
+           "price_text"]
 from services.common.meters import meter_of
 
 #: How a billing frequency reads after a price ("$49.00 per month").

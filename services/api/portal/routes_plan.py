@@ -74,8 +74,10 @@ async def _page(request: Request, session: PortalSession, tenant_id: str, *,
     if active and state is not None and state.plan_code and state.plan_version:
         found = await invoicer.get_plan(ctx.db, state.plan_code, state.plan_version)
         current = (found.version, found.plan) if found else None
-    period_end = (date_in(state.current_period_end, zone, locale)
-                  if active and state and state.current_period_end else None)
+    period_end = None  # the current period's last day
+    if active and state and state.current_period_start and state.current_period_end:
+        period_end = views.period_days(state.current_period_start, state.current_period_end,
+                                       zone, locale)[1]
     waits = state is not None and (state.cancel_at_period_end or bool(state.scheduled_plan_code))
     plans = [(p.version, p.plan) for p in await invoicer.list_plans(ctx.db)]
     cards = views.plan_cards(plans, current, period_end, locale, can_change=not waits)
@@ -119,11 +121,11 @@ async def save_customer(request: Request, session: CsrfChecked, tenant_id: str) 
     check_tenant(session.principal, tenant_id)
     form = await request.form()
     values = {name: str(form.get(name) or "").strip() for name, *_ in FIELDS}
-    if values["country"]:
-        values["country"] = values["country"].upper()
+    given = {k: v for k, v in values.items() if v}
+    if "country" in given:
+        given["country"] = given["country"].upper()
     try:
-        details = BillingCustomerDetails.model_validate(
-            {k: v for k, v in values.items() if v})
+        details = BillingCustomerDetails.model_validate(given)
     except ValidationError as exc:
         errors = {str(e["loc"][0]): _field_message(str(e["loc"][0]), e["msg"])
                   for e in exc.errors() if e["loc"]}
