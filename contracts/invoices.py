@@ -21,7 +21,7 @@ class InvoiceStatus(StrEnum):
     overdue = "overdue"
 
 
-LineItemKind = Literal["flat_fee", "usage", "coupon", "credit", "adjustment"]
+LineItemKind = Literal["flat_fee", "usage", "coupon", "credit", "adjustment", "proration"]
 #: `INV-YYYY-NNNN`: year of issue, then a gapless sequence within that year.
 INVOICE_NUMBER_PATTERN = r"^INV-\d{4}-\d{4,}$"
 
