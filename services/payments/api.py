@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 
+from services.common.errors import PermanentError
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.relay import outbox_relay
 from services.common.worker import make_broker
-from services.payments import handlers, paying
+from services.payments import customers, handlers, paying
+from services.payments import subscription_checkout as subscribing
 from services.payments.bootstrap import connected_deps, open_deps, open_store
 from services.payments.charging import Deps
 from services.payments.customers import BillingCustomerDetails
@@ -165,13 +167,17 @@ async def save_billing_customer(settings: PaymentsSettings, tenant_id: str,
     the payments store's copy; returns the Stripe customer id (`cus_...`). Idempotent: a
     retried save never creates a second Stripe customer. Raises `PermanentError`
     (`stripe_rejected`) or `DependencyUnavailable`."""
-    raise NotImplementedError
+    async with _using(settings, deps) as using:
+        return await customers.save(using, tenant_id, details)
 
 
 async def billing_customer(settings: PaymentsSettings, tenant_id: str,
                            deps: Deps | None = None) -> BillingCustomerDetails | None:
     """The tenant's billing customer as last saved, or None. Reads the payments store only."""
-    raise NotImplementedError
+    if deps is not None:
+        return customers.from_customer(await deps.store.customer(tenant_id))
+    async with open_store(settings) as store:
+        return customers.from_customer(await store.customer(tenant_id))
 
 
 async def subscription_checkout(settings: PaymentsSettings, tenant_id: str, plan_code: str,
@@ -182,7 +188,9 @@ async def subscription_checkout(settings: PaymentsSettings, tenant_id: str, plan
     Stripe's signed `checkout.session.completed` is reconciled (`SubscriptionCheckoutCompleted`
     on billing.payment.v1). Raises `PermanentError` (`no_billing_customer`,
     `stripe_rejected`) or `DependencyUnavailable`."""
-    raise NotImplementedError
+    async with _using(settings, deps) as using:
+        return await subscribing.open_checkout(using, tenant_id, plan_code, plan_version,
+                                               success_url, cancel_url)
 
 
 async def pending_subscription_checkout(settings: PaymentsSettings, tenant_id: str,
@@ -190,7 +198,10 @@ async def pending_subscription_checkout(settings: PaymentsSettings, tenant_id: s
     """The plan code of the tenant's subscription checkout opened in the last 24 h (Stripe
     Checkout Sessions expire after 24 h) that is not completed, confirmed or expired yet;
     None otherwise. Reads the payments store only."""
-    raise NotImplementedError
+    if deps is not None:
+        return await subscribing.pending(deps.store, tenant_id)
+    async with open_store(settings) as store:
+        return await subscribing.pending(store, tenant_id)
 
 
 async def billing_portal_url(settings: PaymentsSettings, tenant_id: str, return_url: str,
@@ -198,4 +209,9 @@ async def billing_portal_url(settings: PaymentsSettings, tenant_id: str, return_
     """The URL of a Stripe billing portal session where the tenant changes its default card;
     Stripe returns the browser to `return_url`. Raises `PermanentError`
     (`no_billing_customer`, `stripe_rejected`) or `DependencyUnavailable`."""
-    raise NotImplementedError
+    async with _using(settings, deps) as using:
+        known = await using.store.customer(tenant_id)
+        if not known or not known.get("customer_id"):
+            raise PermanentError("no_billing_customer",
+                                 f"tenant {tenant_id} has no billing customer yet")
+        return await using.gateway.portal_session(str(known["customer_id"]), return_url)

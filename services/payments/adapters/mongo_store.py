@@ -4,7 +4,8 @@ Collections: `payments_customers` (`_id` tenant id: Stripe customer and default 
 method), `payments_invoices` (`_id` invoice id: `InvoiceRecord`), the outbox
 `payments_outbox`, processed ids in `processed_events`, Stripe events kept until their invoice
 is known in `payments_parked_events` (`_id` Stripe event id) and webhooks that were not applied
-in `payments_audit`. `commit` writes in one MongoDB transaction; an `Expect` becomes the filter
+in `payments_audit`, subscription checkouts in `payments_subscription_checkouts` (`_id`
+Checkout Session id). `commit` writes in one MongoDB transaction; an `Expect` becomes the filter
 of a conditional replace, so the condition and the write are one atomic step.
 """
 
@@ -26,9 +27,11 @@ from services.common.tracking import already_processed, record_processed
 from services.payments.adapters.store import (
     AuditEntry,
     Customer,
+    CustomerChange,
     Expect,
     Outgoing,
     ParkedEvent,
+    SubscriptionCheckout,
 )
 from services.payments.domain import InvoiceRecord
 from services.payments.names import OUTBOX
@@ -37,6 +40,7 @@ CUSTOMERS = "payments_customers"
 INVOICES = "payments_invoices"
 PARKED = "payments_parked_events"
 AUDIT = "payments_audit"
+CHECKOUTS = "payments_subscription_checkouts"
 DUPLICATE_KEY = 11000
 _EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in ALL_EVENTS if issubclass(cls, Event)}
@@ -92,6 +96,11 @@ def _filter(expect: Expect) -> dict[str, Any]:
     return {"$and": clauses} if clauses else {}
 
 
+def _checkout(doc: dict[str, Any]) -> SubscriptionCheckout:
+    values = {k: v for k, v in doc.items() if k != "_id"}
+    return SubscriptionCheckout(session_id=doc["_id"], **values)
+
+
 def _all_duplicates(exc: BulkWriteError) -> bool:
     errors = exc.details.get("writeErrors", [])
     return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors)
@@ -116,6 +125,8 @@ class MongoPaymentsStore:
         await self.db[INVOICES].create_index("payment_reference")
         await self.db[INVOICES].create_index("duplicate_intents")
         await self.db[PARKED].create_index("invoice_id")
+        await self.db[CHECKOUTS].create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
+                                               ("opened_at", ASCENDING)])
 
     async def customer(self, tenant_id: str) -> Customer | None:
         """`{customer_id, payment_method_id, payment_method}` of a tenant, if any."""
@@ -130,6 +141,35 @@ class MongoPaymentsStore:
                       "payment_method": payment_method, "updated_at": utc_now()}},
             upsert=True,
         )
+
+    async def save_billing(self, tenant_id: str, customer_id: str,
+                           billing: dict[str, Any]) -> None:
+        """Record the tenant's Stripe customer and billing details, keeping its card."""
+        await self.db[CUSTOMERS].update_one(
+            {"_id": tenant_id},
+            {"$set": {"customer_id": customer_id, "billing": dict(billing),
+                      "updated_at": utc_now()}},
+            upsert=True,
+        )
+
+    async def add_subscription_checkout(self, checkout: SubscriptionCheckout) -> None:
+        """Record a subscription checkout just opened."""
+        doc = dataclasses.asdict(checkout)
+        doc["_id"] = doc.pop("session_id")
+        await self.db[CHECKOUTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def subscription_checkout(self, session_id: str) -> SubscriptionCheckout | None:
+        """The subscription checkout of `session_id`, if any."""
+        doc = await self.db[CHECKOUTS].find_one({"_id": session_id})
+        return _checkout(doc) if doc else None
+
+    async def open_subscription_checkout(self, tenant_id: str,
+                                         at: datetime) -> SubscriptionCheckout | None:
+        """The tenant's newest open, unexpired subscription checkout."""
+        doc = await self.db[CHECKOUTS].find_one(
+            {"tenant_id": tenant_id, "status": "open", "expires_at": {"$gt": at}},
+            sort=[("opened_at", -1)])
+        return _checkout(doc) if doc else None
 
     async def invoice(self, invoice_id: str) -> InvoiceRecord | None:
         """The record of invoice `invoice_id`, if any."""
@@ -225,6 +265,8 @@ class MongoPaymentsStore:
         expect: Expect | None = None,
         park: ParkedEvent | None = None,
         audit: AuditEntry | None = None,
+        customer: CustomerChange | None = None,
+        checkout_status: tuple[str, str] | None = None,
     ) -> bool:
         """One transaction; see `PaymentsStore.commit`."""
         condition = _filter(expect) if expect is not None else None
@@ -251,6 +293,15 @@ class MongoPaymentsStore:
                     session=session)
             if audit is not None:
                 await self.db[AUDIT].insert_one(dataclasses.asdict(audit), session=session)
+            if customer is not None:
+                await self.db[CUSTOMERS].update_one(
+                    {"_id": customer.tenant_id},
+                    {"$set": {**customer.fields, "updated_at": utc_now()}}, upsert=True,
+                    session=session)
+            if checkout_status is not None:
+                await self.db[CHECKOUTS].update_one(
+                    {"_id": checkout_status[0]}, {"$set": {"status": checkout_status[1]}},
+                    session=session)
 
         try:
             async with self.client.start_session() as session:
