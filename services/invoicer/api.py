@@ -23,6 +23,9 @@ The plan catalog (docs/plans.md, "Plans"), on the caller's `AsyncDatabase`:
 `list_plans(db)` (newest version of each plan, by code), `get_plan(db, code, version=None)`,
 `plan_versions(db, code)` (oldest first); each version is a `PlanVersion`;
 `validate_plan(plan)` the invoicer's checks beyond the contract (`InvalidMessage`).
+Operators' tools and the demo: `read_plans_file(path)` and `await apply_plans(settings, plans,
+actor_id=..., role=..., dry_run=False)` -> [PlanOutcome(code, outcome, version), ...]
+(`billing plans apply`).
 
 For the Billing API (on its own database handle and broker):
 
@@ -73,6 +76,7 @@ from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.periods import local_date
 from services.invoicer.plan_handlers import validate_plan
+from services.invoicer.plans_file import PlanOutcome, PlansRefused, apply_plans, read_plans_file
 from services.invoicer.records import issued_event
 from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
@@ -110,6 +114,7 @@ __all__ = [
     "status_counts", "tenant_summary", "timeline", "usage_estimate",
     # the plan catalog (docs/plans.md, "Plans")
     "PlanVersion", "get_plan", "list_plans", "plan_versions", "validate_plan",
+    "PlanOutcome", "PlansRefused", "apply_plans", "read_plans_file",
     # subscriptions (docs/plans.md)
     "SubscriptionView", "subscription_of",
 ]
