@@ -30,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.plans import UsageLimitsChanged, UsageThresholdReached, threshold_event_id
 from contracts.topics import TOPIC_USAGE_ALERTS
+from contracts.usage import STANDARD_METERS
 from services.common.mongo_errors import mongo_unavailable
 from services.common.outbox import outbox_collection, outbox_entry
 from services.usage_collector.acceptance import Sample
@@ -111,10 +112,9 @@ async def _from_buckets(
     query = {"tenant_id": tenant_id, "meter": meter,
              "hour": {"$gt": window.start - HOUR, "$lt": window.end}}
     parts: list[Part] = []
-    aggregation, services = "sum", set()
+    aggregation = STANDARD_METERS.get(meter, "sum")
     async for doc in db[AGGREGATES].find(query, session=s):
         aggregation = doc["aggregation"]
-        services.add(doc["service"])
         parts.extend(parts_in(doc, window.start, window.end, aggregation))
     total = Decimal(0)
     for p in parts:
@@ -198,6 +198,8 @@ async def update_counters(
         if doc is None or doc.get("aggregation") not in _INCREMENTAL:
             doc = await _counter_from_buckets(db, s, tenant, meter, w, doc)
         else:
+            if not doc["count"]:  # the first events tell a custom meter's aggregation
+                doc["aggregation"] = deltas[(tenant, meter, i)][0].aggregation
             for sample in deltas[(tenant, meter, i)]:
                 doc["sum"] = exact_add(doc["sum"], sample.quantity)
                 doc["count"] += 1
