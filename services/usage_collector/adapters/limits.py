@@ -1,0 +1,290 @@
+"""MongoDB side of usage limits (docs/limits.md): the windows, the counters, the alerts.
+
+- The tenant's usage sequence document (`usage_sequences`, `_id` tenant id) also holds the
+  limits the invoicer last published: `limits_version` (int) and `windows` (list of
+  `{"start", "end", "limits": [{"meter", "limit": Decimal128, "hard"}]}`). A batch
+  transaction already reads and increments that document, and a limits update rewrites it:
+  the two conflict and one of them retries, so no batch misses a window that a concurrent
+  update added.
+- `usage_limit_counters`: one document per (tenant, meter with a limit, window start),
+  `_id` "{tenant}|{meter}|{start}" (start as RFC 3339 UTC): tenant_id, meter,
+  period_start, period_end, limit (Decimal128), hard, the window's aggregate so far
+  (`sum`, `count`, `max`: exact Decimal128), `used` (the meter's aggregation of them),
+  `percent` (used / limit * 100, a float for listing only), `thresholds` (the percentages
+  already announced) and `updated_at`. Changed only in the batch transaction that aggregates
+  the events (so a redelivered event never counts twice) or in a limits update.
+- `usage_collector_outbox`: `UsageThresholdReached` events (`_id` = `threshold_event_id`, so
+  two collectors or a replay write the same entry), relayed to `billing.usage-alerts.v1`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.plans import UsageLimitsChanged, UsageThresholdReached, threshold_event_id
+from contracts.topics import TOPIC_USAGE_ALERTS
+from contracts.usage import STANDARD_METERS
+from services.common.mongo_errors import mongo_unavailable
+from services.common.outbox import outbox_collection, outbox_entry
+from services.usage_collector.acceptance import Sample
+from services.usage_collector.limits import reached
+from services.usage_collector.names import SERVICE
+from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
+from services.usage_collector.totals import HOUR, Part, combine, exact_add, parts_in
+
+COUNTERS = "usage_limit_counters"
+OUTBOX = outbox_collection(SERVICE)
+_QUARTER = timedelta(minutes=15)
+#: Aggregations a counter keeps up to date from its running sum, count and max; the others
+#: (`latest`, `unique_count`) are read again from the window's buckets in each transaction.
+_INCREMENTAL = ("sum", "count", "max", "avg")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One billing period's limits: meter -> (limit, hard) for usage in [start, end)."""
+
+    start: datetime
+    end: datetime
+    limits: dict[str, tuple[Decimal, bool]]
+
+    def contains(self, at: datetime) -> bool:
+        """True when `at` is in [start, end)."""
+        return self.start <= at < self.end
+
+
+def windows_of(doc: dict[str, Any] | None) -> list[Window]:
+    """The windows stored on a usage sequence document (none when absent)."""
+    out = []
+    for w in (doc or {}).get("windows") or ():
+        limits = {lim["meter"]: (Decimal(str(lim["limit"])), bool(lim["hard"]))
+                  for lim in w["limits"]}
+        out.append(Window(w["start"], w["end"], limits))
+    return out
+
+
+def rfc3339(at: datetime) -> str:
+    """`at` in UTC as RFC 3339 text with a `Z` (the form `threshold_event_id` takes)."""
+    text = at.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def counter_id(tenant_id: str, meter: str, start: datetime) -> str:
+    """The `_id` of the counter of (tenant, meter, window start)."""
+    return f"{tenant_id}|{meter}|{rfc3339(start)}"
+
+
+async def ensure_limit_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Create the counters' and the outbox's collections and indexes; idempotent."""
+    existing = set(await db.list_collection_names())
+    for name in (COUNTERS, OUTBOX):
+        if name not in existing:
+            try:
+                await db.create_collection(name)
+            except Exception:  # created concurrently by another collector  # noqa: BLE001
+                pass
+    await db[COUNTERS].create_index([("tenant_id", 1)])
+    await db[COUNTERS].create_index([("period_end", 1), ("percent", 1)])
+    await db[OUTBOX].create_index([("published", 1), ("seq", 1)])
+
+
+def _used(aggregation: str, state: dict[str, Any]) -> Decimal:
+    part = Part(state["period_start"], state["sum"], state["count"], state["max"],
+                Decimal(0), state["period_start"])
+    if not state["count"]:
+        return Decimal(0)
+    return combine(aggregation, [part], 0)
+
+
+async def _from_buckets(
+    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession | None, tenant_id: str,
+    meter: str, window: Window,
+) -> tuple[str, dict[str, Any], Decimal]:
+    """The window's aggregate of `meter` read from the buckets (in the transaction `s`, so
+    this batch's own writes are included): (aggregation, {sum, count, max}, used)."""
+    query = {"tenant_id": tenant_id, "meter": meter,
+             "hour": {"$gt": window.start - HOUR, "$lt": window.end}}
+    parts: list[Part] = []
+    aggregation = STANDARD_METERS.get(meter, "sum")
+    async for doc in db[AGGREGATES].find(query, session=s):
+        aggregation = doc["aggregation"]
+        parts.extend(parts_in(doc, window.start, window.end, aggregation))
+    total = Decimal(0)
+    for p in parts:
+        total = exact_add(total, p.sum)
+    state = {"sum": total, "count": sum(p.count for p in parts),
+             "max": max((p.max for p in parts), default=Decimal(0))}
+    if not parts:
+        return aggregation, state, Decimal(0)
+    distinct = 0
+    if aggregation == "unique_count":
+        ids = await db[UNIQUE].distinct("resource_id", {
+            "tenant_id": tenant_id, "meter": meter,
+            "quarters": {"$elemMatch": {"$gte": window.start, "$lt": window.end}},
+        }, session=s)
+        distinct = len(ids)
+    return aggregation, state, combine(aggregation, parts, distinct)
+
+
+class _Alerts:
+    """The thresholds crossed in one transaction: outbox entries written with it."""
+
+    def __init__(self) -> None:
+        self.events: list[UsageThresholdReached] = []
+
+    def check(self, doc: dict[str, Any]) -> None:
+        """Add an event per threshold `doc`'s used value reached that it does not record yet,
+        and record them on `doc`."""
+        done = set(doc.get("thresholds") or ())
+        for t in reached(doc["used"], doc["limit"]):
+            if t in done:
+                continue
+            done.add(t)
+            self.events.append(UsageThresholdReached(
+                event_id=threshold_event_id(doc["tenant_id"], doc["meter"],
+                                            rfc3339(doc["period_start"]), t),
+                tenant_id=doc["tenant_id"], meter=doc["meter"],
+                period_start=doc["period_start"], period_end=doc["period_end"],
+                threshold_percent=t,
+                limit=doc["limit"], used=doc["used"], hard=doc["hard"],
+            ))
+        doc["thresholds"] = sorted(done)
+
+    async def write(self, db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession) -> None:
+        """Upsert the events into the outbox by event id (an entry already there stays)."""
+        for event in self.events:
+            entry = outbox_entry(event, TOPIC_USAGE_ALERTS, event.tenant_id)
+            await db[OUTBOX].update_one({"_id": entry.pop("_id")}, {"$setOnInsert": entry},
+                                        upsert=True, session=s)
+
+
+def _finish(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    doc["percent"] = float(doc["used"] * 100 / doc["limit"])
+    doc["updated_at"] = now
+    return doc
+
+
+async def update_counters(
+    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, samples: Iterable[Sample],
+    windows: dict[str, list[Window]], now: datetime,
+) -> list[int]:
+    """Add a batch's new samples to the counters of their tenants' limited meters, inside the
+    batch transaction `s` (after its buckets are written), and write the thresholds they
+    reach to the outbox. A sample counts in the window containing its quarter-hour's start
+    (as the buckets are read). One counter read and one write per (tenant, meter, window)
+    touched. Returns the thresholds announced (percentages, for the metrics)."""
+    deltas: dict[tuple[str, str, int], list[Sample]] = {}
+    for sample in samples:
+        tenant, meter, _, hour = sample.key
+        for i, w in enumerate(windows.get(tenant, ())):
+            if meter in w.limits and w.contains(hour + sample.quarter * _QUARTER):
+                deltas.setdefault((tenant, meter, i), []).append(sample)
+    if not deltas:
+        return []
+    ids = {counter_id(t, m, windows[t][i].start): (t, m, i) for t, m, i in deltas}
+    stored = {d["_id"]: d async for d in db[COUNTERS].find({"_id": {"$in": list(ids)}},
+                                                           session=s)}
+    alerts = _Alerts()
+    for cid, (tenant, meter, i) in ids.items():
+        w = windows[tenant][i]
+        doc = stored.get(cid)
+        if doc is None or doc.get("aggregation") not in _INCREMENTAL:
+            doc = await _counter_from_buckets(db, s, tenant, meter, w, doc)
+        else:
+            if not doc["count"]:  # the first events tell a custom meter's aggregation
+                doc["aggregation"] = deltas[(tenant, meter, i)][0].aggregation
+            for sample in deltas[(tenant, meter, i)]:
+                doc["sum"] = exact_add(doc["sum"], sample.quantity)
+                doc["count"] += 1
+                doc["max"] = max(doc["max"], sample.quantity)
+            doc["used"] = _used(doc["aggregation"], doc)
+        alerts.check(doc)
+        await _save(db, s, _finish(doc, now), cid in stored)
+    await alerts.write(db, s)
+    return [e.threshold_percent for e in alerts.events]
+
+
+async def _counter_from_buckets(
+    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession | None, tenant: str, meter: str,
+    w: Window, old: dict[str, Any] | None,
+) -> dict[str, Any]:
+    aggregation, state, used = await _from_buckets(db, s, tenant, meter, w)
+    limit, hard = w.limits[meter]
+    return {"_id": counter_id(tenant, meter, w.start), "tenant_id": tenant, "meter": meter,
+            "period_start": w.start, "period_end": w.end, "limit": limit, "hard": hard,
+            "aggregation": aggregation, **state, "used": used,
+            "thresholds": list((old or {}).get("thresholds") or ())}
+
+
+async def _save(
+    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, doc: dict[str, Any], exists: bool
+) -> None:
+    """Insert a new counter (a concurrent insert is a duplicate `_id`: the transaction
+    retries) or rewrite a stored one (a concurrent change is a write conflict: same)."""
+    if exists:
+        body = {k: v for k, v in doc.items() if k != "_id"}
+        await db[COUNTERS].update_one({"_id": doc["_id"]}, {"$set": body}, session=s)
+    else:
+        await db[COUNTERS].insert_one(doc, session=s)
+
+
+def _window_docs(event: UsageLimitsChanged) -> list[dict[str, Any]]:
+    return [{"start": w.period_start.astimezone(UTC), "end": w.period_end.astimezone(UTC),
+             "limits": [{"meter": lim.meter, "limit": lim.limit, "hard": lim.hard}
+                        for lim in w.limits]} for w in event.windows]
+
+
+async def write_limits(
+    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, event: UsageLimitsChanged,
+    now: datetime,
+) -> list[int] | None:
+    """Store `event`'s windows on the tenant's usage sequence document inside transaction
+    `s`, and bring the tenant's counters in line with them: each (window, limit) counter
+    recomputed from the buckets (the limit may be new or changed), counters of limits no
+    longer announced deleted, thresholds already reached announced. None when the stored
+    `limits_version` is already >= `event.version` (a redelivery or an older message:
+    nothing changes); else the thresholds announced."""
+    seq = await db[SEQUENCES].find_one({"_id": event.tenant_id}, session=s)
+    if seq is not None and int(seq.get("limits_version", 0)) >= event.version:
+        return None
+    docs = _window_docs(event)
+    await db[SEQUENCES].update_one(
+        {"_id": event.tenant_id},
+        {"$set": {"limits_version": event.version, "windows": docs},
+         "$setOnInsert": {"seq": 0}}, upsert=True, session=s)
+    stored = {d["_id"]: d async for d in db[COUNTERS].find({"tenant_id": event.tenant_id},
+                                                           session=s)}
+    alerts, keep = _Alerts(), set()
+    for w in windows_of({"windows": docs}):
+        for meter in w.limits:
+            cid = counter_id(event.tenant_id, meter, w.start)
+            keep.add(cid)
+            doc = await _counter_from_buckets(db, s, event.tenant_id, meter, w, stored.get(cid))
+            alerts.check(doc)  # announced thresholds stay announced: one event each
+            await _save(db, s, _finish(doc, now), cid in stored)
+    gone = [cid for cid in stored if cid not in keep]
+    if gone:
+        await db[COUNTERS].delete_many({"_id": {"$in": gone}}, session=s)
+    await alerts.write(db, s)
+    return [e.threshold_percent for e in alerts.events]
+
+
+async def apply_limits(
+    db: AsyncDatabase[dict[str, Any]], event: UsageLimitsChanged, now: datetime
+) -> list[int] | None:
+    """`write_limits` in its own transaction, retried by the driver on transient errors and
+    write conflicts (a usage batch of the same tenant committing meanwhile). Idempotent.
+    Raises `DependencyUnavailable` when MongoDB does not answer."""
+    async def run(s: AsyncClientSession) -> list[int] | None:
+        return await write_limits(db, s, event, now)
+
+    with mongo_unavailable("MongoDB (usage limits)"):
+        async with db.client.start_session() as session:
+            return await session.with_transaction(run)
