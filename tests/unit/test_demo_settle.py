@@ -29,5 +29,6 @@ def test_every_worker_group_is_watched_on_the_topics_it_reads() -> None:
 
 def test_every_outbox_is_watched_once() -> None:
     assert sorted(OUTBOXES) == sorted(
-        outbox_collection(service) for service in ("usage_collector", "invoicer", "payments", "notifier")
+        outbox_collection(service)
+        for service in ("usage_collector", "invoicer", "payments", "notifier")
     )
