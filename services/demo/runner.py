@@ -33,12 +33,13 @@ from contracts import TOPIC_DEAD_LETTER
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.settings import CommonSettings
-from services.demo import api_access, steps
+from services.demo import api_access, plans, steps
 from services.demo.chaos import Chaos, ChaosOptions
 from services.demo.processes import WorkerSet
 from services.demo.progress import Progress, invoice_table
 from services.demo.replay import REPLAY_GROUP_PREFIX, replay_sizes
 from services.demo.report import platform_counts, write_report
+from services.demo.self_service import run_self_service
 from services.demo.settle import CONSUMES, default_subscriptions, wait_until_settled
 from services.demo.supervisor import Supervisor
 from services.demo.topics import read_topic
@@ -212,6 +213,7 @@ class Demo:
                 self.result.api = await api_access.issue_keys(db, self.api_url, tenant_ids,
                                                               self.keys_file, self.say)
                 await steps.setup_payments(settings, self.o.tenants, self.webhook_port)
+                catalog = await plans.apply_catalog(self.o.out, self.say)
                 await self._settle(settings, db, "tenant configuration")
 
                 self.say(f"importing usage from {self.o.trace}")
@@ -228,6 +230,8 @@ class Demo:
                     await self._clock(settings, db, start, as_of, chaos, Progress(settings))
                 if chaos:
                     await self._settle(settings, db, "the last faults")
+                else:  # the fault run compares the billing clock's output only
+                    self_service = await self._self_service(settings, db, catalog)
             restarts = {w.name: supervisor.restarts[w.name] for w in workers.workers}
             summary: dict[str, Any] = {}
             if chaos:
@@ -237,6 +241,8 @@ class Demo:
             )
             summary["api"] = {"url": self.api_url, "keys_file": str(self.keys_file)}
             summary["restarts"] = restarts
+            if not chaos:
+                summary["self_service"] = self_service
             if chaos:
                 dead = [r["value"] for r in await read_topic(settings, TOPIC_DEAD_LETTER)]
                 readers = Counter(topic for topic, _ in CONSUMES)
@@ -246,6 +252,18 @@ class Demo:
             self.console.print(invoice_table(invoices))
         finally:
             await client.close()
+
+    async def _self_service(self, settings: CommonSettings, db: Any,
+                            catalog: list[dict[str, Any]]) -> dict[str, Any]:
+        """The self-service step (`services.demo.self_service`), settled; its summary
+        section, with the plan catalog applied."""
+        assert self.result.api is not None
+        done = await run_self_service(db, self.result.api, self.keys_file,
+                                      self.stack.directory / "mail", self.say)
+        self.result.unsettled += done.problems
+        await self._settle(settings, db, "self-service")
+        return {"plans_file": str(self.o.out / plans.PLANS_FILE), "plans": catalog,
+                **done.as_json()}
 
     async def _clock(
         self, settings: CommonSettings, db: Any, start: datetime, as_of: datetime,
