@@ -25,3 +25,40 @@ def run_demo(args: list[str], out: Path, timeout: float = 900) -> dict[str, Any]
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary: dict[str, Any] = json.loads(proc.stdout[proc.stdout.index("{") :])
     return summary
+
+
+def check_self_service(summary: dict[str, Any], out: Path) -> None:
+    """The self-service step's promises in a demo's output: the plan catalog in
+    `plans.json`, both new tenants active after their Checkout (their keys in
+    `api-keys.json`), the limited tenant refused at its hard limit, and its 80 % and 100 %
+    threshold emails among `emails/`."""
+    section = summary["self_service"]
+    assert section["problems"] == [] and section["clock"] == "wall"
+    plans = json.loads((out / "plans.json").read_text())["plans"]
+    assert [p["code"] for p in plans] == ["starter", "team", "business"]
+    assert {p["code"]: p["version"] for p in section["plans"]} == {
+        "starter": 1, "team": 1, "business": 1}
+    starter = next(p for p in plans if p["code"] == "starter")
+    assert starter["limits"] == [{"meter": "computations", "limit": "1000", "hard": True}]
+    tenants = section["tenants"]
+    assert set(tenants) == {"orbit-labs", "nova-analytics"}
+    keys = json.loads((out / "api-keys.json").read_text())
+    assert set(tenants) <= set(keys["tenants"])
+    for tenant_id, plan in (("orbit-labs", "team"), ("nova-analytics", "starter")):
+        found = tenants[tenant_id]
+        assert found["plan_code"] == plan and found["status"] == "active", found
+        assert found["checkout"] == "completed" and found["stripe_customer"].startswith("cus_")
+    nova = tenants["nova-analytics"]
+    assert nova["usage_events_accepted"] == 1000
+    entitlement = nova["entitlement"]
+    assert entitlement["allowed"] is False and entitlement["hard"] is True
+    assert (entitlement["limit"], entitlement["used"], entitlement["remaining"]) == (
+        "1000", "1000", "0")
+    subjects = sorted(e["subject"] for e in nova["threshold_emails"])
+    assert len(subjects) == 2
+    assert "100 %" in subjects[0] and "80 %" in subjects[1], subjects
+    for found_email in nova["threshold_emails"]:
+        copied = out / "emails" / found_email["file"]
+        assert copied.exists(), found_email
+        assert found_email["to"] == "accounts@nova-analytics.example"
+    assert summary["settled"] is True, summary["unsettled"]

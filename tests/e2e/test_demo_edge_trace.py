@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.runs import run_demo
+from tests.e2e.runs import check_self_service, run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +92,9 @@ def test_messy_files_neither_crash_nor_double_count_and_bad_rows_are_dead_letter
     # the API ran beside the workers; its keys are in the output folder
     keys = json.loads((out / "api-keys.json").read_text())
     assert summary["api"] == {"url": keys["url"], "keys_file": str(out.resolve() / "api-keys.json")}
-    assert list(keys["tenants"]) == ["edgeco"]
+    assert list(keys["tenants"]) == ["edgeco", "orbit-labs", "nova-analytics"]
     assert all(keys[role].startswith("key_") for role in ("super", "viewer", "ingest"))
     assert "listening on " + keys["url"] in (out / "logs" / "api.log").read_text()
+    # after the billing clock, two new tenants subscribed through the Checkout on the wall
+    # clock, one of them up to its hard limit; the operator's tenant's invoices are its own
+    check_self_service(summary, out)
