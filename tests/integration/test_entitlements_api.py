@@ -10,6 +10,7 @@ from contracts.plans import PlanLimit, UsageLimitsChanged, UsageLimitWindow
 from contracts.usage import UsageRecorded
 from services.usage_collector.adapters.limits import apply_limits
 from services.usage_collector.api import record_usage
+from tests.integration.test_portal_admin import sign_in
 from tests.support.api import ApiHarness
 
 pytestmark = pytest.mark.integration
@@ -89,3 +90,22 @@ async def test_the_dashboard_lists_tenants_at_or_over_a_limit(api: ApiHarness) -
     rows = response.json()["tenants_at_limits"]
     assert [(r["tenant_id"], r["used"], r["percent"], r["allowed"]) for r in rows] == [
         ("hooli", "12", 120, True), ("globex", "8", 80, True)]
+
+
+async def test_the_admin_billing_page_lists_tenants_at_or_over_a_limit(api: ApiHarness) -> None:
+    await limited(api, "acme", "7.9")
+    await limited(api, "globex", "10")
+    await sign_in(api, "viewer")
+    page = (await api.client.get("/portal/admin/billing")).text
+    table = page.split('data-testid="tenants-at-limits"')[1].split("</table>")[0]
+    assert 'href="/portal/admin/tenants/globex"' in table and "acme" not in table
+    assert "100 %" in table and "refused" in table and "hard" in table
+
+
+async def test_the_admin_billing_page_says_when_no_tenant_is_near_a_limit(
+    api: ApiHarness,
+) -> None:
+    await sign_in(api, "viewer")
+    page = (await api.client.get("/portal/admin/billing")).text
+    table = page.split('data-testid="tenants-at-limits"')[1].split("</table>")[0]
+    assert "No tenant has used 80 % of a limit this period." in table

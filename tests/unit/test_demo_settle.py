@@ -9,6 +9,7 @@ from contracts import (
     TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
+    TOPIC_USAGE_ALERTS,
 )
 from services.common.outbox import outbox_collection
 from services.common.settings import CommonSettings
@@ -23,7 +24,7 @@ def test_every_worker_group_is_watched_on_the_topics_it_reads() -> None:
         "t1.usage-collector-limits": [TOPIC_TENANT],
         "t1.invoicer": [TOPIC_TENANT_CONFIG, TOPIC_PAYMENT],
         "t1.payments": [TOPIC_INVOICE, TOPIC_STRIPE_EVENTS],
-        "t1.notifier": [TOPIC_INVOICE, TOPIC_TENANT],
+        "t1.notifier": [TOPIC_INVOICE, TOPIC_TENANT, TOPIC_USAGE_ALERTS],
     }
 
 
