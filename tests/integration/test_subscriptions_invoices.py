@@ -3,6 +3,7 @@
 period's invoice, a downgrade waits for the period's end, a cancel bills its last period and
 nothing after it."""
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,10 @@ import pytest
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.subscriptions import subscription_of
 from services.invoicer.api import current_config
+from services.invoicer.handlers import apply_config
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
-from tests.integration.test_invoicer_support import collect_usage, open_store, utc
+from tests.integration.test_invoicer_support import collect_usage, config, open_store, utc
 from tests.integration.test_subscriptions_support import (
     PRO,
     STARTER,
@@ -132,3 +134,47 @@ async def test_a_subscription_whose_checkout_never_completes_creates_no_invoice(
         assert await list_invoices(store, "acme") == []
         assert await subscription_of(store.db, "acme") is None
         assert await current_config(store.db, "acme") is None
+
+
+async def test_a_start_on_a_configured_tenant_keeps_its_billing_day_and_prorates_the_stub(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, PRO)
+        # billed on the 1st since March; a billing day change to the 15th on 2 April makes
+        # 1..15 April a stub of the grid period 15 March..15 April (31 days)
+        await apply_config(store, config("acme", occurred_at=utc(2026, 3, 1).isoformat(),
+                                         effective_from="2026-03-01"))
+        await apply_config(store, config("acme", occurred_at=utc(2026, 3, 20).isoformat(),
+                                         effective_from="2026-03-01",
+                                         settings={"billing_day_of_month": 15}))
+        await run_cycle(store, utc(2026, 4, 1))
+        # 3 April 00:00 is 2 of the stub's 14 days in: 12 / 14 remain
+        assert await subscribe(store, "start", utc(2026, 4, 3), "pro") == "started"
+        await run_cycle(store, utc(2026, 5, 15))
+        _, stub, full = await list_invoices(store, "acme")
+        assert span(stub) == (utc(2026, 4, 1), utc(2026, 4, 15))
+        # the stub's fees: 1000 x 14/31 and 3000 x 14/31, then x 12/14 of the seconds
+        assert lines(stub)[:3] == [
+            ("flat_fee", "Flat fee, prorated 14/31 days", 452),  # 451.6.. -> 452
+            ("proration", "Unused time on previous pricing", -387),  # 1000 x 12/31 = 387.09
+            ("proration", "Remaining time on Pro", 1161),  # 3000 x 12/31 = 1161.29
+        ]
+        assert (span(full), lines(full)[0]) == ((utc(2026, 4, 15), utc(2026, 5, 15)),
+                                                ("flat_fee", "Flat fee", 3000))
+
+
+async def test_two_cycles_at_once_apply_a_scheduled_downgrade_once(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store, open_store(common_settings) as other:
+        await add_plans(store, STARTER, PRO)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "pro")
+        await subscribe(store, "change", utc(2026, 4, 11), "starter")
+        await asyncio.gather(run_cycle(store, utc(2026, 5, 2)), run_cycle(other, utc(2026, 5, 2)))
+        changes = [e["change"] for e in await outbox(store, "SubscriptionChanged")]
+        assert changes == ["started", "downgrade_scheduled", "downgraded"]
+        assert len(await outbox(store, "UsageLimitsChanged")) == 3
+        assert await store.configs.count_documents({"tenant_id": "acme"}) == 2
+        [april] = await list_invoices(store, "acme")
+        assert lines(april)[0] == ("flat_fee", "Flat fee", 3000)
