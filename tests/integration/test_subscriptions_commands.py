@@ -51,6 +51,16 @@ async def test_redelivered_commands_change_nothing(common_settings: CommonSettin
             assert await state(store) == before
 
 
+async def test_a_second_cancel_changes_nothing(common_settings: CommonSettings) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER)
+        await subscribe(store, "start", utc(2026, 4, 1), "starter")
+        assert await subscribe(store, "cancel", utc(2026, 4, 2)) == "cancel_scheduled"
+        before = await state(store)
+        assert await subscribe(store, "cancel", utc(2026, 4, 3)) is None
+        assert await state(store) == before
+
+
 async def test_a_checkout_completed_twice_starts_one_subscription(
     common_settings: CommonSettings,
 ) -> None:

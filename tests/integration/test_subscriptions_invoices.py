@@ -178,3 +178,24 @@ async def test_two_cycles_at_once_apply_a_scheduled_downgrade_once(
         assert await store.configs.count_documents({"tenant_id": "acme"}) == 2
         [april] = await list_invoices(store, "acme")
         assert lines(april)[0] == ("flat_fee", "Flat fee", 3000)
+
+
+async def test_a_command_after_a_scheduled_change_is_due_applies_that_change_first(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER, PRO)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "pro")
+        await subscribe(store, "change", utc(2026, 4, 11), "starter")
+        # no cycle ran since 1 May: the upgrade of 16 May (15 of 31 days in) starts from Starter
+        assert await subscribe(store, "change", utc(2026, 5, 16), "pro") == "upgraded"
+        await run_cycle(store, utc(2026, 6, 1))
+        april, may = await list_invoices(store, "acme")
+        assert lines(april)[0] == ("flat_fee", "Flat fee", 3000)
+        assert lines(may)[:3] == [
+            ("flat_fee", "Flat fee", 1000),
+            ("proration", "Unused time on Starter", -516),     # 1000 x 16/31 = 516.1
+            ("proration", "Remaining time on Pro", 1548),      # 3000 x 16/31 = 1548.4
+        ]
+        changes = [e["change"] for e in await outbox(store, "SubscriptionChanged")]
+        assert changes == ["started", "downgrade_scheduled", "downgraded", "upgraded"]
