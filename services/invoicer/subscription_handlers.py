@@ -36,6 +36,7 @@ from services.invoicer.adapters.subscriptions import (
     subscription_doc,
 )
 from services.invoicer.metrics import CONFIG_REFUSALS
+from services.invoicer.periods import local_date, local_midnight
 from services.invoicer.subscription_rollover import roll_one
 from services.invoicer.subscription_windows import current_period, limits_event, write_version
 from services.invoicer.subscriptions import (
@@ -189,12 +190,16 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
-    changes = [] if base is None else [
+    restart = tenant is not None and isinstance(tenant.get("billing_ends_at"), datetime)
+    changes = [] if base is None or restart else [
         {"at": req.at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]
+    if restart:  # billing resumes at the start day's midnight, after the gap
+        day = local_date(req.at, config.timezone)
+        await store.tenants.update_one({"_id": req.tenant_id}, {
+            "$set": {"billing_resumes_at": local_midnight(day, config.timezone)}},
+            session=session)
     await write_version(store, config, session)
-    await store.tenants.update_one({"_id": req.tenant_id}, {"$unset": {"billing_ends_at": ""}},
-                                   session=session)
     doc: Doc = {
         "_id": req.tenant_id, "status": "active", "plan": plan.model_dump(mode="json"),
         "plan_version": version, "started_at": req.at, "cancel_at_period_end": False,

@@ -199,3 +199,36 @@ async def test_a_command_after_a_scheduled_change_is_due_applies_that_change_fir
         ]
         changes = [e["change"] for e in await outbox(store, "SubscriptionChanged")]
         assert changes == ["started", "downgrade_scheduled", "downgraded", "upgraded"]
+
+
+async def test_a_subscription_started_again_after_one_ended_bills_no_gap(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER, PRO)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await subscribe(store, "cancel", utc(2026, 4, 10))
+        await run_cycle(store, utc(2026, 5, 2))  # April invoiced, the subscription ended
+        # the tenant comes back on 10 July (billing day 1 kept): a stub to 1 August
+        assert await subscribe(store, "start", utc(2026, 7, 10, 9), "pro") == "started"
+        await run_cycle(store, utc(2026, 9, 1))
+        spans = [span(d) for d in await list_invoices(store, "acme")]
+        assert spans == [(utc(2026, 4, 1), utc(2026, 5, 1)), (utc(2026, 7, 10), utc(2026, 8, 1)),
+                         (utc(2026, 8, 1), utc(2026, 9, 1))]
+        stub = (await list_invoices(store, "acme"))[1]
+        assert lines(stub)[:2] == [("flat_fee", "Flat fee, prorated 22/31 days", 2129),
+                                   (*CPU, 0)]  # 3000 x 22/31 = 2129.03, no proration
+
+
+async def test_a_restart_before_the_cycle_invoiced_the_ended_period_still_invoices_it(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await subscribe(store, "cancel", utc(2026, 4, 10))
+        assert await subscribe(store, "start", utc(2026, 6, 1, 9), "starter") == "started"
+        await run_cycle(store, utc(2026, 7, 2))
+        await run_cycle(store, utc(2026, 7, 2))
+        spans = [span(d) for d in await list_invoices(store, "acme")]
+        assert spans == [(utc(2026, 4, 1), utc(2026, 5, 1)), (utc(2026, 6, 1), utc(2026, 7, 1))]
