@@ -6,6 +6,7 @@ webhook route and the test's MongoDB."""
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from contracts.plans import SubscriptionCheckoutCompleted
@@ -122,3 +123,26 @@ async def test_a_checkout_for_the_current_version_names_none_and_publishes_nothi
     assert session["status"] == "open" and "plan_version" not in session["metadata"]
     assert url and await outbox_events(mongo_db) == []
     assert await api.pending_subscription_checkout(payments_settings, "acme") == "basic"
+
+
+async def test_a_new_subscription_checkout_expires_the_tenants_earlier_one(
+    payments_settings: PaymentsSettings, payments_deps: Deps, stripe_fake: StripeFake,
+    hooks: Webhooks
+) -> None:
+    first = await subscribe(payments_settings, payments_deps, "basic", None)
+    await api.setup_checkout(payments_settings, "acme", BACK, CANCEL)  # not a subscription
+    second = await api.subscription_checkout(payments_settings, "acme", "pro", None, BACK,
+                                             CANCEL, payments_deps)
+    sessions = stripe_fake.server.app.state.stripe.sessions
+    statuses = [(s["metadata"].get("plan_code"), s["status"]) for s in sessions.values()]
+    assert statuses == [("basic", "expired"), (None, "open"), ("pro", "open")]
+    async with httpx.AsyncClient(timeout=30) as browser:
+        closed = await browser.post(first, data={"card_number": "4242424242424242",
+                                                 "expiry": "12 / 34", "cvc": "987",
+                                                 "name": "A. Tenant"})
+    assert closed.status_code == 410
+    await hooks.wait_for_type("checkout.session.expired")
+    assert ("checkout.session.expired", "checkout_expired") in await hooks.reconcile(
+        payments_deps)
+    assert await api.pending_subscription_checkout(payments_settings, "acme") == "pro"
+    assert second.endswith(list(sessions)[-1])
