@@ -14,7 +14,9 @@
   tracking record is written, nothing is published twice.
 - `expired`: `checkout.session.expired` closes the checkout; nothing is published.
 - `customer_updated`: `customer.updated` (also sent when the billing portal changes the
-  card) is re-read from Stripe; a new default card of a tenant's customer is stored.
+  card) is re-read from Stripe; a new default card of a tenant's customer is stored. Every
+  change of the default sends one, and each re-reads Stripe's current default, so events
+  reconciled out of order still leave Stripe's latest card in the store.
 """
 
 import uuid
