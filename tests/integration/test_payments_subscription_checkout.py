@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from contracts.plans import SubscriptionCheckoutCompleted
-from services.common.errors import PermanentError
+from services.common.errors import DependencyUnavailable, PermanentError
 from services.payments import api, handlers
 from services.payments.handlers import Deps
 from services.payments.settings import PaymentsSettings
@@ -146,3 +146,31 @@ async def test_a_new_subscription_checkout_expires_the_tenants_earlier_one(
         payments_deps)
     assert await api.pending_subscription_checkout(payments_settings, "acme") == "pro"
     assert second.endswith(list(sessions)[-1])
+
+
+async def test_stripe_down_opens_no_subscription_checkout(
+    payments_settings: PaymentsSettings, payments_deps: Deps, stripe_fake: StripeFake
+) -> None:
+    await api.save_billing_customer(payments_settings, "acme", ACME, payments_deps)
+    stripe_fake.switches(fail_requests=100)
+    with pytest.raises(DependencyUnavailable):
+        await api.subscription_checkout(payments_settings, "acme", "pro", None, BACK, CANCEL,
+                                        payments_deps)
+    stripe_fake.switches(fail_requests=0)
+    assert await api.pending_subscription_checkout(payments_settings, "acme") is None
+
+
+async def test_a_subscription_session_naming_another_tenant_publishes_nothing(
+    payments_settings: PaymentsSettings, payments_deps: Deps, stripe_fake: StripeFake,
+    hooks: Webhooks, mongo_db: Any
+) -> None:
+    await api.save_billing_customer(payments_settings, "globex", ACME, payments_deps)
+    url = await subscribe(payments_settings, payments_deps)
+    # acme's session claims to be globex's: the customers differ, nothing is applied
+    session_id = url.rsplit("/", 1)[-1]
+    stripe_fake.server.app.state.stripe.sessions[session_id]["metadata"]["tenant_id"] = "globex"
+    assert (await fill_in_card(url, "4242424242424242")).status_code == 303
+    await hooks.wait_for_type("checkout.session.completed")
+    assert ("checkout.session.completed", "mismatch") in await hooks.reconcile(payments_deps)
+    assert await outbox_events(mongo_db) == []
+    assert await api.payment_method_on_file(payments_settings, "globex") is None
