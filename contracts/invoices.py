@@ -28,7 +28,9 @@ INVOICE_NUMBER_PATTERN = r"^INV-\d{4}-\d{4,}$"
 
 class LineItem(Contract):
     """One invoice line. `amount` is in minor units, negative for coupons and credits; `quantity`
-    and `unit_price` (major units) are exact decimals; the amount was rounded once, half-up."""
+    and `unit_price` (major units) are exact decimals; the amount was rounded once, half-up.
+    Kind `proration`: a subscription's plan change within the period ("Unused time on ..."
+    negative, "Remaining time on ..." positive; docs/plans.md, "Proration")."""
 
     kind: LineItemKind
     description: str

@@ -22,10 +22,8 @@ SubscriptionView | None` (docs/plans.md, "Subscriptions").
 The plan catalog (docs/plans.md, "Plans"), on the caller's `AsyncDatabase`:
 `list_plans(db)` (newest version of each plan, by code), `get_plan(db, code, version=None)`,
 `plan_versions(db, code)` (oldest first); each version is a `PlanVersion`;
-`validate_plan(plan)` the invoicer's checks beyond the contract (`InvalidMessage`).
-Operators' tools and the demo: `read_plans_file(path)` and `await apply_plans(settings, plans,
-actor_id=..., role=..., dry_run=False)` -> [PlanOutcome(code, outcome, version), ...]
-(`billing plans apply`).
+`validate_plan(plan)` the invoicer's checks beyond the contract (`InvalidMessage`);
+`read_plans_file`, `apply_plans` -> [PlanOutcome, ...] (`billing plans apply`, the demo).
 
 For the Billing API (on its own database handle and broker):
 

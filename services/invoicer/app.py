@@ -1,5 +1,6 @@
 """The invoicer worker: consumes configuration commands, the operator's credit and coupon
-commands (dispatched by event type) and payment outcomes, relays its
+commands, plan submissions, subscription commands and completed subscription checkouts
+(dispatched by event type) and payment outcomes, relays its
 outbox to `billing.invoice.v1`, and runs the billing cycle on the real clock every
 `BILLING_INVOICER_CYCLE_INTERVAL_SECONDS` (0 = never).
 

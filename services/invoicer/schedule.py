@@ -13,7 +13,12 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from services.common.errors import RetryableError
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
-from services.invoicer.adapters.invoice_store import InvoicerPorts, InvoiceStore, schedule_of
+from services.invoicer.adapters.invoice_store import (
+    InvoicerPorts,
+    InvoiceStore,
+    billable,
+    schedule_of,
+)
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_isolated
 from services.invoicer.issue import issue_for_period_end
@@ -35,16 +40,9 @@ async def due_periods(store: InvoicerPorts, as_of: datetime) -> list[tuple[Perio
             continue
         versions, start = await schedule_of(store, tenant)
         due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)
-                if not _after_end(tenant, period)]
+                if billable(tenant, start, period.start)]
     due.sort(key=lambda item: (item[0].end, item[1]))
     return due
-
-
-def _after_end(tenant: dict[str, object], period: Period) -> bool:
-    """True for a period starting at or after the end of a cancelled subscription (its
-    `billing_ends_at`): no period is billed after it (docs/plans.md, "Subscriptions")."""
-    ends = tenant.get("billing_ends_at")
-    return isinstance(ends, datetime) and period.start >= ends
 
 
 async def mark_overdue(store: InvoiceStore, as_of: datetime) -> list[str]:
@@ -104,7 +102,7 @@ async def next_due(store: InvoicerPorts, after: datetime) -> datetime | None:
         if tenant.get("auto_generate_invoices"):
             versions, start = await schedule_of(store, tenant)
             for period in iter_chain(versions, start):
-                if _after_end(tenant, period):
+                if not billable(tenant, start, period.start):
                     break
                 if period.end > after:
                     candidates.append(period.end)

@@ -4,7 +4,8 @@
 (docs/plans.md, "Subscriptions"; the rules in `subscriptions.py`).
 
 Each command runs in one MongoDB transaction with its processed-event record (idempotent per
-event id): the subscription document, the configuration version it writes (with its
+event id), after applying what its subscription had scheduled before the command's instant
+(as the cycle would have): the subscription document, the configuration version it writes (with its
 `BillingConfigApplied`), `SubscriptionChanged` and `UsageLimitsChanged` in the outbox. A
 refusal is audited in `invoicer_audit` before it is raised (the worker dead-letters it).
 """
@@ -35,6 +36,8 @@ from services.invoicer.adapters.subscriptions import (
     subscription_doc,
 )
 from services.invoicer.metrics import CONFIG_REFUSALS
+from services.invoicer.periods import local_date, local_midnight
+from services.invoicer.subscription_rollover import roll_one
 from services.invoicer.subscription_windows import current_period, limits_event, write_version
 from services.invoicer.subscriptions import (
     ALLOWED_ROLES,
@@ -138,8 +141,13 @@ async def _apply(store: InvoicerStore, req: Request, session: AsyncClientSession
     if await store.seen(SUBSCRIPTION_CONSUMER, req.event_id, session):
         return None
     sub = await subscription_doc(store.db, req.tenant_id, session)
-    if req.action == "start":
-        outcome: str | None = await _start(store, req, sub, session)
+    if sub is not None and sub["status"] == "active" and sub["period_end"] <= req.at:
+        await roll_one(store, req.tenant_id, req.at, session)  # what was due before it first
+        sub = await subscription_doc(store.db, req.tenant_id, session)
+    if req.action == "cancel" and sub is not None and sub.get("cancel_at_period_end"):
+        outcome: str | None = None  # cancelled already: nothing changes
+    elif req.action == "start":
+        outcome = await _start(store, req, sub, session)
     elif req.action == "change":
         outcome = await _change(store, req, _active(sub, req.tenant_id), session)
     else:
@@ -182,12 +190,16 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
-    changes = [] if base is None else [
+    restart = tenant is not None and isinstance(tenant.get("billing_ends_at"), datetime)
+    changes = [] if base is None or restart else [
         {"at": req.at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]
+    if restart:  # billing resumes at the start day's midnight, after the gap
+        day = local_date(req.at, config.timezone)
+        await store.tenants.update_one({"_id": req.tenant_id}, {
+            "$set": {"billing_resumes_at": local_midnight(day, config.timezone)}},
+            session=session)
     await write_version(store, config, session)
-    await store.tenants.update_one({"_id": req.tenant_id}, {"$unset": {"billing_ends_at": ""}},
-                                   session=session)
     doc: Doc = {
         "_id": req.tenant_id, "status": "active", "plan": plan.model_dump(mode="json"),
         "plan_version": version, "started_at": req.at, "cancel_at_period_end": False,

@@ -36,15 +36,18 @@ async def roll_subscriptions(store: InvoicerStore, as_of: datetime) -> list[str]
     for tenant_id in await subscriptions_to_roll(store.db, as_of):
 
         async def txn(session: AsyncClientSession, tenant_id: str = tenant_id) -> bool:
-            return await _roll(store, tenant_id, as_of, session)
+            return await roll_one(store, tenant_id, as_of, session)
 
         if await store.transaction(txn):
             moved.append(tenant_id)
     return moved
 
 
-async def _roll(store: InvoicerStore, tenant_id: str, as_of: datetime,
-                session: AsyncClientSession) -> bool:
+async def roll_one(store: InvoicerStore, tenant_id: str, as_of: datetime,
+                   session: AsyncClientSession) -> bool:
+    """In `session`: move the tenant's active subscription past every window that ended at or
+    before `as_of`, applying what was scheduled at each end and queueing the facts; False when
+    there was nothing to move."""
     sub = await subscription_doc(store.db, tenant_id, session)
     if sub is None or sub["status"] != "active" or sub["period_end"] > as_of:
         return False

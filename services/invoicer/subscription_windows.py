@@ -15,6 +15,7 @@ from contracts import BillingConfigSubmitted, Plan, UsageLimitsChanged, UsageLim
 from contracts.base import utc_now
 from contracts.config import BillingConfigApplied
 from contracts.topics import TOPIC_TENANT
+from services.invoicer.adapters.invoice_store import resumed
 from services.invoicer.adapters.store import CONFIGS, InvoicerStore, config_key, tenant_config
 from services.invoicer.adapters.subscriptions import Doc
 from services.invoicer.periods import Period
@@ -32,6 +33,8 @@ async def current_period(
     versions += [extra] if extra is not None else []
     last_end = await store.last_invoiced_end(tenant_id, session)
     start = last_end if last_end is not None else chain_start(versions)
+    tenant = await store.tenant(tenant_id, session)
+    start = resumed(tenant or {}, start)
     for period in iter_chain(versions, start):
         if period.end > at:
             return period

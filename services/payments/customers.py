@@ -1,15 +1,19 @@
 """The tenant's billing customer (docs/plans.md, "Billing customer and checkout"): the
 details a tenant gives for invoices, kept on its Stripe customer and in the payments store."""
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from services.payments.adapters.store import Customer
 from services.payments.charging import Deps
 
 
 class BillingCustomerDetails(BaseModel):
-    """Name and billing email (required), postal address and tax id (optional). `country` is
-    an ISO 3166-1 alpha-2 code (`DE`); `tax_id` is a VAT number such as `DE123456789`."""
+    """Name and billing email (required), postal address and tax id (optional; a blank one,
+    as a form sends it, is None). `country` is an ISO 3166-1 alpha-2 code (`DE`, `de` is
+    taken as `DE`); `tax_id` is a VAT number such as `DE123456789`. Raises pydantic's
+    `ValidationError` otherwise."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -22,6 +26,19 @@ class BillingCustomerDetails(BaseModel):
     state: str | None = Field(default=None, max_length=100)
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     tax_id: str | None = Field(default=None, max_length=64)
+
+    @field_validator("address_line1", "address_line2", "city", "postal_code", "state",
+                     "country", "tax_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip() or None
+        return value
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country_upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
 
 def from_customer(customer: Customer | None) -> BillingCustomerDetails | None:

@@ -3,7 +3,9 @@
 
 - `open_checkout`: a Checkout Session in setup mode for the tenant's billing customer, with
   metadata `purpose=subscription`, `tenant_id`, `plan_code`, `plan_version`, recorded as an
-  open subscription checkout (Stripe expires it after 24 h unless completed).
+  open subscription checkout (Stripe expires it after 24 h unless completed). The tenant's
+  earlier open subscription sessions are expired first, so two pages left open cannot both
+  start a subscription.
 - `completed`: Stripe's signed `checkout.session.completed` of such a session, the session and
   its SetupIntent re-read from Stripe: the card becomes the default at Stripe, then ONE
   transaction stores it, closes the checkout and writes `SubscriptionCheckoutCompleted`
@@ -12,7 +14,9 @@
   tracking record is written, nothing is published twice.
 - `expired`: `checkout.session.expired` closes the checkout; nothing is published.
 - `customer_updated`: `customer.updated` (also sent when the billing portal changes the
-  card) is re-read from Stripe; a new default card of a tenant's customer is stored.
+  card) is re-read from Stripe; a new default card of a tenant's customer is stored. Every
+  change of the default sends one, and each re-reads Stripe's current default, so events
+  reconciled out of order still leave Stripe's latest card in the store.
 """
 
 import uuid
@@ -58,6 +62,9 @@ async def open_checkout(deps: Deps, tenant_id: str, plan_code: str, plan_version
     Raises `PermanentError` (`no_billing_customer`, `stripe_rejected`) or
     `DependencyUnavailable`."""
     customer_id = _billing_customer(await deps.store.customer(tenant_id), tenant_id)
+    for earlier in await deps.gateway.open_checkouts(customer_id):
+        if is_subscription(earlier):  # only the newest page can start a subscription
+            await deps.gateway.expire_checkout(earlier.session_id)
     metadata = {"purpose": SUBSCRIPTION_PURPOSE, "tenant_id": tenant_id,
                 "plan_code": plan_code}
     if plan_version is not None:

@@ -24,6 +24,7 @@ from contracts.invoices import InvoiceStatus
 from services.common.mongo_errors import unavailable_as_retryable
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.common.tracking import already_processed, record_processed
+from services.payments.adapters.mongo_checkouts import CHECKOUTS, MongoSubscriptionCheckouts
 from services.payments.adapters.store import (
     AuditEntry,
     Customer,
@@ -31,7 +32,6 @@ from services.payments.adapters.store import (
     Expect,
     Outgoing,
     ParkedEvent,
-    SubscriptionCheckout,
 )
 from services.payments.domain import InvoiceRecord
 from services.payments.names import OUTBOX
@@ -40,7 +40,6 @@ CUSTOMERS = "payments_customers"
 INVOICES = "payments_invoices"
 PARKED = "payments_parked_events"
 AUDIT = "payments_audit"
-CHECKOUTS = "payments_subscription_checkouts"
 DUPLICATE_KEY = 11000
 _EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in ALL_EVENTS if issubclass(cls, Event)}
@@ -96,19 +95,15 @@ def _filter(expect: Expect) -> dict[str, Any]:
     return {"$and": clauses} if clauses else {}
 
 
-def _checkout(doc: dict[str, Any]) -> SubscriptionCheckout:
-    values = {k: v for k, v in doc.items() if k != "_id"}
-    return SubscriptionCheckout(session_id=doc["_id"], **values)
-
-
 def _all_duplicates(exc: BulkWriteError) -> bool:
     errors = exc.details.get("writeErrors", [])
     return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors)
 
 
 @unavailable_as_retryable
-class MongoPaymentsStore:
-    """`PaymentsStore` in MongoDB (see the module docstring); `client` runs the transactions."""
+class MongoPaymentsStore(MongoSubscriptionCheckouts):
+    """`PaymentsStore` in MongoDB (see the module docstring); `client` runs the transactions;
+    the subscription checkout queries come from `MongoSubscriptionCheckouts`."""
 
     def __init__(
         self, client: AsyncMongoClient[dict[str, Any]], db: AsyncDatabase[dict[str, Any]]
@@ -151,25 +146,6 @@ class MongoPaymentsStore:
                       "updated_at": utc_now()}},
             upsert=True,
         )
-
-    async def add_subscription_checkout(self, checkout: SubscriptionCheckout) -> None:
-        """Record a subscription checkout just opened."""
-        doc = dataclasses.asdict(checkout)
-        doc["_id"] = doc.pop("session_id")
-        await self.db[CHECKOUTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    async def subscription_checkout(self, session_id: str) -> SubscriptionCheckout | None:
-        """The subscription checkout of `session_id`, if any."""
-        doc = await self.db[CHECKOUTS].find_one({"_id": session_id})
-        return _checkout(doc) if doc else None
-
-    async def open_subscription_checkout(self, tenant_id: str,
-                                         at: datetime) -> SubscriptionCheckout | None:
-        """The tenant's newest open, unexpired subscription checkout."""
-        doc = await self.db[CHECKOUTS].find_one(
-            {"tenant_id": tenant_id, "status": "open", "expires_at": {"$gt": at}},
-            sort=[("opened_at", -1)])
-        return _checkout(doc) if doc else None
 
     async def invoice(self, invoice_id: str) -> InvoiceRecord | None:
         """The record of invoice `invoice_id`, if any."""

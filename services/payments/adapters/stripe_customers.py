@@ -49,7 +49,7 @@ class CustomerCalls:
         id when None; an equal one already there is kept (no second object on a retry)."""
         page = await self._call("customers.tax_ids.list",
                                 lambda: self._client.v1.customers.tax_ids.list_async(
-                                    customer_id, params={"limit": 100}))
+                                    customer_id))  # first 10: we keep at most one
         kind = tax_id_type(country)
         keep = None
         for txi in page.data:
