@@ -87,13 +87,14 @@ class SelfService:
     not happen in time (empty when all went well)."""
 
     started_at: str = ""
+    seconds: float = 0.0
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """The `self_service` section."""
-        return {"clock": "wall", "started_at": self.started_at, "tenants": self.tenants,
-                "problems": self.problems}
+        return {"clock": "wall", "started_at": self.started_at, "seconds": self.seconds,
+                "tenants": self.tenants, "problems": self.problems}
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str,
@@ -151,6 +152,7 @@ class Step:
         """Every tenant of `TENANTS` signs up; a failure of one is recorded in `problems` and
         the next one still runs."""
         self.result.started_at = datetime.now(UTC).isoformat()
+        began = time.monotonic()
         self.say("self-service on the wall clock (subscriptions start now, "
                  f"{self.result.started_at[:16]}Z): two new tenants sign up through the API")
         try:
@@ -164,6 +166,8 @@ class Step:
                     self.say(f"[red]self-service {tenant.tenant_id}[/]: {exc}")
         finally:
             await self.http.aclose()
+        self.result.seconds = round(time.monotonic() - began, 1)
+        self.say(f"self-service done in {self.result.seconds} s")
         return self.result
 
     async def _sign_up(self, tenant: NewTenant) -> None:
