@@ -76,9 +76,12 @@ async def write_report(
     import_report: dict[str, Any],
     tenant_ids: list[str],
     as_of: datetime,
+    collector: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write the output folder's files and return the summary's platform figures (events,
-    invoices, payments, emails); the caller adds its own (timing, restarts, faults)."""
+    invoices, payments, emails); the caller adds its own (timing, restarts, faults).
+    `collector`: the collector's totals to report for the imported events (taken before
+    later usage, such as the self-service step's, was sent); default: read now."""
     invoices = await steps.export_invoices(settings)
     (out / "invoices.json").write_text(json.dumps(invoices, indent=2) + "\n")
     pdfs = await steps.write_pdfs(settings, out / "invoices")
@@ -92,7 +95,7 @@ async def write_report(
     (out / "stripe-payment-intents.json").write_text(json.dumps(intents, indent=2) + "\n")
     payments = await read_topic(settings, TOPIC_PAYMENT)
     notes = await read_topic(settings, TOPIC_NOTIFICATION)
-    stats = await steps.collector_totals(settings)
+    stats = collector if collector is not None else await steps.collector_totals(settings)
     dead_by_service = Counter(
         r["value"].get("service") for r in dead if isinstance(r["value"], dict)
     )

@@ -224,6 +224,8 @@ class Demo:
                     await self._settle(settings, db, "usage aggregation")
                 as_of = self.o.as_of or steps.default_as_of(report)
 
+                trace_totals: dict[str, int] | None = None  # the collector's, before later usage
+                self_service: dict[str, Any] | None = None
                 start = await steps.clock_start(self.o.tenants)
                 self.say(f"moving the billing clock from {start.isoformat()} to {as_of:%Y-%m-%d}")
                 async with chaos.phase("clock") if chaos else _nothing():
@@ -231,17 +233,18 @@ class Demo:
                 if chaos:
                     await self._settle(settings, db, "the last faults")
                 else:  # the fault run compares the billing clock's output only
+                    trace_totals = await steps.collector_totals(settings)
                     self_service = await self._self_service(settings, db, catalog)
             restarts = {w.name: supervisor.restarts[w.name] for w in workers.workers}
             summary: dict[str, Any] = {}
             if chaos:
                 summary["replay"] = await self._replay(settings, db, workers)
-            summary |= await write_report(
-                settings, self.o.out, self.stack.directory / "mail", report, tenant_ids, as_of
-            )
+            summary |= await write_report(  # events: the trace's, before the self-service
+                settings, self.o.out, self.stack.directory / "mail", report, tenant_ids, as_of,
+                trace_totals)
             summary["api"] = {"url": self.api_url, "keys_file": str(self.keys_file)}
             summary["restarts"] = restarts
-            if not chaos:
+            if self_service is not None:
                 summary["self_service"] = self_service
             if chaos:
                 dead = [r["value"] for r in await read_topic(settings, TOPIC_DEAD_LETTER)]

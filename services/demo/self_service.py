@@ -186,8 +186,10 @@ class Step:
                                   json={"action": "start", "plan_code": tenant.plan_code})
         if answer["outcome"] != "checkout":
             raise RuntimeError(f"expected a Checkout for a tenant without a card, got {answer}")
-        record["checkout"] = "completed"
+        pending = await self._call("GET", f"/v1/tenants/{tid}/subscription", key, 200)
+        record["status_before_checkout"] = pending["status"]  # `incomplete`: Stripe decides
         await self._complete_checkout(answer["checkout_url"], tenant.name)
+        record["checkout"] = "completed"
         sub = await until(lambda: self._active(tid, key), f"{tid}'s active subscription")
         record |= {"status": sub["status"], "plan_name": sub["plan_name"],
                    "plan_version": sub["plan_version"],

@@ -48,6 +48,7 @@ def check_self_service(summary: dict[str, Any], out: Path) -> None:
         found = tenants[tenant_id]
         assert found["plan_code"] == plan and found["status"] == "active", found
         assert found["checkout"] == "completed" and found["stripe_customer"].startswith("cus_")
+        assert found["status_before_checkout"] == "incomplete"  # the webhook started it
     nova = tenants["nova-analytics"]
     assert nova["usage_events_accepted"] == 1000
     entitlement = nova["entitlement"]
