@@ -17,7 +17,8 @@ Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`
 `estimate.py`): `tenant_rows`, `tenant_summary`, `status_counts`, `billing_config`,
 `invoice_rows`, `invoice`, `timeline`, `invoice_pdf`, `balance`, `usage_estimate`,
 `current_period`, `reconciliation`, `dashboard_view`; `subscription_of(db, tenant_id) ->
-SubscriptionView | None` (docs/plans.md, "Subscriptions").
+SubscriptionView | None` and `subscription_outcome(db, event_id) -> "applied" | refusal reason |
+None` (docs/plans.md, "Subscriptions").
 
 For the Billing API (on its own database handle and broker):
 
@@ -54,6 +55,7 @@ from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.catalog import catalog_coupon
 from services.invoicer.adapters.store import TENANTS, tenant_config
+from services.invoicer.adapters.subscriptions import command_outcome as subscription_outcome
 from services.invoicer.adapters.subscriptions import subscription_of
 from services.invoicer.document import pricing_of
 from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
@@ -102,7 +104,7 @@ __all__ = [
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
     "status_counts", "tenant_summary", "timeline", "usage_estimate",
     # subscriptions (docs/plans.md)
-    "SubscriptionView", "subscription_of",
+    "SubscriptionView", "subscription_of", "subscription_outcome",
 ]
 
 

@@ -30,6 +30,7 @@ from services.common.signing import verify
 from services.invoicer.adapters.plans import plan_version
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.adapters.subscriptions import (
+    SUBSCRIPTION_CONSUMER,
     Doc,
     record_subscription_refusal,
     save_subscription,
@@ -47,8 +48,6 @@ from services.invoicer.subscriptions import (
 )
 
 log = logging.getLogger(__name__)
-#: The consumer name of the processed-event records of subscription commands.
-SUBSCRIPTION_CONSUMER = "invoicer.subscription"
 #: The old plan's name on the proration lines of a start on a configured tenant.
 PREVIOUS_PRICING = "previous pricing"
 PAYMENTS_ACTOR = Actor(user_id="payments", role="super")
