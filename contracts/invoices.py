@@ -21,14 +21,16 @@ class InvoiceStatus(StrEnum):
     overdue = "overdue"
 
 
-LineItemKind = Literal["flat_fee", "usage", "coupon", "credit", "adjustment"]
+LineItemKind = Literal["flat_fee", "usage", "coupon", "credit", "adjustment", "proration"]
 #: `INV-YYYY-NNNN`: year of issue, then a gapless sequence within that year.
 INVOICE_NUMBER_PATTERN = r"^INV-\d{4}-\d{4,}$"
 
 
 class LineItem(Contract):
     """One invoice line. `amount` is in minor units, negative for coupons and credits; `quantity`
-    and `unit_price` (major units) are exact decimals; the amount was rounded once, half-up."""
+    and `unit_price` (major units) are exact decimals; the amount was rounded once, half-up.
+    Kind `proration`: a subscription's plan change within the period ("Unused time on ..."
+    negative, "Remaining time on ..." positive; docs/plans.md, "Proration")."""
 
     kind: LineItemKind
     description: str

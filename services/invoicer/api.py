@@ -16,7 +16,8 @@ opens its own MongoDB (and, where it publishes, Kafka) connection from `settings
 Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`,
 `estimate.py`): `tenant_rows`, `tenant_summary`, `status_counts`, `billing_config`,
 `invoice_rows`, `invoice`, `timeline`, `invoice_pdf`, `balance`, `usage_estimate`,
-`current_period`, `reconciliation`, `dashboard_view`.
+`current_period`, `reconciliation`, `dashboard_view`; `subscription_of(db, tenant_id) ->
+SubscriptionView | None` (docs/plans.md, "Subscriptions").
 
 The plan catalog (docs/plans.md, "Plans"), on the caller's `AsyncDatabase`:
 `list_plans(db)` (newest version of each plan, by code), `get_plan(db, code, version=None)`,
@@ -60,6 +61,7 @@ from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.catalog import catalog_coupon
 from services.invoicer.adapters.plans import PlanVersion, current_plans, plan_history, plan_version
 from services.invoicer.adapters.store import TENANTS, tenant_config
+from services.invoicer.adapters.subscriptions import subscription_of
 from services.invoicer.document import pricing_of
 from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
 from services.invoicer.estimate import (
@@ -84,6 +86,7 @@ from services.invoicer.reports import (
 )
 from services.invoicer.schedule import run_cycle as _run_cycle
 from services.invoicer.settings import InvoicerSettings
+from services.invoicer.subscriptions import SubscriptionView
 from services.invoicer.tenants_file import read_tenants_file
 from services.invoicer.views import (
     balance,
@@ -110,6 +113,8 @@ __all__ = [
     # the plan catalog (docs/plans.md, "Plans")
     "PlanVersion", "get_plan", "list_plans", "plan_versions", "validate_plan",
     "PlanOutcome", "PlansRefused", "apply_plans", "read_plans_file",
+    # subscriptions (docs/plans.md)
+    "SubscriptionView", "subscription_of",
 ]
 
 

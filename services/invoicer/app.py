@@ -1,5 +1,6 @@
 """The invoicer worker: consumes configuration commands, the operator's credit and coupon
-commands, plan submissions (dispatched by event type) and payment outcomes, relays its
+commands, plan submissions, subscription commands and completed subscription checkouts
+(dispatched by event type) and payment outcomes, relays its
 outbox to `billing.invoice.v1`, and runs the billing cycle on the real clock every
 `BILLING_INVOICER_CYCLE_INTERVAL_SECONDS` (0 = never).
 
@@ -25,6 +26,8 @@ from contracts import (
     PaymentRefunded,
     PaymentSucceeded,
     PlanSubmitted,
+    SubscriptionCheckoutCompleted,
+    SubscriptionRequested,
 )
 from contracts.base import Contract, utc_now
 from services.common.consumer import Handler, subscribe
@@ -41,6 +44,10 @@ from services.invoicer.operator_rules import OperatorCommand
 from services.invoicer.plan_handlers import apply_signed_plan
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
+from services.invoicer.subscription_handlers import (
+    apply_checkout_completed,
+    apply_signed_subscription,
+)
 
 log = logging.getLogger(__name__)
 #: The consumer group (before the topic prefix) of each topic the worker reads.
@@ -71,15 +78,22 @@ def build(
     async def on_payment(event: PaymentSucceeded | PaymentFailed, _: MessageSource) -> object:
         return await apply_payment(store, event)
 
+    async def on_subscription(event: SubscriptionRequested, _: MessageSource) -> object:
+        return await apply_signed_subscription(store, event, signing_key)
+
+    async def on_checkout(event: SubscriptionCheckoutCompleted, _: MessageSource) -> object:
+        return await apply_checkout_completed(store, event)
+
     async def on_refund(event: PaymentRefunded, _: MessageSource) -> object:
         return await apply_refund(store, event)
 
     routes: dict[str, dict[type[Contract], Handler]] = {
         TOPIC_TENANT_CONFIG: {BillingConfigSubmitted: on_config, CreditGranted: on_operator,
                               CouponCreated: on_operator, CouponRedeemed: on_operator,
-                              PlanSubmitted: on_plan},
+                              PlanSubmitted: on_plan,
+                              SubscriptionRequested: on_subscription},
         TOPIC_PAYMENT: {PaymentSucceeded: on_payment, PaymentFailed: on_payment,
-                        PaymentRefunded: on_refund},
+                        PaymentRefunded: on_refund, SubscriptionCheckoutCompleted: on_checkout},
     }
     for topic, handlers in routes.items():
         subscribe(broker, settings, service=SERVICE, topic=topic, group=GROUPS[topic],

@@ -27,12 +27,15 @@ from contracts.base import utc_now
 from services.common.errors import RetryableError
 from services.invoicer.adapters.ledger import code_redemptions
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
+from services.invoicer.adapters.subscriptions import changes_in, subscription_doc
 from services.invoicer.domain import invoice_id
 from services.invoicer.late_usage import late_usage, usage_by_meter
 from services.invoicer.ledger import Ledger, coupon_in_effect
 from services.invoicer.periods import Period, periods_until
 from services.invoicer.proration import price_period
 from services.invoicer.records import IssueDraft
+from services.invoicer.subscriptions import proration_lines
+from services.invoicer.versions import in_force
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -59,8 +62,10 @@ async def issue_invoice(store: InvoicerStore, tenant_id: str, period: Period) ->
     """Issue the invoice of `tenant_id` for `period` unless it exists; returns the new invoice
     number, or None when it was already issued (by this or another process).
 
-    The configuration version in force at the period's end prices it, a stub pays its
-    prorated flat fee, and a period overlapping an invoice is not issued (None)
+    The configuration version in force at the period's end prices it (a subscription's
+    version scheduled for that end does not), a stub pays its prorated flat fee, a
+    subscription's upgrades within it add their proration lines (docs/plans.md), and a
+    period overlapping an invoice is not issued (None)
     (docs/billing-periods.md).
 
     Three steps: `read_and_price` reads inside the issuing transaction and prices the period
@@ -95,7 +100,8 @@ async def read_and_price(
         log.warning("period %s..%s of %s overlaps an invoice: not issued", period.start,
                     period.end, tenant_id, extra={"tenant_id": tenant_id})
         return None  # never bill a stretch twice (docs/billing-periods.md)
-    version = await store.config_in_force(tenant_id, period.end, session)
+    versions = await store.config_versions(tenant_id, session)
+    version = in_force(versions, period.end, ending=True) if versions else None
     config = version.command if version is not None else tenant_config(t)
     config = coupon_in_effect(config, t, period.end)  # a redeemed catalog coupon replaces it
     ledger = Ledger.of(t)
@@ -107,7 +113,10 @@ async def read_and_price(
     coupon = config.coupon
     uses = ledger.coupon_uses.get(coupon.code, 0) if coupon else 0
     taken = await code_redemptions(store.db, coupon.code, session) if coupon else 0
-    draft = price_period(config, period, ledger, usage, adjustments, uses, taken)
+    changes = changes_in(await subscription_doc(store.db, tenant_id, session), period)
+    draft = price_period(config, period, ledger, usage, adjustments, uses, taken,
+                         prorations=proration_lines(period, changes),
+                         base_fee=changes[0].old_fee if changes else None)
     return IssueDraft(
         invoice_id=inv_id, tenant_id=tenant_id, period=period, config=config,
         config_version=version.number if version else t["version"], ledger=ledger,

@@ -24,6 +24,7 @@ from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.signing import verify
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
+from services.invoicer.adapters.subscriptions import subscribed
 from services.invoicer.domain import (
     PaymentOutcome,
     authorize,
@@ -35,6 +36,7 @@ from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.operator_rules import OperatorCommand
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
+from services.invoicer.subscriptions import keep_plan_pricing
 
 log = logging.getLogger(__name__)
 CONFIG_CONSUMER = "invoicer.config"
@@ -49,6 +51,9 @@ async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) ->
     a new version. Versions follow submission order: a command submitted (`occurred_at`)
     before the tenant's current version is refused as `superseded` (docs/configuration.md,
     "Submissions and versions"). The version document records `submitted_at`.
+
+    For a tenant with an active subscription, the flat amount, currency, billing frequency and
+    price plan stay the plan's (docs/plans.md, "Subscriptions"); the other fields apply.
 
     The same transaction puts `BillingConfigApplied` (the version's contact settings) in the
     outbox for `billing.tenant.v1`, so the notifier's projection follows every version.
@@ -115,6 +120,8 @@ async def _accept(
     current = await store.tenant(command.tenant_id, session)
     if current is not None:
         check_submission_order(tenant_config(current), command)
+        if await subscribed(store.db, command.tenant_id, session):
+            command = keep_plan_pricing(command, tenant_config(current))
     version = int((current or {}).get("version", 0)) + 1
     now = utc_now()
     await store.add_config_version(command, version, now, session)

@@ -220,8 +220,12 @@ def compose_invoice(
     credits: Sequence[CreditBalance] = (),
     issued_at: datetime | None = None,
     code_redemptions: int = 0,
+    prorations: Sequence[Line] = (),
 ) -> Draft:
     """Price one invoice.
+
+    `prorations`: a subscription's plan-change lines of the period, placed right after the flat
+    fee (docs/plans.md, "Proration").
 
     Lines, in order: the flat fee; one usage line per priced meter (quantity = the meter's total
     over the period, 0 when unused); adjustments for earlier periods (a negative adjustment
@@ -235,7 +239,7 @@ def compose_invoice(
     errors (`InvalidOperation`) when a quantity is too large to price exactly.
     """
     flat = to_major_units(flat_rate_amount, currency)
-    lines = [Line("flat_fee", "Flat fee", flat_rate_amount, unit_price=flat)]
+    lines = [Line("flat_fee", "Flat fee", flat_rate_amount, unit_price=flat), *prorations]
     lines += [usage_line(c, usage.get(c.meter, ZERO), currency) for c in charges]
     running = sum(line.amount for line in lines)
     carried: list[CarriedCredit] = []

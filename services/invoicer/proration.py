@@ -17,7 +17,7 @@ from decimal import Decimal
 from contracts import BillingConfigSubmitted
 from services.invoicer.ledger import Ledger
 from services.invoicer.periods import Period
-from services.invoicer.pricing import Adjustment, Draft, compose_invoice
+from services.invoicer.pricing import Adjustment, Draft, Line, compose_invoice
 
 
 @dataclass(frozen=True)
@@ -74,18 +74,22 @@ def describe_flat_fee(draft: Draft, fee: FlatFee) -> Draft:
 def price_period(
     config: BillingConfigSubmitted, period: Period, ledger: Ledger, usage: dict[str, Decimal],
     adjustments: Sequence[Adjustment], coupon_uses: int, code_redemptions: int,
+    prorations: Sequence[Line] = (), base_fee: int | None = None,
 ) -> Draft:
     """The priced draft of `period` (pure): the flat fee (prorated for a stub), the usage
     charges of `usage` (each meter's total, exact), late-usage `adjustments`, the coupon
     (`coupon_uses` by this tenant, `code_redemptions` by every tenant) and the ledger's
     credits in the configuration's currency (docs/invoicing.md, docs/billing-periods.md).
-    Raises decimal errors or `AmountOutOfRange` when it cannot be priced."""
+    A subscription's upgrades within the period: `base_fee` (the flat amount of the plan at
+    the period's start, instead of the configuration's) and their `prorations` lines
+    (docs/plans.md, "Proration"). Raises decimal errors or `AmountOutOfRange` when it cannot
+    be priced."""
     s = config.settings
-    fee = flat_fee(s.flat_rate_amount, period)
+    fee = flat_fee(s.flat_rate_amount if base_fee is None else base_fee, period)
     draft = compose_invoice(
         currency=s.currency, flat_rate_amount=fee.amount, charges=config.price_plan.charges,
         usage=usage, adjustments=adjustments, coupon=config.coupon,
         coupon_redemptions=coupon_uses, credits=ledger.credits(config), issued_at=period.end,
-        code_redemptions=code_redemptions,
+        code_redemptions=code_redemptions, prorations=prorations,
     )
     return describe_flat_fee(draft, fee)

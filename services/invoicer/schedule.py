@@ -13,11 +13,17 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from services.common.errors import RetryableError
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
-from services.invoicer.adapters.invoice_store import InvoicerPorts, InvoiceStore, schedule_of
+from services.invoicer.adapters.invoice_store import (
+    InvoicerPorts,
+    InvoiceStore,
+    billable,
+    schedule_of,
+)
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.cycle import CycleReport, issue_isolated
 from services.invoicer.issue import issue_for_period_end
 from services.invoicer.periods import Period
+from services.invoicer.subscription_rollover import roll_subscriptions
 from services.invoicer.versions import chain_until, iter_chain
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,8 @@ async def due_periods(store: InvoicerPorts, as_of: datetime) -> list[tuple[Perio
         if not tenant.get("auto_generate_invoices"):
             continue
         versions, start = await schedule_of(store, tenant)
-        due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)]
+        due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)
+                if billable(tenant, start, period.start)]
     due.sort(key=lambda item: (item[0].end, item[1]))
     return due
 
@@ -64,11 +71,14 @@ async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
     """One run of the billing cycle at billing clock `as_of` (idempotent; safe to run from
     several processes at once).
 
-    Each (tenant, period) is isolated (`issue_isolated`): one that cannot be issued becomes a
-    billing error, that tenant's later periods wait behind it (a tenant is invoiced in period
-    order), every other tenant is invoiced, and overdue marking always runs.
+    First the subscriptions whose period ended move on (`roll_subscriptions`: a scheduled
+    downgrade or cancel takes effect, fresh limit windows). Each (tenant, period) is isolated
+    (`issue_isolated`): one that cannot be issued becomes a billing error, that tenant's later
+    periods wait behind it (a tenant is invoiced in period order), every other tenant is
+    invoiced, and overdue marking always runs.
     """
     report = CycleReport()
+    await roll_subscriptions(store, as_of)
     due = await due_periods(store, as_of)
     remaining = Counter(tenant_id for _, tenant_id in due)
     held: set[str] = set()
@@ -92,6 +102,8 @@ async def next_due(store: InvoicerPorts, after: datetime) -> datetime | None:
         if tenant.get("auto_generate_invoices"):
             versions, start = await schedule_of(store, tenant)
             for period in iter_chain(versions, start):
+                if not billable(tenant, start, period.start):
+                    break
                 if period.end > after:
                     candidates.append(period.end)
                     break

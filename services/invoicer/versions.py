@@ -4,7 +4,9 @@ Rules (docs/billing-periods.md, "Version in force" and "The period chain"):
 
 - The version *in force* at instant T is the one with the latest submission instant (the
   command's `occurred_at`; ties: the higher version number) at or before T; when no version
-  was submitted by T, the first version.
+  was submitted by T, the first version. One exception: a version a subscription scheduled
+  for a period's end (`scheduled`, docs/plans.md "Subscriptions") cuts the period that starts
+  at its instant but never prices the one that ends there (`in_force(..., ending=True)`).
 - The periods of a tenant form one chain: the first starts at 00:00 (tenant zone) of the
   current configuration's `effective_from`; every later one starts exactly where the last
   invoiced one ended. A period ends on the first billing date after its start on the grid of
@@ -22,10 +24,12 @@ from services.invoicer.periods import Grid, Period, local_midnight
 
 @dataclass(frozen=True)
 class ConfigVersion:
-    """One accepted configuration version: its number (1, 2, ...) and the command."""
+    """One accepted configuration version: its number (1, 2, ...), the command, and whether a
+    subscription scheduled it for a period's end (its `occurred_at`)."""
 
     number: int
     command: BillingConfigSubmitted
+    scheduled: bool = False
 
     @property
     def submitted_at(self) -> datetime:
@@ -33,11 +37,16 @@ class ConfigVersion:
         return self.command.occurred_at
 
 
-def in_force(versions: Sequence[ConfigVersion], at: datetime) -> ConfigVersion:
-    """The version in force at instant `at`. Raises `LookupError` when `versions` is empty."""
+def in_force(
+    versions: Sequence[ConfigVersion], at: datetime, *, ending: bool = False
+) -> ConfigVersion:
+    """The version in force at instant `at`; with `ending`, the one that prices a period
+    ending at `at` (a scheduled version submitted exactly at `at` does not count). Raises
+    `LookupError` when `versions` is empty."""
     if not versions:
         raise LookupError("no configuration version")
-    submitted = [v for v in versions if v.submitted_at <= at]
+    submitted = [v for v in versions if v.submitted_at < at or (
+        v.submitted_at == at and not (ending and v.scheduled))]
     if not submitted:
         return min(versions, key=lambda v: v.number)
     return max(submitted, key=lambda v: (v.submitted_at, v.number))

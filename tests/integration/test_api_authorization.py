@@ -99,6 +99,18 @@ ACCESS += [
         tenant_scoped=True),
     row("POST", "/v1/tenants/{tenant_id}/payment-method/setup", "super tenant",
         tenant_scoped=True, body={"return_url": "https://elsewhere.example/back"}),
+    # subscribing (docs/api-endpoints.md, "Subscriptions"): the reads answer 404 while the
+    # tenant has no billing customer or subscription (so not tenant_scoped); an invalid body
+    # or a foreign return URL makes the allowed roles' answer 422, before any call to Stripe
+    row("GET", "/v1/tenants/{tenant_id}/billing-customer", "super viewer tenant"),
+    row("PUT", "/v1/tenants/{tenant_id}/billing-customer", "super tenant",
+        body={"name": "", "email": "not an email"}),
+    row("GET", "/v1/tenants/{tenant_id}/subscription", "super viewer tenant"),
+    row("POST", "/v1/tenants/{tenant_id}/subscription", "super tenant", tenant_scoped=True,
+        body={"action": "start", "plan_code": "matrix",
+              "success_url": "https://elsewhere.example/back"}),
+    row("POST", "/v1/tenants/{tenant_id}/billing-portal-sessions", "super tenant",
+        tenant_scoped=True, body={"return_url": "https://elsewhere.example/back"}),
     # operations (docs/api-endpoints.md, "Operations"); the sample tenants auto-generate, so
     # an issue without force is refused (409)
     row("GET", "/v1/dead-letters", "super viewer"),

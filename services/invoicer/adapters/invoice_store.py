@@ -141,10 +141,40 @@ class InvoicerPorts(InvoiceStore, TenantLedger, Protocol):
 async def schedule_of(store: InvoicerPorts, tenant: Doc) -> tuple[list[ConfigVersion], datetime]:
     """A tenant's configuration versions and where its next uninvoiced period starts: the
     end of the last invoiced period, or the chain's start before the first invoice
-    (docs/billing-periods.md, "The period chain")."""
+    (docs/billing-periods.md, "The period chain"), or where billing resumed (`resumed`)."""
     versions = await store.config_versions(tenant["_id"])
     if not versions:  # a tenant document without recorded versions: its current one
         current = BillingConfigSubmitted.model_validate(tenant["config"])
         versions = [ConfigVersion(int(tenant.get("version", 1)), current)]
     last_end = await store.last_invoiced_end(tenant["_id"])
-    return versions, last_end if last_end is not None else chain_start(versions)
+    return versions, resumed(tenant, last_end if last_end is not None else chain_start(versions))
+
+
+def _gap(tenant: Doc) -> tuple[datetime | None, datetime | None]:
+    """(end of the tenant's last ended subscription, where billing resumed after it)."""
+    ends, resumes = tenant.get("billing_ends_at"), tenant.get("billing_resumes_at")
+    ends = ends if isinstance(ends, datetime) else None
+    resumes = resumes if isinstance(resumes, datetime) and ends and resumes >= ends else None
+    return ends, resumes
+
+
+def resumed(tenant: Doc, start: datetime) -> datetime:
+    """`start`, or, when the chain is invoiced up to the end of a subscription that ended
+    (`billing_ends_at`) and a new one started later, where billing resumes
+    (`billing_resumes_at`; docs/plans.md, "Subscriptions")."""
+    ends, resumes = _gap(tenant)
+    if ends is not None and resumes is not None and ends <= start < resumes:
+        return resumes
+    return start
+
+
+def billable(tenant: Doc, start: datetime, period_start: datetime) -> bool:
+    """Whether the period starting at `period_start` of the chain from `start` is billed: not
+    when it starts at or after the end of the tenant's cancelled subscription, unless the chain
+    already resumed with a new subscription."""
+    ends, resumes = _gap(tenant)
+    if ends is None:
+        return True
+    if start < ends:
+        return period_start < ends
+    return resumes is not None and start >= resumes

@@ -202,7 +202,7 @@ class InvoicerStore:
         docs = await self.configs.find({"tenant_id": tenant_id}, session=session).sort(
             "version", ASCENDING).to_list()
         return [ConfigVersion(int(d["version"]), BillingConfigSubmitted.model_validate(
-            d["command"])) for d in docs]
+            d["command"]), bool(d.get("scheduled"))) for d in docs]
 
     async def config_in_force(
         self, tenant_id: str, at: datetime, session: AsyncClientSession | None = None
