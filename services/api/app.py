@@ -36,9 +36,9 @@ from services.payments import api as payments
 
 log = logging.getLogger(__name__)
 ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links", "payments_self",
-           "operations")
+           "operations", "plans", "subscriptions")
 #: The portal's routers (`services.api.portal.<name>`), not in the OpenAPI document.
-PORTAL_ROUTERS = ("routes_auth", "routes_tenant", "routes_admin")
+PORTAL_ROUTERS = ("routes_auth", "routes_tenant", "routes_plan", "routes_admin")
 DESCRIPTION = (
     "The billing platform's HTTP API for operators, tenants and usage publishers. "
     "Authenticate with an API key: `Authorization: Bearer <key>`. Errors are RFC 9457 "

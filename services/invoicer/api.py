@@ -20,6 +20,12 @@ Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`
 SubscriptionView | None` and `subscription_outcome(db, event_id) -> "applied" | refusal reason |
 None` (docs/plans.md, "Subscriptions").
 
+The plan catalog (docs/plans.md, "Plans"), on the caller's `AsyncDatabase`:
+`list_plans(db)` (newest version of each plan, by code), `get_plan(db, code, version=None)`,
+`plan_versions(db, code)` (oldest first); each version is a `PlanVersion`;
+`validate_plan(plan)` the invoicer's checks beyond the contract (`InvalidMessage`);
+`read_plans_file`, `apply_plans` -> [PlanOutcome, ...] (`billing plans apply`, the demo).
+
 For the Billing API (on its own database handle and broker):
 
     validate_submission(command)        the invoicer's checks of a configuration command
@@ -54,6 +60,7 @@ from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.catalog import catalog_coupon
+from services.invoicer.adapters.plans import PlanVersion, current_plans, plan_history, plan_version
 from services.invoicer.adapters.store import TENANTS, tenant_config
 from services.invoicer.adapters.subscriptions import command_outcome as subscription_outcome
 from services.invoicer.adapters.subscriptions import subscription_of
@@ -68,6 +75,8 @@ from services.invoicer.estimate import (
 from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.periods import local_date
+from services.invoicer.plan_handlers import validate_plan
+from services.invoicer.plans_file import PlanOutcome, PlansRefused, apply_plans, read_plans_file
 from services.invoicer.records import issued_event
 from services.invoicer.refusals import refusals
 from services.invoicer.reports import (
@@ -103,6 +112,9 @@ __all__ = [
     "balance", "billing_config", "current_period", "dashboard_view", "invoice",
     "invoice_pdf", "invoice_rows", "pdf_bytes", "reconciliation", "tenant_rows",
     "status_counts", "tenant_summary", "timeline", "usage_estimate",
+    # the plan catalog (docs/plans.md, "Plans")
+    "PlanVersion", "get_plan", "list_plans", "plan_versions", "validate_plan",
+    "PlanOutcome", "PlansRefused", "apply_plans", "read_plans_file",
     # subscriptions (docs/plans.md)
     "SubscriptionView", "subscription_of", "subscription_outcome",
 ]
@@ -280,3 +292,21 @@ async def issue_period(
         found = [d["invoice_number"] for d in await store.invoices_of(tenant_id)
                  if local_date(d["period_end"], d["timezone"]) == period_end]
     return IssueOutcome(found[0] if found else None, False)
+
+
+async def list_plans(db: AsyncDatabase[dict[str, Any]]) -> list[PlanVersion]:
+    """The newest version of every plan in the catalog, ordered by code."""
+    return await current_plans(db)
+
+
+async def get_plan(
+    db: AsyncDatabase[dict[str, Any]], code: str, version: int | None = None
+) -> PlanVersion | None:
+    """Version `version` of plan `code` (the newest when None), or None when it does not
+    exist."""
+    return await plan_version(db, code, version)
+
+
+async def plan_versions(db: AsyncDatabase[dict[str, Any]], code: str) -> list[PlanVersion]:
+    """Every version of plan `code`, oldest first (empty for an unknown code)."""
+    return await plan_history(db, code)

@@ -1,6 +1,6 @@
 """The invoicer worker: consumes configuration commands, the operator's credit and coupon
-commands, subscription commands and completed subscription checkouts (dispatched by event
-type) and payment outcomes, relays its
+commands, plan submissions, subscription commands and completed subscription checkouts
+(dispatched by event type) and payment outcomes, relays its
 outbox to `billing.invoice.v1`, and runs the billing cycle on the real clock every
 `BILLING_INVOICER_CYCLE_INTERVAL_SECONDS` (0 = never).
 
@@ -25,6 +25,7 @@ from contracts import (
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
+    PlanSubmitted,
     SubscriptionCheckoutCompleted,
     SubscriptionRequested,
 )
@@ -40,6 +41,7 @@ from services.invoicer.handlers import apply_payment, apply_refund, apply_signed
 from services.invoicer.names import CONSUMES, OUTBOX, SERVICE
 from services.invoicer.operator_handlers import apply_signed_operator
 from services.invoicer.operator_rules import OperatorCommand
+from services.invoicer.plan_handlers import apply_signed_plan
 from services.invoicer.schedule import run_cycle
 from services.invoicer.settings import InvoicerSettings
 from services.invoicer.subscription_handlers import (
@@ -70,6 +72,9 @@ def build(
     async def on_operator(event: OperatorCommand, _: MessageSource) -> object:
         return await apply_signed_operator(store, event, signing_key)
 
+    async def on_plan(event: PlanSubmitted, _: MessageSource) -> object:
+        return await apply_signed_plan(store, event, signing_key)
+
     async def on_payment(event: PaymentSucceeded | PaymentFailed, _: MessageSource) -> object:
         return await apply_payment(store, event)
 
@@ -85,6 +90,7 @@ def build(
     routes: dict[str, dict[type[Contract], Handler]] = {
         TOPIC_TENANT_CONFIG: {BillingConfigSubmitted: on_config, CreditGranted: on_operator,
                               CouponCreated: on_operator, CouponRedeemed: on_operator,
+                              PlanSubmitted: on_plan,
                               SubscriptionRequested: on_subscription},
         TOPIC_PAYMENT: {PaymentSucceeded: on_payment, PaymentFailed: on_payment,
                         PaymentRefunded: on_refund, SubscriptionCheckoutCompleted: on_checkout},

@@ -12,6 +12,7 @@
     billing invoices export [-o FILE]
     billing dashboard [--as-of INSTANT] [--json]
     billing invoices errors [--json]
+    billing plans apply FILE [--dry-run] / billing plans list [--json] (plans_cli.py)
 """
 
 import asyncio
@@ -30,7 +31,7 @@ from services.common.kafka import ensure_topics
 from services.common.logs import configure_logging
 from services.common.runtime import run_worker
 from services.common.worker import make_broker
-from services.invoicer import reports
+from services.invoicer import plans_cli, reports
 from services.invoicer.names import SERVICE
 from services.invoicer.records import export_row
 from services.invoicer.settings import InvoicerSettings
@@ -306,3 +307,4 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     invoices_app.command("export")(invoices_export)
     invoices_app.command("errors")(invoices_errors)
     app.command("dashboard")(dashboard)
+    plans_cli.register(app)

@@ -15,6 +15,7 @@ from contracts import (
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
+    PlanSubmitted,
 )
 from contracts.base import utc_now
 from contracts.config import BillingConfigApplied
@@ -92,7 +93,8 @@ async def apply_signed_config(
 
 
 async def refuse_unless_signed(
-    store: InvoicerStore, command: BillingConfigSubmitted | OperatorCommand, key: bytes,
+    store: InvoicerStore, command: BillingConfigSubmitted | OperatorCommand | PlanSubmitted,
+    key: bytes,
     subject: str,
 ) -> None:
     """Return when `command` carries a valid signature under `key`; otherwise audit the refusal

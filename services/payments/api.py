@@ -12,13 +12,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 
+from services.common.errors import PermanentError
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.relay import outbox_relay
 from services.common.worker import make_broker
-from services.payments import handlers, paying
+from services.payments import customers, handlers, paying
+from services.payments import subscription_checkout as subscribing
 from services.payments.bootstrap import connected_deps, open_deps, open_store
 from services.payments.charging import Deps
+from services.payments.customers import BillingCustomerDetails
 from services.payments.domain import InvoiceRecord
 from services.payments.names import CONSUMES, OUTBOX, OUTBOXES, SERVICE, WEBHOOKS_SERVICE
 from services.payments.paying import PayMethod, PayNowOutcome
@@ -29,11 +32,14 @@ PaymentsDeps = Deps
 #: `async with connected(settings, client) as deps`: the connections on the caller's client.
 connected = connected_deps
 
-__all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "PayMethod", "PayNowOutcome",
-           "PaymentsDeps", "PaymentsSettings", "connected", "ensure_indexes",
-           "next_dunning_after", "pay_now", "payment_method_on_file", "record_manual_payment",
-           "register_webhook_endpoint", "relay_outbox", "run_dunning", "setup_checkout",
-           "setup_payment_method", "setup_payment_method_described"]
+__all__ = ["CONSUMES", "OUTBOXES", "SERVICE", "WEBHOOKS_SERVICE", "BillingCustomerDetails",
+           "PayMethod", "PayNowOutcome", "PaymentsDeps", "PaymentsSettings",
+           "billing_customer", "billing_portal_url", "connected", "ensure_indexes",
+           "next_dunning_after", "pay_now", "payment_method_on_file",
+           "pending_subscription_checkout", "record_manual_payment",
+           "register_webhook_endpoint", "relay_outbox", "run_dunning",
+           "save_billing_customer", "setup_checkout", "setup_payment_method",
+           "setup_payment_method_described", "subscription_checkout"]
 
 
 @asynccontextmanager
@@ -152,3 +158,60 @@ async def payment_method_on_file(settings: PaymentsSettings, tenant_id: str,
         return paying.card_on_file(await deps.store.customer(tenant_id))
     async with open_store(settings) as store:
         return paying.card_on_file(await store.customer(tenant_id))
+
+
+async def save_billing_customer(settings: PaymentsSettings, tenant_id: str,
+                                details: BillingCustomerDetails, deps: Deps | None = None) -> str:
+    """Create or update the tenant's billing customer (docs/plans.md, "Billing customer and
+    checkout"): the Stripe customer (name, email, address, `metadata[tenant_id]`, tax id) and
+    the payments store's copy; returns the Stripe customer id (`cus_...`). Idempotent: a
+    retried save never creates a second Stripe customer. Raises `PermanentError`
+    (`stripe_rejected`) or `DependencyUnavailable`."""
+    async with _using(settings, deps) as using:
+        return await customers.save(using, tenant_id, details)
+
+
+async def billing_customer(settings: PaymentsSettings, tenant_id: str,
+                           deps: Deps | None = None) -> BillingCustomerDetails | None:
+    """The tenant's billing customer as last saved, or None. Reads the payments store only."""
+    if deps is not None:
+        return customers.from_customer(await deps.store.customer(tenant_id))
+    async with open_store(settings) as store:
+        return customers.from_customer(await store.customer(tenant_id))
+
+
+async def subscription_checkout(settings: PaymentsSettings, tenant_id: str, plan_code: str,
+                                plan_version: int | None, success_url: str, cancel_url: str,
+                                deps: Deps | None = None) -> str:
+    """The URL of a Stripe Checkout Session in setup mode where the tenant enters the card
+    for a subscription to `plan_code` (version `plan_version`); the subscription starts when
+    Stripe's signed `checkout.session.completed` is reconciled (`SubscriptionCheckoutCompleted`
+    on billing.payment.v1). Raises `PermanentError` (`no_billing_customer`,
+    `stripe_rejected`) or `DependencyUnavailable`."""
+    async with _using(settings, deps) as using:
+        return await subscribing.open_checkout(using, tenant_id, plan_code, plan_version,
+                                               success_url, cancel_url)
+
+
+async def pending_subscription_checkout(settings: PaymentsSettings, tenant_id: str,
+                                        deps: Deps | None = None) -> str | None:
+    """The plan code of the tenant's subscription checkout opened in the last 24 h (Stripe
+    Checkout Sessions expire after 24 h) that is not completed, confirmed or expired yet;
+    None otherwise. Reads the payments store only."""
+    if deps is not None:
+        return await subscribing.pending(deps.store, tenant_id)
+    async with open_store(settings) as store:
+        return await subscribing.pending(store, tenant_id)
+
+
+async def billing_portal_url(settings: PaymentsSettings, tenant_id: str, return_url: str,
+                             deps: Deps | None = None) -> str:
+    """The URL of a Stripe billing portal session where the tenant changes its default card;
+    Stripe returns the browser to `return_url`. Raises `PermanentError`
+    (`no_billing_customer`, `stripe_rejected`) or `DependencyUnavailable`."""
+    async with _using(settings, deps) as using:
+        known = await using.store.customer(tenant_id)
+        if not known or not known.get("customer_id"):
+            raise PermanentError("no_billing_customer",
+                                 f"tenant {tenant_id} has no billing customer yet")
+        return await using.gateway.portal_session(str(known["customer_id"]), return_url)

@@ -17,7 +17,7 @@ from contracts import StripeEventReceived
 from contracts.base import utc_now
 from services.common.clock import effect_time
 from services.common.errors import BillingError
-from services.payments import domain
+from services.payments import domain, subscription_checkout
 from services.payments.adapters.metrics import (
     PARKED_EVENTS,
     REFUNDS,
@@ -33,19 +33,22 @@ from services.payments.charging import (
     record_duplicate,
     with_description,
 )
-from services.payments.checkout_events import CHECKOUT_COMPLETED, setup_completed
+from services.payments.checkout_events import CHECKOUT_COMPLETED, CHECKOUT_EXPIRED, setup_completed
 from services.payments.domain import ChargeResult, Intent, InvoiceRecord, Refund
 
 log = logging.getLogger(__name__)
 STRIPE_CONSUMER = "payments.stripe-events"
 INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
 REFUND_EVENTS = ("charge.refunded", "refund.created", "refund.updated")
+CUSTOMER_UPDATED = "customer.updated"
 
 
 async def handle_stripe_event(event: StripeEventReceived, deps: Deps) -> str:
     """Reconcile one verified Stripe event; returns the decision (`succeed`, `fail`,
     `duplicate` (money received twice), `parked`, `mismatch`, `refund`, `default_method` (a
-    card set up through Checkout is now the default), `ignore`) or
+    card set up through Checkout or the billing portal is now the default),
+    `subscription_checkout` (also a subscription's `SubscriptionCheckoutCompleted` is in the
+    outbox), `checkout_expired` (a subscription checkout was closed), `ignore`) or
     `duplicate` for an event id already processed. Other event types are recorded and
     ignored. Raises `DependencyUnavailable` while Stripe cannot be read (nothing written)."""
     tracking: dict[str, Any] = {"consumer": STRIPE_CONSUMER, "event_id": event.event_id}
@@ -57,7 +60,12 @@ async def handle_stripe_event(event: StripeEventReceived, deps: Deps) -> str:
     elif event.stripe_event_type in REFUND_EVENTS:
         decision = await reconcile_refunds(obj, deps, tracking)
     elif event.stripe_event_type == CHECKOUT_COMPLETED:
-        decision = await checkout_completed(event.event_id, obj, deps, tracking)
+        decision = await checkout_completed(event.event_id, obj, deps, tracking,
+                                            event.occurred_at)
+    elif event.stripe_event_type == CHECKOUT_EXPIRED:
+        decision = await subscription_checkout.expired(obj, deps, tracking)
+    elif event.stripe_event_type == CUSTOMER_UPDATED:
+        decision = await subscription_checkout.customer_updated(obj, deps, tracking)
     else:
         await deps.store.commit(**tracking)
         decision = "ignore"
@@ -66,7 +74,7 @@ async def handle_stripe_event(event: StripeEventReceived, deps: Deps) -> str:
 
 
 async def checkout_completed(stripe_event_id: str, obj: dict[str, Any], deps: Deps,
-                             tracking: dict[str, Any]) -> str:
+                             tracking: dict[str, Any], at: datetime | None = None) -> str:
     """A completed Checkout Session, re-read from Stripe: payment mode reconciles its
     PaymentIntent (as its own events do); setup mode makes its card the default."""
     if not obj.get("id"):
@@ -76,7 +84,7 @@ async def checkout_completed(stripe_event_id: str, obj: dict[str, Any], deps: De
     if session.mode == "payment" and session.payment_intent_id:
         return await reconcile_intent(stripe_event_id, {"id": session.payment_intent_id}, deps,
                                       tracking)
-    return await setup_completed(session, deps, tracking)
+    return await setup_completed(session, deps, tracking, at)
 
 
 async def reconcile_intent(stripe_event_id: str, obj: dict[str, Any], deps: Deps,

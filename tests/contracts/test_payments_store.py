@@ -16,7 +16,14 @@ from services.common.settings import CommonSettings
 from services.payments import domain
 from services.payments.adapters.memory_store import InMemoryPaymentsStore
 from services.payments.adapters.mongo_store import MongoPaymentsStore
-from services.payments.adapters.store import AuditEntry, Expect, ParkedEvent, PaymentsStore
+from services.payments.adapters.store import (
+    AuditEntry,
+    CustomerChange,
+    Expect,
+    ParkedEvent,
+    PaymentsStore,
+    SubscriptionCheckout,
+)
 from services.payments.domain import ChargeResult, InvoiceRecord
 from tests.support.mongo import service_database
 
@@ -220,3 +227,46 @@ async def test_a_customer_is_saved_replaced_and_an_invoice_description_improved(
     await store.set_payment_method("inv-1", "card visa 4242")
     described = await store.invoice("inv-1")
     assert described is not None and described.payment_method == "card visa 4242"
+
+
+async def test_billing_details_and_the_card_are_kept_beside_each_other(
+    store: PaymentsStore,
+) -> None:
+    await store.save_customer("acme", "cus_1", "pm_1", "card visa 4242")
+    await store.save_billing("acme", "cus_1", {"name": "Acme", "email": "a@acme.example"})
+    await store.save_customer("acme", "cus_1", "pm_2", "card mastercard 4444")
+    found = await store.customer("acme")
+    assert found is not None
+    assert (found["billing"], found["payment_method_id"]) == (
+        {"name": "Acme", "email": "a@acme.example"}, "pm_2")
+
+
+async def test_a_subscription_checkout_is_open_until_a_commit_closes_it_with_its_event(
+    store: PaymentsStore,
+) -> None:
+    now = utc_now().replace(microsecond=0)  # MongoDB keeps milliseconds
+    older = SubscriptionCheckout("cs_1", "acme", "basic", None, now - timedelta(hours=2),
+                                 now + timedelta(hours=22))
+    newer = SubscriptionCheckout("cs_2", "acme", "pro", 3, now - timedelta(hours=1),
+                                 now + timedelta(hours=23))
+    for checkout in (older, newer):
+        await store.add_subscription_checkout(checkout)
+    assert await store.subscription_checkout("cs_2") == newer
+    assert await store.open_subscription_checkout("acme", now) == newer
+    assert await store.open_subscription_checkout("acme", now + timedelta(days=1)) is None
+    assert await store.open_subscription_checkout("globex", now) is None
+    paid, event = domain.settle(issued(), CARD, 1, T0)
+    card = CustomerChange("acme", {"payment_method_id": "pm_9", "customer_id": "cus_1"})
+    assert await store.commit(consumer="s", event_id="evt_1", customer=card,
+                              checkout_status=("cs_2", "complete"),
+                              outgoing=[(event, "billing.payment.v1", "acme")])
+    assert await store.open_subscription_checkout("acme", now) == older
+    found = await store.customer("acme")
+    assert found is not None and found["payment_method_id"] == "pm_9"
+    refused = CustomerChange("acme", {"payment_method_id": "pm_10"})
+    assert not await store.commit(consumer="s", event_id="evt_2", customer=refused,
+                                  checkout_status=("cs_1", "expired"),
+                                  outgoing=[(event, "billing.payment.v1", "acme")])
+    assert await store.open_subscription_checkout("acme", now) == older
+    again = await store.customer("acme")
+    assert again is not None and again["payment_method_id"] == "pm_9"

@@ -99,11 +99,33 @@ ACCESS += [
         tenant_scoped=True),
     row("POST", "/v1/tenants/{tenant_id}/payment-method/setup", "super tenant",
         tenant_scoped=True, body={"return_url": "https://elsewhere.example/back"}),
+    # subscribing (docs/api-endpoints.md, "Subscriptions"): the reads answer 404 while the
+    # tenant has no billing customer or subscription (so not tenant_scoped); an invalid body
+    # or a foreign return URL makes the allowed roles' answer 422, before any call to Stripe
+    row("GET", "/v1/tenants/{tenant_id}/billing-customer", "super viewer tenant"),
+    row("PUT", "/v1/tenants/{tenant_id}/billing-customer", "super tenant",
+        body={"name": "", "email": "not an email"}),
+    row("GET", "/v1/tenants/{tenant_id}/subscription", "super viewer tenant"),
+    row("POST", "/v1/tenants/{tenant_id}/subscription", "super tenant", tenant_scoped=True,
+        body={"action": "start", "plan_code": "matrix",
+              "success_url": "https://elsewhere.example/back"}),
+    row("POST", "/v1/tenants/{tenant_id}/billing-portal-sessions", "super tenant",
+        tenant_scoped=True, body={"return_url": "https://elsewhere.example/back"}),
     # operations (docs/api-endpoints.md, "Operations"); the sample tenants auto-generate, so
     # an issue without force is refused (409)
     row("GET", "/v1/dead-letters", "super viewer"),
     row("POST", "/v1/tenants/{tenant_id}/invoices", "super", tenant_scoped=True,
         body={"period_end": "2013-08-01"}),
+]
+
+# the plan catalog (docs/api-endpoints.md, "Plans"): `{code}` is a plan nobody created (404
+# for the roles that may read)
+ACCESS += [
+    row("POST", "/v1/plans", "super", body={
+        "code": "matrix-plan", "name": "Matrix", "currency": "USD",
+        "billing_frequency": "monthly", "flat_amount": 1000}),
+    row("GET", "/v1/plans", "super viewer tenant"),
+    row("GET", "/v1/plans/{code}", "super viewer tenant"),
 ]
 
 
@@ -132,7 +154,8 @@ async def seed_samples(settings: ApiSettings) -> dict[str, dict[str, str]]:
         numbers = {d["tenant_id"]: d["invoice_number"]
                    async for d in store.invoices.find({"tenant_id": {"$in": [OWN, OTHER]}})}
     assert set(numbers) == {OWN, OTHER}, numbers
-    return {t: {"tenant_id": t, "invoice_number": numbers[t]} for t in (OWN, OTHER)}
+    return {t: {"tenant_id": t, "invoice_number": numbers[t], "code": "matrix-none"}
+            for t in (OWN, OTHER)}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

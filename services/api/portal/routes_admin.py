@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.api.portal import admin_actions, admin_tenant
+from services.api.portal import admin_actions, admin_plans, admin_tenant
 from services.api.portal.admin_views import reconciliation_rows
 from services.api.portal.web import PREFIX, Operator, context, render
 from services.api.routes import operations, reads
@@ -20,6 +20,7 @@ from services.api.routes import operations, reads
 router = APIRouter(include_in_schema=False)
 router.include_router(admin_tenant.router)
 router.include_router(admin_actions.router)
+router.include_router(admin_plans.router)
 #: Tenants per page of the list.
 PAGE_SIZE = 50
 

@@ -7,7 +7,10 @@ Stripe API: `POST /v1/customers`, `GET|POST /v1/customers/{id}`, `GET /v1/paymen
 `GET /v1/events`,
 `GET /v1/events/{id}`, `POST|GET /v1/webhook_endpoints`, `POST|GET /v1/checkout/sessions`
 (list: `payment_intent`, `customer`, `status`), `GET /v1/checkout/sessions/{id}`,
-`POST /v1/checkout/sessions/{id}/expire`, `GET /v1/setup_intents/{id}`. Requests need
+`POST /v1/checkout/sessions/{id}/expire`, `GET /v1/setup_intents/{id}`,
+`POST|GET /v1/customers/{id}/tax_ids`, `DELETE /v1/customers/{id}/tax_ids/{tid}`,
+`POST /v1/billing_portal/sessions` (hosted page `GET|POST /billing_portal/{id}`:
+`billing_portal.py`). Requests need
 `Authorization: Bearer sk_...`; POSTs honour `Idempotency-Key`. A Checkout Session's `url` is
 the fake's hosted page, `GET|POST /checkout/{id}` (`hosted.py`), on the origin the session was
 created through.
@@ -31,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.devstack.stripe_fake import checkout
+from services.devstack.stripe_fake import billing_portal, checkout
 from services.devstack.stripe_fake.delivery import Deliverer
 from services.devstack.stripe_fake.forms import parse_form
 from services.devstack.stripe_fake.hosted import hosted_routes
@@ -177,7 +180,18 @@ def create_app(webhook_secret: str) -> Starlette:
               api(lambda f, p, b, k: checkout.expire(f, p["id"], k)), methods=["POST"]),
         Route("/v1/setup_intents/{id}", api(lambda f, p, b, k: checkout.setup_intent(
             f, p["id"]), post=False), methods=["GET"]),
+        Route("/v1/customers/{id}/tax_ids", api(lambda f, p, b, k: billing_portal.create_tax_id(
+            f, p["id"], b, k)), methods=["POST"]),
+        Route("/v1/customers/{id}/tax_ids", api(lambda f, p, b, k: billing_portal.list_tax_ids(
+            f, p["id"], b), post=False), methods=["GET"]),
+        Route("/v1/customers/{id}/tax_ids/{tid}", api(
+            lambda f, p, b, k: billing_portal.delete_tax_id(f, p["id"], p["tid"]),
+            post=False), methods=["DELETE"]),
+        Route("/v1/billing_portal/sessions", api(
+            lambda f, p, b, k: billing_portal.create_session(f, b, p["origin"])),
+            methods=["POST"]),
         *hosted_routes(fake),
+        *billing_portal.portal_routes(fake),
         Route("/_fake/switches", get_switches, methods=["GET"]),
         Route("/_fake/switches", set_switches, methods=["POST"]),
         Route("/_fake/flush", flush, methods=["POST"]),

@@ -40,7 +40,8 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{_SYMBOLS[cur]}{value}" if cur in _SYMBOLS else f"{value} {cur.upper()}"
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A complete hosted page (the fake's own small stylesheet) around `body`."""
     return HTMLResponse(
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -51,7 +52,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 def _closed(found: Body, status: int = 200) -> HTMLResponse:
     text = ("This checkout session has expired." if found["status"] == "expired"
             else "This checkout session is complete.")
-    return _page("Checkout closed", f"<h1>Checkout closed</h1><p role=\"status\">{text}</p>",
+    return page("Checkout closed", f"<h1>Checkout closed</h1><p role=\"status\">{text}</p>",
                  status)
 
 
@@ -73,6 +74,20 @@ def _form(found: Body, error: tuple[str, str] | None = None,
     cancel = (f'<p><a href="{html.escape(found["cancel_url"])}">Cancel</a></p>'
               if found.get("cancel_url") else "")
 
+    body = (
+        f"<h1>{title}</h1>"
+        + (f"<ul>{items}</ul>" if items else "")
+        + f'<form method="post" action="/checkout/{html.escape(found["id"])}">{alert}'
+        + card_fields(error, values)
+        + f'<button type="submit">{html.escape(button)}</button></form>{cancel}'
+    )
+    return page(title, body, status)
+
+
+def card_fields(error: tuple[str, str] | None, values: dict[str, str]) -> str:
+    """The labelled card inputs (Card number, Expiry (MM / YY), CVC, Name on card); the field
+    named in `error` gets `aria-invalid` and points at the `card-error` alert."""
+
     def field(name: str, label: str, extra: str = "") -> str:
         value = html.escape(values.get(name, ""))
         if error and error[0] == name:
@@ -80,21 +95,13 @@ def _form(found: Body, error: tuple[str, str] | None = None,
         return (f'<label for="{name}">{label}</label>'
                 f'<input id="{name}" name="{name}" value="{value}" required{extra}>')
 
-    body = (
-        f"<h1>{title}</h1>"
-        + (f"<ul>{items}</ul>" if items else "")
-        + f'<form method="post" action="/checkout/{html.escape(found["id"])}">{alert}'
-        + field("card_number", "Card number",
-                ' inputmode="numeric" autocomplete="cc-number"')
-        + field("expiry", "Expiry (MM / YY)", ' autocomplete="cc-exp" placeholder="MM / YY"')
-        + field("cvc", "CVC", ' inputmode="numeric" autocomplete="cc-csc"')
-        + field("name", "Name on card", ' autocomplete="cc-name"')
-        + f'<button type="submit">{html.escape(button)}</button></form>{cancel}'
-    )
-    return _page(title, body, status)
+    return (field("card_number", "Card number", ' inputmode="numeric" autocomplete="cc-number"')
+            + field("expiry", "Expiry (MM / YY)", ' autocomplete="cc-exp" placeholder="MM / YY"')
+            + field("cvc", "CVC", ' inputmode="numeric" autocomplete="cc-csc"')
+            + field("name", "Name on card", ' autocomplete="cc-name"'))
 
 
-def _invalid_details(values: dict[str, str]) -> tuple[str, str] | None:
+def invalid_details(values: dict[str, str]) -> tuple[str, str] | None:
     """(field, Stripe's message) for an incomplete expiry or security code, else None."""
     expiry = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2})\s*", values.get("expiry", ""))
     if expiry is None or not 1 <= int(expiry.group(1)) <= 12:
@@ -117,17 +124,17 @@ def hosted_routes(fake: FakeStripe) -> list[Route]:
     async def show(request: Request) -> Response:
         found = lookup(request)
         if found is None:
-            return _page("Not found", "<h1>Checkout session not found</h1>", 404)
+            return page("Not found", "<h1>Checkout session not found</h1>", 404)
         return _form(found) if found["status"] == "open" else _closed(found)
 
     async def submit(request: Request) -> Response:
         found = lookup(request)
         if found is None:
-            return _page("Not found", "<h1>Checkout session not found</h1>", 404)
+            return page("Not found", "<h1>Checkout session not found</h1>", 404)
         if found["status"] != "open":
             return _closed(found, 410)
         values = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        problem = _invalid_details(values)
+        problem = invalid_details(values)
         if problem is None:
             try:
                 done = checkout.complete(fake, found["id"], values.get("card_number", ""))

@@ -57,11 +57,23 @@ TEST_CARDS: dict[str, TestCard] = {
 }
 
 
+ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def address(params: Any) -> dict[str, Any] | None:
+    """A customer's `address` hash (Stripe: city, country, line1, line2, postal_code, state;
+    absent parts null), or None when `params` is empty."""
+    if not isinstance(params, dict) or not any(params.get(k) for k in ADDRESS_FIELDS):
+        return None
+    return {k: params.get(k) or None for k in ADDRESS_FIELDS}
+
+
 def customer(cid: str, params: dict[str, Any]) -> dict[str, Any]:
     """A `customer` object from create parameters."""
     settings = params.get("invoice_settings") or {}
     return {
-        "id": cid, "object": "customer", "address": None, "balance": 0, "created": now(),
+        "id": cid, "object": "customer", "address": address(params.get("address")),
+        "balance": 0, "created": now(),
         "currency": None, "default_source": None, "delinquent": False,
         "description": params.get("description"), "discount": None,
         "email": params.get("email"), "invoice_prefix": cid[-7:].upper(),

@@ -40,6 +40,9 @@ class FakeStripe:
     sessions: dict[str, Body] = field(default_factory=dict)
     session_items: dict[str, Body] = field(default_factory=dict)
     setup_intents: dict[str, Body] = field(default_factory=dict)
+    #: billing portal sessions and customer tax ids (`billing_portal.py`)
+    portal_sessions: dict[str, Body] = field(default_factory=dict)
+    tax_ids: dict[str, Body] = field(default_factory=dict)
     events: list[Body] = field(default_factory=list)
     endpoints: dict[str, Body] = field(default_factory=dict)
     idempotency: dict[str, Saved] = field(default_factory=dict)
@@ -49,7 +52,8 @@ class FakeStripe:
         """Forget every object, event, endpoint and idempotency key."""
         for store in (self.customers, self.payment_methods, self.cards, self.intents,
                       self.charges, self.refunds, self.endpoints, self.idempotency,
-                      self.sessions, self.session_items, self.setup_intents):
+                      self.sessions, self.session_items, self.setup_intents,
+                      self.portal_sessions, self.tax_ids):
             store.clear()
         self.events.clear()
 
@@ -106,6 +110,8 @@ class FakeStripe:
         for name in ("email", "name", "description"):
             if name in params:
                 cus[name] = params[name] or None
+        if "address" in params:
+            cus["address"] = o.address(params["address"])
         for k, v in (params.get("metadata") or {}).items():
             if v == "":
                 cus["metadata"].pop(k, None)

@@ -25,7 +25,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from contracts import BillingConfigSubmitted
+from contracts import BillingConfigSubmitted, PlanSubmitted
 from contracts.base import Event
 from contracts.invoices import InvoiceStatus
 from services.common.mongo_errors import unavailable_as_retryable
@@ -253,13 +253,15 @@ class InvoicerStore:
         )
 
     async def record_refusal(
-        self, command: "BillingConfigSubmitted | OperatorCommand", reason: str, detail: str,
+        self, command: "BillingConfigSubmitted | OperatorCommand | PlanSubmitted", reason: str,
+        detail: str,
         at: datetime,
     ) -> None:
         """Audit a refused command (who, what, when, why); one record per command event id.
         `what` names the command type, its tenant (None for a coupon's creation) and, for a
-        coupon command, its `code`."""
-        code = getattr(command, "code", None)
+        coupon command, its `code` (a plan command: the plan's code)."""
+        code = command.plan.code if isinstance(command, PlanSubmitted) else getattr(
+            command, "code", None)
         await self.audit.update_one(
             {"_id": command.event_id},
             {"$setOnInsert": {

@@ -5,15 +5,18 @@ be called from several threads."""
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from contracts.base import Event, utc_now
 from contracts.invoices import InvoiceStatus
 from services.payments.adapters.store import (
     AuditEntry,
     Customer,
+    CustomerChange,
     Expect,
     Outgoing,
     ParkedEvent,
+    SubscriptionCheckout,
 )
 from services.payments.domain import InvoiceRecord
 
@@ -28,6 +31,7 @@ class InMemoryPaymentsStore:
         self.outbox: list[tuple[Event, str, str]] = []
         self.parked_events: dict[str, ParkedEvent] = {}
         self.audits: list[AuditEntry] = []
+        self.checkouts: dict[str, SubscriptionCheckout] = {}
 
     async def ensure_indexes(self) -> None:
         """Nothing to prepare."""
@@ -41,8 +45,31 @@ class InMemoryPaymentsStore:
                             payment_method_id: str | None, payment_method: str | None) -> None:
         """Record the tenant's Stripe customer and default payment method."""
         self.customers[tenant_id] = {
+            **self.customers.get(tenant_id, {}),
             "_id": tenant_id, "customer_id": customer_id, "payment_method_id": payment_method_id,
             "payment_method": payment_method, "updated_at": utc_now()}
+
+    async def save_billing(self, tenant_id: str, customer_id: str,
+                           billing: dict[str, Any]) -> None:
+        """Record the tenant's customer and billing details, keeping its card."""
+        self.customers[tenant_id] = {
+            **self.customers.get(tenant_id, {}), "_id": tenant_id,
+            "customer_id": customer_id, "billing": dict(billing), "updated_at": utc_now()}
+
+    async def add_subscription_checkout(self, checkout: SubscriptionCheckout) -> None:
+        """Record a subscription checkout just opened."""
+        self.checkouts[checkout.session_id] = checkout
+
+    async def subscription_checkout(self, session_id: str) -> SubscriptionCheckout | None:
+        """The subscription checkout of `session_id`, if any."""
+        return self.checkouts.get(session_id)
+
+    async def open_subscription_checkout(self, tenant_id: str,
+                                         at: datetime) -> SubscriptionCheckout | None:
+        """The tenant's newest open, unexpired subscription checkout."""
+        found = [c for c in self.checkouts.values() if c.tenant_id == tenant_id
+                 and c.status == "open" and c.expires_at > at]
+        return max(found, key=lambda c: c.opened_at, default=None)
 
     async def invoice(self, invoice_id: str) -> InvoiceRecord | None:
         """The record of invoice `invoice_id`, if any."""
@@ -130,6 +157,8 @@ class InMemoryPaymentsStore:
         expect: Expect | None = None,
         park: ParkedEvent | None = None,
         audit: AuditEntry | None = None,
+        customer: CustomerChange | None = None,
+        checkout_status: tuple[str, str] | None = None,
     ) -> bool:
         """All or nothing; see `PaymentsStore.commit`."""
         tracked = (consumer, event_id) if consumer and event_id else None
@@ -153,4 +182,11 @@ class InMemoryPaymentsStore:
             self.parked_events[park.event_id] = park
         if audit is not None:
             self.audits.append(audit)
+        if customer is not None:
+            self.customers[customer.tenant_id] = {
+                **self.customers.get(customer.tenant_id, {"_id": customer.tenant_id}),
+                **customer.fields, "updated_at": utc_now()}
+        if checkout_status is not None and checkout_status[0] in self.checkouts:
+            self.checkouts[checkout_status[0]] = replace(self.checkouts[checkout_status[0]],
+                                                         status=checkout_status[1])
         return True

@@ -4,7 +4,8 @@ Collections: `payments_customers` (`_id` tenant id: Stripe customer and default 
 method), `payments_invoices` (`_id` invoice id: `InvoiceRecord`), the outbox
 `payments_outbox`, processed ids in `processed_events`, Stripe events kept until their invoice
 is known in `payments_parked_events` (`_id` Stripe event id) and webhooks that were not applied
-in `payments_audit`. `commit` writes in one MongoDB transaction; an `Expect` becomes the filter
+in `payments_audit`, subscription checkouts in `payments_subscription_checkouts` (`_id`
+Checkout Session id). `commit` writes in one MongoDB transaction; an `Expect` becomes the filter
 of a conditional replace, so the condition and the write are one atomic step.
 """
 
@@ -23,9 +24,11 @@ from contracts.invoices import InvoiceStatus
 from services.common.mongo_errors import unavailable_as_retryable
 from services.common.outbox import add_to_outbox, ensure_outbox_indexes
 from services.common.tracking import already_processed, record_processed
+from services.payments.adapters.mongo_checkouts import CHECKOUTS, MongoSubscriptionCheckouts
 from services.payments.adapters.store import (
     AuditEntry,
     Customer,
+    CustomerChange,
     Expect,
     Outgoing,
     ParkedEvent,
@@ -98,8 +101,9 @@ def _all_duplicates(exc: BulkWriteError) -> bool:
 
 
 @unavailable_as_retryable
-class MongoPaymentsStore:
-    """`PaymentsStore` in MongoDB (see the module docstring); `client` runs the transactions."""
+class MongoPaymentsStore(MongoSubscriptionCheckouts):
+    """`PaymentsStore` in MongoDB (see the module docstring); `client` runs the transactions;
+    the subscription checkout queries come from `MongoSubscriptionCheckouts`."""
 
     def __init__(
         self, client: AsyncMongoClient[dict[str, Any]], db: AsyncDatabase[dict[str, Any]]
@@ -116,6 +120,8 @@ class MongoPaymentsStore:
         await self.db[INVOICES].create_index("payment_reference")
         await self.db[INVOICES].create_index("duplicate_intents")
         await self.db[PARKED].create_index("invoice_id")
+        await self.db[CHECKOUTS].create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
+                                               ("opened_at", ASCENDING)])
 
     async def customer(self, tenant_id: str) -> Customer | None:
         """`{customer_id, payment_method_id, payment_method}` of a tenant, if any."""
@@ -128,6 +134,16 @@ class MongoPaymentsStore:
             {"_id": tenant_id},
             {"$set": {"customer_id": customer_id, "payment_method_id": payment_method_id,
                       "payment_method": payment_method, "updated_at": utc_now()}},
+            upsert=True,
+        )
+
+    async def save_billing(self, tenant_id: str, customer_id: str,
+                           billing: dict[str, Any]) -> None:
+        """Record the tenant's Stripe customer and billing details, keeping its card."""
+        await self.db[CUSTOMERS].update_one(
+            {"_id": tenant_id},
+            {"$set": {"customer_id": customer_id, "billing": dict(billing),
+                      "updated_at": utc_now()}},
             upsert=True,
         )
 
@@ -225,6 +241,8 @@ class MongoPaymentsStore:
         expect: Expect | None = None,
         park: ParkedEvent | None = None,
         audit: AuditEntry | None = None,
+        customer: CustomerChange | None = None,
+        checkout_status: tuple[str, str] | None = None,
     ) -> bool:
         """One transaction; see `PaymentsStore.commit`."""
         condition = _filter(expect) if expect is not None else None
@@ -251,6 +269,15 @@ class MongoPaymentsStore:
                     session=session)
             if audit is not None:
                 await self.db[AUDIT].insert_one(dataclasses.asdict(audit), session=session)
+            if customer is not None:
+                await self.db[CUSTOMERS].update_one(
+                    {"_id": customer.tenant_id},
+                    {"$set": {**customer.fields, "updated_at": utc_now()}}, upsert=True,
+                    session=session)
+            if checkout_status is not None:
+                await self.db[CHECKOUTS].update_one(
+                    {"_id": checkout_status[0]}, {"$set": {"status": checkout_status[1]}},
+                    session=session)
 
         try:
             async with self.client.start_session() as session:

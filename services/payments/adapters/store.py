@@ -4,11 +4,13 @@ Two implementations pass the same test suite (`tests/contracts/test_payments_sto
 `MongoPaymentsStore` (`adapters/mongo_store.py`, the worker's) and `InMemoryPaymentsStore`
 (`adapters/memory_store.py`). Handlers talk only to this protocol.
 
-What is kept: the tenants' Stripe customers and default payment methods, one `InvoiceRecord`
-per issued invoice, the ids of processed events per consumer (tracking), the outbox, Stripe
-events kept until their invoice is known (parked) and webhooks that were not applied (audit).
-`commit` is the one atomic write: tracking + invoice record (under an `Expect` condition) +
-outbox entries + a parked event or an audit entry, all or nothing (docs/payments.md).
+What is kept: the tenants' Stripe customers, billing details and default payment methods,
+the subscription checkouts opened for them (docs/plans.md, "Billing customer and checkout"),
+one `InvoiceRecord` per issued invoice, the ids of processed events per consumer (tracking),
+the outbox, Stripe events kept until their invoice is known (parked) and webhooks that were
+not applied (audit). `commit` is the one atomic write: tracking + invoice record (under an
+`Expect` condition) + outbox entries + a parked event or an audit entry + a customer's fields
++ a subscription checkout's status, all or nothing (docs/payments.md).
 """
 
 from dataclasses import dataclass
@@ -64,6 +66,29 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class SubscriptionCheckout:
+    """A setup-mode Checkout Session opened for a subscription: its id, the tenant, the plan
+    (code, version or None for the current one), when it was opened and when Stripe expires
+    it, and `status` (`open`, `complete`, `expired`)."""
+
+    session_id: str
+    tenant_id: str
+    plan_code: str
+    plan_version: int | None
+    opened_at: datetime
+    expires_at: datetime
+    status: str = "open"
+
+
+@dataclass(frozen=True)
+class CustomerChange:
+    """Fields of a tenant's customer record to set in a `commit` (e.g. the default card)."""
+
+    tenant_id: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ParkedEvent:
     """A Stripe event kept until its invoice is known: the Stripe event id (`evt_...`), the
     invoice its PaymentIntent names, that intent, and when it was kept."""
@@ -101,6 +126,25 @@ class PaymentsStore(Protocol):
     async def save_customer(self, tenant_id: str, customer_id: str,
                             payment_method_id: str | None, payment_method: str | None) -> None:
         """Record (or replace) the tenant's Stripe customer and default payment method."""
+        ...
+
+    async def save_billing(self, tenant_id: str, customer_id: str,
+                           billing: dict[str, Any]) -> None:
+        """Record the tenant's Stripe customer and billing details (`BillingCustomerDetails`
+        as a mapping), keeping its default payment method."""
+        ...
+
+    async def add_subscription_checkout(self, checkout: SubscriptionCheckout) -> None:
+        """Record a subscription checkout just opened (replacing one of the same id)."""
+        ...
+
+    async def subscription_checkout(self, session_id: str) -> SubscriptionCheckout | None:
+        """The subscription checkout of Checkout Session `session_id`, if one was opened."""
+        ...
+
+    async def open_subscription_checkout(self, tenant_id: str,
+                                         at: datetime) -> SubscriptionCheckout | None:
+        """The tenant's newest subscription checkout still `open` and not expired at `at`."""
         ...
 
     async def invoice(self, invoice_id: str) -> InvoiceRecord | None:
@@ -172,10 +216,13 @@ class PaymentsStore(Protocol):
         expect: Expect | None = None,
         park: ParkedEvent | None = None,
         audit: AuditEntry | None = None,
+        customer: CustomerChange | None = None,
+        checkout_status: tuple[str, str] | None = None,
     ) -> bool:
         """Atomically: mark `event_id` processed by `consumer`, write `record` (created or
         replaced; with `expect`, only replacing a stored record that meets it), add
-        `outgoing` to the outbox, keep `park` and record `audit`. Returns False, writing
+        `outgoing` to the outbox, keep `park`, record `audit`, set `customer`'s fields and
+        give the subscription checkout (session id, status) its status. Returns False, writing
         nothing, when the event was already processed, the stored record does not meet
         `expect`, an outgoing event id is already in the outbox or `park` is already kept."""
         ...

@@ -21,6 +21,7 @@ from services.payments.adapters.stripe_checkout import (
     CheckoutSession,
     SetupResult,
 )
+from services.payments.adapters.stripe_customers import CustomerCalls
 from services.payments.domain import (
     CHECKOUT_SOURCE,
     PAY_NOW_SOURCE,
@@ -76,6 +77,18 @@ class PaymentGateway(Protocol):
     async def setup_intent(self, setup_intent_id: str) -> SetupResult: ...
 
     async def make_default(self, customer_id: str, payment_method_id: str) -> str: ...
+
+    async def update_customer_details(self, customer_id: str, tenant_id: str, *, name: str,
+                                      email: str, address: dict[str, str]) -> None:
+        """The billing details on the customer (`adapters/stripe_customers.py`)."""
+        ...
+
+    async def set_tax_id(self, customer_id: str, value: str | None,
+                         country: str | None) -> None: ...
+
+    async def default_method(self, customer_id: str) -> tuple[str | None, dict[str, str]]: ...
+
+    async def portal_session(self, customer_id: str, return_url: str) -> str: ...
 
     async def close(self) -> None: ...
 
@@ -139,9 +152,9 @@ def _metadata(obj: Any) -> dict[str, Any]:
     return dict(metadata.to_dict()) if metadata is not None else {}
 
 
-class StripeGateway(CheckoutCalls):
+class StripeGateway(CheckoutCalls, CustomerCalls):
     """`PaymentGateway` over the Stripe API (see the module docstring); the Checkout calls
-    come from `CheckoutCalls`."""
+    come from `CheckoutCalls`, the billing details and portal from `CustomerCalls`."""
 
     def __init__(self, settings: PaymentsSettings,
                  client: stripe.StripeClient | None = None) -> None:
