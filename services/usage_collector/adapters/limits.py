@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -42,6 +43,9 @@ from services.usage_collector.totals import HOUR, Part, combine, exact_add, part
 COUNTERS = "usage_limit_counters"
 OUTBOX = outbox_collection(SERVICE)
 _QUARTER = timedelta(minutes=15)
+#: Counters per `$in` read (they are mostly stored: a server may compare each found document
+#: with the whole list, so many small reads beat one large one).
+_READ_CHUNK = 100
 #: Aggregations a counter keeps up to date from its running sum, count and max; the others
 #: (`latest`, `unique_count`) are read again from the window's buckets in each transaction.
 _INCREMENTAL = ("sum", "count", "max", "avg")
@@ -159,10 +163,13 @@ class _Alerts:
 
     async def write(self, db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession) -> None:
         """Upsert the events into the outbox by event id (an entry already there stays)."""
+        ops = []
         for event in self.events:
             entry = outbox_entry(event, TOPIC_USAGE_ALERTS, event.tenant_id)
-            await db[OUTBOX].update_one({"_id": entry.pop("_id")}, {"$setOnInsert": entry},
-                                        upsert=True, session=s)
+            ops.append(UpdateOne({"_id": entry.pop("_id")}, {"$setOnInsert": entry},
+                                 upsert=True))
+        if ops:
+            await db[OUTBOX].bulk_write(ops, ordered=False, session=s)
 
 
 def _finish(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -189,9 +196,14 @@ async def update_counters(
     if not deltas:
         return []
     ids = {counter_id(t, m, windows[t][i].start): (t, m, i) for t, m, i in deltas}
-    stored = {d["_id"]: d async for d in db[COUNTERS].find({"_id": {"$in": list(ids)}},
-                                                           session=s)}
+    stored: dict[str, dict[str, Any]] = {}
+    wanted = list(ids)
+    for pos in range(0, len(wanted), _READ_CHUNK):  # small `$in`s: see store._existing_ids
+        chunk = wanted[pos : pos + _READ_CHUNK]
+        async for found in db[COUNTERS].find({"_id": {"$in": chunk}}, session=s):
+            stored[found["_id"]] = found
     alerts = _Alerts()
+    ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
     for cid, (tenant, meter, i) in ids.items():
         w = windows[tenant][i]
         doc = stored.get(cid)
@@ -206,7 +218,8 @@ async def update_counters(
                 doc["max"] = max(doc["max"], sample.quantity)
             doc["used"] = _used(doc["aggregation"], doc)
         alerts.check(doc)
-        await _save(db, s, _finish(doc, now), cid in stored)
+        ops.append(_op(_finish(doc, now), cid in stored))
+    await db[COUNTERS].bulk_write(ops, ordered=False, session=s)
     await alerts.write(db, s)
     return [e.threshold_percent for e in alerts.events]
 
@@ -223,16 +236,13 @@ async def _counter_from_buckets(
             "thresholds": list((old or {}).get("thresholds") or ())}
 
 
-async def _save(
-    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, doc: dict[str, Any], exists: bool
-) -> None:
+def _op(doc: dict[str, Any], exists: bool) -> InsertOne[dict[str, Any]] | UpdateOne:
     """Insert a new counter (a concurrent insert is a duplicate `_id`: the transaction
     retries) or rewrite a stored one (a concurrent change is a write conflict: same)."""
     if exists:
-        body = {k: v for k, v in doc.items() if k != "_id"}
-        await db[COUNTERS].update_one({"_id": doc["_id"]}, {"$set": body}, session=s)
-    else:
-        await db[COUNTERS].insert_one(doc, session=s)
+        return UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items()
+                                                      if k != "_id"}})
+    return InsertOne(doc)
 
 
 def _window_docs(event: UsageLimitsChanged) -> list[dict[str, Any]]:
@@ -262,13 +272,16 @@ async def write_limits(
     stored = {d["_id"]: d async for d in db[COUNTERS].find({"tenant_id": event.tenant_id},
                                                            session=s)}
     alerts, keep = _Alerts(), set()
+    ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
     for w in windows_of({"windows": docs}):
         for meter in w.limits:
             cid = counter_id(event.tenant_id, meter, w.start)
             keep.add(cid)
             doc = await _counter_from_buckets(db, s, event.tenant_id, meter, w, stored.get(cid))
             alerts.check(doc)  # announced thresholds stay announced: one event each
-            await _save(db, s, _finish(doc, now), cid in stored)
+            ops.append(_op(_finish(doc, now), cid in stored))
+    if ops:
+        await db[COUNTERS].bulk_write(ops, ordered=False, session=s)
     gone = [cid for cid in stored if cid not in keep]
     if gone:
         await db[COUNTERS].delete_many({"_id": {"$in": gone}}, session=s)
