@@ -17,7 +17,8 @@ from contracts.plans import (
     threshold_event_id,
 )
 from services.usage_collector.acceptance import parse
-from services.usage_collector.adapters.limits import COUNTERS, OUTBOX, apply_limits
+from services.usage_collector.adapters.limits import COUNTERS, OUTBOX
+from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.api import entitlement, tenants_at_limits
 from services.usage_collector.merge import BatchMerge
