@@ -4,12 +4,14 @@ adapters/limits.py."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.plans import UsageLimitsChanged
 from services.common.mongo_errors import mongo_unavailable
@@ -23,6 +25,8 @@ from services.usage_collector.adapters.limits import (
     windows_of,
 )
 from services.usage_collector.query import SEQUENCES
+
+_DUPLICATE_RETRIES = 10
 
 
 def _window_docs(event: UsageLimitsChanged) -> list[dict[str, Any]]:
@@ -73,11 +77,20 @@ async def apply_limits(
     db: AsyncDatabase[dict[str, Any]], event: UsageLimitsChanged, now: datetime
 ) -> list[int] | None:
     """`write_limits` in its own transaction, retried by the driver on transient errors and
-    write conflicts (a usage batch of the same tenant committing meanwhile). Idempotent.
-    Raises `DependencyUnavailable` when MongoDB does not answer."""
+    write conflicts (a usage batch of the same tenant committing meanwhile), and here when a
+    concurrent batch created the same sequence document or counter first (a duplicate `_id`,
+    up to `_DUPLICATE_RETRIES` times). Idempotent. Raises `DependencyUnavailable` when
+    MongoDB does not answer."""
     async def run(s: AsyncClientSession) -> list[int] | None:
         return await write_limits(db, s, event, now)
 
-    with mongo_unavailable("MongoDB (usage limits)"):
-        async with db.client.start_session() as session:
-            return await session.with_transaction(run)
+    for attempt in range(1, _DUPLICATE_RETRIES + 1):
+        try:
+            with mongo_unavailable("MongoDB (usage limits)"):
+                async with db.client.start_session() as session:
+                    return await session.with_transaction(run)
+        except (DuplicateKeyError, BulkWriteError):
+            if attempt == _DUPLICATE_RETRIES:
+                raise
+            await asyncio.sleep(0.01 * attempt)  # back-off before the next attempt
+    raise AssertionError("unreachable")
