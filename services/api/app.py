@@ -36,7 +36,7 @@ from services.payments import api as payments
 
 log = logging.getLogger(__name__)
 ROUTERS = ("admin", "reads", "writes", "ingest", "portal_links", "payments_self",
-           "operations", "plans", "subscriptions")
+           "operations", "plans", "subscriptions", "entitlements")
 #: The portal's routers (`services.api.portal.<name>`), not in the OpenAPI document.
 PORTAL_ROUTERS = ("routes_auth", "routes_tenant", "routes_plan", "routes_admin")
 DESCRIPTION = (

@@ -253,6 +253,22 @@ class TenantReconciliation(BaseModel):
     last_invoiced: Reconciliation | None
 
 
+class TenantAtLimit(BaseModel):
+    """A tenant whose usage of a meter this period is at or over 80 % of its plan's limit
+    (docs/limits.md). Quantities are decimal strings in the meter's unit."""
+
+    tenant_id: str
+    meter: str
+    limit: str
+    used: str
+    percent: int = Field(description="used / limit in whole percent, rounded down")
+    allowed: bool = Field(description="false once a hard limit is reached")
+    hard: bool
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime
+
+
 class DashboardView(BaseModel):
     """The operators' dashboard."""
 
@@ -264,3 +280,5 @@ class DashboardView(BaseModel):
     billing_errors: int
     open_billing_errors: list[BillingErrorView]
     reconciliation: list[TenantReconciliation]
+    tenants_at_limits: list[TenantAtLimit] = Field(
+        default_factory=list, description="most used first (docs/limits.md)")

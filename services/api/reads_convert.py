@@ -16,6 +16,7 @@ from services.api.models_reads import (
     Money,
     Reconciliation,
     ServiceUsage,
+    TenantAtLimit,
     TenantReconciliation,
     TenantSummary,
     TimelineEvent,
@@ -25,6 +26,7 @@ from services.api.models_reads import (
 )
 from services.common.meters import meter_of
 from services.invoicer.api import timeline
+from services.usage_collector.api import Entitlement
 
 Doc = dict[str, Any]
 
@@ -136,3 +138,13 @@ def dashboard_view(view: Doc) -> DashboardView:
         reconciliation=[TenantReconciliation(
             tenant_id=r["tenant_id"], current=_reconciliation(r["current"]),
             last_invoiced=_reconciliation(r["last_invoiced"])) for r in view["reconciliation"]])
+
+
+def tenants_at_limits(rows: list[Entitlement]) -> list[TenantAtLimit]:
+    """The collector's entitlements at or over a limit as dashboard rows (percent rounded
+    down, so 100 means the limit is reached)."""
+    return [TenantAtLimit(
+        tenant_id=e.tenant_id, meter=e.meter, limit=decimal_text(e.limit),
+        used=decimal_text(e.used), percent=int(e.used * 100 // e.limit) if e.limit else 0,
+        allowed=e.allowed, hard=e.hard, period_start=e.period_start, period_end=e.period_end,
+        as_of=e.as_of) for e in rows]

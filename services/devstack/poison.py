@@ -27,6 +27,7 @@ from contracts import (
     TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
+    TOPIC_USAGE_ALERTS,
 )
 from services.common.codec import headers_for
 from services.common.settings import CommonSettings
@@ -105,6 +106,10 @@ def poison_messages(tenant: str = POISON_TENANT) -> list[Poison]:
                headers_for("StripeEventReceived"), "invalid_json"),
         Poison(TOPIC_TENANT, key, _json({"tenant_id": tenant, "config_version": 0}),
                headers_for("BillingConfigApplied"), "validation_error"),
+        Poison(TOPIC_TENANT, key, _json({"tenant_id": tenant, "version": 0}),
+               headers_for("UsageLimitsChanged"), "validation_error"),
+        Poison(TOPIC_USAGE_ALERTS, key, _json({"tenant_id": tenant, "meter": "computations"}),
+               headers_for("UsageThresholdReached"), "validation_error"),
     ]
 
 

@@ -1,7 +1,8 @@
 """The notifier worker: consumes `billing.invoice.v1`, emails tenants, relays its outbox; keeps
-a projection of tenants' contact settings from `billing.tenant.v1` (`BillingConfigApplied`).
+a projection of tenants' contact settings from `billing.tenant.v1` (`BillingConfigApplied`);
+emails usage alerts from `billing.usage-alerts.v1` (`UsageThresholdReached`, usage_alerts.py).
 
-Two subscribers in group `notifier` on the common runtime (`services.common.consumer`,
+Three subscribers in group `notifier` on the common runtime (`services.common.consumer`,
 docs/design.md#reliability); offsets are committed only after `notify` made its effect durable.
 A retryable failure (SMTP or MongoDB unavailable) is retried in place with back-off while it
 lasts; on shutdown the message is handed back unacknowledged and consumed again rather than
@@ -17,9 +18,11 @@ from faststream.kafka import KafkaBroker
 from contracts import (
     TOPIC_INVOICE,
     TOPIC_TENANT,
+    TOPIC_USAGE_ALERTS,
     BillingConfigApplied,
     InvoiceIssued,
     InvoiceStatusChanged,
+    UsageThresholdReached,
 )
 from contracts.base import Contract
 from services.common.consumer import Handler, subscribe
@@ -33,6 +36,7 @@ from services.notifier.domain import InvoiceEvent
 from services.notifier.handlers import NotifierDeps, notify, record_config_applied
 from services.notifier.names import OUTBOX, SERVICE
 from services.notifier.settings import NotifierSettings
+from services.notifier.usage_alerts import notify_usage_alert
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,8 @@ log = logging.getLogger(__name__)
 def create_broker(
     settings: NotifierSettings, deps: NotifierDeps, stop: asyncio.Event | None = None
 ) -> KafkaBroker:
-    """The broker with the notifier's two subscribers (invoice events, tenant contact
-    settings) in group `notifier`, on the common runtime (`services.common.consumer`)."""
+    """The broker with the notifier's subscribers (invoice events, tenant contact settings,
+    usage alerts) in group `notifier`, on the common runtime (`services.common.consumer`)."""
     broker = make_broker(settings, name=SERVICE)
     publish = raw_publisher(broker)
 
@@ -50,12 +54,16 @@ def create_broker(
         log.info("%s: %s", outcome, _describe(event))
         return outcome
 
+    async def on_usage_alert(event: UsageThresholdReached, source: MessageSource) -> str:
+        return await notify_usage_alert(event, deps)
+
     async def on_config_applied(event: BillingConfigApplied, source: MessageSource) -> bool:
         return await record_config_applied(event, deps)
 
     routes: dict[str, dict[type[Contract], Handler]] = {
         TOPIC_INVOICE: {InvoiceIssued: on_invoice_event, InvoiceStatusChanged: on_invoice_event},
         TOPIC_TENANT: {BillingConfigApplied: on_config_applied},
+        TOPIC_USAGE_ALERTS: {UsageThresholdReached: on_usage_alert},
     }
     for topic, handlers in routes.items():
         subscribe(broker, settings, service=SERVICE, topic=topic, group=SERVICE,

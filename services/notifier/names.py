@@ -2,7 +2,7 @@
 
 from typing import Final
 
-from contracts import TOPIC_INVOICE, TOPIC_TENANT
+from contracts import TOPIC_INVOICE, TOPIC_TENANT, TOPIC_USAGE_ALERTS
 from services.common.outbox import outbox_collection
 
 #: The worker (`billing run notifier`): consumer group before the topic prefix, Kafka client
@@ -12,6 +12,7 @@ SERVICE: Final = "notifier"
 CONSUMES: Final[tuple[tuple[str, str], ...]] = (
     (TOPIC_INVOICE, SERVICE),
     (TOPIC_TENANT, SERVICE),
+    (TOPIC_USAGE_ALERTS, SERVICE),
 )
 #: The outbox collection of the service (`notifier_outbox`).
 OUTBOX: Final = outbox_collection(SERVICE)

@@ -2,7 +2,9 @@
 per-tenant usage sequence marker (docs/usage.md#sequence); `record_usage` for tools and tests
 that need usage stored without Kafka; `check_usage` (validate an event as the collector
 accepts it, `Rejected` otherwise) for other publishers; and the collector's names: `SERVICE`,
-`WORKER`, `CONSUMES` ((contract topic, consumer group) per subscription) and `OUTBOXES`."""
+`WORKER`, `CONSUMES` ((contract topic, consumer group) per subscription) and `OUTBOXES`;
+usage limits: `Entitlement`, `entitlement` (the check a platform service makes before
+starting a computation) and `tenants_at_limits` (docs/limits.md)."""
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -16,6 +18,8 @@ from services.usage_collector.acceptance import Rejected, parse, to_sample
 from services.usage_collector.acceptance import check as check_usage
 from services.usage_collector.adapters.store import MongoUsageStore, collector_stats, ensure_indexes
 from services.usage_collector.importer import ImportReport, import_bitbrains, publish_jsonl
+from services.usage_collector.limits import Entitlement
+from services.usage_collector.limits_read import entitlement, tenants_at_limits
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.names import CONSUMES, OUTBOXES, SERVICE, WORKER
 from services.usage_collector.query import (
@@ -31,15 +35,18 @@ __all__ = [
     "OUTBOXES",
     "SERVICE",
     "WORKER",
+    "Entitlement",
     "ImportReport",
     "Rejected",
     "UsageTotal",
     "check_usage",
     "collector_stats",
+    "entitlement",
     "import_bitbrains",
     "newest_hour",
     "publish_jsonl",
     "record_usage",
+    "tenants_at_limits",
     "usage_totals",
     "usage_marker",
     "usage_changed_since",

@@ -32,6 +32,7 @@ from services.common.deadletter import DeadLetter
 from services.common.kafka import ensure_topics
 from services.common.mongo import database, make_client
 from services.common.ops import OpsServer, ops_app
+from services.common.relay import outbox_relay
 from services.common.worker import make_broker, mongo_answers
 from services.usage_collector.adapters.dead_letters import KafkaDeadLetters
 from services.usage_collector.adapters.metrics import (
@@ -40,6 +41,7 @@ from services.usage_collector.adapters.metrics import (
     CONSUMER_LAG,
     EVENTS,
     RELEASES_ABANDONED,
+    THRESHOLD_EVENTS,
     WRITE_RETRIES,
     WRITE_SECONDS,
 )
@@ -50,7 +52,8 @@ from services.usage_collector.handlers import (
     PendingBatch,
     write_batch,
 )
-from services.usage_collector.names import SERVICE, WORKER
+from services.usage_collector.limits_app import subscribe_limits
+from services.usage_collector.names import OUTBOX, SERVICE, WORKER
 from services.usage_collector.settings import UsageSettings
 from services.usage_collector.wire import Decoder
 
@@ -209,6 +212,8 @@ class Collector:
             EVENTS.labels(outcome="aggregated").inc(result.aggregated)
             EVENTS.labels(outcome="duplicate").inc(result.duplicates)
             BUCKETS_WRITTEN.inc(result.buckets)
+            for threshold in result.thresholds:
+                THRESHOLD_EVENTS.labels(threshold=str(threshold)).inc()
             if result.attempts > 1:
                 WRITE_RETRIES.inc(result.attempts - 1)
             log.debug(
@@ -244,13 +249,18 @@ class Collector:
 
 
 async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
-    """Run the collector with its ops endpoint (/metrics, /healthz, /readyz) until `stop`."""
+    """Run the collector with its ops endpoint (/metrics, /healthz, /readyz) until `stop`;
+    beside it, the usage limits projection (`limits_app`) and the relay of the usage alerts
+    outbox to `billing.usage-alerts.v1` (docs/limits.md)."""
     await ensure_topics(settings)
     client = make_client(settings)
     db = database(client, settings)
     await ensure_indexes(db)
     broker = make_broker(settings, name=WORKER)
+    subscribe_limits(broker, settings, db, stop)
+    relay = outbox_relay(broker, settings, db, OUTBOX, SERVICE)
     await broker.start()
+    relaying = asyncio.create_task(relay.run(stop))
     publish_dead = KafkaDeadLetters(broker, settings, db)
 
     async def dead_letters(dead: list[DeadLetter]) -> None:
@@ -278,6 +288,10 @@ async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
     try:
         await collector.run(stop)
     finally:
+        if not stop.is_set():  # the collector failed: the relay would otherwise run on
+            relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
         await ops.stop()
         await broker.stop()
         await client.close()

@@ -59,6 +59,8 @@ ACCESS: list[Row] = [
         tenant_scoped=True),
     row("GET", "/v1/tenants/{tenant_id}/balance", "super viewer tenant", tenant_scoped=True),
     row("GET", "/v1/tenants/{tenant_id}/usage", "super viewer tenant", tenant_scoped=True),
+    row("GET", "/v1/tenants/{tenant_id}/entitlements/{meter}", "super viewer tenant",
+        tenant_scoped=True),
     row("GET", "/v1/invoices", "super viewer tenant"),
     row("GET", "/v1/invoices/{invoice_number}", "super viewer tenant", tenant_scoped=True),
     row("GET", "/v1/invoices/{invoice_number}/pdf", "super viewer tenant", tenant_scoped=True),
@@ -154,7 +156,8 @@ async def seed_samples(settings: ApiSettings) -> dict[str, dict[str, str]]:
         numbers = {d["tenant_id"]: d["invoice_number"]
                    async for d in store.invoices.find({"tenant_id": {"$in": [OWN, OTHER]}})}
     assert set(numbers) == {OWN, OTHER}, numbers
-    return {t: {"tenant_id": t, "invoice_number": numbers[t], "code": "matrix-none"}
+    return {t: {"tenant_id": t, "invoice_number": numbers[t], "code": "matrix-none",
+                "meter": "computations"}
             for t in (OWN, OTHER)}
 
 

@@ -9,6 +9,7 @@ from contracts import (
     TOPIC_TENANT,
     TOPIC_TENANT_CONFIG,
     TOPIC_USAGE,
+    TOPIC_USAGE_ALERTS,
 )
 from services.common.outbox import outbox_collection
 from services.common.settings import CommonSettings
@@ -20,13 +21,15 @@ pytestmark = pytest.mark.unit
 def test_every_worker_group_is_watched_on_the_topics_it_reads() -> None:
     assert default_subscriptions(CommonSettings(topic_prefix="t1.")) == {
         "t1.usage-collector": [TOPIC_USAGE],
+        "t1.usage-collector-limits": [TOPIC_TENANT],
         "t1.invoicer": [TOPIC_TENANT_CONFIG, TOPIC_PAYMENT],
         "t1.payments": [TOPIC_INVOICE, TOPIC_STRIPE_EVENTS],
-        "t1.notifier": [TOPIC_INVOICE, TOPIC_TENANT],
+        "t1.notifier": [TOPIC_INVOICE, TOPIC_TENANT, TOPIC_USAGE_ALERTS],
     }
 
 
 def test_every_outbox_is_watched_once() -> None:
     assert sorted(OUTBOXES) == sorted(
-        outbox_collection(service) for service in ("invoicer", "payments", "notifier")
+        outbox_collection(service)
+        for service in ("usage_collector", "invoicer", "payments", "notifier")
     )

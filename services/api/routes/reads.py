@@ -34,6 +34,7 @@ from services.api.tenants import tenant_config
 from services.api.usage_window import BadWindow, Range, usage_window
 from services.common.invoice_document import seller_of
 from services.invoicer import api as invoicer
+from services.usage_collector import api as usage
 
 router = APIRouter(tags=["reads"])
 
@@ -171,7 +172,8 @@ async def get_usage(
 async def get_dashboard(ctx: Ctx, who: Staff) -> DashboardView:
     """Tenant and invoice counts, this month's revenue, open billing errors and the usage
     reconciliation per tenant: the invoicer's view, with the events this API accepted for
-    each period (`ingest_counts.accepted_in_periods`, by UTC day, in one query)."""
+    each period (`ingest_counts.accepted_in_periods`, by UTC day, in one query); and the
+    tenants at or over 80 % of a limit (the usage collector's counters, docs/limits.md)."""
     view = await invoicer.dashboard_view(ctx.db, utc_now())
     parts = [(row["tenant_id"], part) for row in view["reconciliation"]
              for part in (row["current"], row["last_invoiced"]) if part is not None]
@@ -179,4 +181,7 @@ async def get_dashboard(ctx: Ctx, who: Staff) -> DashboardView:
         ctx.db, [(tenant, p["period_start"], p["period_end"]) for tenant, p in parts])
     for (_, part), events in zip(parts, counts, strict=True):
         part["events_accepted_by_api"] = events
-    return convert.dashboard_view(view)
+    dashboard = convert.dashboard_view(view)
+    dashboard.tenants_at_limits = convert.tenants_at_limits(
+        await usage.tenants_at_limits(ctx.db, utc_now()))
+    return dashboard

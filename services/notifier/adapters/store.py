@@ -1,4 +1,6 @@
-"""The notifier's record of emails: `notifier_sent`, one document per (invoice, kind).
+"""The notifier's record of emails: `notifier_sent`, one document per (invoice, kind), and one
+per usage alert (`_id` "{event id}:usage_alert", fields `kind`, `tenant_id`, `recipient`,
+`meter`, `threshold_percent`, the status and timestamps).
 
 Document: `_id` = `"{invoice_id}:{kind}"`, `status` (`sending` -> `sent` | `failed`, or
 `skipped` when the tenant had notifications off), `kind`, `invoice_id`, `invoice_number`,
@@ -49,6 +51,17 @@ class NotificationStore(Protocol):
 
     async def claim(self, request: NotificationRequest, message_id: str) -> None:
         """Mark `sending` before talking to the SMTP server (counts the attempt)."""
+        ...
+
+    async def skip_other(self, notification_id: str, record: dict[str, Any], reason: str) -> None:
+        """`record_skipped` for an email that is not about an invoice (a usage alert):
+        `record` holds its descriptive fields."""
+        ...
+
+    async def claim_other(
+        self, notification_id: str, record: dict[str, Any], message_id: str
+    ) -> None:
+        """`claim` for an email that is not about an invoice."""
         ...
 
     async def finish(
@@ -116,6 +129,25 @@ class MongoNotificationStore:
             upsert=True,
         )
 
+    async def skip_other(self, notification_id: str, record: dict[str, Any], reason: str) -> None:
+        await self._sent.update_one(
+            {"_id": notification_id},
+            {"$setOnInsert": {**record, "created_at": utc_now(), "status": "skipped",
+                              "reason": reason}},
+            upsert=True,
+        )
+
+    async def claim_other(
+        self, notification_id: str, record: dict[str, Any], message_id: str
+    ) -> None:
+        await self._sent.update_one(
+            {"_id": notification_id},
+            {"$setOnInsert": {**record, "created_at": utc_now()},
+             "$set": {"status": "sending", "message_id": message_id, "claimed_at": utc_now()},
+             "$inc": {"attempts": 1}},
+            upsert=True,
+        )
+
     async def finish(
         self, notification_id: str, status: Status, events: list[Outgoing], reason: str = ""
     ) -> None:
@@ -180,6 +212,17 @@ class InMemoryNotificationStore:
         record = self.records.setdefault(request.notification_id, _new_record(request))
         record.update(status="sending", message_id=message_id,
                       attempts=record.get("attempts", 0) + 1)
+
+    async def skip_other(self, notification_id: str, record: dict[str, Any], reason: str) -> None:
+        self.records.setdefault(notification_id, {**record, "status": "skipped",
+                                                  "reason": reason})
+
+    async def claim_other(
+        self, notification_id: str, record: dict[str, Any], message_id: str
+    ) -> None:
+        stored = self.records.setdefault(notification_id, dict(record))
+        stored.update(status="sending", message_id=message_id,
+                      attempts=stored.get("attempts", 0) + 1)
 
     async def finish(
         self, notification_id: str, status: Status, events: list[Outgoing], reason: str = ""

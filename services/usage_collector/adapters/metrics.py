@@ -33,3 +33,13 @@ RELEASES_ABANDONED = Counter(
     "Rebalances or stops that cancelled a batch write past the grace (its records are "
     "redelivered, not lost).",
 )
+THRESHOLD_EVENTS = Counter(
+    "billing_usage_threshold_events_total",
+    "UsageThresholdReached events written to the collector's outbox, by threshold (80, 100).",
+    ["threshold"],
+)
+LIMITS_UPDATES = Counter(
+    "billing_usage_limits_updates_total",
+    "UsageLimitsChanged messages, by outcome (applied, stale: an older or repeated version).",
+    ["outcome"],
+)

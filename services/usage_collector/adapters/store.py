@@ -13,7 +13,8 @@ Collections (owned by the usage collector):
   others write.
 - `usage_sequences`: one counter per tenant (`_id` tenant id, `seq`), incremented in the
   transaction that changes the tenant's buckets; each of those buckets records the new `seq`
-  (docs/usage.md#sequence).
+  (docs/usage.md#sequence). It also holds the tenant's usage limit windows, and the batch
+  updates their counters and threshold alerts in the same transaction (adapters/limits.py).
 
 `apply` is atomic: processed ids, bucket changes and counters commit together or not at
 all, so a crash at any point loses nothing and counts nothing twice; each touched tenant's
@@ -47,6 +48,12 @@ from pymongo.errors import OperationFailure, PyMongoError
 from contracts.base import utc_now
 from services.common.mongo_errors import mongo_unavailable
 from services.usage_collector.adapters.decimal128 import RAW_DECIMALS, decoded, encoded
+from services.usage_collector.adapters.limits import (
+    Window,
+    ensure_limit_indexes,
+    update_counters,
+    windows_of,
+)
 from services.usage_collector.buckets import BucketKey, bucket_id, unique_id
 from services.usage_collector.merge import BatchMerge, fold, new_bucket
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
@@ -88,6 +95,8 @@ class ApplyResult:
     dead_lettered: int
     buckets: int
     attempts: int
+    #: Usage thresholds (percent) announced by this batch (docs/limits.md).
+    thresholds: tuple[int, ...] = ()
 
 
 def dead_letter_id(topic: str, partition: int, offset: int) -> str:
@@ -139,6 +148,7 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[AGGREGATES].create_index([("updated_at", 1)])
     await db[UNIQUE].create_index([("tenant_id", 1), ("meter", 1), ("service", 1), ("hour", 1)])
     await db[AGGREGATES].create_index([("tenant_id", 1), ("seq", 1), ("hour", 1)])
+    await ensure_limit_indexes(db)
 
 
 async def collector_stats(db: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
@@ -238,7 +248,8 @@ class MongoUsageStore:
         seen_dl = await _existing_ids(db, PROCESSED, dl_ids, s) if dl_ids else set()
         new_dl = [i for i in dict.fromkeys(dl_ids) if i not in seen_dl]
         await self._insert_ids(s, [s_.event_id for s_ in fresh.samples] + new_dl)
-        await self._write_buckets(s, fresh, now)
+        windows = await self._write_buckets(s, fresh, now)
+        crossed = await update_counters(db, s, fresh.samples, windows, now) if windows else []
         # a message seen again (redelivered, replayed, or the same event id) is a duplicate
         duplicates = merge.duplicates + len(done) + len(dl_ids) - len(new_dl)
         inc = {"aggregated": len(fresh), "duplicates": duplicates, "dead_lettered": len(new_dl)}
@@ -246,7 +257,8 @@ class MongoUsageStore:
             {"_id": self.writer}, {"$inc": inc, "$set": {"updated_at": now}}, upsert=True,
             session=s,
         )
-        return ApplyResult(len(fresh), duplicates, len(new_dl), len(fresh.buckets), attempt)
+        return ApplyResult(len(fresh), duplicates, len(new_dl), len(fresh.buckets), attempt,
+                           tuple(crossed))
 
     async def _insert_ids(self, s: AsyncClientSession, ids: list[str]) -> None:
         """Insert `{"_id": id}` into `usage_processed`, as raw `insert` commands of `_CHUNK`
@@ -262,11 +274,14 @@ class MongoUsageStore:
             if errors:
                 raise OperationFailure(f"processed ids not inserted: {str(errors)[:300]}")
 
-    async def _write_buckets(self, s: AsyncClientSession, merge: BatchMerge, now: datetime) -> None:
+    async def _write_buckets(
+        self, s: AsyncClientSession, merge: BatchMerge, now: datetime
+    ) -> dict[str, list[Window]]:
+        """Write the batch's buckets; the usage limit windows of its tenants that have any."""
         if not merge.buckets:
-            return
+            return {}
         ids = {bucket_id(k): k for k in merge.buckets}
-        seqs = await self._next_sequences(s, {k[0] for k in merge.buckets})
+        seqs, windows = await self._next_sequences(s, {k[0] for k in merge.buckets})
         stored: dict[str, dict[str, Any]] = {}
         raw = self.db[AGGREGATES].with_options(codec_options=RAW_DECIMALS)
         for chunk in _chunks(list(ids), _BUCKET_CHUNK):  # mostly stored: see `_existing_ids`
@@ -309,9 +324,13 @@ class MongoUsageStore:
         ]
         if uniques:
             await self.db[UNIQUE].bulk_write(uniques, ordered=False, session=s)
+        return windows
 
-    async def _next_sequences(self, s: AsyncClientSession, tenants: set[str]) -> dict[str, int]:
-        """Increment each tenant's usage sequence in this transaction; the new values.
+    async def _next_sequences(
+        self, s: AsyncClientSession, tenants: set[str]
+    ) -> tuple[dict[str, int], dict[str, list[Window]]]:
+        """Increment each tenant's usage sequence in this transaction; the new values, and
+        the usage limit windows stored on the same documents (adapters/limits.py).
 
         Two commands whatever the number of tenants. Snapshot isolation makes the read
         values the base of `$inc`: a counter that another transaction moved meanwhile is a
@@ -319,8 +338,9 @@ class MongoUsageStore:
         retries this transaction, so values follow commit order.
         """
         coll, ids = self.db[SEQUENCES], sorted(tenants)
-        found = {d["_id"]: int(d["seq"]) async for d in coll.find(
-            {"_id": {"$in": ids}}, session=s)}
+        docs = [d async for d in coll.find({"_id": {"$in": ids}}, session=s)]
+        found = {d["_id"]: int(d["seq"]) for d in docs}
+        windows = {d["_id"]: windows_of(d) for d in docs if d.get("windows")}
         if found:
             await coll.update_many({"_id": {"$in": list(found)}}, {"$inc": {"seq": 1}},
                                    session=s)
@@ -328,4 +348,4 @@ class MongoUsageStore:
         if missing:
             await coll.insert_many([{"_id": t, "seq": 1} for t in missing], ordered=False,
                                    session=s)
-        return {t: found.get(t, 0) + 1 for t in ids}
+        return {t: found.get(t, 0) + 1 for t in ids}, windows
