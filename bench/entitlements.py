@@ -39,7 +39,7 @@ from services.api.keys import create_key  # noqa: E402
 from services.common.mongo import database, make_client  # noqa: E402
 from services.common.settings import CommonSettings  # noqa: E402
 from services.devstack.ports import free_port  # noqa: E402
-from services.usage_collector.adapters.limits import apply_limits  # noqa: E402
+from services.usage_collector.adapters.limits_update import apply_limits  # noqa: E402
 from services.usage_collector.adapters.store import ensure_indexes  # noqa: E402
 from services.usage_collector.api import record_usage  # noqa: E402
 

@@ -17,7 +17,8 @@ Read views for the Billing API, each on the caller's `AsyncDatabase` (`views.py`
 `estimate.py`): `tenant_rows`, `tenant_summary`, `status_counts`, `billing_config`,
 `invoice_rows`, `invoice`, `timeline`, `invoice_pdf`, `balance`, `usage_estimate`,
 `current_period`, `reconciliation`, `dashboard_view`; `subscription_of(db, tenant_id) ->
-SubscriptionView | None` (docs/plans.md, "Subscriptions").
+SubscriptionView | None` and `subscription_outcome(db, event_id) -> "applied" | refusal reason |
+None` (docs/plans.md, "Subscriptions").
 
 The plan catalog (docs/plans.md, "Plans"), on the caller's `AsyncDatabase`:
 `list_plans(db)` (newest version of each plan, by code), `get_plan(db, code, version=None)`,
@@ -61,6 +62,7 @@ from services.common.worker import make_broker, publish_event
 from services.invoicer.adapters.catalog import catalog_coupon
 from services.invoicer.adapters.plans import PlanVersion, current_plans, plan_history, plan_version
 from services.invoicer.adapters.store import TENANTS, tenant_config
+from services.invoicer.adapters.subscriptions import command_outcome as subscription_outcome
 from services.invoicer.adapters.subscriptions import subscription_of
 from services.invoicer.document import pricing_of
 from services.invoicer.domain import authorize, code_is_hard_to_guess, validate_config
@@ -114,7 +116,7 @@ __all__ = [
     "PlanVersion", "get_plan", "list_plans", "plan_versions", "validate_plan",
     "PlanOutcome", "PlansRefused", "apply_plans", "read_plans_file",
     # subscriptions (docs/plans.md)
-    "SubscriptionView", "subscription_of",
+    "SubscriptionView", "subscription_of", "subscription_outcome",
 ]
 
 

@@ -14,13 +14,16 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.meters import meter_of
+from services.invoicer.adapters.invoice_store import billable
 from services.invoicer.adapters.store import BILLED, INVOICES, TENANTS
+from services.invoicer.adapters.subscriptions import changes_in, subscription_doc
 from services.invoicer.adapters.usage import CollectorUsage
 from services.invoicer.late_usage import meter_totals
 from services.invoicer.periods import Period
 from services.invoicer.pricing import usage_line
 from services.invoicer.proration import flat_fee
 from services.invoicer.reports import billing_error_rows, dashboard
+from services.invoicer.subscriptions import proration_lines
 from services.invoicer.versions import iter_chain
 from services.invoicer.views import store_of
 from services.usage_collector.api import newest_hour
@@ -30,7 +33,7 @@ Db = AsyncDatabase[Doc]
 async def current_period(db: Db, tenant_id: str, at: datetime) -> Period | None:
     """The tenant's billing period containing instant `at` on its period chain (continuing
     from the last invoiced period), or None for an unknown tenant or an `at` before the
-    chain's next uninvoiced period starts."""
+    chain's next uninvoiced period starts, or one after a cancelled subscription's end."""
     store = store_of(db)
     tenant = await store.tenant(tenant_id)
     if tenant is None:
@@ -39,8 +42,8 @@ async def current_period(db: Db, tenant_id: str, at: datetime) -> Period | None:
     if at < start:
         return None
     for period in iter_chain(versions, start):
-        if period.end > at:
-            return period
+        if period.end > at:  # none after a cancelled subscription's end
+            return period if billable(tenant, start, period.start) else None
     return None  # pragma: no cover - iter_chain is endless
 
 
@@ -56,7 +59,8 @@ async def usage_estimate(db: Db, tenant_id: str, start: datetime, end: datetime,
     - `estimated_total`: the sum of the meters' estimated costs (usage charges only: no flat
       fee, coupon, credit or late-usage adjustment);
     - `flat_fee`: the flat fee of the period containing `now` (`amount`, `period_start`,
-      `period_end`, `prorated`), or None;
+      `period_end`, `prorated`), or None; after a subscription's upgrade in that period,
+      with its proration lines included (docs/plans.md, "Proration");
     - `as_of`: the start of the newest hour with aggregated usage before `end`, or None;
     - `currency`, `config_version`.
     """
@@ -86,9 +90,11 @@ async def usage_estimate(db: Db, tenant_id: str, start: datetime, end: datetime,
     if period is not None:
         in_period = await store.config_in_force(tenant_id, period.end)
         amount = (in_period or version).command.settings.flat_rate_amount
-        priced = flat_fee(amount, period)
-        fee = {"amount": priced.amount, "period_start": period.start,
-               "period_end": period.end, "prorated": priced.prorated}
+        changes = changes_in(await subscription_doc(db, tenant_id), period)  # upgrades
+        priced = flat_fee(changes[0].old_fee if changes else amount, period)
+        prorated = sum(li.amount for li in proration_lines(period, changes))
+        fee = {"amount": priced.amount + prorated, "period_start": period.start,
+               "period_end": period.end, "prorated": priced.prorated or bool(changes)}
     return {
         "tenant_id": tenant_id, "currency": currency, "config_version": version.number,
         "start": start, "end": end, "as_of": await newest_hour(db, tenant_id, end),

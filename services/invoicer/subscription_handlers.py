@@ -30,6 +30,7 @@ from services.common.signing import verify
 from services.invoicer.adapters.plans import plan_version
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.adapters.subscriptions import (
+    SUBSCRIPTION_CONSUMER,
     Doc,
     record_subscription_refusal,
     save_subscription,
@@ -47,8 +48,6 @@ from services.invoicer.subscriptions import (
 )
 
 log = logging.getLogger(__name__)
-#: The consumer name of the processed-event records of subscription commands.
-SUBSCRIPTION_CONSUMER = "invoicer.subscription"
 #: The old plan's name on the proration lines of a start on a configured tenant.
 PREVIOUS_PRICING = "previous pricing"
 PAYMENTS_ACTOR = Actor(user_id="payments", role="super")
@@ -184,13 +183,14 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     plan, version = await _plan(store, req, session)
     tenant = await store.tenant(req.tenant_id, session)
     base = tenant_config(tenant) if tenant is not None else None
-    if base is not None and base.settings.currency != plan.currency:
+    # after a subscription ended nothing is billed until the new start: any currency
+    restart = tenant is not None and isinstance(tenant.get("billing_ends_at"), datetime)
+    if base is not None and not restart and base.settings.currency != plan.currency:
         raise PermanentError("currency_mismatch", f"plan {plan.code!r} is in {plan.currency}, "
                              f"the tenant is billed in {base.settings.currency}")
     config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
-    restart = tenant is not None and isinstance(tenant.get("billing_ends_at"), datetime)
     changes = [] if base is None or restart else [
         {"at": req.at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]

@@ -12,10 +12,13 @@ import logging
 from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import ConnectionFailure
 
 from contracts import Plan, SubscriptionChanged
 from contracts.base import Event
 from contracts.topics import TOPIC_TENANT
+from services.common.errors import RetryableError
+from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.adapters.subscriptions import (
     save_subscription,
@@ -31,15 +34,24 @@ log = logging.getLogger(__name__)
 async def roll_subscriptions(store: InvoicerStore, as_of: datetime) -> list[str]:
     """Move every active subscription whose current window ended at or before `as_of` to the
     window containing `as_of`, applying what was scheduled at each period end passed; returns
-    the tenant ids moved."""
+    the tenant ids moved. One tenant that cannot be moved is logged and counted
+    (`billing_invoicer_billing_errors_total{reason="subscription_rollover_failed"}`) and the
+    others still move; only a lost database connection propagates."""
     moved: list[str] = []
     for tenant_id in await subscriptions_to_roll(store.db, as_of):
 
         async def txn(session: AsyncClientSession, tenant_id: str = tenant_id) -> bool:
             return await roll_one(store, tenant_id, as_of, session)
 
-        if await store.transaction(txn):
-            moved.append(tenant_id)
+        try:
+            if await store.transaction(txn):
+                moved.append(tenant_id)
+        except (ConnectionFailure, RetryableError):  # the database is unavailable
+            raise
+        except Exception:  # one tenant's subscription must not stop the cycle
+            BILLING_ERRORS_TOTAL.labels(reason="subscription_rollover_failed").inc()
+            log.exception("subscription of %s not moved on (tried again next run)", tenant_id,
+                          extra={"tenant_id": tenant_id})
     return moved
 
 

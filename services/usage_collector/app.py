@@ -249,7 +249,9 @@ class Collector:
 
 
 async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
-    """Run the collector with its ops endpoint (/metrics, /healthz, /readyz) until `stop`."""
+    """Run the collector with its ops endpoint (/metrics, /healthz, /readyz) until `stop`;
+    beside it, the usage limits projection (`limits_app`) and the relay of the usage alerts
+    outbox to `billing.usage-alerts.v1` (docs/limits.md)."""
     await ensure_topics(settings)
     client = make_client(settings)
     db = database(client, settings)
@@ -286,7 +288,10 @@ async def run_collector(settings: UsageSettings, stop: asyncio.Event) -> None:
     try:
         await collector.run(stop)
     finally:
-        await relaying
+        if not stop.is_set():  # the collector failed: the relay would otherwise run on
+            relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
         await ops.stop()
         await broker.stop()
         await client.close()

@@ -20,7 +20,7 @@ from services.common.consumer import subscribe
 from services.common.deadletter import MessageSource
 from services.common.settings import CommonSettings
 from services.common.worker import raw_publisher
-from services.usage_collector.adapters.limits import apply_limits
+from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.metrics import LIMITS_UPDATES, THRESHOLD_EVENTS
 from services.usage_collector.names import LIMITS_GROUP, SERVICE
 

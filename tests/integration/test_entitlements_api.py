@@ -8,7 +8,7 @@ import pytest
 
 from contracts.plans import PlanLimit, UsageLimitsChanged, UsageLimitWindow
 from contracts.usage import UsageRecorded
-from services.usage_collector.adapters.limits import apply_limits
+from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.api import record_usage
 from tests.integration.test_portal_admin import sign_in
 from tests.support.api import ApiHarness

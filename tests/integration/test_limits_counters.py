@@ -17,7 +17,8 @@ from contracts.plans import (
     threshold_event_id,
 )
 from services.usage_collector.acceptance import parse
-from services.usage_collector.adapters.limits import COUNTERS, OUTBOX, apply_limits
+from services.usage_collector.adapters.limits import COUNTERS, OUTBOX
+from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.api import entitlement, tenants_at_limits
 from services.usage_collector.merge import BatchMerge
@@ -207,3 +208,15 @@ async def test_a_computations_limit_counts_events_whatever_their_quantity(
     await store.apply(batch(event(3, "0", meter="computations")), [])
     got = await entitlement(mongo_db, "acme", "computations", NOW)
     assert got is not None and (got.used, got.allowed) == (Decimal(3), False)
+
+
+async def test_a_first_batch_and_the_first_limits_of_new_tenants_race_without_loss(
+    mongo_db: Any, store: MongoUsageStore
+) -> None:
+    tenants = [f"new{i}" for i in range(6)]
+    await asyncio.gather(
+        *(apply_limits(mongo_db, limits(1, tenant=t), NOW) for t in tenants),
+        store.apply(batch(*(event(i, "3", tenant=t) for i, t in enumerate(tenants))), []))
+    for tenant in tenants:
+        got = await entitlement(mongo_db, tenant, "cpu_hours", NOW)
+        assert got is not None and got.used == Decimal(3), tenant

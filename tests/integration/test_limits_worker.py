@@ -138,3 +138,53 @@ async def test_limits_arrive_bad_ones_are_dead_lettered_and_each_threshold_is_pu
     assert sorted((a["threshold_percent"], a["limit"]) for a in alerts) == [
         (80, "10"), (100, "10")]
     assert len({a["event_id"] for a in alerts}) == 2
+
+
+async def test_two_collectors_in_one_group_publish_each_threshold_once(
+    billing_env: dict[str, str], mongo_db: Any,
+) -> None:
+    settings = UsageSettings(usage_linger_seconds=0.01, usage_min_batch_events=1,
+                             usage_session_timeout_seconds=6)
+    now = datetime.now(UTC)
+    window = UsageLimitWindow(period_start=now - timedelta(days=1),
+                              period_end=now + timedelta(days=29),
+                              limits=(PlanLimit(meter="cpu_hours", limit=Decimal(10)),))
+    tenants = [f"t{i}" for i in range(6)]
+
+    def usage_of(tenant: str, n: int) -> bytes:
+        return usage(n, "2", now).replace(b'"acme"', json.dumps(tenant).encode()).replace(
+            f'"u{n}"'.encode(), f'"{tenant}-{n}"'.encode())
+
+    async def publish_usage(numbers: range) -> None:
+        async with make_broker(settings) as broker:
+            for tenant in tenants:
+                for n in numbers:
+                    await broker.publish(usage_of(tenant, n), settings.topic(TOPIC_USAGE),
+                                         key=tenant.encode())
+
+    async with make_broker(settings) as broker:
+        for tenant in tenants:
+            await publish_event(broker, settings, UsageLimitsChanged(
+                tenant_id=tenant, version=1, windows=(window,)), TOPIC_TENANT, tenant)
+
+    async def all_used(amount: int) -> bool:
+        for tenant in tenants:
+            got = await entitlement(mongo_db, tenant, "cpu_hours", now)
+            if got is None or got.used != Decimal(amount):
+                return False
+        return True
+
+    async with collector(settings):
+        await publish_usage(range(4))  # 8 of 10: the 80 % threshold
+        await eventually(lambda: all_used(8), what="8 used by every tenant")
+        async with collector(settings):  # a second member joins: partitions move
+            await publish_usage(range(4, 6))  # 12 of 10: the 100 % threshold
+            await eventually(lambda: all_used(12), what="12 used by every tenant")
+
+            async def relayed() -> bool:
+                return await mongo_db[OUTBOX].count_documents({"published": False}) == 0
+
+            await eventually(relayed, what="the alerts outbox relayed")
+    alerts = await read_to_end(settings, TOPIC_USAGE_ALERTS)
+    assert sorted((a["tenant_id"], a["threshold_percent"]) for a in alerts) == sorted(
+        (t, p) for t in tenants for p in (80, 100))

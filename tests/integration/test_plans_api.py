@@ -90,3 +90,16 @@ async def test_only_super_may_create_a_plan(api: ApiHarness) -> None:
         response = await api.client.post("/v1/plans", json=PLAN, headers=api.auth(token))
         assert response.status_code == 403, (role, response.text)
     assert await api.ctx.db[API_AUDIT].count_documents({"action": "plan.submit"}) == 0
+
+
+async def test_an_idempotency_key_replays_the_first_answer(
+    api: ApiHarness, invoicer: InvoicerStore,
+) -> None:
+    headers = {**api.auth(await api.key("super")), "Idempotency-Key": "plan-starter-1"}
+    first = await api.client.post("/v1/plans", json=PLAN, headers=headers)
+    again = await api.client.post("/v1/plans", json=PLAN, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["submission_id"] == first.json()["submission_id"]
+    assert await api.ctx.db[API_AUDIT].count_documents({"action": "plan.submit"}) == 1
+    await eventually(lambda: versions(invoicer, "starter"), what="version 1")

@@ -12,6 +12,7 @@ from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.adapters.subscriptions import subscription_of
+from services.invoicer.api import subscription_outcome
 from services.invoicer.handlers import apply_config
 from services.invoicer.names import OUTBOX
 from services.invoicer.subscription_handlers import apply_signed_subscription, apply_subscription
@@ -147,3 +148,18 @@ async def test_an_operators_configuration_keeps_the_plans_pricing(
         assert (s["flat_rate_amount"], s["billing_day_of_month"]) == (3000, 9)
         assert stored["config"]["price_plan"] == PRO.price_plan.model_dump(mode="json")
         assert Actor.model_validate(stored["config"]["actor"]).role == "super"
+
+
+async def test_a_commands_outcome_is_applied_or_its_refusal(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER)
+        start = request("start", utc(2026, 4, 1), "starter")
+        unknown = request("change", utc(2026, 4, 2), "gold")
+        assert await subscription_outcome(store.db, start.event_id) is None
+        await apply_subscription(store, start)
+        with pytest.raises(PermanentError):
+            await apply_subscription(store, unknown)
+        assert await subscription_outcome(store.db, start.event_id) == "applied"
+        assert await subscription_outcome(store.db, unknown.event_id) == "plan_unknown"

@@ -21,6 +21,7 @@ from tests.integration.test_subscriptions_support import (
     STARTER,
     add_plans,
     outbox,
+    plan,
     subscribe,
 )
 
@@ -232,3 +233,18 @@ async def test_a_restart_before_the_cycle_invoiced_the_ended_period_still_invoic
         await run_cycle(store, utc(2026, 7, 2))
         spans = [span(d) for d in await list_invoices(store, "acme")]
         assert spans == [(utc(2026, 4, 1), utc(2026, 5, 1)), (utc(2026, 6, 1), utc(2026, 7, 1))]
+
+
+async def test_after_a_cancel_ended_the_tenant_may_subscribe_in_another_currency(
+    common_settings: CommonSettings,
+) -> None:
+    euro = plan("euro", 2500, "0.10", currency="EUR")
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER, euro)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await subscribe(store, "cancel", utc(2026, 4, 10))
+        await run_cycle(store, utc(2026, 5, 2))
+        assert await subscribe(store, "start", utc(2026, 6, 1, 9), "euro") == "started"
+        await run_cycle(store, utc(2026, 7, 2))
+        april, june = await list_invoices(store, "acme")
+        assert (april["currency"], june["currency"], june["amount"]) == ("USD", "EUR", 2500)

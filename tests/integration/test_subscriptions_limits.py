@@ -5,6 +5,9 @@ scheduled downgrade and its effect, a cancel and its end, and on every period ro
 import pytest
 
 from services.common.settings import CommonSettings
+from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
+from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS
+from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
 from tests.integration.test_invoicer_support import open_store, utc
 from tests.integration.test_subscriptions_support import (
@@ -12,6 +15,7 @@ from tests.integration.test_subscriptions_support import (
     STARTER,
     add_plans,
     outbox,
+    plan,
     subscribe,
     windows,
 )
@@ -72,3 +76,38 @@ async def test_a_late_cycle_rolls_over_every_period_it_passed(
         await run_cycle(store, utc(2026, 6, 15))  # again: no duplicate
         events = await outbox(store, "UsageLimitsChanged")
         assert [windows(e)[0][:2] for e in events] == [(APR, MAY), (MAY, JUN), (JUN, JUL)]
+
+
+async def test_one_broken_subscription_does_not_stop_the_others_rolling_over(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter", tenant="beta")
+        await store.db[SUBSCRIPTIONS].update_one({"_id": "acme"}, {"$set": {"plan": "broken"}})
+        before = BILLING_ERRORS_TOTAL.labels(reason="subscription_rollover_failed")._value.get()
+        report = await run_cycle(store, utc(2026, 5, 2))
+        assert len(report.issued) == 2  # both Aprils invoiced
+        beta = [e for e in await outbox(store, "UsageLimitsChanged") if e["tenant_id"] == "beta"]
+        assert [windows(e)[0][:2] for e in beta] == [(APR, MAY), (MAY, JUN)]
+        after = BILLING_ERRORS_TOTAL.labels(reason="subscription_rollover_failed")._value.get()
+        assert after == before + 1
+
+
+async def test_a_change_to_a_yearly_plan_waits_for_the_period_end_and_its_window_is_a_stub(
+    common_settings: CommonSettings,
+) -> None:
+    yearly = plan("yearly", 20000, "0.10", billing_frequency="annually")
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER, yearly)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        assert await subscribe(store, "change", utc(2026, 4, 10), "yearly") == (
+            "downgrade_scheduled")
+        await run_cycle(store, utc(2026, 5, 2))
+        events = await outbox(store, "UsageLimitsChanged")
+        # the yearly grid keeps the tenant's anchor (April, day 1): May 2026 .. April 2027
+        assert windows(events[-1])[0][:2] == (MAY, "2027-04-01T00:00:00Z")
+        assert windows(events[1])[1][:2] == (MAY, "2027-04-01T00:00:00Z")
+        [april] = await list_invoices(store, "acme")
+        assert april["amount"] == 1000

@@ -21,11 +21,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Plan
 from contracts.base import Event
+from services.common.tracking import already_processed
 from services.invoicer.periods import Period
 from services.invoicer.subscriptions import PlanChange, SubscriptionView
 
 SUBSCRIPTIONS = "invoicer_subscriptions"
 AUDIT = "invoicer_audit"
+#: The consumer name of the processed-event records of subscription commands.
+SUBSCRIPTION_CONSUMER = "invoicer.subscription"
 Doc = dict[str, Any]
 
 
@@ -48,6 +51,16 @@ async def subscription_of(db: AsyncDatabase[Doc], tenant_id: str) -> Subscriptio
     that never subscribed."""
     doc = await db[SUBSCRIPTIONS].find_one({"_id": tenant_id})
     return None if doc is None else view_of(doc)
+
+
+async def command_outcome(db: AsyncDatabase[Doc], event_id: str) -> str | None:
+    """What became of subscription command (or completed checkout) `event_id`: `"applied"`
+    once the invoicer processed it, the refusal's reason once it refused it (from
+    `invoicer_audit`), None while neither happened."""
+    if await already_processed(db, SUBSCRIPTION_CONSUMER, event_id):
+        return "applied"
+    refused = await db[AUDIT].find_one({"_id": event_id}, projection={"why": 1})
+    return None if refused is None else str(refused["why"]["reason"])
 
 
 async def subscription_doc(

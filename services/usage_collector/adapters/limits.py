@@ -15,6 +15,9 @@
   the events (so a redelivered event never counts twice) or in a limits update.
 - `usage_collector_outbox`: `UsageThresholdReached` events (`_id` = `threshold_event_id`, so
   two collectors or a replay write the same entry), relayed to `billing.usage-alerts.v1`.
+
+A usage batch updates counters here (`update_counters`); a limits update is applied by
+`limits_update.py`.
 """
 
 from __future__ import annotations
@@ -25,23 +28,27 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
-from contracts.plans import UsageLimitsChanged, UsageThresholdReached, threshold_event_id
+from contracts.plans import UsageThresholdReached, threshold_event_id
 from contracts.topics import TOPIC_USAGE_ALERTS
 from contracts.usage import STANDARD_METERS
-from services.common.mongo_errors import mongo_unavailable
 from services.common.outbox import outbox_collection, outbox_entry
 from services.usage_collector.acceptance import Sample
 from services.usage_collector.limits import reached
 from services.usage_collector.names import SERVICE
-from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
+from services.usage_collector.query import AGGREGATES, UNIQUE
 from services.usage_collector.totals import HOUR, Part, combine, exact_add, parts_in
 
 COUNTERS = "usage_limit_counters"
 OUTBOX = outbox_collection(SERVICE)
 _QUARTER = timedelta(minutes=15)
+#: Counters per `$in` read (they are mostly stored: a server may compare each found document
+#: with the whole list, so many small reads beat one large one).
+_READ_CHUNK = 100
 #: Aggregations a counter keeps up to date from its running sum, count and max; the others
 #: (`latest`, `unique_count`) are read again from the window's buckets in each transaction.
 _INCREMENTAL = ("sum", "count", "max", "avg")
@@ -88,7 +95,7 @@ async def ensure_limit_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
         if name not in existing:
             try:
                 await db.create_collection(name)
-            except Exception:  # created concurrently by another collector  # noqa: BLE001
+            except PyMongoError:  # created concurrently by another collector
                 pass
     await db[COUNTERS].create_index([("tenant_id", 1)])
     await db[COUNTERS].create_index([("period_end", 1), ("percent", 1)])
@@ -133,7 +140,7 @@ async def _from_buckets(
     return aggregation, state, combine(aggregation, parts, distinct)
 
 
-class _Alerts:
+class Alerts:
     """The thresholds crossed in one transaction: outbox entries written with it."""
 
     def __init__(self) -> None:
@@ -159,13 +166,17 @@ class _Alerts:
 
     async def write(self, db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession) -> None:
         """Upsert the events into the outbox by event id (an entry already there stays)."""
+        ops = []
         for event in self.events:
             entry = outbox_entry(event, TOPIC_USAGE_ALERTS, event.tenant_id)
-            await db[OUTBOX].update_one({"_id": entry.pop("_id")}, {"$setOnInsert": entry},
-                                        upsert=True, session=s)
+            ops.append(UpdateOne({"_id": entry.pop("_id")}, {"$setOnInsert": entry},
+                                 upsert=True))
+        if ops:
+            await db[OUTBOX].bulk_write(ops, ordered=False, session=s)
 
 
-def _finish(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+def finish_counter(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """`doc` with its `percent` (for listing) and `updated_at` set."""
     doc["percent"] = float(doc["used"] * 100 / doc["limit"])
     doc["updated_at"] = now
     return doc
@@ -189,14 +200,19 @@ async def update_counters(
     if not deltas:
         return []
     ids = {counter_id(t, m, windows[t][i].start): (t, m, i) for t, m, i in deltas}
-    stored = {d["_id"]: d async for d in db[COUNTERS].find({"_id": {"$in": list(ids)}},
-                                                           session=s)}
-    alerts = _Alerts()
+    stored: dict[str, dict[str, Any]] = {}
+    wanted = list(ids)
+    for pos in range(0, len(wanted), _READ_CHUNK):  # small `$in`s: see store._existing_ids
+        chunk = wanted[pos : pos + _READ_CHUNK]
+        async for found in db[COUNTERS].find({"_id": {"$in": chunk}}, session=s):
+            stored[found["_id"]] = found
+    alerts = Alerts()
+    ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
     for cid, (tenant, meter, i) in ids.items():
         w = windows[tenant][i]
         doc = stored.get(cid)
         if doc is None or doc.get("aggregation") not in _INCREMENTAL:
-            doc = await _counter_from_buckets(db, s, tenant, meter, w, doc)
+            doc = await counter_from_buckets(db, s, tenant, meter, w, doc)
         else:
             if not doc["count"]:  # the first events tell a custom meter's aggregation
                 doc["aggregation"] = deltas[(tenant, meter, i)][0].aggregation
@@ -206,15 +222,18 @@ async def update_counters(
                 doc["max"] = max(doc["max"], sample.quantity)
             doc["used"] = _used(doc["aggregation"], doc)
         alerts.check(doc)
-        await _save(db, s, _finish(doc, now), cid in stored)
+        ops.append(counter_op(finish_counter(doc, now), cid in stored))
+    await db[COUNTERS].bulk_write(ops, ordered=False, session=s)
     await alerts.write(db, s)
     return [e.threshold_percent for e in alerts.events]
 
 
-async def _counter_from_buckets(
+async def counter_from_buckets(
     db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession | None, tenant: str, meter: str,
     w: Window, old: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """The counter of (`tenant`, `meter`, window `w`) computed from the window's buckets
+    (read in transaction `s`), keeping the thresholds `old` already announced."""
     aggregation, state, used = await _from_buckets(db, s, tenant, meter, w)
     limit, hard = w.limits[meter]
     return {"_id": counter_id(tenant, meter, w.start), "tenant_id": tenant, "meter": meter,
@@ -223,68 +242,10 @@ async def _counter_from_buckets(
             "thresholds": list((old or {}).get("thresholds") or ())}
 
 
-async def _save(
-    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, doc: dict[str, Any], exists: bool
-) -> None:
+def counter_op(doc: dict[str, Any], exists: bool) -> InsertOne[dict[str, Any]] | UpdateOne:
     """Insert a new counter (a concurrent insert is a duplicate `_id`: the transaction
     retries) or rewrite a stored one (a concurrent change is a write conflict: same)."""
     if exists:
-        body = {k: v for k, v in doc.items() if k != "_id"}
-        await db[COUNTERS].update_one({"_id": doc["_id"]}, {"$set": body}, session=s)
-    else:
-        await db[COUNTERS].insert_one(doc, session=s)
-
-
-def _window_docs(event: UsageLimitsChanged) -> list[dict[str, Any]]:
-    return [{"start": w.period_start.astimezone(UTC), "end": w.period_end.astimezone(UTC),
-             "limits": [{"meter": lim.meter, "limit": lim.limit, "hard": lim.hard}
-                        for lim in w.limits]} for w in event.windows]
-
-
-async def write_limits(
-    db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, event: UsageLimitsChanged,
-    now: datetime,
-) -> list[int] | None:
-    """Store `event`'s windows on the tenant's usage sequence document inside transaction
-    `s`, and bring the tenant's counters in line with them: each (window, limit) counter
-    recomputed from the buckets (the limit may be new or changed), counters of limits no
-    longer announced deleted, thresholds already reached announced. None when the stored
-    `limits_version` is already >= `event.version` (a redelivery or an older message:
-    nothing changes); else the thresholds announced."""
-    seq = await db[SEQUENCES].find_one({"_id": event.tenant_id}, session=s)
-    if seq is not None and int(seq.get("limits_version", 0)) >= event.version:
-        return None
-    docs = _window_docs(event)
-    await db[SEQUENCES].update_one(
-        {"_id": event.tenant_id},
-        {"$set": {"limits_version": event.version, "windows": docs},
-         "$setOnInsert": {"seq": 0}}, upsert=True, session=s)
-    stored = {d["_id"]: d async for d in db[COUNTERS].find({"tenant_id": event.tenant_id},
-                                                           session=s)}
-    alerts, keep = _Alerts(), set()
-    for w in windows_of({"windows": docs}):
-        for meter in w.limits:
-            cid = counter_id(event.tenant_id, meter, w.start)
-            keep.add(cid)
-            doc = await _counter_from_buckets(db, s, event.tenant_id, meter, w, stored.get(cid))
-            alerts.check(doc)  # announced thresholds stay announced: one event each
-            await _save(db, s, _finish(doc, now), cid in stored)
-    gone = [cid for cid in stored if cid not in keep]
-    if gone:
-        await db[COUNTERS].delete_many({"_id": {"$in": gone}}, session=s)
-    await alerts.write(db, s)
-    return [e.threshold_percent for e in alerts.events]
-
-
-async def apply_limits(
-    db: AsyncDatabase[dict[str, Any]], event: UsageLimitsChanged, now: datetime
-) -> list[int] | None:
-    """`write_limits` in its own transaction, retried by the driver on transient errors and
-    write conflicts (a usage batch of the same tenant committing meanwhile). Idempotent.
-    Raises `DependencyUnavailable` when MongoDB does not answer."""
-    async def run(s: AsyncClientSession) -> list[int] | None:
-        return await write_limits(db, s, event, now)
-
-    with mongo_unavailable("MongoDB (usage limits)"):
-        async with db.client.start_session() as session:
-            return await session.with_transaction(run)
+        return UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items()
+                                                      if k != "_id"}})
+    return InsertOne(doc)
