@@ -36,6 +36,7 @@ from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.operator_rules import OperatorCommand
 from services.invoicer.periods import local_date
 from services.invoicer.records import status_event
+from services.invoicer.subscription_rollover import roll_one
 from services.invoicer.subscriptions import keep_plan_pricing
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) ->
     "Submissions and versions"). The version document records `submitted_at`.
 
     For a tenant with an active subscription, the flat amount, currency, billing frequency and
-    price plan stay the plan's (docs/plans.md, "Subscriptions"); the other fields apply.
+    price plan stay those of the plan in force at the command's instant (docs/plans.md,
+    "Subscriptions"); the other fields apply. What the subscription had scheduled for a
+    period end at or before that instant (a downgrade, an end) is applied first, in the same
+    transaction, as the billing cycle would have.
 
     The same transaction puts `BillingConfigApplied` (the version's contact settings) in the
     outbox for `billing.tenant.v1`, so the notifier's projection follows every version.
@@ -120,8 +124,13 @@ async def _accept(
     current = await store.tenant(command.tenant_id, session)
     if current is not None:
         check_submission_order(tenant_config(current), command)
+        if await roll_one(store, command.tenant_id, command.occurred_at, session):
+            current = await store.tenant(command.tenant_id, session)  # what was due first
         if await subscribed(store.db, command.tenant_id, session):
-            command = keep_plan_pricing(command, tenant_config(current))
+            plan_side = await store.config_in_force(command.tenant_id, command.occurred_at,
+                                                    session)
+            assert plan_side is not None
+            command = keep_plan_pricing(command, plan_side.command)
     version = int((current or {}).get("version", 0)) + 1
     now = utc_now()
     await store.add_config_version(command, version, now, session)

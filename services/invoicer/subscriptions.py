@@ -160,7 +160,8 @@ def keep_plan_pricing(
     command: BillingConfigSubmitted, current: BillingConfigSubmitted
 ) -> BillingConfigSubmitted:
     """An operator's configuration for a subscribed tenant: `command` with the pricing fields
-    (flat amount, currency, billing frequency, price plan) of `current`, the plan's."""
+    (flat amount, currency, billing frequency, price plan) of `current`, the version in force
+    at the command's instant (the plan's; a downgrade already in force included)."""
     settings = command.settings.model_copy(update={
         "flat_rate_amount": current.settings.flat_rate_amount,
         "currency": current.settings.currency,
