@@ -91,7 +91,7 @@ async def apply_subscription(store: InvoicerStore, command: SubscriptionRequeste
     Actor role `super`, or `tenant` (the signing API lets a tenant sign only for its own
     tenant). Raises, after auditing: `Forbidden`, `PermanentError` with reason
     `plan_unknown`, `already_subscribed`, `not_subscribed`, `currency_mismatch`, `same_plan`,
-    `billing_email_required`, `cancel_scheduled`."""
+    `billing_email_required`, `cancel_scheduled`, `start_scheduled`."""
     request = Request(command.event_id, command.tenant_id, command.action, command.plan_code,
                       command.plan_version, command.occurred_at, command.actor,
                       command.billing_email, command.tenant_name, command.timezone)
@@ -150,15 +150,20 @@ async def _apply(store: InvoicerStore, req: Request, session: AsyncClientSession
     elif req.action == "change":
         outcome = await _change(store, req, _active(sub, req.tenant_id), session)
     else:
-        outcome = await _cancel(store, req, _active(sub, req.tenant_id), session)
+        outcome = await _cancel(store, req, _active(sub, req.tenant_id, pending_ok=True),
+                                session)
     await store.mark_processed(SUBSCRIPTION_CONSUMER, req.event_id, session)
     return outcome
 
 
-def _active(sub: Doc | None, tenant_id: str) -> Doc:
+def _active(sub: Doc | None, tenant_id: str, *, pending_ok: bool = False) -> Doc:
     if sub is None or sub["status"] != "active":
         raise PermanentError("not_subscribed", f"tenant {tenant_id!r} has no active "
                              "subscription")
+    if sub.get("start_pending") and not pending_ok:
+        raise PermanentError("start_scheduled", f"the subscription of tenant {tenant_id!r} "
+                             "starts at the period's end: change it after it started, or "
+                             "cancel it")
     if sub.get("cancel_at_period_end"):
         raise PermanentError("cancel_scheduled", f"the subscription of tenant {tenant_id!r} "
                              "ends at the period's end: subscribe again after it ends")
@@ -188,6 +193,9 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     if base is not None and not restart and base.settings.currency != plan.currency:
         raise PermanentError("currency_mismatch", f"plan {plan.code!r} is in {plan.currency}, "
                              f"the tenant is billed in {base.settings.currency}")
+    if base is not None and not restart and (
+            base.settings.billing_frequency != plan.billing_frequency):
+        return await _start_at_period_end(store, req, sub, plan, version, session)
     config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
@@ -208,6 +216,24 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
         "changes": [*(sub or {}).get("changes", []), *changes],
     }
     await _publish(store, doc, "started", req.at, req, session)
+    return "started"
+
+
+async def _start_at_period_end(store: InvoicerStore, req: Request, sub: Doc | None,
+                               plan: Plan, version: int, session: AsyncClientSession) -> str:
+    """A start on a tenant billed without a subscription on another billing frequency: the
+    plan's pricing is scheduled for the current period's end (no proration across grids);
+    the subscription and its limits start at once."""
+    at = await _period_end(store, req, session)
+    dumped = plan.model_dump(mode="json")
+    doc: Doc = {
+        "_id": req.tenant_id, "status": "active", "plan": dumped, "plan_version": version,
+        "started_at": req.at, "cancel_at_period_end": False, "start_pending": True,
+        "scheduled": {"plan": dumped, "plan_version": version, "at": at}, "ended_at": None,
+        "limits_version": int((sub or {}).get("limits_version", 0)),
+        "changes": list((sub or {}).get("changes", [])),
+    }
+    await _publish(store, doc, "started", at, req, session)
     return "started"
 
 

@@ -70,8 +70,8 @@ async def roll_one(store: InvoicerStore, tenant_id: str, as_of: datetime,
             sub.update(status="canceled", ended_at=end, cancel_at_period_end=False)
             change = "ended"
         elif sub.get("scheduled") and sub["scheduled"]["at"] <= end:
+            change = "started" if sub.pop("start_pending", False) else "downgraded"
             await _downgrade(store, sub, end, session)
-            change = "downgraded"
         limits = await limits_event(store, sub, end, session)
         entries: list[tuple[Event, str, str]] = [(limits, TOPIC_TENANT, tenant_id)]
         if change is not None:

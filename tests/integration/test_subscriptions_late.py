@@ -2,21 +2,37 @@
 operator's configuration accepted between a period's end and the cycle's rollover, starts
 and restarts on another grid, late checkouts, and the cycle refusing to bill past an end."""
 
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from services.common.errors import PermanentError
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.subscriptions import subscription_of
 from services.invoicer.api import current_config
 from services.invoicer.handlers import apply_config
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
-from tests.integration.test_invoicer_support import open_store, utc
-from tests.integration.test_subscriptions_support import PRO, STARTER, add_plans, subscribe
+from tests.integration.test_invoicer_support import config, open_store, utc
+from tests.integration.test_subscriptions_support import (
+    PRO,
+    STARTER,
+    add_plans,
+    outbox,
+    plan,
+    subscribe,
+)
 
 pytestmark = pytest.mark.integration
 CPU = ("usage", "cpu_hours (per unit)", 0)
+YEARLY = plan("yearly", 120000, "0.10", billing_frequency="annually")
+MONTHLY = plan("monthly", 1000, "0.10")
+
+
+async def changes(store: Any) -> list[tuple[str, datetime]]:
+    return [(e["change"], datetime.fromisoformat(e["effective_at"]))
+            for e in await outbox(store, "SubscriptionChanged")]
 
 
 def lines(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -49,3 +65,30 @@ async def test_an_operator_edit_after_the_period_end_keeps_the_scheduled_downgra
             [("flat_fee", "Flat fee", 3000), CPU],
             [("flat_fee", "Flat fee", 1000), CPU],
             [("flat_fee", "Flat fee", 1000), CPU]]
+
+
+async def test_a_start_on_another_frequency_takes_effect_at_the_period_end(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, YEARLY)
+        await apply_config(store, config("acme", occurred_at=utc(2026, 3, 1).isoformat(),
+                                         effective_from="2026-03-01"))
+        assert await subscribe(store, "start", utc(2026, 4, 16), "yearly") == "started"
+        view = await subscription_of(store.db, "acme")
+        assert view is not None and view.scheduled_at == utc(2026, 5, 1)
+        with pytest.raises(PermanentError) as refused:
+            await subscribe(store, "change", utc(2026, 4, 17), "yearly", event_id="c1")
+        assert refused.value.reason == "start_scheduled"
+        await run_cycle(store, utc(2026, 5, 2))
+        march, april = await list_invoices(store, "acme")
+        # April stays on the monthly configuration: no proration lines across the grids
+        assert (april["period_start"], april["period_end"]) == (utc(2026, 4, 1), utc(2026, 5, 1))
+        assert [k for k, _, _ in lines(april)] == ["flat_fee", "usage"]
+        assert lines(april)[0] == lines(march)[0]
+        yearly = await current_config(store.db, "acme")
+        assert (yearly.settings.billing_frequency, yearly.occurred_at) == \
+            ("annually", utc(2026, 5, 1))
+        view = await subscription_of(store.db, "acme")
+        assert view is not None and view.scheduled_plan_code is None
+        assert await changes(store) == [("started", utc(2026, 5, 1))] * 2
