@@ -196,17 +196,19 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     if base is not None and not restart and (
             base.settings.billing_frequency != plan.billing_frequency):
         return await _start_at_period_end(store, req, sub, plan, version, session)
-    config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
+    at = req.at
+    if restart:  # billing resumes at the start day's midnight, after the gap
+        assert base is not None
+        resume = local_midnight(local_date(req.at, base.timezone), base.timezone)
+        await store.tenants.update_one({"_id": req.tenant_id}, {
+            "$set": {"billing_resumes_at": resume}}, session=session)
+        at = max(resume, base.occurred_at)  # the new grid cuts the first period
+    config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
     changes = [] if base is None or restart else [
         {"at": req.at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]
-    if restart:  # billing resumes at the start day's midnight, after the gap
-        day = local_date(req.at, config.timezone)
-        await store.tenants.update_one({"_id": req.tenant_id}, {
-            "$set": {"billing_resumes_at": local_midnight(day, config.timezone)}},
-            session=session)
     await write_version(store, config, session)
     doc: Doc = {
         "_id": req.tenant_id, "status": "active", "plan": plan.model_dump(mode="json"),

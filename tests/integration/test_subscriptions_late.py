@@ -92,3 +92,22 @@ async def test_a_start_on_another_frequency_takes_effect_at_the_period_end(
         view = await subscription_of(store.db, "acme")
         assert view is not None and view.scheduled_plan_code is None
         assert await changes(store) == [("started", utc(2026, 5, 1))] * 2
+
+
+async def test_a_restart_on_another_frequency_bills_from_the_resume_on_the_new_grid(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, MONTHLY, YEARLY)
+        await subscribe(store, "start", utc(2026, 1, 1, 8), "monthly")
+        await subscribe(store, "cancel", utc(2026, 1, 10), None)
+        await run_cycle(store, utc(2026, 2, 2))
+        assert await subscribe(store, "start", utc(2026, 3, 10, 9), "yearly",
+                               event_id="again") == "started"
+        await run_cycle(store, utc(2027, 4, 2))
+        january, stub = await list_invoices(store, "acme")
+        assert (january["period_start"], january["period_end"]) == \
+            (utc(2026, 1, 1), utc(2026, 2, 1))
+        # yearly on the tenant's grid (billing day 1, January): one stub from the resume
+        assert (stub["period_start"], stub["period_end"]) == (utc(2026, 3, 10), utc(2027, 1, 1))
+        assert lines(stub)[0] == ("flat_fee", "Flat fee, prorated 297/365 days", 97644)
