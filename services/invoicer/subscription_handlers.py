@@ -203,6 +203,8 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
         await store.tenants.update_one({"_id": req.tenant_id}, {
             "$set": {"billing_resumes_at": resume}}, session=session)
         at = max(resume, base.occurred_at)  # the new grid cuts the first period
+        if base.settings.currency != plan.currency:  # raw amounts of the old currency
+            base = base.model_copy(update={"coupon": None, "credits": ()})
     config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)

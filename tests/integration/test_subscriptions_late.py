@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from contracts.config import Coupon, Credit
 from services.common.errors import PermanentError
 from services.common.settings import CommonSettings
 from services.invoicer.adapters.subscriptions import subscription_of
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 CPU = ("usage", "cpu_hours (per unit)", 0)
 YEARLY = plan("yearly", 120000, "0.10", billing_frequency="annually")
 MONTHLY = plan("monthly", 1000, "0.10")
+EURO = plan("euro", 2000, "0.10", currency="EUR")
 
 
 async def changes(store: Any) -> list[tuple[str, datetime]]:
@@ -111,3 +113,30 @@ async def test_a_restart_on_another_frequency_bills_from_the_resume_on_the_new_g
         # yearly on the tenant's grid (billing day 1, January): one stub from the resume
         assert (stub["period_start"], stub["period_end"]) == (utc(2026, 3, 10), utc(2027, 1, 1))
         assert lines(stub)[0] == ("flat_fee", "Flat fee, prorated 297/365 days", 97644)
+
+
+async def test_a_restart_in_another_currency_drops_the_coupon_and_the_credits(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, MONTHLY, EURO)
+        await subscribe(store, "start", utc(2026, 1, 1, 8), "monthly")
+        current = await current_config(store.db, "acme")
+        await apply_config(store, current.model_copy(update={
+            "event_id": "op-goodwill", "occurred_at": utc(2026, 1, 2),
+            "actor": current.actor.model_copy(update={"role": "super", "user_id": "ops"}),
+            "coupon": Coupon(code="AcmeForever5", amount_off=100, duration="forever"),
+            "credits": (Credit(credit_id="c1", amount=150, granted_at=utc(2026, 1, 2),
+                               granted_by="ops", reason="goodwill"),)}))
+        await subscribe(store, "cancel", utc(2026, 1, 10), None)
+        await run_cycle(store, utc(2026, 2, 2))
+        assert await subscribe(store, "start", utc(2026, 3, 1, 9), "euro",
+                               event_id="again") == "started"
+        restarted = await current_config(store.db, "acme")
+        assert (restarted.settings.currency, restarted.coupon, restarted.credits) == \
+            ("EUR", None, ())
+        await run_cycle(store, utc(2026, 4, 2))
+        january, march = await list_invoices(store, "acme")
+        assert [k for k, _, _ in lines(january)] == ["flat_fee", "usage", "coupon", "credit"]
+        assert (march["currency"], lines(march)) == \
+            ("EUR", [("flat_fee", "Flat fee", 2000), CPU])
