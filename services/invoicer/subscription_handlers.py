@@ -196,7 +196,7 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     if base is not None and not restart and (
             base.settings.billing_frequency != plan.billing_frequency):
         return await _start_at_period_end(store, req, sub, plan, version, session)
-    at = req.at
+    at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
     if restart:  # billing resumes at the start day's midnight, after the gap
         assert base is not None
         resume = local_midnight(local_date(req.at, base.timezone), base.timezone)
@@ -209,7 +209,7 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
     changes = [] if base is None or restart else [
-        {"at": req.at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
+        {"at": at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]
     await write_version(store, config, session)
     doc: Doc = {
@@ -254,15 +254,16 @@ async def _change(store: InvoicerStore, req: Request, sub: Doc,
         return "downgrade_scheduled"
     tenant = await store.tenant(req.tenant_id, session)
     base = tenant_config(tenant) if tenant is not None else None
-    config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
+    at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
+    config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=None, tenant_name=None,
                          timezone=None)
     await write_version(store, config, session)
     sub["changes"] = [*sub.get("changes", []), {
-        "at": req.at, "old_name": current.name, "old_fee": current.flat_amount,
+        "at": at, "old_name": current.name, "old_fee": current.flat_amount,
         "new_name": plan.name, "new_fee": plan.flat_amount}]
     sub.update(plan=plan.model_dump(mode="json"), plan_version=version, scheduled=None)
-    await _publish(store, sub, "upgraded", req.at, req, session)
+    await _publish(store, sub, "upgraded", at, req, session)
     return "upgraded"
 
 

@@ -20,6 +20,7 @@ from tests.integration.test_subscriptions_support import (
     PRO,
     STARTER,
     add_plans,
+    complete_checkout,
     outbox,
     plan,
     subscribe,
@@ -140,3 +141,25 @@ async def test_a_restart_in_another_currency_drops_the_coupon_and_the_credits(
         assert [k for k, _, _ in lines(january)] == ["flat_fee", "usage", "coupon", "credit"]
         assert (march["currency"], lines(march)) == \
             ("EUR", [("flat_fee", "Flat fee", 2000), CPU])
+
+
+async def test_a_late_checkout_after_an_operator_version_takes_effect_at_that_version(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, PRO)
+        await apply_config(store, config("acme", occurred_at=utc(2026, 4, 10, 10).isoformat(),
+                                         effective_from="2026-04-01"))
+        assert await complete_checkout(store, utc(2026, 4, 10, 9), "pro") == "started"
+        current = await current_config(store.db, "acme")
+        assert (current.settings.flat_rate_amount, current.occurred_at) == \
+            (3000, utc(2026, 4, 10, 10))
+        await run_cycle(store, utc(2026, 5, 2))
+        await run_cycle(store, utc(2026, 6, 2))
+        april, may = await list_invoices(store, "acme")
+        # from 10 April 10:00: 1,778,400 of the period's 2,592,000 seconds remain
+        assert lines(april)[:3] == [
+            ("flat_fee", "Flat fee", 1000),
+            ("proration", "Unused time on previous pricing", -686),  # 686.11
+            ("proration", "Remaining time on Pro", 2058)]  # 2058.33
+        assert lines(may)[0] == ("flat_fee", "Flat fee", 3000)
