@@ -27,6 +27,7 @@ from contracts.config import Actor
 from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.signing import verify
+from services.invoicer.adapters.invoice_store import ended_gap
 from services.invoicer.adapters.plans import plan_version
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.adapters.subscriptions import (
@@ -189,7 +190,7 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     tenant = await store.tenant(req.tenant_id, session)
     base = tenant_config(tenant) if tenant is not None else None
     # after a subscription ended nothing is billed until the new start: any currency
-    restart = tenant is not None and isinstance(tenant.get("billing_ends_at"), datetime)
+    restart = tenant is not None and ended_gap(tenant)
     if base is not None and not restart and base.settings.currency != plan.currency:
         raise PermanentError("currency_mismatch", f"plan {plan.code!r} is in {plan.currency}, "
                              f"the tenant is billed in {base.settings.currency}")

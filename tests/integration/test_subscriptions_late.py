@@ -163,3 +163,28 @@ async def test_a_late_checkout_after_an_operator_version_takes_effect_at_that_ve
             ("proration", "Unused time on previous pricing", -686),  # 686.11
             ("proration", "Remaining time on Pro", 2058)]  # 2058.33
         assert lines(may)[0] == ("flat_fee", "Flat fee", 3000)
+
+
+async def test_an_operator_version_after_the_subscription_ended_resumes_billing(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER, PRO)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await subscribe(store, "cancel", utc(2026, 4, 10), None)
+        await run_cycle(store, utc(2026, 6, 2))
+        assert len(await list_invoices(store, "acme")) == 1  # April, then nothing
+        await apply_config(store, config("acme", occurred_at=utc(2026, 6, 10).isoformat(),
+                                         effective_from="2026-06-15"))
+        await run_cycle(store, utc(2026, 7, 2))
+        april, june = await list_invoices(store, "acme")
+        # from the later of the end (1 May) and 15 June: May and early June are not billed
+        assert (june["period_start"], june["period_end"]) == (utc(2026, 6, 15), utc(2026, 7, 1))
+        assert lines(june)[0] == ("flat_fee", "Flat fee, prorated 16/30 days", 533)
+        # billed without a subscription again: a start prorates against that pricing
+        assert await subscribe(store, "start", utc(2026, 7, 16), "pro",
+                               event_id="later") == "started"
+        await run_cycle(store, utc(2026, 8, 2))
+        july = (await list_invoices(store, "acme"))[-1]
+        assert (july["period_start"], [d for _, d, _ in lines(july)][:3]) == (utc(2026, 7, 1), [
+            "Flat fee", "Unused time on previous pricing", "Remaining time on Pro"])
