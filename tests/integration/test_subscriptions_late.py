@@ -2,7 +2,7 @@
 operator's configuration accepted between a period's end and the cycle's rollover, starts
 and restarts on another grid, late checkouts, and the cycle refusing to bill past an end."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from services.common.settings import CommonSettings
 from services.invoicer.adapters.subscriptions import subscription_of
 from services.invoicer.api import current_config
 from services.invoicer.handlers import apply_config
+from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
 from tests.integration.test_invoicer_support import config, open_store, utc
@@ -188,3 +189,17 @@ async def test_an_operator_version_after_the_subscription_ended_resumes_billing(
         july = (await list_invoices(store, "acme"))[-1]
         assert (july["period_start"], [d for _, d, _ in lines(july)][:3]) == (utc(2026, 7, 1), [
             "Flat fee", "Unused time on previous pricing", "Remaining time on Pro"])
+
+
+async def test_a_forced_issue_after_the_subscription_ended_is_refused(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER)
+        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await subscribe(store, "cancel", utc(2026, 4, 10), None)
+        await run_cycle(store, utc(2026, 5, 2))
+        with pytest.raises(IssueRefused, match="ended at 2026-05-01.*no period after its end"):
+            await issue_for_period_end(store, "acme", date(2026, 6, 1), as_of=utc(2026, 6, 2),
+                                       forced=Forced("ops", "customer asked"))
+        assert len(await list_invoices(store, "acme")) == 1
