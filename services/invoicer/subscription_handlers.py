@@ -40,7 +40,12 @@ from services.invoicer.adapters.subscriptions import (
 from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.periods import local_date, local_midnight
 from services.invoicer.subscription_rollover import roll_one
-from services.invoicer.subscription_windows import current_period, limits_event, write_version
+from services.invoicer.subscription_windows import (
+    current_period,
+    first_uninvoiced,
+    limits_event,
+    write_version,
+)
 from services.invoicer.subscriptions import (
     ALLOWED_ROLES,
     check_change,
@@ -198,6 +203,10 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
             base.settings.billing_frequency != plan.billing_frequency):
         return await _start_at_period_end(store, req, sub, plan, version, session)
     at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
+    late = False
+    if base is not None and not restart:  # nothing changes an invoiced period
+        uninvoiced = await first_uninvoiced(store, req.tenant_id, session)
+        late, at = at < uninvoiced, max(at, uninvoiced)
     if restart:  # billing resumes at the start day's midnight, after the gap
         assert base is not None
         resume = local_midnight(local_date(req.at, base.timezone), base.timezone)
@@ -209,7 +218,7 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
-    changes = [] if base is None or restart else [
+    changes = [] if base is None or restart or late else [
         {"at": at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]
     await write_version(store, config, session)
@@ -220,7 +229,7 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
         "limits_version": int((sub or {}).get("limits_version", 0)),
         "changes": [*(sub or {}).get("changes", []), *changes],
     }
-    await _publish(store, doc, "started", req.at, req, session)
+    await _publish(store, doc, "started", at, req, session, window_at=at)
     return "started"
 
 
@@ -256,15 +265,17 @@ async def _change(store: InvoicerStore, req: Request, sub: Doc,
     tenant = await store.tenant(req.tenant_id, session)
     base = tenant_config(tenant) if tenant is not None else None
     at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
+    uninvoiced = await first_uninvoiced(store, req.tenant_id, session)
+    late, at = at < uninvoiced, max(at, uninvoiced)  # nothing changes an invoiced period
     config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=None, tenant_name=None,
                          timezone=None)
     await write_version(store, config, session)
-    sub["changes"] = [*sub.get("changes", []), {
+    sub["changes"] = [*sub.get("changes", []), *([] if late else [{
         "at": at, "old_name": current.name, "old_fee": current.flat_amount,
-        "new_name": plan.name, "new_fee": plan.flat_amount}]
+        "new_name": plan.name, "new_fee": plan.flat_amount}])]
     sub.update(plan=plan.model_dump(mode="json"), plan_version=version, scheduled=None)
-    await _publish(store, sub, "upgraded", at, req, session)
+    await _publish(store, sub, "upgraded", at, req, session, window_at=at)
     return "upgraded"
 
 
@@ -284,10 +295,11 @@ async def _period_end(store: InvoicerStore, req: Request, session: AsyncClientSe
 
 
 async def _publish(store: InvoicerStore, sub: Doc, change: str, effective_at: datetime,
-                   req: Request, session: AsyncClientSession) -> None:
-    """Save `sub` with its new limits window and queue `SubscriptionChanged` and
-    `UsageLimitsChanged`."""
-    limits = await limits_event(store, sub, req.at, session)
+                   req: Request, session: AsyncClientSession,
+                   window_at: datetime | None = None) -> None:
+    """Save `sub` with its limits window (the period containing `window_at`, default the
+    command's instant) and queue `SubscriptionChanged` and `UsageLimitsChanged`."""
+    limits = await limits_event(store, sub, window_at or req.at, session)
     plan = Plan.model_validate(sub["plan"])
     scheduled = sub.get("scheduled")
     changed = SubscriptionChanged(
