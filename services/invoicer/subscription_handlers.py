@@ -44,6 +44,7 @@ from services.invoicer.subscription_windows import (
     current_period,
     first_uninvoiced,
     limits_event,
+    pending_start,
     write_version,
 )
 from services.invoicer.subscriptions import (
@@ -201,7 +202,10 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
                              f"the tenant is billed in {base.settings.currency}")
     if base is not None and not restart and (
             base.settings.billing_frequency != plan.billing_frequency):
-        return await _start_at_period_end(store, req, sub, plan, version, session)
+        pending, end = await pending_start(store, req.tenant_id, req.at, sub, plan, version,
+                                           session)
+        await _publish(store, pending, "started", end, req, session)
+        return "started"
     at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
     late = False
     if base is not None and not restart:  # nothing changes an invoiced period
@@ -230,24 +234,6 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
         "changes": [*(sub or {}).get("changes", []), *changes],
     }
     await _publish(store, doc, "started", at, req, session, window_at=at)
-    return "started"
-
-
-async def _start_at_period_end(store: InvoicerStore, req: Request, sub: Doc | None,
-                               plan: Plan, version: int, session: AsyncClientSession) -> str:
-    """A start on a tenant billed without a subscription on another billing frequency: the
-    plan's pricing is scheduled for the current period's end (no proration across grids);
-    the subscription and its limits start at once."""
-    at = await _period_end(store, req, session)
-    dumped = plan.model_dump(mode="json")
-    doc: Doc = {
-        "_id": req.tenant_id, "status": "active", "plan": dumped, "plan_version": version,
-        "started_at": req.at, "cancel_at_period_end": False, "start_pending": True,
-        "scheduled": {"plan": dumped, "plan_version": version, "at": at}, "ended_at": None,
-        "limits_version": int((sub or {}).get("limits_version", 0)),
-        "changes": list((sub or {}).get("changes", [])),
-    }
-    await _publish(store, doc, "started", at, req, session)
     return "started"
 
 

@@ -120,3 +120,23 @@ async def limits_event(
     return UsageLimitsChanged(
         event_id=f"usage-limits:{tenant_id}:{sub['limits_version']}", occurred_at=at,
         tenant_id=tenant_id, version=sub["limits_version"], windows=tuple(windows))
+
+
+async def pending_start(
+    store: InvoicerStore, tenant_id: str, at: datetime, sub: Doc | None, plan: Plan,
+    version: int, session: AsyncClientSession,
+) -> tuple[Doc, datetime]:
+    """The subscription document of a start at instant `at` on a tenant billed without a
+    subscription on another billing frequency, and the end of the current period: the plan's
+    pricing is scheduled for that end (no proration across grids); the subscription and its
+    limits start at once (docs/plans.md, "Subscriptions")."""
+    end = (await current_period(store, tenant_id, at, session)).end
+    dumped = plan.model_dump(mode="json")
+    doc: Doc = {
+        "_id": tenant_id, "status": "active", "plan": dumped, "plan_version": version,
+        "started_at": at, "cancel_at_period_end": False, "start_pending": True,
+        "scheduled": {"plan": dumped, "plan_version": version, "at": end}, "ended_at": None,
+        "limits_version": int((sub or {}).get("limits_version", 0)),
+        "changes": list((sub or {}).get("changes", [])),
+    }
+    return doc, end

@@ -1,6 +1,7 @@
-"""Subscriptions meeting late or out-of-order commands (docs/plans.md, "Late commands"): an
-operator's configuration accepted between a period's end and the cycle's rollover, starts
-and restarts on another grid, late checkouts, and the cycle refusing to bill past an end."""
+"""Subscriptions meeting commands in an unusual order (docs/plans.md, "Subscriptions"): an
+operator's configuration accepted between a period's end and the cycle's rollover or after
+the subscription ended, starts and restarts on another grid or currency, a late checkout, and
+a forced issue past the subscription's end."""
 
 from datetime import date, datetime
 from typing import Any
