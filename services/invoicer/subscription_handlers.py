@@ -197,11 +197,9 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     base = tenant_config(tenant) if tenant is not None else None
     # after a subscription ended nothing is billed until the new start: any currency
     restart = tenant is not None and ended_gap(tenant)
-    if base is not None and not restart and base.settings.currency != plan.currency:
-        raise PermanentError("currency_mismatch", f"plan {plan.code!r} is in {plan.currency}, "
-                             f"the tenant is billed in {base.settings.currency}")
-    if base is not None and not restart and (
-            base.settings.billing_frequency != plan.billing_frequency):
+    if base is not None and not restart and (  # no proration across grids or currencies
+            base.settings.billing_frequency != plan.billing_frequency
+            or base.settings.currency != plan.currency):
         pending, end = await pending_start(store, req.tenant_id, req.at, sub, plan, version,
                                            session)
         await _publish(store, pending, "started", end, req, session)

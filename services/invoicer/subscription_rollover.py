@@ -97,6 +97,8 @@ async def _downgrade(store: InvoicerStore, sub: dict[str, object], end: datetime
     tenant = await store.tenant(tenant_id, session)
     assert tenant is not None
     base = tenant_config(tenant)
+    if base.settings.currency != plan.currency:  # a start in another currency: raw amounts
+        base = base.model_copy(update={"coupon": None, "credits": ()})
     config = plan_config(plan, tenant_id=tenant_id, at=end,
                          event_id=f"subscription-scheduled:{tenant_id}:{end.isoformat()}",
                          actor=base.actor, base=base, billing_email=None, tenant_name=None,

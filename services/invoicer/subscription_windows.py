@@ -127,8 +127,9 @@ async def pending_start(
     version: int, session: AsyncClientSession,
 ) -> tuple[Doc, datetime]:
     """The subscription document of a start at instant `at` on a tenant billed without a
-    subscription on another billing frequency, and the end of the current period: the plan's
-    pricing is scheduled for that end (no proration across grids); the subscription and its
+    subscription on another billing frequency or in another currency, and the end of the
+    current period: the plan's pricing is scheduled for that end (no proration across grids
+    or currencies; another currency drops the coupon and credits then); the subscription and its
     limits start at once (docs/plans.md, "Subscriptions")."""
     end = (await current_period(store, tenant_id, at, session)).end
     dumped = plan.model_dump(mode="json")

@@ -204,3 +204,20 @@ async def test_a_forced_issue_after_the_subscription_ended_is_refused(
             await issue_for_period_end(store, "acme", date(2026, 6, 1), as_of=utc(2026, 6, 2),
                                        forced=Forced("ops", "customer asked"))
         assert len(await list_invoices(store, "acme")) == 1
+
+
+async def test_a_start_in_another_currency_bills_it_from_the_period_end_without_the_coupon(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, EURO)
+        await apply_config(store, config(
+            "acme", occurred_at=utc(2026, 3, 1).isoformat(), effective_from="2026-03-01",
+            coupon={"code": "AcmeForever5", "amount_off": 100, "duration": "forever"}))
+        assert await subscribe(store, "start", utc(2026, 3, 10), "euro") == "started"
+        await run_cycle(store, utc(2026, 5, 2))
+        march, april = await list_invoices(store, "acme")
+        assert (march["currency"], [k for k, _, _ in lines(march)]) == \
+            ("USD", ["flat_fee", "usage", "coupon"])  # no proration across currencies
+        assert (april["currency"], lines(april)) == \
+            ("EUR", [("flat_fee", "Flat fee", 2000), CPU])
