@@ -27,7 +27,7 @@ from contracts.base import utc_now
 from services.common.errors import RetryableError
 from services.invoicer.adapters.ledger import code_redemptions
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
-from services.invoicer.adapters.subscriptions import changes_in, subscription_doc
+from services.invoicer.adapters.subscriptions import changes_in, mark_invoiced, subscription_doc
 from services.invoicer.domain import invoice_id
 from services.invoicer.late_usage import late_usage, usage_by_meter
 from services.invoicer.ledger import Ledger, coupon_in_effect
@@ -113,7 +113,10 @@ async def read_and_price(
     coupon = config.coupon
     uses = ledger.coupon_uses.get(coupon.code, 0) if coupon else 0
     taken = await code_redemptions(store.db, coupon.code, session) if coupon else 0
-    changes = changes_in(await subscription_doc(store.db, tenant_id, session), period)
+    subscription = await subscription_doc(store.db, tenant_id, session)
+    if subscription is not None:  # serialises with the subscription commands
+        await mark_invoiced(store.db, tenant_id, period.end, session)
+    changes = changes_in(subscription, period)
     draft = price_period(config, period, ledger, usage, adjustments, uses, taken,
                          prorations=proration_lines(period, changes),
                          base_fee=changes[0].old_fee if changes else None)

@@ -23,6 +23,7 @@ from contracts.invoices import InvoiceStatus
 from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.signing import verify
+from services.invoicer.adapters.invoice_store import ended_gap
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.adapters.subscriptions import subscribed
 from services.invoicer.domain import (
@@ -34,8 +35,9 @@ from services.invoicer.domain import (
 )
 from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.operator_rules import OperatorCommand
-from services.invoicer.periods import local_date
+from services.invoicer.periods import local_date, local_midnight
 from services.invoicer.records import status_event
+from services.invoicer.subscription_rollover import roll_one
 from services.invoicer.subscriptions import keep_plan_pricing
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,12 @@ async def apply_config(store: InvoicerStore, command: BillingConfigSubmitted) ->
     "Submissions and versions"). The version document records `submitted_at`.
 
     For a tenant with an active subscription, the flat amount, currency, billing frequency and
-    price plan stay the plan's (docs/plans.md, "Subscriptions"); the other fields apply.
+    price plan stay those of the plan in force at the command's instant (docs/plans.md,
+    "Subscriptions"); the other fields apply. What the subscription had scheduled for a
+    period end at or before that instant (a downgrade, an end) is applied first, in the same
+    transaction, as the billing cycle would have. For a tenant whose subscription has ended,
+    billing resumes at the later of that end and 00:00 (tenant zone) of the command's
+    `effective_from`; the gap is not billed.
 
     The same transaction puts `BillingConfigApplied` (the version's contact settings) in the
     outbox for `billing.tenant.v1`, so the notifier's projection follows every version.
@@ -120,8 +127,17 @@ async def _accept(
     current = await store.tenant(command.tenant_id, session)
     if current is not None:
         check_submission_order(tenant_config(current), command)
+        if await roll_one(store, command.tenant_id, command.occurred_at, session):
+            current = await store.tenant(command.tenant_id, session)  # what was due first
         if await subscribed(store.db, command.tenant_id, session):
-            command = keep_plan_pricing(command, tenant_config(current))
+            plan_side = await store.config_in_force(command.tenant_id, command.occurred_at,
+                                                    session)
+            assert plan_side is not None
+            command = keep_plan_pricing(command, plan_side.command)
+        elif current is not None and ended_gap(current):  # resumes after the end
+            start = local_midnight(command.effective_from, command.timezone)
+            await store.tenants.update_one({"_id": command.tenant_id}, {"$set": {
+                "billing_resumes_at": max(current["billing_ends_at"], start)}}, session=session)
     version = int((current or {}).get("version", 0)) + 1
     now = utc_now()
     await store.add_config_version(command, version, now, session)

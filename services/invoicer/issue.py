@@ -6,13 +6,16 @@ An operator names a period by its local end date. The issue is refused, with the
 the tenant generates its invoices automatically (unless forced with a reason; a forced issue is
 audited in `invoicer_audit`: who, when, why); no period of the tenant's chain ends that day;
 that period has not ended at the billing clock; issuing it would overlap an invoiced period or
-leave earlier periods unbilled. Issuing the same period again is not an error: nothing happens.
+leave earlier periods unbilled; the period starts after the end of the tenant's cancelled
+subscription (docs/plans.md, "Subscriptions"). Issuing the same period again is not an
+error: nothing happens.
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from contracts.base import utc_now
+from services.invoicer.adapters.invoice_store import billable
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.cycle import issue_invoice
 from services.invoicer.domain import invoice_id
@@ -98,6 +101,11 @@ async def issue_for_period_end(
         raise IssueRefused(
             f"the period {_label(period)} of {tenant_id!r} overlaps invoice "
             f"{overlapping[0]['invoice_number']}")
+    if not billable(tenant, start, period.start):
+        raise IssueRefused(
+            f"the subscription of {tenant_id!r} ended at {tenant['billing_ends_at'].isoformat()}"
+            f": no period after its end is billed ({_label(period)}); start a subscription or "
+            "submit a configuration to bill again")
     if forced is not None:
         await store.record_forced_issue(invoice_id(tenant_id, period.start_date), forced.actor,
                                         forced.reason, utc_now())

@@ -27,6 +27,7 @@ from contracts.config import Actor
 from contracts.topics import TOPIC_TENANT
 from services.common.errors import Forbidden, PermanentError
 from services.common.signing import verify
+from services.invoicer.adapters.invoice_store import ended_gap
 from services.invoicer.adapters.plans import plan_version
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
 from services.invoicer.adapters.subscriptions import (
@@ -39,7 +40,13 @@ from services.invoicer.adapters.subscriptions import (
 from services.invoicer.metrics import CONFIG_REFUSALS
 from services.invoicer.periods import local_date, local_midnight
 from services.invoicer.subscription_rollover import roll_one
-from services.invoicer.subscription_windows import current_period, limits_event, write_version
+from services.invoicer.subscription_windows import (
+    current_period,
+    first_uninvoiced,
+    limits_event,
+    pending_start,
+    write_version,
+)
 from services.invoicer.subscriptions import (
     ALLOWED_ROLES,
     check_change,
@@ -91,7 +98,7 @@ async def apply_subscription(store: InvoicerStore, command: SubscriptionRequeste
     Actor role `super`, or `tenant` (the signing API lets a tenant sign only for its own
     tenant). Raises, after auditing: `Forbidden`, `PermanentError` with reason
     `plan_unknown`, `already_subscribed`, `not_subscribed`, `currency_mismatch`, `same_plan`,
-    `billing_email_required`, `cancel_scheduled`."""
+    `billing_email_required`, `cancel_scheduled`, `start_scheduled`."""
     request = Request(command.event_id, command.tenant_id, command.action, command.plan_code,
                       command.plan_version, command.occurred_at, command.actor,
                       command.billing_email, command.tenant_name, command.timezone)
@@ -150,15 +157,20 @@ async def _apply(store: InvoicerStore, req: Request, session: AsyncClientSession
     elif req.action == "change":
         outcome = await _change(store, req, _active(sub, req.tenant_id), session)
     else:
-        outcome = await _cancel(store, req, _active(sub, req.tenant_id), session)
+        outcome = await _cancel(store, req, _active(sub, req.tenant_id, pending_ok=True),
+                                session)
     await store.mark_processed(SUBSCRIPTION_CONSUMER, req.event_id, session)
     return outcome
 
 
-def _active(sub: Doc | None, tenant_id: str) -> Doc:
+def _active(sub: Doc | None, tenant_id: str, *, pending_ok: bool = False) -> Doc:
     if sub is None or sub["status"] != "active":
         raise PermanentError("not_subscribed", f"tenant {tenant_id!r} has no active "
                              "subscription")
+    if sub.get("start_pending") and not pending_ok:
+        raise PermanentError("start_scheduled", f"the subscription of tenant {tenant_id!r} "
+                             "starts at the period's end: change it after it started, or "
+                             "cancel it")
     if sub.get("cancel_at_period_end"):
         raise PermanentError("cancel_scheduled", f"the subscription of tenant {tenant_id!r} "
                              "ends at the period's end: subscribe again after it ends")
@@ -184,21 +196,33 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
     tenant = await store.tenant(req.tenant_id, session)
     base = tenant_config(tenant) if tenant is not None else None
     # after a subscription ended nothing is billed until the new start: any currency
-    restart = tenant is not None and isinstance(tenant.get("billing_ends_at"), datetime)
-    if base is not None and not restart and base.settings.currency != plan.currency:
-        raise PermanentError("currency_mismatch", f"plan {plan.code!r} is in {plan.currency}, "
-                             f"the tenant is billed in {base.settings.currency}")
-    config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
+    restart = tenant is not None and ended_gap(tenant)
+    if base is not None and not restart and (  # no proration across grids or currencies
+            base.settings.billing_frequency != plan.billing_frequency
+            or base.settings.currency != plan.currency):
+        pending, end = await pending_start(store, req.tenant_id, req.at, sub, plan, version,
+                                           session)
+        await _publish(store, pending, "started", end, req, session)
+        return "started"
+    at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
+    late = False
+    if base is not None and not restart:  # nothing changes an invoiced period
+        uninvoiced = await first_uninvoiced(store, req.tenant_id, session)
+        late, at = at < uninvoiced, max(at, uninvoiced)
+    if restart:  # billing resumes at the start day's midnight, after the gap
+        assert base is not None
+        resume = local_midnight(local_date(req.at, base.timezone), base.timezone)
+        await store.tenants.update_one({"_id": req.tenant_id}, {
+            "$set": {"billing_resumes_at": resume}}, session=session)
+        at = max(resume, base.occurred_at)  # the new grid cuts the first period
+        if base.settings.currency != plan.currency:  # raw amounts of the old currency
+            base = base.model_copy(update={"coupon": None, "credits": ()})
+    config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=req.billing_email,
                          tenant_name=req.tenant_name, timezone=req.timezone)
-    changes = [] if base is None or restart else [
-        {"at": req.at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
+    changes = [] if base is None or restart or late else [
+        {"at": at, "old_name": PREVIOUS_PRICING, "old_fee": base.settings.flat_rate_amount,
          "new_name": plan.name, "new_fee": plan.flat_amount}]
-    if restart:  # billing resumes at the start day's midnight, after the gap
-        day = local_date(req.at, config.timezone)
-        await store.tenants.update_one({"_id": req.tenant_id}, {
-            "$set": {"billing_resumes_at": local_midnight(day, config.timezone)}},
-            session=session)
     await write_version(store, config, session)
     doc: Doc = {
         "_id": req.tenant_id, "status": "active", "plan": plan.model_dump(mode="json"),
@@ -207,7 +231,7 @@ async def _start(store: InvoicerStore, req: Request, sub: Doc | None,
         "limits_version": int((sub or {}).get("limits_version", 0)),
         "changes": [*(sub or {}).get("changes", []), *changes],
     }
-    await _publish(store, doc, "started", req.at, req, session)
+    await _publish(store, doc, "started", at, req, session, window_at=at)
     return "started"
 
 
@@ -224,15 +248,18 @@ async def _change(store: InvoicerStore, req: Request, sub: Doc,
         return "downgrade_scheduled"
     tenant = await store.tenant(req.tenant_id, session)
     base = tenant_config(tenant) if tenant is not None else None
-    config = plan_config(plan, tenant_id=req.tenant_id, at=req.at, event_id=req.event_id,
+    at = req.at if base is None else max(req.at, base.occurred_at)  # never behind it
+    uninvoiced = await first_uninvoiced(store, req.tenant_id, session)
+    late, at = at < uninvoiced, max(at, uninvoiced)  # nothing changes an invoiced period
+    config = plan_config(plan, tenant_id=req.tenant_id, at=at, event_id=req.event_id,
                          actor=req.actor, base=base, billing_email=None, tenant_name=None,
                          timezone=None)
     await write_version(store, config, session)
-    sub["changes"] = [*sub.get("changes", []), {
-        "at": req.at, "old_name": current.name, "old_fee": current.flat_amount,
-        "new_name": plan.name, "new_fee": plan.flat_amount}]
+    sub["changes"] = [*sub.get("changes", []), *([] if late else [{
+        "at": at, "old_name": current.name, "old_fee": current.flat_amount,
+        "new_name": plan.name, "new_fee": plan.flat_amount}])]
     sub.update(plan=plan.model_dump(mode="json"), plan_version=version, scheduled=None)
-    await _publish(store, sub, "upgraded", req.at, req, session)
+    await _publish(store, sub, "upgraded", at, req, session, window_at=at)
     return "upgraded"
 
 
@@ -252,10 +279,11 @@ async def _period_end(store: InvoicerStore, req: Request, session: AsyncClientSe
 
 
 async def _publish(store: InvoicerStore, sub: Doc, change: str, effective_at: datetime,
-                   req: Request, session: AsyncClientSession) -> None:
-    """Save `sub` with its new limits window and queue `SubscriptionChanged` and
-    `UsageLimitsChanged`."""
-    limits = await limits_event(store, sub, req.at, session)
+                   req: Request, session: AsyncClientSession,
+                   window_at: datetime | None = None) -> None:
+    """Save `sub` with its limits window (the period containing `window_at`, default the
+    command's instant) and queue `SubscriptionChanged` and `UsageLimitsChanged`."""
+    limits = await limits_event(store, sub, window_at or req.at, session)
     plan = Plan.model_validate(sub["plan"])
     scheduled = sub.get("scheduled")
     changed = SubscriptionChanged(

@@ -70,8 +70,8 @@ async def roll_one(store: InvoicerStore, tenant_id: str, as_of: datetime,
             sub.update(status="canceled", ended_at=end, cancel_at_period_end=False)
             change = "ended"
         elif sub.get("scheduled") and sub["scheduled"]["at"] <= end:
+            change = "started" if sub.pop("start_pending", False) else "downgraded"
             await _downgrade(store, sub, end, session)
-            change = "downgraded"
         limits = await limits_event(store, sub, end, session)
         entries: list[tuple[Event, str, str]] = [(limits, TOPIC_TENANT, tenant_id)]
         if change is not None:
@@ -97,6 +97,8 @@ async def _downgrade(store: InvoicerStore, sub: dict[str, object], end: datetime
     tenant = await store.tenant(tenant_id, session)
     assert tenant is not None
     base = tenant_config(tenant)
+    if base.settings.currency != plan.currency:  # a start in another currency: raw amounts
+        base = base.model_copy(update={"coupon": None, "credits": ()})
     config = plan_config(plan, tenant_id=tenant_id, at=end,
                          event_id=f"subscription-scheduled:{tenant_id}:{end.isoformat()}",
                          actor=base.actor, base=base, billing_email=None, tenant_name=None,

@@ -7,7 +7,7 @@ limits of a scheduled change, if any; none when the subscription ends at the cur
 end; no window at all once it has ended). `version` is the subscription's own counter.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -22,16 +22,35 @@ from services.invoicer.periods import Period
 from services.invoicer.subscriptions import plan_config
 from services.invoicer.versions import ConfigVersion, chain_start, iter_chain
 
+_INSTANT = timedelta(microseconds=1)
+
+
+async def first_uninvoiced(
+    store: InvoicerStore, tenant_id: str, session: AsyncClientSession
+) -> datetime:
+    """Where the tenant's first period not yet invoiced starts (after the gap of an ended
+    subscription, where billing resumed)."""
+    versions = await store.config_versions(tenant_id, session)
+    last_end = await store.last_invoiced_end(tenant_id, session)
+    tenant = await store.tenant(tenant_id, session)
+    return resumed(tenant or {}, last_end if last_end is not None else chain_start(versions))
+
 
 async def current_period(
     store: InvoicerStore, tenant_id: str, at: datetime, session: AsyncClientSession,
     extra: ConfigVersion | None = None,
 ) -> Period:
-    """The tenant's period of the chain containing instant `at` (the first uninvoiced one
-    when `at` is before it), with `extra` (a scheduled version not yet written) counted."""
+    """The tenant's period of the chain containing instant `at`, with `extra` (a scheduled
+    version not yet written) counted. When `at` is before the first uninvoiced period: the
+    last invoiced period when it contains `at` (a late command: its successor is not
+    invoiced yet), else the first uninvoiced one (docs/plans.md, "Late commands")."""
     versions = await store.config_versions(tenant_id, session)
     versions += [extra] if extra is not None else []
     last_end = await store.last_invoiced_end(tenant_id, session)
+    if last_end is not None and at < last_end:
+        found = await store.invoices_overlapping(tenant_id, at, at + _INSTANT, session)
+        if found and found[0]["period_end"] == last_end:
+            return next(iter_chain(versions, found[0]["period_start"]))
     start = last_end if last_end is not None else chain_start(versions)
     tenant = await store.tenant(tenant_id, session)
     start = resumed(tenant or {}, start)
@@ -101,3 +120,24 @@ async def limits_event(
     return UsageLimitsChanged(
         event_id=f"usage-limits:{tenant_id}:{sub['limits_version']}", occurred_at=at,
         tenant_id=tenant_id, version=sub["limits_version"], windows=tuple(windows))
+
+
+async def pending_start(
+    store: InvoicerStore, tenant_id: str, at: datetime, sub: Doc | None, plan: Plan,
+    version: int, session: AsyncClientSession,
+) -> tuple[Doc, datetime]:
+    """The subscription document of a start at instant `at` on a tenant billed without a
+    subscription on another billing frequency or in another currency, and the end of the
+    current period: the plan's pricing is scheduled for that end (no proration across grids
+    or currencies; another currency drops the coupon and credits then); the subscription and its
+    limits start at once (docs/plans.md, "Subscriptions")."""
+    end = (await current_period(store, tenant_id, at, session)).end
+    dumped = plan.model_dump(mode="json")
+    doc: Doc = {
+        "_id": tenant_id, "status": "active", "plan": dumped, "plan_version": version,
+        "started_at": at, "cancel_at_period_end": False, "start_pending": True,
+        "scheduled": {"plan": dumped, "plan_version": version, "at": end}, "ended_at": None,
+        "limits_version": int((sub or {}).get("limits_version", 0)),
+        "changes": list((sub or {}).get("changes", [])),
+    }
+    return doc, end

@@ -27,7 +27,8 @@ from services.invoicer.pricing import Line
 
 #: Refusal reasons of subscription commands (audit and dead letter).
 REASONS = ("forbidden", "plan_unknown", "already_subscribed", "not_subscribed",
-           "currency_mismatch", "same_plan", "billing_email_required", "cancel_scheduled")
+           "currency_mismatch", "same_plan", "billing_email_required", "cancel_scheduled",
+           "start_scheduled")
 ALLOWED_ROLES = frozenset({"super", "tenant"})
 #: New tenants' defaults (docs/plans.md, "Subscriptions").
 DEFAULT_PAYMENT_DUE_DAYS = 14
@@ -160,7 +161,8 @@ def keep_plan_pricing(
     command: BillingConfigSubmitted, current: BillingConfigSubmitted
 ) -> BillingConfigSubmitted:
     """An operator's configuration for a subscribed tenant: `command` with the pricing fields
-    (flat amount, currency, billing frequency, price plan) of `current`, the plan's."""
+    (flat amount, currency, billing frequency, price plan) of `current`, the version in force
+    at the command's instant (the plan's; a downgrade already in force included)."""
     settings = command.settings.model_copy(update={
         "flat_rate_amount": current.settings.flat_rate_amount,
         "currency": current.settings.currency,

@@ -12,7 +12,7 @@ from services.common.settings import CommonSettings
 from services.common.signing import sign
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.adapters.subscriptions import subscription_of
-from services.invoicer.api import subscription_outcome
+from services.invoicer.api import current_config, subscription_outcome
 from services.invoicer.handlers import apply_config
 from services.invoicer.names import OUTBOX
 from services.invoicer.subscription_handlers import apply_signed_subscription, apply_subscription
@@ -109,13 +109,17 @@ async def test_each_refusal_is_audited_with_its_reason(common_settings: CommonSe
             "starter", True)
 
 
-async def test_a_start_in_another_currency_than_the_tenants_configuration_is_refused(
+async def test_a_start_in_another_currency_than_the_tenants_configuration_waits_for_the_end(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
         await add_plans(store, plan("euro", 5000, "0.10", currency="EUR"))
-        await apply_config(store, config("acme", occurred_at=utc(2026, 3, 1).isoformat()))
-        assert await refused(store, "start", "euro") == "currency_mismatch"
+        await apply_config(store, config("acme", occurred_at=utc(2026, 3, 1).isoformat(),
+                                         effective_from="2026-03-01"))
+        assert await subscribe(store, "start", utc(2026, 3, 10), "euro") == "started"
+        assert (await current_config(store.db, "acme")).settings.currency == "USD"
+        view = await subscription_of(store.db, "acme")
+        assert view is not None and view.scheduled_at == utc(2026, 4, 1)
 
 
 async def test_an_unsigned_or_badly_signed_command_is_refused_as_forbidden(

@@ -158,6 +158,13 @@ def _gap(tenant: Doc) -> tuple[datetime | None, datetime | None]:
     return ends, resumes
 
 
+def ended_gap(tenant: Doc) -> bool:
+    """Whether the tenant's billing stopped at the end of a cancelled subscription
+    (`billing_ends_at`) and has not resumed since (no `billing_resumes_at` at or after it)."""
+    ends, resumes = _gap(tenant)
+    return ends is not None and resumes is None
+
+
 def resumed(tenant: Doc, start: datetime) -> datetime:
     """`start`, or, when the chain is invoiced up to the end of a subscription that ended
     (`billing_ends_at`) and a new one started later, where billing resumes

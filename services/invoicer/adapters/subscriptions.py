@@ -7,7 +7,9 @@
                             ({plan, plan_version, at} of a change waiting for the period's
                             end, or None), `ended_at`, `limits_version` (the counter of
                             `UsageLimitsChanged`), `changes` (immediate plan changes:
-                            {at, old_name, old_fee, new_name, new_fee}, for proration)
+                            {at, old_name, old_fee, new_name, new_fee}, for proration),
+                            `invoiced_through` (the end of the last period invoiced, written
+                            by each issuing transaction)
 
 Every write happens in the caller's transaction, with the configuration version, the outbox
 entries and the processed-event record of the command that caused it.
@@ -88,6 +90,17 @@ async def subscriptions_to_roll(db: AsyncDatabase[Doc], as_of: datetime) -> list
     docs = db[SUBSCRIPTIONS].find({"status": "active", "period_end": {"$lte": as_of}},
                                   projection={"_id": 1}).sort("_id", 1)
     return [d["_id"] async for d in docs]
+
+
+async def mark_invoiced(
+    db: AsyncDatabase[Doc], tenant_id: str, end: datetime, session: AsyncClientSession
+) -> None:
+    """In the issuing transaction of a period ending at `end`: raise the subscription's
+    `invoiced_through` to `end` (nothing for a tenant that never subscribed). Writing the
+    document the subscription commands write makes the two transactions conflict, so a
+    command committing while a period is issued is retried and sees the invoice."""
+    await db[SUBSCRIPTIONS].update_one({"_id": tenant_id},
+                                       {"$max": {"invoiced_through": end}}, session=session)
 
 
 def changes_in(doc: Doc | None, period: Period) -> list[PlanChange]:
