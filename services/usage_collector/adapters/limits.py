@@ -211,11 +211,13 @@ async def update_counters(
     for cid, (tenant, meter, i) in ids.items():
         w = windows[tenant][i]
         doc = stored.get(cid)
-        if doc is None or doc.get("aggregation") not in _INCREMENTAL:
+        aggregation = deltas[(tenant, meter, i)][0].aggregation
+        if (doc is None or aggregation not in _INCREMENTAL
+                or doc.get("aggregation") != aggregation):
+            # new, not incremental, or a counter a limits update made before the first
+            # events told a custom meter's aggregation: read the window's buckets
             doc = await counter_from_buckets(db, s, tenant, meter, w, doc)
         else:
-            if not doc["count"]:  # the first events tell a custom meter's aggregation
-                doc["aggregation"] = deltas[(tenant, meter, i)][0].aggregation
             for sample in deltas[(tenant, meter, i)]:
                 doc["sum"] = exact_add(doc["sum"], sample.quantity)
                 doc["count"] += 1
