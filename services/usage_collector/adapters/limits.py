@@ -2,7 +2,8 @@
 
 - The tenant's usage sequence document (`usage_sequences`, `_id` tenant id) also holds the
   limits the invoicer last published: `limits_version` (int) and `windows` (list of
-  `{"start", "end", "limits": [{"meter", "limit": Decimal128, "hard"}]}`). A batch
+  `{"start", "end", "limits": [{"meter", "limit": Decimal128, "hard"}]}`, the published ones
+  after the windows that ended less than `LATE_USAGE` ago, kept for late usage). A batch
   transaction already reads and increments that document, and a limits update rewrites it:
   the two conflict and one of them retries, so no batch misses a window that a concurrent
   update added.
@@ -52,6 +53,10 @@ _READ_CHUNK = 100
 #: Aggregations a counter keeps up to date from its running sum, count and max; the others
 #: (`latest`, `unique_count`) are read again from the window's buckets in each transaction.
 _INCREMENTAL = ("sum", "count", "max", "avg")
+#: How long after its end a limits update keeps a window (and its counter) beside the
+#: announced ones, so usage timestamped in it that arrives late (a lagging consumer at a
+#: period's rollover) still counts toward its limit; the first update after that drops it.
+LATE_USAGE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,8 @@ async def update_counters(
     batch transaction `s` (after its buckets are written), and write the thresholds they
     reach to the outbox. A sample counts in the window containing its quarter-hour's start
     (as the buckets are read). One counter read and one write per (tenant, meter, window)
-    touched. Returns the thresholds announced (percentages, for the metrics)."""
+    touched (a window that ended, while the limits updates keep it, still takes late usage).
+    Returns the thresholds announced (percentages, for the metrics)."""
     deltas: dict[tuple[str, str, int], list[Sample]] = {}
     for sample in samples:
         tenant, meter, _, hour = sample.key
@@ -211,11 +217,13 @@ async def update_counters(
     for cid, (tenant, meter, i) in ids.items():
         w = windows[tenant][i]
         doc = stored.get(cid)
-        if doc is None or doc.get("aggregation") not in _INCREMENTAL:
+        aggregation = deltas[(tenant, meter, i)][0].aggregation
+        if (doc is None or aggregation not in _INCREMENTAL
+                or doc.get("aggregation") != aggregation):
+            # new, not incremental, or a counter a limits update made before the first
+            # events told a custom meter's aggregation: read the window's buckets
             doc = await counter_from_buckets(db, s, tenant, meter, w, doc)
         else:
-            if not doc["count"]:  # the first events tell a custom meter's aggregation
-                doc["aggregation"] = deltas[(tenant, meter, i)][0].aggregation
             for sample in deltas[(tenant, meter, i)]:
                 doc["sum"] = exact_add(doc["sum"], sample.quantity)
                 doc["count"] += 1

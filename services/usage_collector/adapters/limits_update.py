@@ -17,6 +17,7 @@ from contracts.plans import UsageLimitsChanged
 from services.common.mongo_errors import mongo_unavailable
 from services.usage_collector.adapters.limits import (
     COUNTERS,
+    LATE_USAGE,
     Alerts,
     counter_from_buckets,
     counter_id,
@@ -35,6 +36,19 @@ def _window_docs(event: UsageLimitsChanged) -> list[dict[str, Any]]:
                         for lim in w.limits]} for w in event.windows]
 
 
+def ended_windows(
+    stored: list[dict[str, Any]], announced: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """The stored window documents to keep beside the `announced` ones: those that ended
+    (end <= `now`) less than `LATE_USAGE` ago and overlap no announced window, so usage that
+    arrives after a period's rollover still counts toward that period (docs/limits.md)."""
+    def overlaps(w: dict[str, Any]) -> bool:
+        return any(w["start"] < a["end"] and a["start"] < w["end"] for a in announced)
+
+    return [w for w in stored
+            if w["end"] <= now < w["end"] + LATE_USAGE and not overlaps(w)]
+
+
 async def write_limits(
     db: AsyncDatabase[dict[str, Any]], s: AsyncClientSession, event: UsageLimitsChanged,
     now: datetime,
@@ -42,20 +56,24 @@ async def write_limits(
     """Store `event`'s windows on the tenant's usage sequence document inside transaction
     `s`, and bring the tenant's counters in line with them: each (window, limit) counter
     recomputed from the buckets (the limit may be new or changed), counters of limits no
-    longer announced deleted, thresholds already reached announced. None when the stored
-    `limits_version` is already >= `event.version` (a redelivery or an older message:
-    nothing changes); else the thresholds announced."""
+    longer announced deleted, thresholds already reached announced. Stored windows that
+    ended less than `LATE_USAGE` before `now` stay, with their counters (`ended_windows`).
+    None when the stored `limits_version` is already >= `event.version` (a redelivery or an
+    older message: nothing changes); else the thresholds announced."""
     seq = await db[SEQUENCES].find_one({"_id": event.tenant_id}, session=s)
     if seq is not None and int(seq.get("limits_version", 0)) >= event.version:
         return None
     docs = _window_docs(event)
+    kept = ended_windows(list((seq or {}).get("windows") or ()), docs, now)
     await db[SEQUENCES].update_one(
         {"_id": event.tenant_id},
-        {"$set": {"limits_version": event.version, "windows": docs},
+        {"$set": {"limits_version": event.version, "windows": kept + docs},
          "$setOnInsert": {"seq": 0}}, upsert=True, session=s)
     stored = {d["_id"]: d async for d in db[COUNTERS].find({"tenant_id": event.tenant_id},
                                                            session=s)}
-    alerts, keep = Alerts(), set()
+    alerts = Alerts()
+    keep = {counter_id(event.tenant_id, meter, w.start)
+            for w in windows_of({"windows": kept}) for meter in w.limits}
     ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
     for w in windows_of({"windows": docs}):
         for meter in w.limits:
