@@ -119,6 +119,8 @@ async def test_each_refusal_answers_its_status_and_code(
     assert unknown.status_code == 404
     old = await subscribe(api, who, action="start", plan_code="pro", plan_version=2)
     assert old.status_code == 404
+    huge = await subscribe(api, who, action="start", plan_code="pro", plan_version=10 ** 30)
+    assert huge.status_code == 422
     for action in ("change", "cancel"):
         body = {"action": action} | ({"plan_code": "pro"} if action == "change" else {})
         answer = await subscribe(api, who, **body)

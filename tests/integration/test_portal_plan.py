@@ -106,6 +106,35 @@ async def test_plan_cards_show_price_limits_and_select_plan_opens_the_checkout(
     assert "no subscription was started" in text_of(cancelled.text, "checkout-message")
 
 
+async def test_a_crafted_plan_version_is_refused_on_the_page(
+    api: ApiHarness, fake: FakePayments, catalog: None
+) -> None:
+    fake.customers["acme"] = _customer()
+    acme = await browser(api)
+    token = csrf_of((await acme.get("/portal/tenants/acme/plan")).text)
+    for version in ("\u00b2", "\u0661", "9" * 5000, "99999999999999999999", "-1", "1.0"):
+        chosen = await acme.post("/portal/tenants/acme/plan/select", data={
+            "csrf_token": token, "plan_code": "pro", "plan_version": version,
+            "action": "start"})
+        assert (chosen.status_code, chosen.headers["location"]) == (
+            303, "/portal/tenants/acme/plan"), version[:5]
+        shown = await acme.get("/portal/tenants/acme/plan")
+        assert text_of(shown.text, "flash") == (
+            "That did not work: choose a plan from the list."), version[:5]
+    assert fake.checkouts == []
+
+
+async def test_a_country_that_upper_cases_to_a_code_is_refused(
+    api: ApiHarness, fake: FakePayments
+) -> None:
+    acme = await browser(api)
+    token = csrf_of((await acme.get("/portal/tenants/acme/plan")).text)
+    bad = await acme.post("/portal/tenants/acme/plan/customer",
+                          data={**FORM, "csrf_token": token, "country": "\u00df"})
+    assert bad.status_code == 422 and fake.customers == {}
+    assert "two-letter ISO code" in text_of(bad.text, "billing-details")
+
+
 async def test_an_active_subscription_offers_switches_and_cancel(
     api: ApiHarness, fake: FakePayments, catalog: None
 ) -> None:

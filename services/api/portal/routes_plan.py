@@ -9,6 +9,7 @@ link sessions and viewers see the page without forms (`PortalSession.can_pay`). 
 the page answers 303 (redirect after POST) with a one-time message.
 """
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -38,6 +39,9 @@ FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("country", "Country (two-letter code, e.g. DE)", "text", "country"),
     ("tax_id", "Tax id (optional)", "text", "off"),
 )
+#: A plan version as the select-plan form posts it: 1 to 9 ASCII digits (`isdigit` would
+#: also take "²" or other scripts' digits, which `int` then refuses).
+VERSION = re.compile(r"[0-9]{1,9}")
 MESSAGES = {
     "saved": "Billing details saved.",
     "start": "Subscription to {plan} requested. It shows here in a moment.",
@@ -122,8 +126,6 @@ async def save_customer(request: Request, session: CsrfChecked, tenant_id: str) 
     form = await request.form()
     values = {name: str(form.get(name) or "").strip() for name, *_ in FIELDS}
     given = {k: v for k, v in values.items() if v}
-    if "country" in given:
-        given["country"] = given["country"].upper()
     try:
         details = BillingCustomerDetails.model_validate(given)
     except ValidationError as exc:
@@ -168,9 +170,11 @@ async def select_plan(request: Request, session: CsrfChecked, tenant_id: str) ->
     action = "change" if form.get("action") == "change" else "start"
     code = str(form.get("plan_code") or "")
     version_text = str(form.get("plan_version") or "")
+    if version_text and not VERSION.fullmatch(version_text):
+        return await _choose_again(request, session, tenant_id)
     return await _submit(request, session, tenant_id, {
         "action": action, "plan_code": code,
-        "plan_version": int(version_text) if version_text.isdigit() else None})
+        "plan_version": int(version_text) if version_text else None})
 
 
 @router.post(f"{PREFIX}/tenants/{{tenant_id}}/plan/cancel")
@@ -180,14 +184,19 @@ async def cancel_plan(request: Request, session: CsrfChecked, tenant_id: str) ->
     return await _submit(request, session, tenant_id, {"action": "cancel"})
 
 
+async def _choose_again(request: Request, session: PortalSession, tenant_id: str) -> Response:
+    """303 back to the Plan page saying to choose a plan from the list (a crafted form)."""
+    await flash(request, session, "error", MESSAGES["refused"].format(
+        reason="choose a plan from the list"))
+    return RedirectResponse(plan_path(tenant_id), status_code=303)
+
+
 async def _submit(request: Request, session: PortalSession, tenant_id: str,
                   body: dict[str, object]) -> Response:
     try:
         parsed = api.SubscriptionBody.model_validate(body)
     except ValidationError:
-        await flash(request, session, "error", MESSAGES["refused"].format(
-            reason="choose a plan from the list"))
-        return RedirectResponse(plan_path(tenant_id), status_code=303)
+        return await _choose_again(request, session, tenant_id)
     try:
         outcome = await api.post_subscription(context(request), request, session.principal,
                                               tenant_id, parsed)

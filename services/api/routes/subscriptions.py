@@ -37,6 +37,8 @@ SuperOrTenant = Annotated[Principal, Depends(allow("super", "tenant"))]
 Reader = Annotated[Principal, Depends(allow("super", "viewer", "tenant"))]
 #: Refusals of the payments service, as HTTP statuses.
 REFUSALS = {"no_billing_customer": 409, "stripe_rejected": 502}
+#: The largest plan version a request may name (9 digits; versions count from 1).
+MAX_PLAN_VERSION = 999_999_999
 TITLES = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Content", 502: "Bad Gateway"}
 
 
@@ -78,7 +80,7 @@ class SubscriptionBody(BaseModel):
 
     action: Literal["start", "change", "cancel"]
     plan_code: str | None = Field(default=None, min_length=1, max_length=64)
-    plan_version: int | None = Field(default=None, ge=1)
+    plan_version: int | None = Field(default=None, ge=1, le=MAX_PLAN_VERSION)
     success_url: str | None = Field(default=None, max_length=2000)
     cancel_url: str | None = Field(default=None, max_length=2000)
 
