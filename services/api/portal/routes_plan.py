@@ -10,12 +10,14 @@ the page answers 303 (redirect after POST) with a one-time message.
 """
 
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from contracts.base import utc_now
 from services.api.auth import check_tenant
 from services.api.portal import plan_views as views
 from services.api.portal.formatting import date_in, locale_of
@@ -42,6 +44,8 @@ FIELDS: tuple[tuple[str, str, str, str], ...] = (
 #: A plan version as the select-plan form posts it: 1 to 9 ASCII digits (`isdigit` would
 #: also take "²" or other scripts' digits, which `int` then refuses).
 VERSION = re.compile(r"[0-9]{1,9}")
+#: When the browser came back from Checkout, as the reload carries it (Unix seconds).
+SINCE = re.compile(r"[0-9]{1,12}")
 MESSAGES = {
     "saved": "Billing details saved.",
     "start": "Subscription to {plan} requested. It shows here in a moment.",
@@ -59,7 +63,8 @@ def plan_path(tenant_id: str) -> str:
 
 async def _page(request: Request, session: PortalSession, tenant_id: str, *,
                 values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-                checkout: str | None = None, status_code: int = 200) -> Response:
+                checkout: str | None = None, since: str | None = None,
+                status_code: int = 200) -> Response:
     ctx = context(request)
     check_tenant(session.principal, tenant_id)
     config = await invoicer.current_config(ctx.db, tenant_id)
@@ -85,6 +90,13 @@ async def _page(request: Request, session: PortalSession, tenant_id: str, *,
     waits = state is not None and (state.cancel_at_period_end or bool(state.scheduled_plan_code))
     plans = [(p.version, p.plan) for p in await invoicer.list_plans(ctx.db)]
     cards = views.plan_cards(plans, current, period_end, locale, can_change=not waits)
+    wait, refresh_url = None, None
+    if checkout == "returned" and not active:
+        now = int(utc_now().timestamp())
+        back = min(int(since), now) if since and SINCE.fullmatch(since) else now
+        wait = views.checkout_wait(timedelta(seconds=now - back),
+                                   pending=bool(state and state.pending_checkout_plan))
+        refresh_url = f"{plan_path(tenant_id)}?checkout=returned&since={back}"
     shown = values if values is not None else (
         {k: v for k, v in customer.model_dump().items() if v is not None} if customer else {})
     return render(
@@ -96,19 +108,23 @@ async def _page(request: Request, session: PortalSession, tenant_id: str, *,
                                  locale) if state else None,
         scheduled_at=date_in(state.scheduled_at, zone, locale)
         if state and state.scheduled_at else None,
-        can_edit=session.can_pay, checkout=checkout,
-        refresh=checkout == "returned" and not active)
+        can_edit=session.can_pay, checkout=checkout, wait=wait,
+        refresh_url=refresh_url if wait == "refresh" else None)
 
 
 @router.get(f"{PREFIX}/tenants/{{tenant_id}}/plan")
 async def plan_page(
     request: Request, session: Session, tenant_id: str,
     checkout: Annotated[Literal["returned", "cancelled"] | None, Query()] = None,
+    since: Annotated[str | None, Query()] = None,
 ) -> Response:
     """The Plan page. `checkout` is where Stripe's hosted page sent the browser back: after
-    `returned` the page reloads itself every 3 s until the subscription is active (Stripe's
-    webhook starts it, not the browser's return)."""
-    return await _page(request, session, tenant_id, checkout=checkout)
+    `returned` the page reloads itself every 3 s while the subscription Checkout is pending
+    (Stripe's webhook starts the subscription, not the browser's return), for at most 2
+    minutes from the return (`since`, Unix seconds, carried by the reload; unreadable or in
+    the future: now), then says the confirmation has not arrived yet
+    (`plan_views.checkout_wait`)."""
+    return await _page(request, session, tenant_id, checkout=checkout, since=since)
 
 
 def _may_change(session: PortalSession) -> None:
