@@ -98,7 +98,9 @@ async def apply_subscription(store: InvoicerStore, command: SubscriptionRequeste
     Actor role `super`, or `tenant` (the signing API lets a tenant sign only for its own
     tenant). Raises, after auditing: `Forbidden`, `PermanentError` with reason
     `plan_unknown`, `already_subscribed`, `not_subscribed`, `currency_mismatch`, `same_plan`,
-    `billing_email_required`, `cancel_scheduled`, `start_scheduled`."""
+    `billing_email_required`, `cancel_scheduled`, `start_scheduled`,
+    `plan_version_not_current` (actor role `tenant` naming a version other than the plan's
+    newest)."""
     request = Request(command.event_id, command.tenant_id, command.action, command.plan_code,
                       command.plan_version, command.occurred_at, command.actor,
                       command.billing_email, command.tenant_name, command.timezone)
@@ -184,6 +186,12 @@ async def _plan(store: InvoicerStore, req: Request, session: AsyncClientSession
     if found is None:
         which = f" version {req.plan_version}" if req.plan_version else ""
         raise PermanentError("plan_unknown", f"no plan {req.plan_code!r}{which}")
+    if req.actor.role == "tenant" and req.plan_version is not None:
+        newest = await plan_version(store.db, req.plan_code, None, session)
+        if newest is not None and newest.version != found.version:
+            raise PermanentError("plan_version_not_current", f"a tenant may choose only the "
+                                 f"newest version of plan {req.plan_code!r} "
+                                 f"({newest.version}), not {found.version}")
     return found.plan, found.version
 
 

@@ -28,7 +28,7 @@ from services.invoicer.pricing import Line
 #: Refusal reasons of subscription commands (audit and dead letter).
 REASONS = ("forbidden", "plan_unknown", "already_subscribed", "not_subscribed",
            "currency_mismatch", "same_plan", "billing_email_required", "cancel_scheduled",
-           "start_scheduled")
+           "start_scheduled", "plan_version_not_current")
 ALLOWED_ROLES = frozenset({"super", "tenant"})
 #: New tenants' defaults (docs/plans.md, "Subscriptions").
 DEFAULT_PAYMENT_DUE_DAYS = 14

@@ -38,7 +38,8 @@ class BillingCustomerDetails(BaseModel):
     @field_validator("country", mode="before")
     @classmethod
     def _country_upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+        # ASCII only: "ß".upper() is "SS", a code the tenant never typed
+        return value.upper() if isinstance(value, str) and value.isascii() else value
 
 
 def from_customer(customer: Customer | None) -> BillingCustomerDetails | None:

@@ -119,6 +119,8 @@ async def test_each_refusal_answers_its_status_and_code(
     assert unknown.status_code == 404
     old = await subscribe(api, who, action="start", plan_code="pro", plan_version=2)
     assert old.status_code == 404
+    huge = await subscribe(api, who, action="start", plan_code="pro", plan_version=10 ** 30)
+    assert huge.status_code == 422
     for action in ("change", "cancel"):
         body = {"action": action} | ({"plan_code": "pro"} if action == "change" else {})
         answer = await subscribe(api, who, **body)
@@ -141,6 +143,26 @@ async def test_each_refusal_answers_its_status_and_code(
     assert viewer.status_code == 403
     assert await api.ctx.db["api_audit"].count_documents(
         {"action": {"$regex": "^subscription"}}) == 0
+
+
+async def test_a_tenant_gets_the_newest_plan_version_and_only_super_names_another(
+    api: ApiHarness, fake: FakePayments
+) -> None:
+    await add_plans(api.ctx.client, api.ctx.db, plan("starter", 1900), plan("starter", 2900))
+    who = await headers(api)
+    fake.customers["acme"] = _details()
+    fake.cards["acme"] = ("visa", "4242", "card visa 4242")
+    old = await subscribe(api, who, action="start", plan_code="starter", plan_version=1)
+    assert (old.status_code, old.json()["code"]) == (409, "plan_version_not_current")
+    newest = await subscribe(api, who, action="start", plan_code="starter", plan_version=2)
+    assert newest.status_code == 202, newest.text
+    fake.subscribe("acme", "starter", version=2)
+    back = await subscribe(api, who, action="change", plan_code="starter", plan_version=1)
+    assert (back.status_code, back.json()["code"]) == (409, "plan_version_not_current")
+    operator = api.auth(await api.key("super"))
+    migrated = await subscribe(api, operator, action="change", plan_code="starter",
+                               plan_version=1)
+    assert migrated.status_code == 202, migrated.text
 
 
 async def test_a_change_and_a_cancel_are_submitted_for_an_active_subscription(

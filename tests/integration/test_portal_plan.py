@@ -5,6 +5,7 @@ read-only link sessions and tenant isolation. The payments service's operations 
 in-memory stand-in (`subscribe_support.FakePayments`)."""
 
 import re
+import time
 
 import httpx
 import pytest
@@ -101,9 +102,62 @@ async def test_plan_cards_show_price_limits_and_select_plan_opens_the_checkout(
     returned = await acme.get("/portal/tenants/acme/plan?checkout=returned")
     assert "Waiting for Stripe to confirm your card" in text_of(
         returned.text, "subscription-pending")
-    assert '<meta http-equiv="refresh" content="3">' in returned.text
+    assert re.search(r'<meta http-equiv="refresh" content="3; url=/portal/tenants/acme/plan'
+                     r'\?checkout=returned&amp;since=\d+">', returned.text)
     cancelled = await acme.get("/portal/tenants/acme/plan?checkout=cancelled")
     assert "no subscription was started" in text_of(cancelled.text, "checkout-message")
+
+
+async def test_a_crafted_plan_version_is_refused_on_the_page(
+    api: ApiHarness, fake: FakePayments, catalog: None
+) -> None:
+    fake.customers["acme"] = _customer()
+    acme = await browser(api)
+    token = csrf_of((await acme.get("/portal/tenants/acme/plan")).text)
+    for version in ("\u00b2", "\u0661", "9" * 5000, "99999999999999999999", "-1", "1.0"):
+        chosen = await acme.post("/portal/tenants/acme/plan/select", data={
+            "csrf_token": token, "plan_code": "pro", "plan_version": version,
+            "action": "start"})
+        assert (chosen.status_code, chosen.headers["location"]) == (
+            303, "/portal/tenants/acme/plan"), version[:5]
+        shown = await acme.get("/portal/tenants/acme/plan")
+        assert text_of(shown.text, "flash") == (
+            "That did not work: choose a plan from the list."), version[:5]
+    assert fake.checkouts == []
+
+
+async def test_a_country_that_upper_cases_to_a_code_is_refused(
+    api: ApiHarness, fake: FakePayments
+) -> None:
+    acme = await browser(api)
+    token = csrf_of((await acme.get("/portal/tenants/acme/plan")).text)
+    bad = await acme.post("/portal/tenants/acme/plan/customer",
+                          data={**FORM, "csrf_token": token, "country": "\u00df"})
+    assert bad.status_code == 422 and fake.customers == {}
+    assert "two-letter ISO code" in text_of(bad.text, "billing-details")
+
+
+async def test_the_page_stops_refreshing_when_stripe_never_confirms(
+    api: ApiHarness, fake: FakePayments, catalog: None
+) -> None:
+    fake.customers["acme"] = _customer()
+    acme = await browser(api)
+    now = int(time.time())
+    waiting = "/portal/tenants/acme/plan?checkout=returned&since="
+    fake.pending["acme"] = "pro"
+    pending = await acme.get(f"{waiting}{now - 60}")
+    assert f'url={waiting.replace("&", "&amp;")}{now - 60}"' in pending.text
+    assert "This page updates when it does" in text_of(pending.text, "subscription-pending")
+    late = await acme.get(f"{waiting}{now - 121}")
+    assert 'http-equiv="refresh"' not in late.text
+    assert "has not arrived yet" in text_of(late.text, "subscription-pending")
+    del fake.pending["acme"]  # expired, or the return URL opened again
+    gone = await acme.get(f"{waiting}{now - 60}")
+    assert 'http-equiv="refresh"' not in gone.text
+    assert text_of(gone.text, "subscription-none") == "No subscription yet."
+    for since in ("soon", "9" * 40, str(now + 3600)):  # unreadable or future: from now
+        again = await acme.get(f"{waiting}{since}")
+        assert again.status_code == 200 and 'http-equiv="refresh"' in again.text
 
 
 async def test_an_active_subscription_offers_switches_and_cancel(

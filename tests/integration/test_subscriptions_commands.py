@@ -109,6 +109,24 @@ async def test_each_refusal_is_audited_with_its_reason(common_settings: CommonSe
             "starter", True)
 
 
+async def test_only_super_may_name_a_plan_version_that_is_not_the_newest(
+    common_settings: CommonSettings,
+) -> None:
+    async with open_store(common_settings) as store:
+        await add_plans(store, STARTER, PRO, plan("starter", 2000, "0.20"))
+        assert await refused(store, "start", "starter", plan_version=1) == (
+            "plan_version_not_current")
+        assert await subscribe(store, "start", utc(2026, 4, 1), "starter",
+                               plan_version=2) == "started"
+        assert await refused(store, "change", "starter", plan_version=1) == (
+            "plan_version_not_current")
+        operator = {"user_id": "admin", "role": "super"}
+        assert await subscribe(store, "change", utc(2026, 4, 2), "starter", plan_version=1,
+                               actor=operator) is not None
+        _, _, view = await state(store)
+        assert view is not None and view.scheduled_plan_code == "starter"
+
+
 async def test_a_start_in_another_currency_than_the_tenants_configuration_waits_for_the_end(
     common_settings: CommonSettings,
 ) -> None:

@@ -63,11 +63,26 @@ def test_amounts_convert_exactly_and_empty_rows_are_skipped() -> None:
     ({"name": ""}, "name"),
     ({"charges": "{}"}, "charges"),
     ({"charges": '[{"meter": "x", "model": "graduated"}]'}, "charges"),
+    ({"flat_amount": "\u0661\u0662"}, "flat_amount"),  # Arabic-Indic digits
+    ({"flat_amount": "1e999999999"}, "flat_amount"),
+    ({"flat_amount": "9" * 5000}, "flat_amount"),
+    ({"flat_amount": "-1"}, "flat_amount"),
+    ({"charges": "[" + "1" * 5000 + "]"}, "charges"),
+    ({"charges": "[" * 100_000 + "]" * 100_000}, "charges"),
+    ({"charges": "[" * 500 + "]" * 500}, "charges"),
 ])
 def test_each_wrong_field_gets_its_message(change: dict[str, str], field: str) -> None:
     values = {**blank(), "code": "team", "name": "Team", "flat_amount": "1", **change}
     body, errors = parse(submitted(posted(values)))
     assert body is None and list(errors) == [field], errors
+
+
+@pytest.mark.parametrize("limit", ["1e999999", "\u00b2", "9" * 5000, "-5", "0"])
+def test_a_limit_in_anything_but_plain_digits_is_refused(limit: str) -> None:
+    values = {**blank(), "code": "team", "name": "Team", "flat_amount": "1"}
+    values["limits"][0] = {"meter": "computations", "limit": limit, "hard": True}
+    body, errors = parse(submitted(posted(values)))
+    assert body is None and list(errors) == ["limits"], errors
 
 
 def test_a_wrong_currency_does_not_also_blame_the_amount() -> None:

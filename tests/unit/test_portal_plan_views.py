@@ -2,8 +2,16 @@
 switch each plan offers (docs/plans.md: upgrade now, other changes at the period's end,
 another currency refused)."""
 
+from datetime import timedelta
+
 from contracts.plans import Plan, PlanLimit
-from services.api.portal.plan_views import is_upgrade, limit_texts, plan_cards, price_text
+from services.api.portal.plan_views import (
+    checkout_wait,
+    is_upgrade,
+    limit_texts,
+    plan_cards,
+    price_text,
+)
 
 
 def plan(code: str, flat: int, currency: str = "USD", frequency: str = "monthly",
@@ -55,3 +63,13 @@ def test_a_newer_version_of_the_current_plan_is_a_switch() -> None:
     starter_v2 = plan("starter", 2900)
     [card] = plan_cards([(2, starter_v2)], (1, plan("starter", 1900)), None, "en_US")
     assert card.offer == "upgrade" and card.version == 2
+
+
+def test_after_the_checkout_the_page_refreshes_only_while_it_waits_for_stripe() -> None:
+    seconds = timedelta(seconds=1)
+    assert checkout_wait(0 * seconds, pending=True) == "refresh"
+    assert checkout_wait(119 * seconds, pending=True) == "refresh"
+    assert checkout_wait(120 * seconds, pending=True) == "late"
+    assert checkout_wait(3 * seconds, pending=False) == "refresh"  # the webhook's moment
+    assert checkout_wait(10 * seconds, pending=False) == "none"
+    assert checkout_wait(600 * seconds, pending=False) == "none"

@@ -8,8 +8,9 @@ meter is ignored); the usage charges are the price plan's `charges` list as JSON
 """
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,6 +26,11 @@ FREQUENCIES = ("monthly", "quarterly", "annually")
 #: Empty limit rows the form always offers after the plan's own.
 EMPTY_LIMIT_ROWS = 3
 FieldErrors = dict[str, str]
+#: A flat amount or a limit as the form takes it: ASCII digits, at most 12 before the point
+#: and 12 after (no sign, exponent or other scripts' digits, which `Decimal` would accept).
+NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
+#: The longest charges JSON the form reads, in characters.
+MAX_CHARGES_TEXT = 20_000
 
 
 def limit_row(meter: str = "", limit: str = "", hard: bool = False) -> dict[str, Any]:
@@ -70,14 +76,11 @@ def submitted(form: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _flat(text: str, currency: str | None, errors: FieldErrors) -> int | None:
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        errors["flat_amount"] = "Enter an amount such as 29.00."
+    if not NUMBER.fullmatch(text):
+        errors["flat_amount"] = ("Enter an amount of zero or more in digits, such as 29.00 "
+                                 "(at most 12 digits before the point).")
         return None
-    if not amount.is_finite() or amount < 0:
-        errors["flat_amount"] = "Enter an amount of zero or more."
-        return None
+    amount = Decimal(text)
     if currency is None:
         return None
     try:
@@ -88,10 +91,16 @@ def _flat(text: str, currency: str | None, errors: FieldErrors) -> int | None:
 
 
 def _charges(text: str, errors: FieldErrors) -> list[Any] | None:
+    if len(text) > MAX_CHARGES_TEXT:
+        errors["charges"] = f"The charges are longer than {MAX_CHARGES_TEXT:,} characters."
+        return None
     try:
         charges = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
         errors["charges"] = f"The charges are not valid JSON ({exc.msg}, line {exc.lineno})."
+        return None
+    except (ValueError, RecursionError):  # a number of over 4,300 digits, too deep a nesting
+        errors["charges"] = "The charges are not JSON this form can read."
         return None
     if not isinstance(charges, list):
         errors["charges"] = "Enter a JSON list of charges, such as []."
@@ -113,11 +122,8 @@ def _limits(rows: Sequence[Mapping[str, Any]], errors: FieldErrors) -> list[dict
     for row in rows:
         if not row["meter"] and not row["limit"]:
             continue
-        try:
-            value = Decimal(row["limit"])
-        except InvalidOperation:
-            value = Decimal(0)
-        if not row["meter"] or not value.is_finite() or value <= 0:
+        value = Decimal(row["limit"]) if NUMBER.fullmatch(row["limit"]) else Decimal(0)
+        if not row["meter"] or value <= 0:
             errors["limits"] = "Each limit needs a meter and a number greater than zero."
             continue
         limits.append({"meter": row["meter"], "limit": value, "hard": row["hard"]})

@@ -9,21 +9,29 @@ same currency takes effect at the end of the current period; another currency is
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from contracts.plans import Plan
 from services.api.portal import formatting as fmt
 from services.api.portal.tenant_views import period_days
 
-__all__ = ["PlanCard", "is_upgrade", "limit_texts", "period_days", "period_text", "plan_cards",
-           "price_text"]
+__all__ = ["CheckoutWait", "PlanCard", "checkout_wait", "is_upgrade", "limit_texts",
+           "period_days", "period_text", "plan_cards", "price_text"]
 from services.common.meters import meter_of
 
 #: How a billing frequency reads after a price ("$49.00 per month").
 PER = {"monthly": "per month", "quarterly": "per quarter", "annually": "per year"}
 #: A period of each frequency, as the limits are counted.
 PERIOD = {"monthly": "month", "quarterly": "quarter", "annually": "year"}
+
+#: How long the Plan page reloads itself after the return from Stripe Checkout while the
+#: subscription Checkout is still pending (then it says the confirmation has not arrived).
+WAIT_LIMIT = timedelta(minutes=2)
+#: How long it reloads itself after the return even without a pending Checkout: the moment
+#: between the payments service reconciling Stripe's webhook and the invoicer starting it.
+WAIT_GRACE = timedelta(seconds=10)
+CheckoutWait = Literal["refresh", "late", "none"]
 
 Offer = Literal["start", "upgrade", "downgrade", "current", "other_currency", "none"]
 
@@ -114,3 +122,14 @@ def period_text(start: datetime | None, end: datetime | None, zone: str,
         return None
     first, last = period_days(start, end, zone, locale)
     return f"{first} – {last}"
+
+
+def checkout_wait(elapsed: timedelta, *, pending: bool) -> CheckoutWait:
+    """What the Plan page does `elapsed` after the browser came back from Stripe Checkout
+    without an active subscription: `refresh` (reload in a few seconds) while the
+    subscription Checkout is `pending` for up to `WAIT_LIMIT` (2 minutes), or without one
+    for `WAIT_GRACE` (10 s); `late` (say Stripe's confirmation has not arrived, stop) once a
+    pending Checkout has waited `WAIT_LIMIT`; `none` (nothing is pending: no waiting)."""
+    if pending:
+        return "refresh" if elapsed < WAIT_LIMIT else "late"
+    return "refresh" if elapsed < WAIT_GRACE else "none"

@@ -9,12 +9,15 @@ link sessions and viewers see the page without forms (`PortalSession.can_pay`). 
 the page answers 303 (redirect after POST) with a one-time message.
 """
 
+import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from contracts.base import utc_now
 from services.api.auth import check_tenant
 from services.api.portal import plan_views as views
 from services.api.portal.formatting import date_in, locale_of
@@ -38,6 +41,11 @@ FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("country", "Country (two-letter code, e.g. DE)", "text", "country"),
     ("tax_id", "Tax id (optional)", "text", "off"),
 )
+#: A plan version as the select-plan form posts it: 1 to 9 ASCII digits (`isdigit` would
+#: also take "²" or other scripts' digits, which `int` then refuses).
+VERSION = re.compile(r"[0-9]{1,9}")
+#: When the browser came back from Checkout, as the reload carries it (Unix seconds).
+SINCE = re.compile(r"[0-9]{1,12}")
 MESSAGES = {
     "saved": "Billing details saved.",
     "start": "Subscription to {plan} requested. It shows here in a moment.",
@@ -55,7 +63,8 @@ def plan_path(tenant_id: str) -> str:
 
 async def _page(request: Request, session: PortalSession, tenant_id: str, *,
                 values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-                checkout: str | None = None, status_code: int = 200) -> Response:
+                checkout: str | None = None, since: str | None = None,
+                status_code: int = 200) -> Response:
     ctx = context(request)
     check_tenant(session.principal, tenant_id)
     config = await invoicer.current_config(ctx.db, tenant_id)
@@ -81,6 +90,13 @@ async def _page(request: Request, session: PortalSession, tenant_id: str, *,
     waits = state is not None and (state.cancel_at_period_end or bool(state.scheduled_plan_code))
     plans = [(p.version, p.plan) for p in await invoicer.list_plans(ctx.db)]
     cards = views.plan_cards(plans, current, period_end, locale, can_change=not waits)
+    wait, refresh_url = None, None
+    if checkout == "returned" and not active:
+        now = int(utc_now().timestamp())
+        back = min(int(since), now) if since and SINCE.fullmatch(since) else now
+        wait = views.checkout_wait(timedelta(seconds=now - back),
+                                   pending=bool(state and state.pending_checkout_plan))
+        refresh_url = f"{plan_path(tenant_id)}?checkout=returned&since={back}"
     shown = values if values is not None else (
         {k: v for k, v in customer.model_dump().items() if v is not None} if customer else {})
     return render(
@@ -92,19 +108,23 @@ async def _page(request: Request, session: PortalSession, tenant_id: str, *,
                                  locale) if state else None,
         scheduled_at=date_in(state.scheduled_at, zone, locale)
         if state and state.scheduled_at else None,
-        can_edit=session.can_pay, checkout=checkout,
-        refresh=checkout == "returned" and not active)
+        can_edit=session.can_pay, checkout=checkout, wait=wait,
+        refresh_url=refresh_url if wait == "refresh" else None)
 
 
 @router.get(f"{PREFIX}/tenants/{{tenant_id}}/plan")
 async def plan_page(
     request: Request, session: Session, tenant_id: str,
     checkout: Annotated[Literal["returned", "cancelled"] | None, Query()] = None,
+    since: Annotated[str | None, Query()] = None,
 ) -> Response:
     """The Plan page. `checkout` is where Stripe's hosted page sent the browser back: after
-    `returned` the page reloads itself every 3 s until the subscription is active (Stripe's
-    webhook starts it, not the browser's return)."""
-    return await _page(request, session, tenant_id, checkout=checkout)
+    `returned` the page reloads itself every 3 s while the subscription Checkout is pending
+    (Stripe's webhook starts the subscription, not the browser's return), for at most 2
+    minutes from the return (`since`, Unix seconds, carried by the reload; unreadable or in
+    the future: now), then says the confirmation has not arrived yet
+    (`plan_views.checkout_wait`)."""
+    return await _page(request, session, tenant_id, checkout=checkout, since=since)
 
 
 def _may_change(session: PortalSession) -> None:
@@ -122,8 +142,6 @@ async def save_customer(request: Request, session: CsrfChecked, tenant_id: str) 
     form = await request.form()
     values = {name: str(form.get(name) or "").strip() for name, *_ in FIELDS}
     given = {k: v for k, v in values.items() if v}
-    if "country" in given:
-        given["country"] = given["country"].upper()
     try:
         details = BillingCustomerDetails.model_validate(given)
     except ValidationError as exc:
@@ -168,9 +186,11 @@ async def select_plan(request: Request, session: CsrfChecked, tenant_id: str) ->
     action = "change" if form.get("action") == "change" else "start"
     code = str(form.get("plan_code") or "")
     version_text = str(form.get("plan_version") or "")
+    if version_text and not VERSION.fullmatch(version_text):
+        return await _choose_again(request, session, tenant_id)
     return await _submit(request, session, tenant_id, {
         "action": action, "plan_code": code,
-        "plan_version": int(version_text) if version_text.isdigit() else None})
+        "plan_version": int(version_text) if version_text else None})
 
 
 @router.post(f"{PREFIX}/tenants/{{tenant_id}}/plan/cancel")
@@ -180,14 +200,19 @@ async def cancel_plan(request: Request, session: CsrfChecked, tenant_id: str) ->
     return await _submit(request, session, tenant_id, {"action": "cancel"})
 
 
+async def _choose_again(request: Request, session: PortalSession, tenant_id: str) -> Response:
+    """303 back to the Plan page saying to choose a plan from the list (a crafted form)."""
+    await flash(request, session, "error", MESSAGES["refused"].format(
+        reason="choose a plan from the list"))
+    return RedirectResponse(plan_path(tenant_id), status_code=303)
+
+
 async def _submit(request: Request, session: PortalSession, tenant_id: str,
                   body: dict[str, object]) -> Response:
     try:
         parsed = api.SubscriptionBody.model_validate(body)
     except ValidationError:
-        await flash(request, session, "error", MESSAGES["refused"].format(
-            reason="choose a plan from the list"))
-        return RedirectResponse(plan_path(tenant_id), status_code=303)
+        return await _choose_again(request, session, tenant_id)
     try:
         outcome = await api.post_subscription(context(request), request, session.principal,
                                               tenant_id, parsed)

@@ -37,6 +37,8 @@ SuperOrTenant = Annotated[Principal, Depends(allow("super", "tenant"))]
 Reader = Annotated[Principal, Depends(allow("super", "viewer", "tenant"))]
 #: Refusals of the payments service, as HTTP statuses.
 REFUSALS = {"no_billing_customer": 409, "stripe_rejected": 502}
+#: The largest plan version a request may name (9 digits; versions count from 1).
+MAX_PLAN_VERSION = 999_999_999
 TITLES = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Content", 502: "Bad Gateway"}
 
 
@@ -70,14 +72,15 @@ class SubscriptionView(BaseModel):
 
 
 class SubscriptionBody(BaseModel):
-    """`start` or `change` to `plan_code` (version `plan_version`, default its newest), or
+    """`start` or `change` to `plan_code` (version `plan_version`, default its newest; only
+    super may name a version other than the newest), or
     `cancel` (no plan). `success_url` and `cancel_url` are where Stripe's hosted Checkout
     returns the browser when `start` needs a card (a path of this API or an absolute URL on
     its origin; default the tenant's portal Plan page)."""
 
     action: Literal["start", "change", "cancel"]
     plan_code: str | None = Field(default=None, min_length=1, max_length=64)
-    plan_version: int | None = Field(default=None, ge=1)
+    plan_version: int | None = Field(default=None, ge=1, le=MAX_PLAN_VERSION)
     success_url: str | None = Field(default=None, max_length=2000)
     cancel_url: str | None = Field(default=None, max_length=2000)
 
@@ -181,9 +184,12 @@ async def get_subscription(ctx: Ctx, who: Reader, tenant_id: str) -> Subscriptio
     return found
 
 
-async def _check_request(ctx: ApiContext, tenant_id: str, body: SubscriptionBody) -> None:
+async def _check_request(ctx: ApiContext, who: Principal, tenant_id: str,
+                         body: SubscriptionBody) -> None:
     """The synchronous refusals (docs/api-endpoints.md, "Subscriptions"): 404 unknown plan,
-    409 `already_subscribed`, `not_subscribed`, `same_plan`, `currency_mismatch`."""
+    409 `already_subscribed`, `not_subscribed`, `plan_version_not_current` (a tenant names
+    a version other than the plan's newest; only super may), `same_plan`,
+    `currency_mismatch`."""
     sub = await invoicer.subscription_of(ctx.db, tenant_id)
     active = sub is not None and sub.status == "active"
     if body.action == "start" and active:
@@ -197,6 +203,12 @@ async def _check_request(ctx: ApiContext, tenant_id: str, body: SubscriptionBody
     if plan is None:
         raise not_found(f"plan {body.plan_code!r}"
                         + (f" version {body.plan_version}" if body.plan_version else ""))
+    if who.role != "super" and body.plan_version is not None:
+        newest = await invoicer.get_plan(ctx.db, plan.code)
+        if newest is not None and newest.version != plan.version:
+            raise _conflict("plan_version_not_current", f"version {plan.version} of plan "
+                            f"{plan.code!r} is not its newest ({newest.version}); only a super "
+                            "operator may choose another version")
     if body.action != "change" or sub is None:
         return
     if plan.code == sub.plan_code and plan.version == sub.plan_version:
@@ -214,14 +226,14 @@ async def post_subscription(ctx: Ctx, request: Request, who: SuperOrTenant, tena
                             body: SubscriptionBody) -> SubscriptionOutcome:
     """Start (needs a billing customer; without a card on file: a Stripe Checkout Session in
     setup mode, 202 `checkout`), change or cancel the subscription (202 `submitted`). 404
-    unknown plan, 409 `already_subscribed`, `not_subscribed`, `same_plan`,
-    `no_billing_customer`, `currency_mismatch`, 422 a bad body or a return URL on another
-    origin."""
+    unknown plan, 409 `already_subscribed`, `not_subscribed`, `plan_version_not_current`,
+    `same_plan`, `no_billing_customer`, `currency_mismatch`, 422 a bad body or a return URL
+    on another origin."""
     check_tenant(who, tenant_id)
     page = f"/portal/tenants/{tenant_id}/plan"
     success = return_url(ctx, request, body.success_url, f"{page}?checkout=returned")
     cancel = return_url(ctx, request, body.cancel_url, f"{page}?checkout=cancelled")
-    await _check_request(ctx, tenant_id, body)
+    await _check_request(ctx, who, tenant_id, body)
     deps = await ctx.payments_deps()
     customer = None
     if body.action == "start":
