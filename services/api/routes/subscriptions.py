@@ -13,8 +13,9 @@ Stripe's signed `checkout.session.completed` webhook. Every other request is a s
 """
 
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
@@ -40,6 +41,7 @@ REFUSALS = {"no_billing_customer": 409, "stripe_rejected": 502}
 #: The largest plan version a request may name (9 digits; versions count from 1).
 MAX_PLAN_VERSION = 999_999_999
 TITLES = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Content", 502: "Bad Gateway"}
+T = TypeVar("T")
 
 
 class BillingCustomerView(payments.BillingCustomerDetails):
@@ -121,6 +123,15 @@ def _refused(exc: PermanentError) -> NoReturn:
     raise Problem(status, TITLES[status], exc.detail or exc.reason, code=exc.reason) from exc
 
 
+async def _payments(call: Awaitable[T]) -> T:
+    """Await a call of the payments service; its `PermanentError` becomes the Problem of
+    `REFUSALS` (409 `no_billing_customer`, 502 `stripe_rejected`, else 422)."""
+    try:
+        return await call
+    except PermanentError as exc:
+        _refused(exc)
+
+
 def _conflict(code: str, detail: str) -> Problem:
     return Problem(409, "Conflict", detail, code=code)
 
@@ -142,11 +153,8 @@ async def put_billing_customer(ctx: Ctx, request: Request, who: SuperOrTenant, t
     """Create or update the tenant's Stripe customer (the tenant id in its metadata). 422 with
     field errors for a bad body (country: ISO 3166-1 alpha-2), 502 when Stripe refuses."""
     check_tenant(who, tenant_id)
-    try:
-        customer_id = await payments.save_billing_customer(ctx.settings, tenant_id, body,
-                                                           deps=await ctx.payments_deps())
-    except PermanentError as exc:
-        _refused(exc)
+    customer_id = await _payments(payments.save_billing_customer(
+        ctx.settings, tenant_id, body, deps=await ctx.payments_deps()))
     await record_write(ctx, request, who, "billing_customer.save", f"tenant:{tenant_id}",
                        {"customer_id": customer_id, **body.model_dump(mode="json")})
     return BillingCustomerView(tenant_id=tenant_id, customer_id=customer_id,
@@ -245,11 +253,8 @@ async def post_subscription(ctx: Ctx, request: Request, who: SuperOrTenant, tena
             await payments.payment_method_on_file(ctx.settings, tenant_id, deps=deps) is None:
         plan = await invoicer.get_plan(ctx.db, body.plan_code, body.plan_version)
         version = plan.version if plan is not None else body.plan_version or 1
-        try:
-            url = await payments.subscription_checkout(
-                ctx.settings, tenant_id, body.plan_code, version, success, cancel, deps=deps)
-        except PermanentError as exc:
-            _refused(exc)
+        url = await _payments(payments.subscription_checkout(
+            ctx.settings, tenant_id, body.plan_code, version, success, cancel, deps=deps))
         await record_write(ctx, request, who, "subscription.checkout", f"tenant:{tenant_id}",
                            {"plan_code": body.plan_code, "plan_version": version})
         return SubscriptionOutcome(tenant_id=tenant_id, outcome="checkout", checkout_url=url)
@@ -277,11 +282,8 @@ async def post_billing_portal_session(ctx: Ctx, request: Request, who: SuperOrTe
     check_tenant(who, tenant_id)
     back = return_url(ctx, request, body.return_url,
                       f"/portal/tenants/{tenant_id}/billing?setup=returned")
-    try:
-        url = await payments.billing_portal_url(ctx.settings, tenant_id, back,
-                                                deps=await ctx.payments_deps())
-    except PermanentError as exc:
-        _refused(exc)
+    url = await _payments(payments.billing_portal_url(ctx.settings, tenant_id, back,
+                                                      deps=await ctx.payments_deps()))
     await record_write(ctx, request, who, "billing_portal.open", f"tenant:{tenant_id}",
                        {"return_url": back})
     return PortalSessionView(tenant_id=tenant_id, url=url)
