@@ -4,8 +4,6 @@ period's invoice, a downgrade waits for the period's end, a cancel bills its las
 nothing after it."""
 
 import asyncio
-from datetime import datetime
-from typing import Any
 
 import pytest
 
@@ -20,21 +18,16 @@ from tests.integration.test_subscriptions_support import (
     PRO,
     STARTER,
     add_plans,
+    lines,
     outbox,
     plan,
+    span,
+    start_on_starter,
     subscribe,
 )
 
 pytestmark = pytest.mark.integration
 CPU = ("usage", "cpu_hours (per unit)")
-
-
-def lines(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
-    return [(li["kind"], li["description"], li["amount"]) for li in doc["line_items"]]
-
-
-def span(doc: dict[str, Any]) -> tuple[datetime, datetime]:
-    return doc["period_start"], doc["period_end"]
 
 
 async def test_a_start_creates_the_configuration_billed_on_the_start_day(
@@ -65,8 +58,7 @@ async def test_an_upgrade_mid_period_is_prorated_by_the_second_on_that_periods_i
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER, PRO)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER, PRO)
         await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2026, 4, 5), "10")
         # 10 days 12 h into the 30-day April period: 19.5 / 30 = 0.65 of it remains
         assert await subscribe(store, "change", utc(2026, 4, 11, 12), "pro") == "upgraded"
@@ -112,8 +104,7 @@ async def test_a_cancel_bills_the_last_periods_usage_and_nothing_after_it(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER)
         await collect_usage(store.db, "acme", "cpu_hours", "web", utc(2026, 4, 25), "5")
         assert await subscribe(store, "cancel", utc(2026, 4, 20)) == "cancel_scheduled"
         await run_cycle(store, utc(2026, 5, 1))
@@ -206,8 +197,7 @@ async def test_a_subscription_started_again_after_one_ended_bills_no_gap(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER, PRO)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER, PRO)
         await subscribe(store, "cancel", utc(2026, 4, 10))
         await run_cycle(store, utc(2026, 5, 2))  # April invoiced, the subscription ended
         # the tenant comes back on 10 July (billing day 1 kept): a stub to 1 August
@@ -225,8 +215,7 @@ async def test_a_restart_before_the_cycle_invoiced_the_ended_period_still_invoic
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER)
         await subscribe(store, "cancel", utc(2026, 4, 10))
         assert await subscribe(store, "start", utc(2026, 6, 1, 9), "starter") == "started"
         await run_cycle(store, utc(2026, 7, 2))
@@ -240,8 +229,7 @@ async def test_after_a_cancel_ended_the_tenant_may_subscribe_in_another_currency
 ) -> None:
     euro = plan("euro", 2500, "0.10", currency="EUR")
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER, euro)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER, euro)
         await subscribe(store, "cancel", utc(2026, 4, 10))
         await run_cycle(store, utc(2026, 5, 2))
         assert await subscribe(store, "start", utc(2026, 6, 1, 9), "euro") == "started"

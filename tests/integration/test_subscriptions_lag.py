@@ -12,14 +12,16 @@ from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS, subscription
 from services.invoicer.reports import list_invoices
 from services.invoicer.schedule import run_cycle
 from tests.integration.test_invoicer_support import open_store, utc
-from tests.integration.test_subscriptions_support import PRO, STARTER, add_plans, subscribe
+from tests.integration.test_subscriptions_support import (
+    PRO,
+    STARTER,
+    add_plans,
+    lines,
+    subscribe,
+)
 
 pytestmark = pytest.mark.integration
 CPU = ("usage", "cpu_hours (per unit)", 0)
-
-
-def lines(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
-    return [(li["kind"], li["description"], li["amount"]) for li in doc["line_items"]]
 
 
 async def invoiced_april(store: Any, plan_code: str) -> None:

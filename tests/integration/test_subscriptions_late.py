@@ -23,8 +23,10 @@ from tests.integration.test_subscriptions_support import (
     STARTER,
     add_plans,
     complete_checkout,
+    lines,
     outbox,
     plan,
+    start_on_starter,
     subscribe,
 )
 
@@ -38,10 +40,6 @@ EURO = plan("euro", 2000, "0.10", currency="EUR")
 async def changes(store: Any) -> list[tuple[str, datetime]]:
     return [(e["change"], datetime.fromisoformat(e["effective_at"]))
             for e in await outbox(store, "SubscriptionChanged")]
-
-
-def lines(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
-    return [(li["kind"], li["description"], li["amount"]) for li in doc["line_items"]]
 
 
 async def test_an_operator_edit_after_the_period_end_keeps_the_scheduled_downgrade(
@@ -171,8 +169,7 @@ async def test_an_operator_version_after_the_subscription_ended_resumes_billing(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER, PRO)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER, PRO)
         await subscribe(store, "cancel", utc(2026, 4, 10), None)
         await run_cycle(store, utc(2026, 6, 2))
         assert len(await list_invoices(store, "acme")) == 1  # April, then nothing
@@ -196,8 +193,7 @@ async def test_a_forced_issue_after_the_subscription_ended_is_refused(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER)
         await subscribe(store, "cancel", utc(2026, 4, 10), None)
         await run_cycle(store, utc(2026, 5, 2))
         with pytest.raises(IssueRefused, match="ended at 2026-05-01.*no period after its end"):

@@ -13,9 +13,9 @@ from tests.integration.test_invoicer_support import open_store, utc
 from tests.integration.test_subscriptions_support import (
     PRO,
     STARTER,
-    add_plans,
     outbox,
     plan,
+    start_on_starter,
     subscribe,
     windows,
 )
@@ -31,8 +31,7 @@ async def test_windows_follow_start_upgrade_downgrade_and_rollover(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER, PRO)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER, PRO)
         await subscribe(store, "change", utc(2026, 4, 10), "pro")
         await subscribe(store, "change", utc(2026, 4, 20), "starter")
         await run_cycle(store, utc(2026, 4, 25))  # nothing ended: no new window
@@ -53,8 +52,7 @@ async def test_a_cancel_leaves_one_window_and_the_end_none(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER)
         await subscribe(store, "cancel", utc(2026, 4, 10))
         await run_cycle(store, utc(2026, 5, 3))
         await run_cycle(store, utc(2026, 7, 3))  # ended: nothing more
@@ -70,8 +68,7 @@ async def test_a_late_cycle_rolls_over_every_period_it_passed(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER)
         await run_cycle(store, utc(2026, 6, 15))
         await run_cycle(store, utc(2026, 6, 15))  # again: no duplicate
         events = await outbox(store, "UsageLimitsChanged")
@@ -82,8 +79,7 @@ async def test_one_broken_subscription_does_not_stop_the_others_rolling_over(
     common_settings: CommonSettings,
 ) -> None:
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER)
         await subscribe(store, "start", utc(2026, 4, 1, 8), "starter", tenant="beta")
         await store.db[SUBSCRIPTIONS].update_one({"_id": "acme"}, {"$set": {"plan": "broken"}})
         before = BILLING_ERRORS_TOTAL.labels(reason="subscription_rollover_failed")._value.get()
@@ -100,8 +96,7 @@ async def test_a_change_to_a_yearly_plan_waits_for_the_period_end_and_its_window
 ) -> None:
     yearly = plan("yearly", 20000, "0.10", billing_frequency="annually")
     async with open_store(common_settings) as store:
-        await add_plans(store, STARTER, yearly)
-        await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+        await start_on_starter(store, STARTER, yearly)
         assert await subscribe(store, "change", utc(2026, 4, 10), "yearly") == (
             "downgrade_scheduled")
         await run_cycle(store, utc(2026, 5, 2))

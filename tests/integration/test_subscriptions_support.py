@@ -21,6 +21,7 @@ from services.invoicer.subscription_handlers import (
     apply_checkout_completed,
     apply_subscription,
 )
+from tests.integration.test_invoicer_support import utc
 
 pytestmark = pytest.mark.integration
 TENANT = Actor(user_id="owner@acme.example", role="tenant")
@@ -78,6 +79,13 @@ def completed(at: datetime, plan_code: str, tenant: str = "acme") -> Subscriptio
         billing_email=f"billing@{tenant}.example", completed_at=at)
 
 
+async def start_on_starter(store: InvoicerStore, *plans: Plan) -> None:
+    """Catalog `plans` (each as its next version), then start tenant acme on Starter at
+    1 April 2026 08:00 UTC."""
+    await add_plans(store, *plans)
+    await subscribe(store, "start", utc(2026, 4, 1, 8), "starter")
+
+
 async def complete_checkout(store: InvoicerStore, at: datetime, plan_code: str) -> str | None:
     """Apply `completed(at, plan_code)`."""
     return await apply_checkout_completed(store, completed(at, plan_code))
@@ -95,3 +103,13 @@ def windows(event: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, str, 
     return [(w["period_start"], w["period_end"],
              [(li["meter"], li["limit"], li["hard"]) for li in w["limits"]])
             for w in event["windows"]]
+
+
+def lines(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """An invoice's line items as (kind, description, amount in minor units)."""
+    return [(li["kind"], li["description"], li["amount"]) for li in doc["line_items"]]
+
+
+def span(doc: dict[str, Any]) -> tuple[datetime, datetime]:
+    """An invoice's (period_start, period_end)."""
+    return doc["period_start"], doc["period_end"]
