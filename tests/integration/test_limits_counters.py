@@ -2,7 +2,6 @@
 answers around the limit, exactly one threshold alert per crossing (docs/limits.md)."""
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,18 +9,15 @@ from typing import Any
 import pytest
 
 from contracts.plans import (
-    PlanLimit,
     UsageLimitsChanged,
-    UsageLimitWindow,
     UsageThresholdReached,
     threshold_event_id,
 )
-from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.limits import COUNTERS, OUTBOX
 from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.api import entitlement, tenants_at_limits
-from services.usage_collector.merge import BatchMerge
+from tests.integration.limits_support import batch, event, limits_changed
 
 pytestmark = pytest.mark.integration
 
@@ -31,29 +27,10 @@ NEXT_END = datetime(2026, 5, 1, tzinfo=UTC)
 NOW = datetime(2026, 3, 20, tzinfo=UTC)
 
 
-def event(n: int, qty: str, time: str = "2026-03-10T10:05:00Z", tenant: str = "acme",
-          meter: str = "cpu_hours") -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": f"e{n}", "source": "test", "type": "billing.usage",
-        "subject": tenant, "time": time,
-        "data": {"meter": meter, "quantity": qty, "service": "jobs"},
-    }).encode()
-
-
-def batch(*raw: bytes) -> BatchMerge:
-    merge = BatchMerge()
-    for value in raw:
-        merge.add(parse(value))
-    return merge
-
-
 def limits(version: int, limit: str = "100", hard: bool = True,
            tenant: str = "acme", meter: str = "cpu_hours") -> UsageLimitsChanged:
-    lim = (PlanLimit(meter=meter, limit=Decimal(limit), hard=hard),)
-    return UsageLimitsChanged(tenant_id=tenant, version=version, windows=(
-        UsageLimitWindow(period_start=START, period_end=END, limits=lim),
-        UsageLimitWindow(period_start=END, period_end=NEXT_END, limits=lim),
-    ))
+    return limits_changed(version, (START, END), (END, NEXT_END), limit=limit, hard=hard,
+                          tenant=tenant, meter=meter)
 
 
 async def alerts(db: Any) -> list[UsageThresholdReached]:

@@ -2,20 +2,19 @@
 update creates before any usage reads the window right from the first batch on
 (docs/limits.md#counters)."""
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from contracts.plans import PlanLimit, UsageLimitsChanged, UsageLimitWindow, threshold_event_id
-from services.usage_collector.acceptance import parse
+from contracts.plans import UsageLimitsChanged, threshold_event_id
 from services.usage_collector.adapters.limits import COUNTERS, OUTBOX
 from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.api import entitlement
-from services.usage_collector.merge import BatchMerge
+from tests.integration.limits_support import batch, limits_changed
+from tests.integration.limits_support import event as usage
 
 pytestmark = pytest.mark.integration
 
@@ -26,25 +25,11 @@ NOW = datetime(2026, 3, 20, tzinfo=UTC)
 
 def event(n: int, qty: str, aggregation: str, resource: str,
           time: str = "2026-03-10T10:05:00Z") -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": f"e{n}", "source": "test", "type": "billing.usage",
-        "subject": "acme", "time": time,
-        "data": {"meter": "seats", "quantity": qty, "service": "jobs",
-                 "aggregation": aggregation, "resource_id": resource},
-    }).encode()
-
-
-def batch(*raw: bytes) -> BatchMerge:
-    merge = BatchMerge()
-    for value in raw:
-        merge.add(parse(value))
-    return merge
+    return usage(n, qty, time, meter="seats", aggregation=aggregation, resource_id=resource)
 
 
 def seats_limit(limit: str) -> UsageLimitsChanged:
-    lim = (PlanLimit(meter="seats", limit=Decimal(limit), hard=True),)
-    return UsageLimitsChanged(tenant_id="acme", version=1, windows=(
-        UsageLimitWindow(period_start=START, period_end=END, limits=lim),))
+    return limits_changed(1, (START, END), limit=limit, meter="seats")
 
 
 @pytest.fixture

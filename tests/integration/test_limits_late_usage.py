@@ -2,7 +2,6 @@
 counts toward that period's limit and announces its thresholds once, while the limits updates
 keep the ended window (docs/limits.md#late-usage)."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,17 +9,13 @@ from typing import Any
 import pytest
 
 from contracts.plans import (
-    PlanLimit,
-    UsageLimitsChanged,
-    UsageLimitWindow,
     UsageThresholdReached,
 )
-from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.limits import COUNTERS, LATE_USAGE, OUTBOX, counter_id
 from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.api import entitlement
-from services.usage_collector.merge import BatchMerge
+from tests.integration.limits_support import batch, event, limits_changed
 
 pytestmark = pytest.mark.integration
 
@@ -29,27 +24,6 @@ APR = datetime(2026, 4, 1, tzinfo=UTC)
 MAY = datetime(2026, 5, 1, tzinfo=UTC)
 JUN = datetime(2026, 6, 1, tzinfo=UTC)
 ROLLOVER = APR + timedelta(minutes=5)
-
-
-def event(n: int, qty: str, time: str) -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": f"e{n}", "source": "test", "type": "billing.usage",
-        "subject": "acme", "time": time,
-        "data": {"meter": "cpu_hours", "quantity": qty, "service": "jobs"},
-    }).encode()
-
-
-def batch(*raw: bytes) -> BatchMerge:
-    merge = BatchMerge()
-    for value in raw:
-        merge.add(parse(value))
-    return merge
-
-
-def limits(version: int, *periods: tuple[datetime, datetime]) -> UsageLimitsChanged:
-    lim = (PlanLimit(meter="cpu_hours", limit=Decimal(100), hard=True),)
-    return UsageLimitsChanged(tenant_id="acme", version=version, windows=tuple(
-        UsageLimitWindow(period_start=s, period_end=e, limits=lim) for s, e in periods))
 
 
 def store_at(db: Any, at: datetime) -> MongoUsageStore:
@@ -66,9 +40,9 @@ async def march_alerts(db: Any) -> list[int]:
 async def march_at_70(mongo_db: Any) -> Any:
     """acme on a hard 100 cpu_hours limit, 70 used in March, then the rollover to April."""
     await ensure_indexes(mongo_db)
-    await apply_limits(mongo_db, limits(1, (MAR, APR), (APR, MAY)), MAR)
+    await apply_limits(mongo_db, limits_changed(1, (MAR, APR), (APR, MAY)), MAR)
     await store_at(mongo_db, MAR).apply(batch(event(1, "70", "2026-03-30T10:00:00Z")), [])
-    await apply_limits(mongo_db, limits(2, (APR, MAY), (MAY, JUN)), ROLLOVER)
+    await apply_limits(mongo_db, limits_changed(2, (APR, MAY), (MAY, JUN)), ROLLOVER)
     return mongo_db
 
 
@@ -91,7 +65,7 @@ async def test_a_later_limits_update_keeps_the_ended_window_and_its_counter(
     march_at_70: Any,
 ) -> None:
     db = march_at_70
-    await apply_limits(db, limits(3, (APR, MAY), (MAY, JUN)), ROLLOVER + timedelta(hours=1))
+    await apply_limits(db, limits_changed(3, (APR, MAY), (MAY, JUN)), ROLLOVER + timedelta(hours=1))
     await store_at(db, ROLLOVER).apply(batch(event(2, "10", "2026-03-31T23:50:00Z")), [])
 
     march = await db[COUNTERS].find_one({"_id": counter_id("acme", "cpu_hours", MAR)})
@@ -103,11 +77,11 @@ async def test_a_limits_update_after_the_grace_drops_the_ended_window_and_later_
     march_at_70: Any,
 ) -> None:
     db = march_at_70
-    await apply_limits(db, limits(3, (APR, MAY), (MAY, JUN)), APR + LATE_USAGE - timedelta(
+    await apply_limits(db, limits_changed(3, (APR, MAY), (MAY, JUN)), APR + LATE_USAGE - timedelta(
         seconds=1))
     assert await db[COUNTERS].find_one({"_id": counter_id("acme", "cpu_hours", MAR)})
 
-    await apply_limits(db, limits(4, (APR, MAY), (MAY, JUN)), APR + LATE_USAGE)
+    await apply_limits(db, limits_changed(4, (APR, MAY), (MAY, JUN)), APR + LATE_USAGE)
     await store_at(db, APR + LATE_USAGE).apply(batch(event(2, "30", "2026-03-31T23:50:00Z")),
                                               [])
     assert await db[COUNTERS].find_one({"_id": counter_id("acme", "cpu_hours", MAR)}) is None
@@ -120,8 +94,8 @@ async def test_the_last_period_of_a_cancelled_subscription_still_counts_late_usa
     mongo_db: Any,
 ) -> None:
     await ensure_indexes(mongo_db)
-    await apply_limits(mongo_db, limits(1, (MAR, APR)), MAR)
-    await apply_limits(mongo_db, limits(2), ROLLOVER)  # the subscription ended with March
+    await apply_limits(mongo_db, limits_changed(1, (MAR, APR)), MAR)
+    await apply_limits(mongo_db, limits_changed(2), ROLLOVER)  # the subscription ended with March
     await store_at(mongo_db, ROLLOVER).apply(batch(event(1, "80", "2026-03-31T23:50:00Z")), [])
 
     assert await march_alerts(mongo_db) == [80]

@@ -2,28 +2,22 @@
 publish an entry, always with its one event id per (tenant, meter, period, threshold), which
 consumers dedupe by (docs/limits.md#threshold-alerts)."""
 
-import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from contracts.plans import (
-    PlanLimit,
-    UsageLimitsChanged,
-    UsageLimitWindow,
     UsageThresholdReached,
     threshold_event_id,
 )
 from contracts.topics import TOPIC_USAGE_ALERTS
 from services.common.codec import Headers
 from services.common.outbox import OutboxRelay
-from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.limits import OUTBOX
 from services.usage_collector.adapters.limits_update import apply_limits
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
-from services.usage_collector.merge import BatchMerge
+from tests.integration.limits_support import batch, event, limits_changed
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +28,8 @@ async def test_two_relays_may_publish_an_alert_twice_always_with_its_one_event_i
     mongo_db: Any,
 ) -> None:
     await ensure_indexes(mongo_db)
-    lim = (PlanLimit(meter="cpu_hours", limit=Decimal(10), hard=False),)
-    await apply_limits(mongo_db, UsageLimitsChanged(tenant_id="acme", version=1, windows=(
-        UsageLimitWindow(period_start=START, period_end=END, limits=lim),)), START)
-    merge = BatchMerge()
-    merge.add(parse(json.dumps({
-        "specversion": "1.0", "id": "e1", "source": "test", "type": "billing.usage",
-        "subject": "acme", "time": "2026-03-10T10:05:00Z",
-        "data": {"meter": "cpu_hours", "quantity": "12", "service": "jobs"}}).encode()))
-    await MongoUsageStore(mongo_db).apply(merge, [])
+    await apply_limits(mongo_db, limits_changed(1, (START, END), limit="10", hard=False), START)
+    await MongoUsageStore(mongo_db).apply(batch(event(1, "12")), [])
 
     published: list[tuple[str, str, UsageThresholdReached]] = []
     race = [True]
