@@ -200,9 +200,11 @@ async def test_a_permanent_recipient_refusal_is_reported_and_dead_lettered_not_r
     assert [m["To"] for m in mails(tmp_path / "mail")] == ["billing@acme.example"]
 
 
-@pytest.fixture
-async def mongo_deps(common_settings: Any, tmp_path: Path) -> AsyncIterator[Any]:
-    sink = start_sink(tmp_path / "mail")
+@asynccontextmanager
+async def notifier_deps(mail: Path) -> AsyncIterator[NotifierDeps]:
+    """The notifier's dependencies on a fresh MongoDB database and an SMTP sink writing to
+    `mail`; both are removed on exit."""
+    sink = start_sink(mail)
     settings = notifier_settings(sink.port)
     client = make_client(settings)
     store = MongoNotificationStore(client, client.get_database(settings.mongo_db))
@@ -211,6 +213,12 @@ async def mongo_deps(common_settings: Any, tmp_path: Path) -> AsyncIterator[Any]
     sink.stop()
     await client.drop_database(settings.mongo_db)
     await client.close()
+
+
+@pytest.fixture
+async def mongo_deps(common_settings: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    async with notifier_deps(tmp_path / "mail") as deps:
+        yield deps
 
 
 async def test_a_redelivered_event_sends_nothing_more(mongo_deps: NotifierDeps,

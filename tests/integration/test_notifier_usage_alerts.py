@@ -14,13 +14,12 @@ from contracts.plans import UsageThresholdReached, threshold_event_id
 from services.common.mongo import make_client
 from services.common.worker import publish_event
 from services.devstack.smtp_sink import start_sink
-from services.notifier.adapters.mailer import SmtpMailer
-from services.notifier.adapters.store import MongoNotificationStore
 from services.notifier.handlers import NotifierDeps
 from services.notifier.usage_alerts import notify_usage_alert
 from tests.integration.test_notifier_smtp import (
     _count_is,
     mails,
+    notifier_deps,
     notifier_settings,
     running_notifier,
 )
@@ -32,15 +31,8 @@ START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def deps(common_settings: Any, tmp_path: Path) -> AsyncIterator[NotifierDeps]:
-    sink = start_sink(tmp_path / "mail")
-    settings = notifier_settings(sink.port)
-    client = make_client(settings)
-    store = MongoNotificationStore(client, client.get_database(settings.mongo_db))
-    await store.ensure_indexes()
-    yield NotifierDeps(store=store, mailer=SmtpMailer(settings), settings=settings)
-    sink.stop()
-    await client.drop_database(settings.mongo_db)
-    await client.close()
+    async with notifier_deps(tmp_path / "mail") as found:
+        yield found
 
 
 def alert(threshold: int, tenant: str = "acme", hard: bool = True) -> UsageThresholdReached:
