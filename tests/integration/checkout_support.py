@@ -86,3 +86,11 @@ async def api_with_payments(payments_settings: PaymentsSettings) -> AsyncIterato
     """The `api` fixture of modules that import it: `payments_api` for the test."""
     async with payments_api(payments_settings) as harness:
         yield harness
+
+
+@pytest.fixture(name="hooks")
+async def webhooks_fixture(payments_settings: PaymentsSettings,
+                           payments_deps: Deps) -> AsyncIterator[Webhooks]:
+    """The `hooks` fixture of modules that import it: `webhook_ingress` for the test."""
+    async with webhook_ingress(payments_settings, payments_deps) as received:
+        yield received

@@ -5,7 +5,6 @@ signed webhook reconciled before anything starts; an expired Checkout starts not
 invoicer's cycle issues the tenant no invoice."""
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from tests.integration.checkout_support import (
     Webhooks,
     api_with_payments,  # noqa: F401 (the api fixture)
     fill_in_card,
-    webhook_ingress,
+    webhooks_fixture,  # noqa: F401 (the hooks fixture)
 )
 from tests.integration.subscribe_support import add_plans, plan
 from tests.support.api import ApiHarness
@@ -31,13 +30,6 @@ from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 
 pytestmark = pytest.mark.integration
 CUSTOMER = {"name": "{} Ltd", "email": "billing@{}.example", "country": "DE"}
-
-
-@pytest.fixture
-async def hooks(payments_settings: PaymentsSettings,
-                payments_deps: Deps) -> AsyncIterator[Webhooks]:
-    async with webhook_ingress(payments_settings, payments_deps) as received:
-        yield received
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ checkout"), through the real `stripe` SDK against the fake over HTTP and the tes
 one Stripe customer per tenant however often the details are saved or a save is retried, its
 tax id, and the billing portal's new card reaching the store through `customer.updated`."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,7 +12,10 @@ from services.common.errors import DependencyUnavailable, PermanentError
 from services.payments import api
 from services.payments.handlers import Deps
 from services.payments.settings import PaymentsSettings
-from tests.integration.checkout_support import Webhooks, webhook_ingress
+from tests.integration.checkout_support import (
+    Webhooks,
+    webhooks_fixture,  # noqa: F401 (the hooks fixture)
+)
 from tests.support.polling import eventually
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake
@@ -23,13 +25,6 @@ ACME = api.BillingCustomerDetails(
     name="Acme GmbH", email="billing@acme.example", address_line1="Hauptstr. 1",
     city="Berlin", postal_code="10115", country="DE", tax_id="DE123456789")
 BACK = "http://portal.test/portal/tenants/acme/billing?portal=returned"
-
-
-@pytest.fixture
-async def hooks(payments_settings: PaymentsSettings,
-                payments_deps: Deps) -> AsyncIterator[Webhooks]:
-    async with webhook_ingress(payments_settings, payments_deps) as received:
-        yield received
 
 
 def stripe_state(fake: StripeFake) -> Any:

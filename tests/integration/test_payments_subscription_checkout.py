@@ -3,7 +3,6 @@ setup-mode Checkout Session for the tenant's billing customer, and what its sign
 do in the payments service, through the real `stripe` SDK, the fake's hosted page, the real
 webhook route and the test's MongoDB."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,7 +14,11 @@ from services.payments import api, handlers
 from services.payments.handlers import Deps
 from services.payments.settings import PaymentsSettings
 from services.payments.subscription_checkout import completed_event_id
-from tests.integration.checkout_support import Webhooks, fill_in_card, webhook_ingress
+from tests.integration.checkout_support import (
+    Webhooks,
+    fill_in_card,
+    webhooks_fixture,  # noqa: F401 (the hooks fixture)
+)
 from tests.integration.payments_support import received
 from tests.support.stripe_fake import *  # noqa: F403 (fixtures)
 from tests.support.stripe_fake import StripeFake, outbox_events
@@ -25,13 +28,6 @@ ACME = api.BillingCustomerDetails(name="Acme GmbH", email="billing@acme.example"
                                   country="DE")
 BACK = "http://portal.test/portal/tenants/acme/plans?checkout=returned"
 CANCEL = "http://portal.test/portal/tenants/acme/plans?checkout=cancelled"
-
-
-@pytest.fixture
-async def hooks(payments_settings: PaymentsSettings,
-                payments_deps: Deps) -> AsyncIterator[Webhooks]:
-    async with webhook_ingress(payments_settings, payments_deps) as received_hooks:
-        yield received_hooks
 
 
 async def subscribe(settings: PaymentsSettings, deps: Deps, plan: str = "pro",
