@@ -82,6 +82,10 @@ class PoisonMessage(Protocol):
     def reason(self) -> str:
         """The dead-letter reason it must get."""
 
+    @property
+    def readers(self) -> int | None:
+        """How many consumer groups of its topic take it (None: all of them)."""
+
 
 #: Publishes every poison message (`services.devstack.api.publish_poison`).
 PublishPoison = Callable[[CommonSettings], Awaitable[Sequence[PoisonMessage]]]
@@ -226,14 +230,15 @@ def poison_outcomes(
     dead_letters: list[dict[str, Any]],
     consumers: dict[str, int],
 ) -> dict[str, Any]:
-    """For each poison message: its topic, the reason expected, how many workers read its topic
-    (`consumers`: contract topic -> consumer groups) and the reasons of the dead letters holding
-    its bytes on its topic. A message is `ok` when every one of its readers dead-lettered it
-    with the expected reason (a worker killed between its dead letter and its commit may write
-    a second, equal one)."""
+    """For each poison message: its topic, the reason expected, how many workers take it (its
+    `readers`, else every consumer group of its topic: `consumers`, contract topic -> groups)
+    and the reasons of the dead letters holding its bytes on its topic. A message is `ok` when
+    every one of its readers dead-lettered it with the expected reason (a worker killed between
+    its dead letter and its commit may write a second, equal one)."""
     found = []
     for p in poison:
         topic = settings.topic(p.topic)
+        readers = p.readers if p.readers is not None else consumers.get(p.topic, 0)
         letters = [
             d for d in dead_letters
             if isinstance(d, dict) and d.get("topic") == topic and _original(d) == p.value
@@ -243,9 +248,9 @@ def poison_outcomes(
             {
                 "topic": p.topic,
                 "expected_reason": p.reason,
-                "readers": consumers.get(p.topic, 0),
+                "readers": readers,
                 "dead_letters": sorted(f"{d.get('service')}: {d.get('reason')}" for d in letters),
-                "ok": len(services) >= consumers.get(p.topic, 0)
+                "ok": len(services) >= readers
                 and all(d.get("reason") == p.reason for d in letters),
             }
         )

@@ -39,13 +39,16 @@ POISON_TENANT = "tenant-poison"
 @dataclass(frozen=True)
 class Poison:
     """One message to publish as it is: `topic` is the contract topic name (without the
-    prefix), `reason` the dead-letter reason every consumer of the topic gives it."""
+    prefix), `reason` the dead-letter reason every consumer that takes it gives it; `readers`
+    how many consumer groups of the topic take its event type (None: every group of the topic;
+    the others skip a type they do not handle)."""
 
     topic: str
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
     reason: str
+    readers: int | None = None
 
 
 def _json(body: object) -> bytes:
@@ -105,9 +108,9 @@ def poison_messages(tenant: str = POISON_TENANT) -> list[Poison]:
         Poison(TOPIC_STRIPE_EVENTS, key, b"\x00\xff\xfe binary, not JSON",
                headers_for("StripeEventReceived"), "invalid_json"),
         Poison(TOPIC_TENANT, key, _json({"tenant_id": tenant, "config_version": 0}),
-               headers_for("BillingConfigApplied"), "validation_error"),
+               headers_for("BillingConfigApplied"), "validation_error", readers=1),
         Poison(TOPIC_TENANT, key, _json({"tenant_id": tenant, "version": 0}),
-               headers_for("UsageLimitsChanged"), "validation_error"),
+               headers_for("UsageLimitsChanged"), "validation_error", readers=1),
         Poison(TOPIC_USAGE_ALERTS, key, _json({"tenant_id": tenant, "meter": "computations"}),
                headers_for("UsageThresholdReached"), "validation_error"),
     ]
