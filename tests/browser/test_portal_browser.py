@@ -328,3 +328,12 @@ def test_a_tenant_replaces_its_card_through_the_hosted_setup_page(
     wait_until(shown, what="the new card on the Billing page", seconds=90)
     assert demo.get(f"/v1/tenants/{tenant}/payment-method")["last4"] == "4444"
     shots(page, "new-card")
+
+
+# The subscribing tests run last in this module, on the same demo run (one demo for the whole
+# browser suite: starting it takes about two minutes).
+from tests.browser.subscribe_cases import (  # noqa: E402, F401
+    plan_code,
+    test_a_new_tenant_subscribes_through_the_hosted_checkout,
+    test_update_payment_details_changes_the_card_shown,
+)

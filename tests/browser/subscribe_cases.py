@@ -8,6 +8,9 @@ The demo's tenants already have cards and configurations, so the tests subscribe
 (`newco-<hex>`) to a new plan made with `POST /v1/plans`, acting as the demo's `super`
 operator (who may do whatever the tenant may). Tests run in file order; the second uses the
 subscription of the first. Screenshots: `.billing/test-output/<test>/`.
+
+Collected through `test_portal_browser.py`, after its own tests, so that the whole browser
+suite runs on one demo.
 """
 
 import re
@@ -21,7 +24,6 @@ from tests.browser.pages import enter_card, sign_in, text
 from tests.support.browser import DemoPortal, Shots
 from tests.support.polling import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TAG = uuid.uuid4().hex[:8]
 TENANT = f"newco-{TAG}"
 PLAN = f"browser-{TAG}"
