@@ -43,6 +43,9 @@ class Sample(NamedTuple):
     time: datetime
     resource_id: str | None
     quarter: int  # the quarter-hour of `time` within the bucket's UTC hour: 0, 1, 2 or 3
+    source: str  # the event's `source` (the part of `event_id` before the first "/{id}")
+    #: When the message was published (Kafka record timestamp, ms since the epoch); 0 unknown.
+    published_ms: int = 0
 
 
 def _reason(loc: tuple[Any, ...], kind: str) -> str:
@@ -124,7 +127,7 @@ def to_sample(event: UsageRecorded) -> Sample:
     hour = bucket_hour(event.time)
     key = (event.subject, data.meter, data.service, hour)
     return Sample(event.event_id, key, aggregation, quantity, event.time, data.resource_id,
-                  quarter_of(event.time))
+                  quarter_of(event.time), event.source)
 
 
 def parse(value: bytes | None) -> Sample:

@@ -16,7 +16,8 @@ from typing import NamedTuple, Protocol
 
 from services.common.deadletter import DeadLetter, MessageSource
 from services.usage_collector.acceptance import Rejected
-from services.usage_collector.adapters.store import ApplyResult, BucketsFull, dead_letter_id
+from services.usage_collector.adapters.processed import dead_letter_id
+from services.usage_collector.adapters.store import ApplyResult, BucketsFull
 from services.usage_collector.buckets import BucketKey
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.wire import Decoder
@@ -45,6 +46,8 @@ class KafkaRecord(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...  # ms since the epoch: when the record was published
 
 
 class Polled(NamedTuple):
@@ -88,7 +91,7 @@ class PendingBatch:
         decode, add = self.decoder.decode, self.merge.add
         for r in records:
             try:
-                add(decode(r.value))
+                add(decode(r.value, r.timestamp))
             except Exception as exc:
                 self._dead(partition, r.offset, r.key, r.value, exc)
         self.records += len(records)

@@ -101,15 +101,16 @@ class Decoder:
         self.times[text] = (moment, hour, quarter)
         return moment, hour, quarter
 
-    def decode(self, value: bytes | None) -> Sample:
+    def decode(self, value: bytes | None, published_ms: int = 0) -> Sample:
         """Bytes of one Kafka message -> `Sample`; raises `Rejected` with the dead-letter
-        reason, exactly as `acceptance.parse` does."""
+        reason, exactly as `acceptance.parse` does. `published_ms` (the Kafka record
+        timestamp, ms since the epoch) is carried in the sample for the freshness metric."""
         try:
             event = _validate(value or b"")
             text = event["time"]
             time, hour, quarter = self.times.get(text) or self._time(text)
-        except ValidationError:
-            return parse(value)  # the contract decides, with the exact reason
+        except ValidationError:  # the contract decides, with the exact reason
+            return parse(value)._replace(published_ms=published_ms)
         data = event["data"]
         meter = data["meter"]
         resource_id = data.get("resource_id")
@@ -118,14 +119,17 @@ class Decoder:
             require_resource(aggregation, meter, resource_id)
         if hour is None:
             hour = bucket_hour(time)  # raises Rejected("invalid_time")
+        source = event["source"]
         return Sample(
-            f"{event['source']}/{event['id']}",
+            f"{source}/{event['id']}",
             (event["subject"], meter, data["service"], hour),
             aggregation,
             Decimal(data["quantity"]),
             time,
             resource_id,
             quarter,
+            source,
+            published_ms,
         )
 
 

@@ -23,7 +23,7 @@ from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
-#: Opens a transaction that writes what every collector batch writes (a processed id and the
+#: Opens a transaction that writes what every collector batch writes (a seen-ids document and the
 #: tenants' usage sequences), says so, and waits to be killed.
 HOLDER = """
 import sys, time
@@ -32,7 +32,7 @@ client = MongoClient(sys.argv[1])
 db = client[sys.argv[2]]
 session = client.start_session()
 session.start_transaction()
-db.usage_processed.insert_one({"_id": "lock-holder"}, session=session)
+db.usage_seen_ids.insert_one({"_id": "lock-holder"}, session=session)
 for tenant in sys.argv[3:]:
     db.usage_sequences.update_one({"_id": tenant}, {"$inc": {"seq": 1}}, upsert=True,
                                   session=session)

@@ -1,5 +1,5 @@
-"""The collector's MongoDB store: exact decimals through its fast conversions, and a
-processed id inserted twice failing the transaction rather than being skipped."""
+"""The collector's MongoDB store: exact decimals through its fast conversions, quarter-hours,
+and sums that would overflow (the seen ids: test_usage_seen_ids.py)."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -7,11 +7,10 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import pytest
-from pymongo.errors import OperationFailure
 
 from services.common.deadletter import DeadLetter
 from services.usage_collector.acceptance import parse
-from services.usage_collector.adapters.store import PROCESSED, MongoUsageStore, ensure_indexes
+from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.handlers import PendingBatch, write_batch
 from services.usage_collector.merge import BatchMerge
 from services.usage_collector.query import AGGREGATES, usage_totals
@@ -23,6 +22,7 @@ class Record(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int = 0
 
 
 def raw_event(n: int, qty: str, time: str) -> bytes:
@@ -51,21 +51,6 @@ async def test_bucket_decimals_are_stored_and_folded_exactly(mongo_db: Any) -> N
     assert str(doc["sum"]) == "123456789014.000000000001"
     assert (doc["count"], doc["max"]) == (3, Decimal("123456789012.5"))
     assert str(doc["latest"]) == "1E-12", "the latest event (10:06) keeps its exact quantity"
-
-
-async def test_a_processed_id_inserted_twice_fails_the_transaction(mongo_db: Any) -> None:
-    await ensure_indexes(mongo_db)
-    store, client = MongoUsageStore(mongo_db), mongo_db.client
-    async with client.start_session() as session:
-        await session.start_transaction()
-        await store._insert_ids(session, ["test/e1"])
-        await session.commit_transaction()
-    async with client.start_session() as session:
-        await session.start_transaction()
-        with pytest.raises(OperationFailure):
-            await store._insert_ids(session, ["test/e2", "test/e1"])
-        await session.abort_transaction()
-    assert [d["_id"] async for d in mongo_db[PROCESSED].find({})] == ["test/e1"]
 
 
 async def test_quarter_hours_fold_across_batches_and_split_the_hour_when_read(

@@ -42,6 +42,7 @@ from services.devstack.stripe_fake import sign as stripe_signature
 from services.invoicer.api import CONSUMES as INVOICER
 from services.notifier.api import CONSUMES as NOTIFIER
 from services.payments.api import CONSUMES as PAYMENTS
+from services.usage_collector.adapters.seen_ids import count_seen_ids
 from services.usage_collector.api import CONSUMES as COLLECTOR
 from tests.integration.test_invoicer_support import config
 from tests.support.fault_stack import logs_of, start_workers, worker_env
@@ -173,8 +174,7 @@ async def done(db: Any, r: Round) -> dict[str, bool]:
     """Which effects of round `r` are in MongoDB (all True: the round was processed)."""
     processed = db["processed_events"]
     return {
-        "usage-collector": await db["usage_processed"].count_documents(
-            {"_id": f"faults/{r.tag}"}) == 1,
+        "usage-collector": await count_seen_ids(db, "faults", f"faults/{r.tag}") == 1,
         "invoicer": await processed.count_documents(
             {"_id": f"invoicer.config:{r.config_event}"}) == 1,
         "invoicer outbox -> notifier": await db["notifier_contacts"].count_documents(

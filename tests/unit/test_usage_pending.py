@@ -14,6 +14,7 @@ class Record(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int = 0
 
 
 def event(n: int, **data: object) -> bytes:

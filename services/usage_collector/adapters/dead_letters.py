@@ -13,7 +13,7 @@ from services.common.deadletter import DeadLetter, publish_dead_letter
 from services.common.settings import CommonSettings
 from services.common.worker import raw_publisher
 from services.usage_collector.adapters.metrics import EVENTS
-from services.usage_collector.adapters.store import recorded_dead_letters
+from services.usage_collector.adapters.processed import recorded_dead_letters
 from services.usage_collector.handlers import record_id
 from services.usage_collector.names import SERVICE
 
