@@ -39,11 +39,13 @@ from services.usage_collector.adapters.metrics import (
     BATCH_SIZE,
     BUCKETS_WRITTEN,
     CONSUMER_LAG,
+    DOCUMENTS_WRITTEN,
     EVENTS,
     RELEASES_ABANDONED,
     THRESHOLD_EVENTS,
     WRITE_RETRIES,
     WRITE_SECONDS,
+    observe_lags,
 )
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.handlers import (
@@ -208,6 +210,9 @@ class Collector:
             started = time.perf_counter()
             result = await write_batch(batch, self.store, self.dead, self._commit)
             WRITE_SECONDS.observe(time.perf_counter() - started)
+            observe_lags(result.samples, result.committed_at)
+            for collection, documents in result.written:
+                DOCUMENTS_WRITTEN.labels(collection=collection).inc(documents)
             BATCH_SIZE.observe(len(batch))
             EVENTS.labels(outcome="aggregated").inc(result.aggregated)
             EVENTS.labels(outcome="duplicate").inc(result.duplicates)

@@ -188,3 +188,31 @@ async def test_replaying_the_whole_topic_from_offset_zero_changes_no_total(
         stats = await wait_consumed(mongo_db, 1202)
     assert stats == {"aggregated": 600, "duplicates": 601, "dead_lettered": 1}
     assert await buckets(mongo_db) == before
+
+
+def metric(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_freshness_and_documents_written_are_measured_per_aggregated_event(
+    common_settings: CommonSettings, mongo_db: Any
+) -> None:
+    lag = "billing_usage_event_lag_seconds"
+    before = {since: metric(f"{lag}_count", {"since": since})
+              for since in ("event_time", "publish_time")}
+    day, hour = ({"since": "event_time", "le": le} for le in ("86400.0", "3600.0"))
+    within = (metric(f"{lag}_bucket", day), metric(f"{lag}_bucket", hour))
+    seen_before = metric("billing_usage_documents_written_total",
+                         {"collection": "usage_seen_ids"})
+    now = datetime.now(UTC)
+    events = [usage(n, at=now - timedelta(hours=2)) for n in range(5)]
+    await publish(common_settings, events + events[:2])  # two duplicates: not observed
+    async with collector():
+        await wait_consumed(mongo_db, 7)
+    counts = {since: metric(f"{lag}_count", {"since": since}) - before[since]
+              for since in before}
+    assert counts == {"event_time": 5, "publish_time": 5}
+    within_after = (metric(f"{lag}_bucket", day), metric(f"{lag}_bucket", hour))
+    assert (within_after[0] - within[0], within_after[1] - within[1]) == (5, 0), "2 h old"
+    assert metric("billing_usage_documents_written_total",
+                  {"collection": "usage_seen_ids"}) > seen_before
