@@ -21,7 +21,7 @@ EVENTS = Counter(
 BATCH_SIZE = Histogram(
     "billing_usage_batch_size_events",
     "Kafka records per MongoDB batch transaction.",
-    buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 40_000),
+    buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 40_000, 80_000),
 )
 WRITE_SECONDS = Histogram(
     "billing_usage_write_seconds",

@@ -73,8 +73,9 @@ from services.usage_collector.totals import UsageSumOverflow
 log = logging.getLogger(__name__)
 
 STATS = "usage_stats"
-#: `$in` reads of buckets, which are mostly stored already.
-_BUCKET_CHUNK = 500
+#: `$in` reads of buckets, which are mostly stored already: small, since a server may compare
+#: each document found with the whole list (processed.existing_ids).
+_BUCKET_CHUNK = 100
 
 
 class BucketsFull(Exception):
