@@ -222,8 +222,9 @@ class Collector:
             if result.attempts > 1:
                 WRITE_RETRIES.inc(result.attempts - 1)
             log.debug(
-                "usage batch: %d records, %d aggregated, %d duplicates, %d dead, %d buckets",
-                len(batch), result.aggregated, result.duplicates, len(batch.dead), result.buckets,
+                "usage batch: %d records, %d aggregated, %d duplicates, %d dead, %d buckets, "
+                "documents written %s", len(batch), result.aggregated, result.duplicates,
+                len(batch.dead), result.buckets, dict(result.written),
             )
 
     async def _commit(self, offsets: dict[int, int]) -> None:
