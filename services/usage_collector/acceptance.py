@@ -43,8 +43,8 @@ class Sample(NamedTuple):
     time: datetime
     resource_id: str | None
     quarter: int  # the quarter-hour of `time` within the bucket's UTC hour: 0, 1, 2 or 3
-    source: str  # the event's `source` (the part of `event_id` before the first "/{id}")
-    #: When the message was published (Kafka record timestamp, ms since the epoch); 0 unknown.
+    source: str  # the event's `source` (`event_id` is "{source}/{id}")
+    #: When the message was published (Kafka record timestamp, ms since the epoch); <= 0: unknown.
     published_ms: int = 0
 
 

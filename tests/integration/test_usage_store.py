@@ -13,7 +13,7 @@ from services.usage_collector.acceptance import parse
 from services.usage_collector.adapters.store import MongoUsageStore, ensure_indexes
 from services.usage_collector.handlers import PendingBatch, write_batch
 from services.usage_collector.merge import BatchMerge
-from services.usage_collector.query import AGGREGATES, usage_totals
+from services.usage_collector.query import AGGREGATES, UNIQUE, usage_totals
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +101,14 @@ async def test_events_that_would_overflow_a_stored_bucket_are_dead_lettered_not_
     stored = {d["_id"]: d["sum"] async for d in mongo_db[AGGREGATES].find({})}
     assert stored == {"acme|cpu_hours|web|2013-07-01T10": near_full,
                       "acme|cpu_hours|web|2013-07-01T11": Decimal(5)}
+
+
+async def test_indexes_serve_the_reads_by_hour_and_no_index_is_kept_for_nothing(
+    mongo_db: Any,
+) -> None:
+    await ensure_indexes(mongo_db)
+    aggregates = [i["key"] async for i in await mongo_db[AGGREGATES].list_indexes()]
+    unique = [i["key"] async for i in await mongo_db[UNIQUE].list_indexes()]
+    assert {"hour": 1} in [dict(k) for k in aggregates]
+    assert {"hour": 1} in [dict(k) for k in unique]
+    assert {"updated_at": 1} not in [dict(k) for k in aggregates], "no query reads it"

@@ -42,8 +42,9 @@ def test_each_aggregated_event_is_observed_once_per_clock_it_has() -> None:
     registry.register(lag)
     samples = [sample(1, timedelta(seconds=3), timedelta(seconds=1)),
                sample(2, timedelta(seconds=3), timedelta(seconds=1)),
-               sample(3, timedelta(hours=2), None)]  # imported: no publish time
+               sample(3, timedelta(hours=2), None),  # no publish time known
+               sample(4, timedelta(hours=2), None)._replace(published_ms=-1)]  # Kafka's "none"
     observe_lags(samples, NOW.timestamp(), lag)
     event, publish = histogram(registry, "event_time"), histogram(registry, "publish_time")
-    assert (event["5.0"], event["3600.0"], event["86400.0"], event["sum"]) == (2, 2, 3, 7206.0)
+    assert (event["5.0"], event["3600.0"], event["86400.0"], event["sum"]) == (2, 2, 4, 14406.0)
     assert (publish["1.0"], publish["count"], publish["sum"]) == (2, 2, 2.0)

@@ -124,7 +124,8 @@ def observe_lags(
     """Feed `lag` (the registered histogram unless given) with a batch's aggregated
     `samples`, committed at `committed_at` (seconds since the epoch). Grouped by equal event
     time and by equal publish time (events share them): the per-event cost is one
-    dictionary count each. A sample without publish time (0) counts for event_time only."""
+    dictionary count each. A sample without publish time (0, or Kafka's -1) counts for
+    event_time only."""
     if not samples:
         return
     times = collections.Counter(map(_TIME, samples))
@@ -132,7 +133,7 @@ def observe_lags(
         "event_time", ((committed_at - t.timestamp(), n) for t, n in times.items()))
     published = collections.Counter(map(_PUBLISHED, samples))
     lag.observe_groups(
-        "publish_time", ((committed_at - ms / 1000, n) for ms, n in published.items() if ms))
+        "publish_time", ((committed_at - ms / 1000, n) for ms, n in published.items() if ms > 0))
 
 
 _TIME = attrgetter("time")
