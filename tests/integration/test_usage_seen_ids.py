@@ -104,7 +104,16 @@ async def test_a_concurrent_writer_of_the_same_ids_document_aborts(mongo_db: Any
         with pytest.raises((OperationFailure, GuardMissed)):  # the leaf moved since c read
             await seen.add(mongo_db, c, found_c, set())
         await c.abort_transaction()
-    assert await count_seen_ids(mongo_db) == 2
+    async with client.start_session() as e:  # a stale read: the count guard misses
+        await e.start_transaction()
+        stale = await seen.find(mongo_db, e, events(5, 1).samples)
+        await e.abort_transaction()
+        await seen.add(mongo_db, e, await seen.find(mongo_db, e, events(6, 1).samples), set())
+        await e.start_transaction()
+        with pytest.raises(GuardMissed):
+            await seen.add(mongo_db, e, stale, set())
+        await e.abort_transaction()
+    assert await count_seen_ids(mongo_db) == 3
     assert await count_seen_ids(mongo_db, "test", "test/e4") == 1
 
 
