@@ -220,6 +220,23 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def servers_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the embedded stack's servers (name -> seconds; gone ones left out)."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = proc_cpu_seconds(pid)
+        except OSError:
+            continue
+    return out
+
+
+def cpu_since(pids: dict[str, int], before: dict[str, float], events: int) -> dict[str, float]:
+    """Server CPU microseconds per event since `before` (from `servers_cpu`)."""
+    now = servers_cpu(pids)
+    return {k: (now[k] - v) * 1e6 / max(events, 1) for k, v in before.items() if k in now}
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set size (VmHWM) of a live process, MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -3,9 +3,12 @@ and the scaling targets next to the measured values."""
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
 from typing import Any
 
-from bench.ingest_support import fmt, quantile
+from bench.ingest_support import Samples, fmt, quantile, summed
 
 #: (target, limit) of the scaling work; see bench/README.md
 DOCS_PER_EVENT_MAX = 0.05
@@ -31,6 +34,7 @@ def run_table(runs: list[dict[str, Any]], header: bool = True) -> str:
         lines.append("           documents written per event: " + (
             ", ".join(f"{k} {v:.4f}" for k, v in sorted(by.items())) if by else
             "n/a (the collector has no billing_usage_documents_written_total)"))
+        lines.append("           embedded servers' CPU per event: " + servers(r))
         lines.append("           documents stored at the end: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(r["stored_documents_by_collection"].items())))
     if header:
@@ -38,6 +42,12 @@ def run_table(runs: list[dict[str, Any]], header: bool = True) -> str:
                      "from the first commit; ratio = collector / raw aiokafka consumption; "
                      "cpu = all collectors' CPU; RSS = largest process")
     return "\n".join(lines)
+
+
+def servers(r: dict[str, Any]) -> str:
+    """The embedded stack's server CPU (us/event) of a run, or n/a (external servers)."""
+    us = r["server_cpu_us_per_event"]
+    return ", ".join(f"{k} {v:.1f} us" for k, v in sorted(us.items())) if us else "n/a"
 
 
 def lag_quantiles(lat: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
@@ -52,10 +62,12 @@ def lag_quantiles(lat: dict[str, Any]) -> dict[str, tuple[float | None, float | 
 
 def latency_report(lat: dict[str, Any]) -> str:
     """The latency run: quantiles from the metric and from outside."""
-    lines = [f"published {lat['events']:,} events at {lat['rate_events_per_s']:,.0f}/s; "
+    lines = [f"published {lat['events']:,} events (target {lat['rate_events_per_s']:,.0f}/s, "
+             f"achieved {lat['achieved_events_per_s']:,.0f}/s); "
              f"collector CPU {lat['cpu_seconds']:.1f} s; {fmt(lat['batches']['count'])} batch "
              f"transactions, {fmt(lat['batches']['mean_events'])} events and "
-             f"{fmt(lat['batches']['mean_write_seconds'], '.3f')} s each on average"]
+             f"{fmt(lat['batches']['mean_write_seconds'], '.3f')} s each on average; "
+             f"servers' CPU per event: {servers(lat)}"]
     for source, (p50, p99) in lag_quantiles(lat).items():
         lines.append(f"  {source:<28} p50 {fmt(p50, '.3f')} s   p99 {fmt(p99, '.3f')} s")
     lines.append("  (metric quantiles: from the cumulative buckets of "
@@ -110,3 +122,37 @@ def targets(runs: list[dict[str, Any]], lat: dict[str, Any] | None
     lines += [f"{r['target']:<{width}}  {r['limit']:<14} {r['verdict']:<7} {r['measured']}"
               for r in rows]
     return rows, "\n".join(lines)
+
+
+def batches(before: list[Samples], after: list[Samples]) -> dict[str, float | None]:
+    """Batch transactions between two scrapes: count, mean events and mean write seconds."""
+    def delta(name: str) -> float:
+        return (summed(after, name) or 0.0) - (summed(before, name) or 0.0)
+
+    count = delta("billing_usage_write_seconds_count")
+    return {"count": count,
+            "mean_events": delta("billing_usage_batch_size_events_sum") / count if count else None,
+            "mean_write_seconds": delta("billing_usage_write_seconds_sum") / count if count
+            else None}
+
+
+def outside_lags(checkpoints: list[tuple[float, int]], polls: list[tuple[float, int]]
+                 ) -> list[float]:
+    """Per publishing checkpoint (every ~0.1 s): seconds until the aggregated count reached
+    the count published then (an upper bound of the newest event's lag, plus <= one poll)."""
+    lags, i = [], 0
+    for at, count in checkpoints:
+        while i < len(polls) and (polls[i][0] < at or polls[i][1] < count):
+            i += 1
+        if i == len(polls):
+            break
+        lags.append(polls[i][0] - at)
+    return lags
+
+
+def machine() -> str:
+    """CPU model and count, for the results table."""
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return f"{platform.node()}: {os.cpu_count()} x {model}, Python {platform.python_version()}"

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,7 +38,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ingest_support as sup  # noqa: E402
-from bench.ingest_targets import latency_report, run_table, targets  # noqa: E402
+from bench.ingest_targets import (  # noqa: E402
+    batches,
+    latency_report,
+    machine,
+    outside_lags,
+    run_table,
+    targets,
+)
 from services.common.mongo import database, make_client  # noqa: E402
 from services.common.settings import CommonSettings  # noqa: E402
 from services.usage_collector.adapters.store import collector_stats  # noqa: E402
@@ -66,6 +72,7 @@ async def throughput(base: dict[str, str], n: int, args: argparse.Namespace) -> 
     raw = await sup.raw_consume(settings, events)
     client = make_client(settings)
     db = database(client, settings)
+    servers = sup.servers_cpu(args.server_pids)
     collectors = sup.Collectors(env, n, Path(args.logs) / settings.mongo_db)
     started, first_at, cpu_first = time.perf_counter(), 0.0, 0.0
     try:
@@ -78,6 +85,7 @@ async def throughput(base: dict[str, str], n: int, args: argparse.Namespace) -> 
             await asyncio.sleep(0.2)
         done = time.perf_counter()
         cpu, rss, metrics = collectors.cpu_seconds(), collectors.peak_rss_mb(), collectors.scrape()
+        servers_us = sup.cpu_since(args.server_pids, servers, events)
         stored = {name: await db[name].estimated_document_count()
                   for name in await db.list_collection_names()}
     finally:
@@ -95,7 +103,7 @@ async def throughput(base: dict[str, str], n: int, args: argparse.Namespace) -> 
         "steady_ratio": events / max(done - first_at, 1e-9) / (events / raw),
         "cpu_us_per_event": cpu * 1e6 / events,
         "steady_cpu_us_per_event": (cpu - cpu_first) * 1e6 / events,
-        "peak_rss_mb": rss,
+        "peak_rss_mb": rss, "server_cpu_us_per_event": servers_us,
         "documents_per_event": sum(written.values()) / events if written else None,
         "documents_per_event_by_collection": {k: v / events for k, v in written.items()},
         "stored_documents_per_event": sum(stored.values()) / events,
@@ -139,7 +147,7 @@ async def latency(base: dict[str, str], rate: float, args: argparse.Namespace) -
     polls: list[tuple[float, int]] = []
     try:
         warm = await warm_up(settings, collectors, partitions)
-        before = collectors.scrape()
+        before, servers = collectors.scrape(), sup.servers_cpu(args.server_pids)
         publishing = True
 
         async def poll() -> None:
@@ -156,6 +164,7 @@ async def latency(base: dict[str, str], rate: float, args: argparse.Namespace) -
         await asyncio.wait_for(poller, timeout=args.timeout)
         after = collectors.scrape()
         cpu = collectors.cpu_seconds()
+        servers_us = sup.cpu_since(args.server_pids, servers, sent)
     finally:
         collectors.stop()
         await client.drop_database(settings.mongo_db)
@@ -163,46 +172,14 @@ async def latency(base: dict[str, str], rate: float, args: argparse.Namespace) -
     return {
         "collectors": args.latency_collectors, "rate_events_per_s": rate,
         "seconds": args.latency_seconds, "events": sent, "cpu_seconds": cpu,
+        "achieved_events_per_s": sent / args.latency_seconds,
+        "server_cpu_us_per_event": servers_us,
         "metrics": {since: sup.diff(sup.histogram(after, LAG, since=since),
                                     sup.histogram(before, LAG, since=since))
                     for since in ("event_time", "publish_time")},
         "outside_lags": outside_lags(checkpoints, polls),
         "batches": batches(before, after),
     }
-
-
-def batches(before: list[sup.Samples], after: list[sup.Samples]) -> dict[str, float | None]:
-    """Batch transactions between two scrapes: count, mean events and mean write seconds."""
-    def delta(name: str) -> float:
-        return (sup.summed(after, name) or 0.0) - (sup.summed(before, name) or 0.0)
-
-    count = delta("billing_usage_write_seconds_count")
-    return {"count": count,
-            "mean_events": delta("billing_usage_batch_size_events_sum") / count if count else None,
-            "mean_write_seconds": delta("billing_usage_write_seconds_sum") / count if count
-            else None}
-
-
-def outside_lags(checkpoints: list[tuple[float, int]], polls: list[tuple[float, int]]
-                 ) -> list[float]:
-    """Per publishing checkpoint (every ~0.1 s): seconds until the aggregated count reached
-    the count published then (an upper bound of the newest event's lag, plus <= one poll)."""
-    lags, i = [], 0
-    for at, count in checkpoints:
-        while i < len(polls) and (polls[i][0] < at or polls[i][1] < count):
-            i += 1
-        if i == len(polls):
-            break
-        lags.append(polls[i][0] - at)
-    return lags
-
-
-def machine() -> str:
-    """CPU model and count, for the results table."""
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{platform.node()}: {os.cpu_count()} x {model}, Python {platform.python_version()}"
 
 
 async def main(args: argparse.Namespace, base: dict[str, str]) -> dict[str, Any]:
@@ -229,6 +206,7 @@ async def main(args: argparse.Namespace, base: dict[str, str]) -> dict[str, Any]
     rows, table = targets(runs, lat)
     print("\n" + table)
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+            "servers": "embedded stack" if args.server_pids else "external",
             "command": " ".join(sys.argv), "events": args.events, "tenants": args.tenants,
             "runs": runs, "latency": lat, "targets": rows}
 
@@ -247,6 +225,7 @@ def run() -> None:
     parser.add_argument("--json", default="", help="write every figure to this file")
     args = parser.parse_args()
     base = dict(os.environ, BILLING_LOG_LEVEL="WARNING", PYTHONPATH=str(sup.ROOT))
+    args.server_pids = {}
     with tempfile.TemporaryDirectory() as tmp:
         stack = None
         if not (base.get("BILLING_KAFKA_BOOTSTRAP_SERVERS") and base.get("BILLING_MONGO_URI")):
@@ -255,7 +234,10 @@ def run() -> None:
             stack = EmbeddedStack(Path(tmp))
         try:
             if stack is not None:
-                base.update(stack.up(timeout=90).env(stack.directory))
+                state = stack.up(timeout=90)
+                base.update(state.env(stack.directory))
+                args.server_pids = {name: c.pid for name, c in state.components.items()
+                                    if name in ("mongodb", "kafka", "kafka-link")}
             report = asyncio.run(main(args, base))
         finally:
             if stack is not None:
