@@ -86,6 +86,7 @@ def targets(runs: list[dict[str, Any]], lat: dict[str, Any] | None
     """The issue's targets next to the measured values: rows for the JSON and a table."""
     by_n = {r["collectors"]: r for r in runs}
     one = runs[0]
+    who = f"{one['collectors']} collector" + ("s" if one["collectors"] > 1 else "")
     rows: list[dict[str, Any]] = []
 
     def add(name: str, target: str, value: str, ok: bool | None) -> None:
@@ -99,12 +100,12 @@ def targets(runs: list[dict[str, Any]], lat: dict[str, Any] | None
     else:
         add("2 collectors faster than 1", "> 1 collector", "n/a (run 1 and 2)", None)
     docs = one["documents_per_event"]
-    add(f"documents per event ({one['collectors']} collector)", f"<= {DOCS_PER_EVENT_MAX}",
+    add(f"documents per event ({who})", f"<= {DOCS_PER_EVENT_MAX}",
         fmt(docs, ".3f"), None if docs is None else docs <= DOCS_PER_EVENT_MAX)
-    add(f"collector/raw ratio ({one['collectors']} collector, steady)", f">= {RATIO_MIN}",
+    add(f"collector/raw ratio ({who}, steady)", f">= {RATIO_MIN}",
         f"{one['steady_ratio']:.3f} ({one['ratio']:.3f} incl. start-up)",
         one["steady_ratio"] >= RATIO_MIN)
-    add(f"CPU per event ({one['collectors']} collector, steady)", f"<= {CPU_US_MAX} us",
+    add(f"CPU per event ({who}, steady)", f"<= {CPU_US_MAX} us",
         f"{one['steady_cpu_us_per_event']:.1f} us ({one['cpu_us_per_event']:.1f} incl. "
         "start-up)", one["steady_cpu_us_per_event"] <= CPU_US_MAX)
     if lat is None:
@@ -156,3 +157,30 @@ def machine() -> str:
                   Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
     return f"{platform.node()}: {os.cpu_count()} x {model}, Python {platform.python_version()}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The figures as Markdown tables (for bench/README.md)."""
+    lines = [f"Usage ingestion, {report['date']}, {report['machine']} ({report['servers']}); "
+             f"`{report['command']}`", "",
+             "| collectors | events/s | steady events/s | raw events/s | ratio (steady) "
+             "| CPU us/event (steady) | peak RSS MB | documents/event | retries |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        lines.append(
+            f"| {r['collectors']} | {r['events_per_s']:,.0f} | {r['steady_events_per_s']:,.0f} "
+            f"| {r['raw_events_per_s']:,.0f} | {r['ratio']:.3f} ({r['steady_ratio']:.3f}) "
+            f"| {r['cpu_us_per_event']:.1f} ({r['steady_cpu_us_per_event']:.1f}) "
+            f"| {r['peak_rss_mb']:.0f} | {fmt(r['documents_per_event'], '.3f')} "
+            f"| {fmt(r['write_retries'])} |")
+    lat = report["latency"]
+    if lat is not None:
+        lines += ["", f"Latency at {lat['achieved_events_per_s']:,.0f} events/s, "
+                  f"{lat['collectors']} collector(s), {lat['seconds']:g} s:", "",
+                  "| source | p50 s | p99 s |", "|---|---|---|"]
+        lines += [f"| {source} | {fmt(p50, '.3f')} | {fmt(p99, '.3f')} |"
+                  for source, (p50, p99) in lag_quantiles(lat).items()]
+    lines += ["", "| target | limit | verdict | measured |", "|---|---|---|---|"]
+    lines += [f"| {r['target']} | {r['limit']} | {r['verdict']} | {r['measured']} |"
+              for r in report["targets"]]
+    return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ from bench.ingest_targets import (  # noqa: E402
     batches,
     latency_report,
     machine,
+    markdown,
     outside_lags,
     run_table,
     targets,
@@ -223,6 +224,7 @@ def run() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run at most")
     parser.add_argument("--logs", default=".billing/bench-ingest", help="collector logs")
     parser.add_argument("--json", default="", help="write every figure to this file")
+    parser.add_argument("--markdown", default="", help="write the figures' tables to this file")
     args = parser.parse_args()
     base = dict(os.environ, BILLING_LOG_LEVEL="WARNING", PYTHONPATH=str(sup.ROOT))
     args.server_pids = {}
@@ -245,6 +247,9 @@ def run() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"figures written to {args.json}")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report))
+        print(f"tables written to {args.markdown}")
 
 
 if __name__ == "__main__":
