@@ -65,7 +65,8 @@ def latency_report(lat: dict[str, Any]) -> str:
     lines = [f"published {lat['events']:,} events (target {lat['rate_events_per_s']:,.0f}/s, "
              f"achieved {lat['achieved_events_per_s']:,.0f}/s); "
              f"collector CPU {lat['cpu_seconds']:.1f} s; {fmt(lat['batches']['count'])} batch "
-             f"transactions, {fmt(lat['batches']['mean_events'])} events and "
+             f"transactions ({fmt(lat['batches']['retries'])} retried), "
+             f"{fmt(lat['batches']['mean_events'])} events and "
              f"{fmt(lat['batches']['mean_write_seconds'], '.3f')} s each on average; "
              f"servers' CPU per event: {servers(lat)}"]
     for source, (p50, p99) in lag_quantiles(lat).items():
@@ -126,12 +127,13 @@ def targets(runs: list[dict[str, Any]], lat: dict[str, Any] | None
 
 
 def batches(before: list[Samples], after: list[Samples]) -> dict[str, float | None]:
-    """Batch transactions between two scrapes: count, mean events and mean write seconds."""
+    """Batch transactions between two scrapes: count, retries, mean events and mean write
+    seconds."""
     def delta(name: str) -> float:
         return (summed(after, name) or 0.0) - (summed(before, name) or 0.0)
 
     count = delta("billing_usage_write_seconds_count")
-    return {"count": count,
+    return {"count": count, "retries": delta("billing_usage_write_retries_total"),
             "mean_events": delta("billing_usage_batch_size_events_sum") / count if count else None,
             "mean_write_seconds": delta("billing_usage_write_seconds_sum") / count if count
             else None}
