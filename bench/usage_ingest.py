@@ -15,8 +15,13 @@ half of the measured 1-collector capacity for `--latency-seconds`, event `time` 
 reads p50/p99 of `billing_usage_event_lag_seconds` from the collectors' `/metrics`; the bench
 also measures it from outside (when the aggregated count reaches the count published).
 
+Last, a table puts the targets of the scaling work (bench/ingest_targets.py) next to the
+measured values; `--json` writes every figure, `--markdown` the tables. On the embedded stack
+the servers' own CPU per event is printed too (there the MongoDB server is often the limit).
+
 Servers: BILLING_KAFKA_BOOTSTRAP_SERVERS and BILLING_MONGO_URI when set, otherwise an
-embedded stack started in a temporary directory (and stopped afterwards).
+embedded stack started in a temporary directory (and stopped afterwards). The usage topic
+needs at least as many partitions as collectors (8 by default; BILLING_TOPIC_PARTITIONS).
 
     .venv/bin/python bench/usage_ingest.py [--events 500000] [--collectors 1,2,4] [--json F]
 """
@@ -162,7 +167,10 @@ async def latency(base: dict[str, str], rate: float, args: argparse.Namespace) -
         sent = await sup.publish_steady(settings, rate, args.latency_seconds, args.tenants,
                                         lambda t, n: checkpoints.append((t, n)))
         publishing = False
-        await asyncio.wait_for(poller, timeout=args.timeout)
+        try:
+            await asyncio.wait_for(poller, timeout=args.catch_up_seconds)
+        except TimeoutError:  # the figures cover what was aggregated by then
+            pass
         after = collectors.scrape()
         cpu = collectors.cpu_seconds()
         servers_us = sup.cpu_since(args.server_pids, servers, sent)
@@ -179,6 +187,7 @@ async def latency(base: dict[str, str], rate: float, args: argparse.Namespace) -
                                     sup.histogram(before, LAG, since=since))
                     for since in ("event_time", "publish_time")},
         "outside_lags": outside_lags(checkpoints, polls),
+        "behind_at_end": sent - (polls[-1][1] if polls else 0),
         "batches": batches(before, after),
     }
 
@@ -222,6 +231,8 @@ def run() -> None:
     parser.add_argument("--latency-rate", type=float, default=0.0,
                         help="events/s (default: half the first run's steady events/s)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run at most")
+    parser.add_argument("--catch-up-seconds", type=float, default=240.0,
+                        help="how long the latency run waits for the last events after publishing")
     parser.add_argument("--logs", default=".billing/bench-ingest", help="collector logs")
     parser.add_argument("--json", default="", help="write every figure to this file")
     parser.add_argument("--markdown", default="", help="write the figures' tables to this file")
