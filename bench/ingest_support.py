@@ -1,7 +1,7 @@
 """Helpers of the usage ingestion benchmark (bench/usage_ingest.py): publishing, raw
 consumption, collector processes and their `/metrics`.
 
-Nothing here is a test: figures measured on a shared machine are noisy.
+Nothing here is a test: figures measured on a busy machine are noisy.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.ingest_support import Samples, fmt, quantile, summed
 
-#: (target, limit) of the scaling work; see bench/README.md
+#: limits of the scaling targets (platform throughput, documents, CPU and freshness)
 DOCS_PER_EVENT_MAX = 0.05
 RATIO_MIN = 0.10
 CPU_US_MAX = 12.0
@@ -87,7 +87,7 @@ def _verdict(ok: bool | None) -> str:
 
 def targets(runs: list[dict[str, Any]], lat: dict[str, Any] | None
             ) -> tuple[list[dict[str, Any]], str]:
-    """The issue's targets next to the measured values: rows for the JSON and a table."""
+    """The scaling targets next to the measured values: rows for the JSON and a table."""
     by_n = {r["collectors"]: r for r in runs}
     one = runs[0]
     who = f"{one['collectors']} collector" + ("s" if one["collectors"] > 1 else "")
