@@ -30,6 +30,9 @@ def run_table(runs: list[dict[str, Any]], header: bool = True) -> str:
                  fmt(r["stored_documents_per_event"], ".3f"), fmt(r["write_retries"]),
                  r["duplicates"])
         lines.append("".join(f"{c:>11}" for c in cells))
+        if not r["steady_measured"]:
+            lines.append("           (one commit held every event: the steady figures equal "
+                         "the start-up ones; use more --events)")
         by = r["documents_per_event_by_collection"]
         lines.append("           documents written per event: " + (
             ", ".join(f"{k} {v:.4f}" for k, v in sorted(by.items())) if by else

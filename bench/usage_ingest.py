@@ -98,10 +98,11 @@ async def throughput(base: dict[str, str], n: int, args: argparse.Namespace) -> 
         collectors.stop()
         await client.drop_database(settings.mongo_db)
         await client.close()
+    steady = bool(first_at)  # False: everything came in the first commit seen
     first_at, cpu_first = first_at or started, cpu_first or 0.0
     written = sup.by_label(metrics, WRITTEN, "collection")
     return {
-        "collectors": n, "events": events, "partitions": partitions,
+        "collectors": n, "events": events, "partitions": partitions, "steady_measured": steady,
         "publish_seconds": round(published, 2), "raw_events_per_s": events / raw,
         "seconds": done - started, "events_per_s": events / (done - started),
         "steady_events_per_s": events / max(done - first_at, 1e-9),
