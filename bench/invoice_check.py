@@ -149,7 +149,7 @@ def check_numbers(rows: list[dict[str, Any]], tenants: list[TenantSpec]) -> list
         by_year.setdefault(match[1], []).append(int(match[2]))
     for year, seqs in sorted(by_year.items()):
         if sorted(seqs) != list(range(1, len(seqs) + 1)):
-            missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs))[:10]
+            missing = sorted(set(range(1, len(seqs) + 1)) - set(seqs))[:10]
             dupes = [s for s, c in Counter(seqs).items() if c > 1][:10]
             problems.append(f"{year}: numbers not gapless 1..{len(seqs)} (missing {missing}, "
                             f"duplicated {dupes})")
