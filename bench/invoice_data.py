@@ -166,7 +166,7 @@ def config_command(spec: TenantSpec) -> BillingConfigSubmitted:
         actor=Actor(user_id="bench-operator", role="super"),
         settings=BillingSettings(
             flat_rate_amount=spec.flat_minor, currency=spec.currency,
-            billing_frequency=spec.frequency,  # type: ignore[arg-type]
+            billing_frequency=spec.frequency,
             billing_email=f"billing@{spec.tenant_id}.example.com", auto_generate_invoices=True,
             billing_day_of_month=spec.billing_day, payment_due_days=30,
             email_notifications=False),

@@ -143,7 +143,8 @@ async def typical_invoice(db: Any) -> dict[str, Any]:
     if not found:
         raise RuntimeError("the cycle issued no invoice: nothing to copy for the floor")
     found.sort(key=lambda d: len(encode(d, codec_options=db.codec_options)))
-    return found[len(found) // 2]
+    median: dict[str, Any] = found[len(found) // 2]
+    return median
 
 
 async def verify(db: Any, tenants: list[TenantSpec], record: UsageRecord,
@@ -159,7 +160,8 @@ async def verify(db: Any, tenants: list[TenantSpec], record: UsageRecord,
     return {"checked": count, "invoices": len(rows), "problems": problems}
 
 
-async def main(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+async def main(args: argparse.Namespace, env: dict[str, str], drop: bool) -> dict[str, Any]:
+    """Run every step in the database `env` names; drop it afterwards when `drop`."""
     os.environ.update(env)
     settings = CommonSettings()
     client = make_client(settings)
@@ -196,9 +198,12 @@ async def main(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         print("measuring the floors...", flush=True)
         out["floors"] = await floors(db, tenants, await typical_invoice(db))
         print("checking invoices...", flush=True)
+        started = time.perf_counter()
         out["correctness"] = await verify(db, tenants, record, args.seed)
+        out["correctness"]["seconds"] = time.perf_counter() - started
     finally:
-        if not args.keep:
+        if drop:
+            print("dropping the database...", flush=True)
             await client.drop_database(settings.mongo_db)
         await client.close()
     return out
@@ -227,7 +232,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=5_000, help="usage events per batch")
     parser.add_argument("--writers", type=int, default=1, help="concurrent usage writers")
     parser.add_argument("--setup-concurrency", type=int, default=8)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the database afterwards (BILLING_MONGO_URI only)")
     args = parser.parse_args()
     if args.tenants < 1 or args.usage_hours < 1:
         parser.error("--tenants and --usage-hours must be at least 1")
@@ -249,7 +255,7 @@ def run() -> None:
     tag = uuid.uuid4().hex[:8]
     env = dict(os.environ, BILLING_MONGO_DB=f"bench_invoice_{tag}", BILLING_LOG_LEVEL="WARNING")
     if os.environ.get("BILLING_MONGO_URI"):
-        out = asyncio.run(main(args, env))
+        out = asyncio.run(main(args, env, drop=not args.keep))
     else:
         from services.devstack.stack import EmbeddedStack
 
@@ -257,8 +263,9 @@ def run() -> None:
             stack = EmbeddedStack(Path(tmp))
             try:
                 env.update(stack.up(timeout=90).env(stack.directory))
-                out = asyncio.run(main(args, env))
+                out = asyncio.run(main(args, env, drop=False))  # the directory goes
             finally:
+                print("stopping the embedded stack...", flush=True)
                 stack.down()
     ok = print_table(out)
     if args.json:
