@@ -14,6 +14,7 @@ micro-units and the event count), which the correctness check prices independent
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -219,3 +220,20 @@ def usage_batches(tenants: list[TenantSpec], hours: int, seed: int, record: Usag
 def buckets_planned(tenants: list[TenantSpec], hours: int) -> int:
     """How many usage buckets (= events) `usage_batches` writes."""
     return sum(len(_hours(t, hours)) for t in tenants) * len(METERS)
+
+
+def mix(tenants: list[TenantSpec]) -> dict[str, dict[str, int]]:
+    """How many tenants of each currency, frequency, zone and price model (a tenant counts
+    once per model it uses), with a flat fee, and with a coupon (own or shared code)."""
+    def count(values: list[str]) -> dict[str, int]:
+        return dict(sorted(Counter(values).items()))
+
+    return {
+        "currency": count([t.currency for t in tenants]),
+        "frequency": count([t.frequency for t in tenants]),
+        "zone": count([t.zone for t in tenants]),
+        "model": count([m for t in tenants for m in {c.model for c in t.charges}]),
+        "extras": count(["flat_fee"] * sum(1 for t in tenants if t.flat_minor)
+                        + [("shared_coupon" if t.coupon.code.startswith("Promo")
+                            else "own_coupon") for t in tenants if t.coupon]),
+    }

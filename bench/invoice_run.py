@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bson import encode
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -56,6 +58,7 @@ from bench.invoice_data import (  # noqa: E402
     buckets_planned,
     config_command,
     make_tenants,
+    mix,
     usage_batches,
 )
 from bench.invoice_report import estimate_seconds, print_table, suggest_hours  # noqa: E402
@@ -131,14 +134,13 @@ async def floors(db: Any, tenants: list[TenantSpec], sample: dict[str, Any]) -> 
                                        batch_size=10_000):
         read += 1
     read_s = time.perf_counter() - started
-    return {"insert_docs": len(docs), "insert_seconds": insert_s, "read_buckets": read,
+    return {"insert_docs": len(docs), "invoice_bytes": len(encode(sample, codec_options=
+            db.codec_options)), "insert_seconds": insert_s, "read_buckets": read,
             "read_seconds": read_s}
 
 
 async def typical_invoice(db: Any) -> dict[str, Any]:
     """An issued invoice of median BSON size among a few hundred (the floor's document)."""
-    from bson import encode
-
     found = [d async for d in db["invoicer_invoices"].find({}).limit(500)]
     if not found:
         raise RuntimeError("the cycle issued no invoice: nothing to copy for the floor")
@@ -174,6 +176,7 @@ async def main(args: argparse.Namespace, env: dict[str, str], drop: bool) -> dic
         await store.ensure_indexes()
         tenants = make_tenants(args.tenants, args.seed, {c: exponent(c) for c in CURRENCIES},
                                args.shared_coupons)
+        out["mix"] = mix(tenants)
         print(f"configuring {len(tenants):,} tenants...", flush=True)
         seconds = await setup_tenants(store, tenants, args.setup_concurrency)
         out["setup"] = {"tenants": len(tenants), "seconds": seconds}
