@@ -102,6 +102,8 @@ async def bounded(jobs: Iterable[Awaitable[Any]], limit: int) -> None:
 
 
 async def setup_tenants(store: InvoicerStore, tenants: list[TenantSpec], limit: int) -> float:
+    """Accept each tenant's configuration with the worker's handler, `limit` at a time;
+    returns the wall time (s)."""
     started = time.perf_counter()
     await bounded((apply_config(store, config_command(t)) for t in tenants), limit)
     return time.perf_counter() - started
@@ -151,6 +153,8 @@ async def typical_invoice(db: Any) -> dict[str, Any]:
 
 async def verify(db: Any, tenants: list[TenantSpec], record: UsageRecord,
                  seed: int) -> dict[str, Any]:
+    """Numbers gapless and one invoice per tenant over every invoice; a random 1 % of the
+    tenants (at least 20) priced again independently. Returns the problems found."""
     rows = [d async for d in db["invoicer_invoices"].find(
         {}, projection={"tenant_id": 1, "invoice_number": 1})]
     problems = check_numbers(rows, tenants)
@@ -222,6 +226,7 @@ def machine() -> dict[str, Any]:
 
 
 def parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--usage-hours", type=int, default=720,
@@ -244,6 +249,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def run() -> None:
+    """Estimate, refuse or run, print the table, write the JSON, exit 1 on any failure."""
     args = parse_args()
     estimate = estimate_seconds(args.tenants, args.usage_hours)
     print(f"estimated run time: {estimate / 60:.1f} min ({args.tenants:,} tenants x 4 meters x "
