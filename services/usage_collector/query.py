@@ -43,13 +43,6 @@ from services.usage_collector.totals import HOUR, Part, combine, exact_add, part
 AGGREGATES = "usage_aggregates"
 UNIQUE = "usage_unique"
 SEQUENCES = "usage_sequences"
-#: What `PeriodFold` reads of a bucket (a projection: `seq` and `_id` stay on the server).
-BUCKET_FIELDS = {"_id": 0, "tenant_id": 1, "service": 1, "meter": 1, "hour": 1,
-                 "aggregation": 1, "sum": 1, "count": 1, "max": 1, "latest": 1,
-                 "latest_time": 1, "quarters": 1, "updated_at": 1}
-#: What `PeriodFold` reads of a `usage_unique` record.
-UNIQUE_FIELDS = {"_id": 0, "tenant_id": 1, "service": 1, "meter": 1, "hour": 1,
-                 "resource_id": 1, "quarters": 1}
 
 
 @dataclass(frozen=True)
@@ -137,7 +130,7 @@ class PeriodFold:
         return self.start - HOUR < hour < self.end
 
     def add_bucket(self, doc: dict[str, Any]) -> None:
-        """Fold one bucket (`BUCKET_FIELDS`; decimals as `Decimal`) whose hour `covers`."""
+        """Fold one bucket (decimals as `Decimal`) whose hour `covers`."""
         key = (doc["service"], doc["meter"])
         fold = self._meters.get(key)
         if fold is None:
@@ -145,7 +138,7 @@ class PeriodFold:
         fold.add(doc, self.start, self.end)
 
     def add_unique(self, doc: dict[str, Any]) -> None:
-        """Count one `usage_unique` record (`UNIQUE_FIELDS`) whose hour `covers`: its
+        """Count one `usage_unique` record whose hour `covers`: its
         resource when it was seen in a quarter-hour starting in the period (a record written
         without quarters: when its hour starts in the period)."""
         if "quarters" in doc:  # as `$elemMatch` / `$exists: false` select them
@@ -195,12 +188,11 @@ async def usage_totals(
     """
     fold = PeriodFold(start, end)
     hours = {"$gt": start - HOUR, "$lt": end}
-    async for doc in db[AGGREGATES].find({"tenant_id": tenant_id, "hour": hours},
-                                         projection=BUCKET_FIELDS):
+    async for doc in db[AGGREGATES].find({"tenant_id": tenant_id, "hour": hours}):
         fold.add_bucket(doc)
     for service, meter in fold.unique_meters():
         query = {"tenant_id": tenant_id, "meter": meter, "service": service, "hour": hours}
-        async for doc in db[UNIQUE].find(query, projection=UNIQUE_FIELDS):
+        async for doc in db[UNIQUE].find(query):
             fold.add_unique(doc)
     return fold.totals()
 

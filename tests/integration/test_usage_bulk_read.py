@@ -23,7 +23,7 @@ from services.usage_collector.api import (
     usage_totals_many,
 )
 from services.usage_collector.bulk_read import Strategy, reads_by_scan
-from services.usage_collector.query import AGGREGATES, BUCKET_FIELDS, UNIQUE, PeriodFold
+from services.usage_collector.query import AGGREGATES, UNIQUE, PeriodFold
 from services.usage_collector.totals import UsageSumOverflow
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ async def test_many_requests_answer_what_each_tenants_own_read_answers(
 
 async def test_the_fold_takes_buckets_in_any_order(db: Any) -> None:
     tenant, start, end = month("tata", 8, KOLKATA)
-    docs = [d async for d in db[AGGREGATES].find({"tenant_id": tenant}, BUCKET_FIELDS)]
+    docs = [d async for d in db[AGGREGATES].find({"tenant_id": tenant})]
     backwards = PeriodFold(start, end)
     for doc in sorted(docs, key=lambda d: d["hour"], reverse=True):
         if backwards.covers(doc["hour"]):
