@@ -106,7 +106,10 @@ async def usage_totals_many(
     Reads the union of the requested hours, (earliest start - 1 h, latest end), in one query
     on `usage_aggregates` and, when a requested meter is `unique_count`, one on `usage_unique`
     (by `strategy`: see the module docstring), streaming each document into the folds of the
-    requests it overlaps: memory grows with requests and meters, never with buckets.
+    requests it overlaps: memory grows with requests and meters, never with buckets. The
+    range is the union of all requests: a scan for a month's and a year's periods reads a year
+    of every tenant, so call once per group of similar periods (such as per billing frequency)
+    when the database holds usage outside them.
     Raises `totals.UsageSumOverflow` like `usage_totals` (for the whole call). `db` must
     decode `Decimal128` as `Decimal` (`services.common.mongo.CODEC_OPTIONS`).
     """
