@@ -4,8 +4,10 @@
 `usage_totals_many` answers, for every (tenant, start, end) request, exactly what
 `query.usage_totals` answers for it (both fold the documents with `query.PeriodFold`), but
 reads each collection with one query over the union of the requested hours instead of one
-query per tenant and meter. `usage_markers` reads every requested tenant's usage sequence the
-same way.
+query per tenant and meter; requests of very different periods (monthly and yearly tenants)
+form separate groups (`period_groups`), one query per collection each, so a yearly period
+never makes every monthly tenant's read span a year. `usage_markers` reads every requested
+tenant's usage sequence the same way.
 
 Which query (`strategy="auto"`): when the requested tenants are at least a quarter of the
 tenants with usage (documents in `usage_sequences`, one per tenant), the read scans the hour
@@ -22,9 +24,10 @@ the embedded server spends more projecting than the smaller documents save (61,4
 `BATCH` documents per round trip.
 """
 
+import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -103,26 +106,61 @@ async def usage_totals_many(
     and `last_changed`; a tenant without usage maps to []). A tenant may appear in several
     requests with different periods; a repeated request appears once.
 
-    Reads the union of the requested hours, (earliest start - 1 h, latest end), in one query
+    Per group of similar periods (`period_groups`; one group for an invoice run's monthly
+    tenants), reads the union of its hours, (earliest start - 1 h, latest end), in one query
     on `usage_aggregates` and, when a requested meter is `unique_count`, one on `usage_unique`
     (by `strategy`: see the module docstring), streaming each document into the folds of the
-    requests it overlaps: memory grows with requests and meters, never with buckets. The
-    range is the union of all requests: a scan for a month's and a year's periods reads a year
-    of every tenant, so call once per group of similar periods (such as per billing frequency)
-    when the database holds usage outside them.
+    requests it overlaps: memory grows with requests and meters, never with buckets.
     Raises `totals.UsageSumOverflow` like `usage_totals` (for the whole call). `db` must
     decode `Decimal128` as `Decimal` (`services.common.mongo.CODEC_OPTIONS`).
     """
-    folds: dict[Request, PeriodFold] = {}
-    by_tenant: dict[str, list[PeriodFold]] = defaultdict(list)
-    for request in requests:
-        if request not in folds:
-            fold = folds[request] = PeriodFold(request[1], request[2])
-            by_tenant[request[0]].append(fold)
+    folds = {request: PeriodFold(request[1], request[2]) for request in requests}
     if not folds:
         return {}
-    hours = {"$gt": min(r[1] for r in folds) - HOUR, "$lt": max(r[2] for r in folds)}
-    scan = await reads_by_scan(db, len(by_tenant), strategy)
+    for group in period_groups(list(folds)):
+        by_tenant: dict[str, list[PeriodFold]] = defaultdict(list)
+        for request in group:
+            by_tenant[request[0]].append(folds[request])
+        scan = await reads_by_scan(db, len(by_tenant), strategy)
+        hours = {"$gt": min(r[1] for r in group) - HOUR, "$lt": max(r[2] for r in group)}
+        await _fold(db, by_tenant, hours, scan)
+    return {request: fold.totals() for request, fold in folds.items()}
+
+
+def _length_class(request: Request) -> int:
+    """The power of two of the period's hours (0 under two hours)."""
+    hours = (request[2] - request[1]) / HOUR
+    return int(math.log2(hours)) if hours >= 1 else 0
+
+
+def period_groups(requests: Sequence[Request]) -> list[list[Request]]:
+    """`requests` split so that each group's hour range stays near its periods' length: by
+    length class (`_length_class`: monthly, quarterly and yearly periods differ), then, in
+    order of start, a new group whenever the union would span more than twice the group's
+    longest period. Without it one yearly tenant would make every monthly tenant's read
+    span a year. Deterministic: the same requests give the same groups."""
+    groups: list[list[Request]] = []
+    open_group: tuple[int, datetime, datetime, timedelta] | None = None  # class, low, high, longest
+    for request in sorted(requests, key=lambda r: (_length_class(r), r[1], r[2], r[0])):
+        cls, length = _length_class(request), max(request[2] - request[1], HOUR)
+        if open_group is not None:
+            open_cls, low, high, longest = open_group
+            high, longest = max(high, request[2]), max(longest, length)
+            if cls == open_cls and high - low <= 2 * longest:
+                groups[-1].append(request)
+                open_group = (cls, low, high, longest)
+                continue
+        groups.append([request])
+        open_group = (cls, request[1], request[2], length)
+    return groups
+
+
+async def _fold(
+    db: AsyncDatabase[Doc], by_tenant: dict[str, list[PeriodFold]], hours: dict[str, Any],
+    scan: bool,
+) -> None:
+    """Read the buckets (then the `unique_count` records) of `hours` for the tenants of
+    `by_tenant` and fold each into the requests it overlaps."""
     async for doc in _read(db[AGGREGATES], by_tenant, {"hour": hours}, None, scan):
         for fold in by_tenant.get(doc["tenant_id"], ()):
             if fold.covers(doc["hour"]):
@@ -133,4 +171,3 @@ async def usage_totals_many(
             for fold in counting.get(doc["tenant_id"], ()):
                 if fold.covers(doc["hour"]):
                     fold.add_unique(doc)
-    return {request: fold.totals() for request, fold in folds.items()}

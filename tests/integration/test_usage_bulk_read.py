@@ -22,7 +22,7 @@ from services.usage_collector.api import (
     usage_totals,
     usage_totals_many,
 )
-from services.usage_collector.bulk_read import Strategy, reads_by_scan
+from services.usage_collector.bulk_read import Strategy, period_groups, reads_by_scan
 from services.usage_collector.query import AGGREGATES, UNIQUE, PeriodFold
 from services.usage_collector.totals import UsageSumOverflow
 
@@ -64,6 +64,8 @@ REQUESTS = [
     month("acme", 7, UTC), ("acme", JULY_22 + timedelta(minutes=15),
                             JULY_22 + timedelta(minutes=45)),
     month("ghost", 7, UTC), month("acme", 7, UTC),  # repeated: answered once
+    ("acme", datetime(2013, 1, 1, tzinfo=UTC), datetime(2014, 1, 1, tzinfo=UTC)),  # a year
+    ("tata", datetime(2013, 7, 31, tzinfo=KOLKATA), datetime(2013, 8, 2, tzinfo=KOLKATA)),
 ]
 
 
@@ -108,6 +110,22 @@ async def test_many_requests_answer_what_each_tenants_own_read_answers(
     assert many[month("ghost", 7, UTC)] == []
     both = [t.quantity for r in REQUESTS[:2] for t in many[r] if t.meter == "seats"]
     assert both == [Decimal(2), Decimal(2)]  # vm-0 is seen on both sides of midnight
+    year = {t.meter: t.events for t in many[REQUESTS[7]]}
+    assert year["cpu_hours"] == 8  # acme's six events and the two late ones
+    days = {t.meter: t.events for t in many[REQUESTS[8]]}
+    assert days["cpu_hours"] == 4  # the four around midnight
+
+
+def test_requests_of_very_different_periods_are_read_apart() -> None:
+    groups = {frozenset(g) for g in period_groups(list(dict.fromkeys(REQUESTS)))}
+    july = frozenset({month("tata", 7, KOLKATA), month("yeti", 7, KATHMANDU),
+                      month("acme", 7, UTC), month("ghost", 7, UTC)})
+    # August with July would span two months and a quarter-hour: more than twice a month
+    assert groups == {july, frozenset({month("tata", 8, KOLKATA)}), frozenset(REQUESTS[4:5]),
+                      frozenset(REQUESTS[7:8]), frozenset(REQUESTS[8:9])}
+    later = ("acme", datetime(2014, 7, 1, tzinfo=UTC), datetime(2014, 8, 1, tzinfo=UTC))
+    assert len(period_groups([month("acme", 7, UTC), later])) == 2  # a year apart
+    assert period_groups([]) == []
 
 
 async def test_the_fold_takes_buckets_in_any_order(db: Any) -> None:
