@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import Decimal128
 
+from services.usage_collector import bulk_read
 from services.usage_collector.api import (
     ensure_indexes,
     record_usage,
@@ -70,10 +71,12 @@ REQUESTS = [
 
 
 @pytest.fixture
-async def db(mongo_db: Any) -> AsyncIterator[Any]:
+async def db(mongo_db: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     """Usage of tata, yeti and acme around their local midnight of 1 August and inside July
     (two batches, two collector clocks), globex's usage that no request asks for, and the
-    indexes both ways of reading use."""
+    indexes both ways of reading use; `$in` lists of two tenants, so reads take several."""
+    monkeypatch.setattr(bulk_read, "CHUNK", 2)
+    monkeypatch.setattr(bulk_read, "ID_CHUNK", 2)
     await ensure_indexes(mongo_db)
     for collection in (AGGREGATES, UNIQUE):
         await mongo_db[collection].create_index([("hour", 1)])
