@@ -1,0 +1,146 @@
+"""The invoice run's bulk reads: what the per-tenant issue reads with one query per tenant,
+read for a whole batch of tenants with one `$in` query per collection (docs/invoicing.md,
+"The invoice run").
+
+`read_batch` runs inside the batch's issuing transaction (its snapshot, like
+`cycle.read_and_price`); `billed_of` is also read before it, outside, to decide which tenants
+need their earlier periods' usage read again; `schedules` feeds the due list.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from services.invoicer.adapters.billing_errors import BILLING_ERRORS
+from services.invoicer.adapters.invoice_store import schedule_from
+from services.invoicer.adapters.ledger import COUPON_REDEMPTIONS, ensure_coupon_count
+from services.invoicer.adapters.store import InvoicerStore, config_version_of, tenant_config
+from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS
+from services.invoicer.versions import ConfigVersion
+
+Doc = dict[str, Any]
+Session = AsyncClientSession | None
+#: The fields of a billed-usage record that say whether it moved (schema in `late_usage`).
+BILLED_FIELDS = {"tenant_id": 1, "period_start": 1, "period_end": 1, "rev": 1,
+                 "usage_marker": 1}
+
+
+@dataclass
+class BatchReads:
+    """Everything a batch's transaction reads, by tenant id: the tenant documents (ledger
+    included), configuration versions (by number), the tenants' invoices (`_id`, `currency`,
+    `period_start`, `period_end`), billed-usage records (`BILLED_FIELDS`), subscription
+    documents; by coupon code, its redemption count; the ids of open billing errors."""
+
+    tenants: dict[str, Doc] = field(default_factory=dict)
+    versions: dict[str, list[ConfigVersion]] = field(default_factory=dict)
+    invoices: dict[str, list[Doc]] = field(default_factory=dict)
+    billed: dict[str, list[Doc]] = field(default_factory=dict)
+    subscriptions: dict[str, Doc] = field(default_factory=dict)
+    coupon_counts: dict[str, int] = field(default_factory=dict)
+    open_errors: set[str] = field(default_factory=set)
+
+
+def _by_tenant(docs: Iterable[Doc]) -> dict[str, list[Doc]]:
+    found: dict[str, list[Doc]] = {}
+    for doc in docs:
+        found.setdefault(doc["tenant_id"], []).append(doc)
+    return found
+
+
+async def billed_of(store: InvoicerStore, tenant_ids: Sequence[str],
+                    session: Session = None) -> dict[str, list[Doc]]:
+    """The tenants' billed-usage records (`BILLED_FIELDS`), each tenant's by `_id`."""
+    cursor = store.billed.find({"tenant_id": {"$in": list(tenant_ids)}}, BILLED_FIELDS,
+                               session=session).sort("_id", ASCENDING)
+    return _by_tenant(await cursor.to_list())
+
+
+def coupon_codes(tenant: Doc, versions: Sequence[ConfigVersion]) -> set[str]:
+    """Every coupon code that may price a period of the tenant: any version's, the current
+    configuration's, the redeemed catalog coupon's (`ledger.coupon_in_effect`)."""
+    codes = {v.command.coupon.code for v in versions if v.command.coupon is not None}
+    current = tenant_config(tenant).coupon
+    codes |= {current.code} if current else set()
+    if tenant.get("redeemed_coupon"):
+        codes.add(tenant["redeemed_coupon"]["code"])
+    return codes
+
+
+async def read_batch(store: InvoicerStore, session: AsyncClientSession,
+                     tenant_ids: Sequence[str], invoice_ids: Sequence[str]) -> BatchReads:
+    """What the batch of `tenant_ids` (issuing `invoice_ids`) reads in `session`: seven
+    queries whatever the batch's size."""
+    ids = list(tenant_ids)
+    reads = BatchReads()
+    async for doc in store.tenants.find({"_id": {"$in": ids}}, session=session):
+        reads.tenants[doc["_id"]] = doc
+    configs = store.configs.find({"tenant_id": {"$in": ids}}, session=session).sort(
+        [("tenant_id", ASCENDING), ("version", ASCENDING)])
+    async for doc in configs:
+        reads.versions.setdefault(doc["tenant_id"], []).append(config_version_of(doc))
+    reads.invoices = _by_tenant(await store.invoices.find(
+        {"tenant_id": {"$in": ids}},
+        {"tenant_id": 1, "currency": 1, "period_start": 1, "period_end": 1},
+        session=session).sort("period_start", ASCENDING).to_list())
+    reads.billed = await billed_of(store, ids, session)
+    async for doc in store.db[SUBSCRIPTIONS].find({"_id": {"$in": ids}}, session=session):
+        reads.subscriptions[doc["_id"]] = doc
+    codes = sorted({code for t_id, t in reads.tenants.items()
+                    for code in coupon_codes(t, reads.versions.get(t_id, []))})
+    if codes:
+        async for doc in store.db[COUPON_REDEMPTIONS].find({"_id": {"$in": codes}},
+                                                           session=session):
+            reads.coupon_counts[doc["_id"]] = int(doc["redemptions"])
+    errors = store.db[BILLING_ERRORS].find({"_id": {"$in": list(invoice_ids)}, "status": "open"},
+                                           {"_id": 1}, session=session)
+    reads.open_errors = {doc["_id"] async for doc in errors}
+    return reads
+
+
+async def prepare_batch(store: InvoicerStore, tenant_ids: Sequence[str],
+                        years: Iterable[int]) -> None:
+    """Create, outside any transaction, the documents a batch's transaction only `$inc`s: the
+    invoice counters of `years` and the redemption counts of the tenants' coupon codes (as
+    `issuing._prepare` does for one tenant)."""
+    for year in sorted(set(years)):
+        await store.ensure_counter(f"invoice-number:{year}")
+    ids = list(tenant_ids)
+    codes: set[str] = set()
+    for name in ("config.coupon.code", "redeemed_coupon.code"):
+        codes |= set(await store.tenants.distinct(name, {"_id": {"$in": ids}}))
+    codes |= set(await store.configs.distinct("command.coupon.code", {"tenant_id": {"$in": ids}}))
+    codes.discard(None)
+    if not codes:
+        return
+    existing = set(await store.db[COUPON_REDEMPTIONS].distinct(
+        "_id", {"_id": {"$in": sorted(codes)}}))
+    for code in sorted(codes - existing):
+        await ensure_coupon_count(store.db, code)
+
+
+async def schedules(
+    store: InvoicerStore, tenants: Sequence[Doc]
+) -> dict[str, tuple[list[ConfigVersion], datetime]]:
+    """`invoice_store.schedule_of` of every tenant of `tenants`, by tenant id, in two queries
+    (configuration versions; the end of each tenant's latest invoiced period)."""
+    ids = [t["_id"] for t in tenants]
+    versions: dict[str, list[ConfigVersion]] = {}
+    configs = store.configs.find({"tenant_id": {"$in": ids}}).sort(
+        [("tenant_id", ASCENDING), ("version", ASCENDING)])
+    async for doc in configs:
+        versions.setdefault(doc["tenant_id"], []).append(config_version_of(doc))
+    last_end: dict[str, datetime] = {}
+    pipeline: list[Doc] = [  # the chain has no overlap: the latest start ends last
+        {"$match": {"tenant_id": {"$in": ids}}},
+        {"$sort": {"tenant_id": 1, "period_start": 1}},
+        {"$group": {"_id": "$tenant_id", "end": {"$last": "$period_end"}}},
+    ]
+    async for doc in await store.invoices.aggregate(pipeline):
+        last_end[doc["_id"]] = doc["end"]
+    return {t["_id"]: schedule_from(t, versions.get(t["_id"], []), last_end.get(t["_id"]))
+            for t in tenants}
