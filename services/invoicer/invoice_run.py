@@ -108,6 +108,9 @@ async def _issue_batch(store: InvoicerStore, batch: list[BatchItem],
             continue
         ISSUE_BATCH_SIZE.observe(len(outcome.issued))
         report.issued += [number for _, number in outcome.issued]
+        if outcome.issued:
+            log.info("issued %d invoices in one transaction (%s..%s)", len(outcome.issued),
+                     outcome.issued[0][1], outcome.issued[-1][1])
         if outcome.stop is None:
             return
         await _one(store, remaining[outcome.stop], report, held)
