@@ -4,7 +4,9 @@ that need usage stored without Kafka; `check_usage` (validate an event as the co
 accepts it, `Rejected` otherwise) for other publishers; and the collector's names: `SERVICE`,
 `WORKER`, `CONSUMES` ((contract topic, consumer group) per subscription) and `OUTBOXES`;
 usage limits: `Entitlement`, `entitlement` (the check a platform service makes before
-starting a computation) and `tenants_at_limits` (docs/limits.md)."""
+starting a computation) and `tenants_at_limits` (docs/limits.md); many tenants at once, for an
+invoice run: `usage_markers` and `usage_totals_many`
+(docs/usage.md#reading-many-tenants-at-once)."""
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,6 +19,7 @@ from contracts.usage import UsageRecorded
 from services.usage_collector.acceptance import Rejected, parse, to_sample
 from services.usage_collector.acceptance import check as check_usage
 from services.usage_collector.adapters.store import MongoUsageStore, collector_stats, ensure_indexes
+from services.usage_collector.bulk_read import usage_markers, usage_totals_many
 from services.usage_collector.importer import ImportReport, import_bitbrains, publish_jsonl
 from services.usage_collector.limits import Entitlement
 from services.usage_collector.limits_read import entitlement, tenants_at_limits
@@ -50,6 +53,8 @@ __all__ = [
     "usage_totals",
     "usage_marker",
     "usage_changed_since",
+    "usage_markers",
+    "usage_totals_many",
 ]
 
 

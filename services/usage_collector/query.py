@@ -31,7 +31,6 @@ Collection `usage_sequences` holds one counter per tenant (`_id` tenant id, `seq
 in the same transaction as the tenant's bucket changes (docs/usage.md#sequence).
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -39,11 +38,18 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.usage_collector.totals import HOUR, combine, parts_in
+from services.usage_collector.totals import HOUR, Part, combine, exact_add, parts_in
 
 AGGREGATES = "usage_aggregates"
 UNIQUE = "usage_unique"
 SEQUENCES = "usage_sequences"
+#: What `PeriodFold` reads of a bucket (a projection: `seq` and `_id` stay on the server).
+BUCKET_FIELDS = {"_id": 0, "tenant_id": 1, "service": 1, "meter": 1, "hour": 1,
+                 "aggregation": 1, "sum": 1, "count": 1, "max": 1, "latest": 1,
+                 "latest_time": 1, "quarters": 1, "updated_at": 1}
+#: What `PeriodFold` reads of a `usage_unique` record.
+UNIQUE_FIELDS = {"_id": 0, "tenant_id": 1, "service": 1, "meter": 1, "hour": 1,
+                 "resource_id": 1, "quarters": 1}
 
 
 @dataclass(frozen=True)
@@ -58,19 +64,118 @@ class UsageTotal:
     last_changed: datetime | None
 
 
-async def _distinct(
-    db: AsyncDatabase[dict[str, Any]], tenant_id: str, service: str, meter: str,
-    start: datetime, end: datetime,
-) -> int:
-    """Distinct resources seen in the quarter-hours [start, end) covers (whole hours for
-    records written without quarters)."""
-    query = {
-        "tenant_id": tenant_id, "meter": meter, "service": service,
-        "hour": {"$gt": start - HOUR, "$lt": end},
-        "$or": [{"quarters": {"$elemMatch": {"$gte": start, "$lt": end}}},
-                {"quarters": {"$exists": False}, "hour": {"$gte": start, "$lt": end}}],
-    }
-    return len(await db[UNIQUE].distinct("resource_id", query))
+def _merge(a: Part, b: Part) -> Part:
+    """Two sub-totals as one, for every aggregation at once (sum and count add, max and
+    latest keep the larger); exact like `combine`."""
+    latest_time, latest = max((a.latest_time, a.latest), (b.latest_time, b.latest))
+    return Part(min(a.start, b.start), exact_add(a.sum, b.sum), a.count + b.count,
+                max(a.max, b.max), latest, latest_time)
+
+
+class _MeterFold:
+    """The buckets of one service and meter: hours wholly inside the period folded into one
+    sub-total as they arrive, the (at most two) hours a boundary cuts kept whole until the
+    meter's aggregation is known."""
+
+    __slots__ = ("first_hour", "aggregation", "whole", "whole_changed", "edges")
+
+    def __init__(self, hour: datetime, aggregation: str) -> None:
+        self.first_hour = hour
+        self.aggregation = aggregation
+        self.whole: Part | None = None
+        self.whole_changed: datetime | None = None
+        self.edges: list[dict[str, Any]] = []
+
+    def add(self, doc: dict[str, Any], start: datetime, end: datetime) -> None:
+        hour: datetime = doc["hour"]
+        if hour < self.first_hour:  # the earliest bucket names the meter's aggregation
+            self.first_hour, self.aggregation = hour, doc["aggregation"]
+        if start <= hour and hour + HOUR <= end:
+            part = parts_in(doc, start, end)[0]
+            self.whole = part if self.whole is None else _merge(self.whole, part)
+            changed: datetime = doc["updated_at"]
+            if self.whole_changed is None or changed > self.whole_changed:
+                self.whole_changed = changed
+        else:
+            self.edges.append(doc)
+
+    def parts(self, start: datetime, end: datetime) -> tuple[list[Part], datetime | None]:
+        """The sub-totals [start, end) covers, and when the buckets holding them changed."""
+        parts = [] if self.whole is None else [self.whole]
+        changed = [] if self.whole_changed is None else [self.whole_changed]
+        for doc in self.edges:
+            found = parts_in(doc, start, end, self.aggregation)
+            if found:
+                parts.extend(found)
+                changed.append(doc["updated_at"])
+        return parts, max(changed, default=None)
+
+
+class PeriodFold:
+    """One tenant's usage over [start, end), folded from its stored documents in any order:
+    the one computation behind `usage_totals` and `bulk_read.usage_totals_many`, so the two
+    cannot differ.
+
+    Feed it the `usage_aggregates` buckets (`add_bucket`) and, for the meters
+    `unique_meters` names, the `usage_unique` records (`add_unique`) whose hour `covers`
+    accepts, then read `totals()`. Memory stays per meter, not per bucket: an hour wholly
+    inside the period is added to a running sub-total at once; only the hours a boundary cuts
+    are kept. A meter's aggregation is that of its earliest bucket (they differ only for a
+    custom meter sent with conflicting aggregations).
+    """
+
+    __slots__ = ("start", "end", "_meters", "_distinct")
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.start = start
+        self.end = end
+        self._meters: dict[tuple[str, str], _MeterFold] = {}
+        self._distinct: dict[tuple[str, str], set[str]] = {}
+
+    def covers(self, hour: datetime) -> bool:
+        """Whether the UTC hour starting at `hour` overlaps the period."""
+        return self.start - HOUR < hour < self.end
+
+    def add_bucket(self, doc: dict[str, Any]) -> None:
+        """Fold one bucket (`BUCKET_FIELDS`; decimals as `Decimal`) whose hour `covers`."""
+        key = (doc["service"], doc["meter"])
+        fold = self._meters.get(key)
+        if fold is None:
+            fold = self._meters[key] = _MeterFold(doc["hour"], doc["aggregation"])
+        fold.add(doc, self.start, self.end)
+
+    def add_unique(self, doc: dict[str, Any]) -> None:
+        """Count one `usage_unique` record (`UNIQUE_FIELDS`) whose hour `covers`: its
+        resource when it was seen in a quarter-hour starting in the period (a record written
+        without quarters: when its hour starts in the period)."""
+        if "quarters" in doc:  # as `$elemMatch` / `$exists: false` select them
+            quarters = doc["quarters"]
+            seen = isinstance(quarters, list) and any(
+                self.start <= q < self.end for q in quarters)
+        else:
+            seen = self.start <= doc["hour"] < self.end
+        if seen:
+            self._distinct.setdefault((doc["service"], doc["meter"]), set()).add(
+                doc["resource_id"])
+
+    def unique_meters(self) -> list[tuple[str, str]]:
+        """(service, meter) of the `unique_count` meters seen so far."""
+        return [key for key, fold in self._meters.items() if fold.aggregation == "unique_count"]
+
+    def totals(self) -> list[UsageTotal]:
+        """The totals, sorted by service then meter; a meter without events is absent.
+        Raises `totals.UsageSumOverflow` for a sum beyond 34 significant digits."""
+        out = []
+        for (service, meter), fold in sorted(self._meters.items()):
+            parts, changed = fold.parts(self.start, self.end)
+            if not parts:
+                continue
+            distinct = len(self._distinct.get((service, meter), ()))
+            out.append(UsageTotal(
+                service=service, meter=meter, aggregation=fold.aggregation,
+                quantity=combine(fold.aggregation, parts, distinct),
+                events=sum(p.count for p in parts), last_changed=changed))
+        return out
 
 
 async def usage_totals(
@@ -85,33 +190,19 @@ async def usage_totals(
     (docs/usage.md#quarter-hours). Sums are exact (`totals.combine`); raises
     `totals.UsageSumOverflow` when one would need more than 34 significant digits. `db`
     must decode `Decimal128` as `Decimal` (`services.common.mongo.CODEC_OPTIONS`). Sorted by
-    service, then meter; a meter without events in the interval is absent.
+    service, then meter; a meter without events in the interval is absent. Computed by
+    `PeriodFold`, as `bulk_read.usage_totals_many` does for many tenants at once.
     """
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    query = {"tenant_id": tenant_id, "hour": {"$gt": start - HOUR, "$lt": end}}
-    async for doc in db[AGGREGATES].find(query):
-        groups[(doc["service"], doc["meter"])].append(doc)
-    totals = []
-    for (service, meter), docs in sorted(groups.items()):
-        aggregation = docs[0]["aggregation"]
-        covered = [(d, parts_in(d, start, end, aggregation)) for d in docs]
-        parts = [p for _, doc_parts in covered for p in doc_parts]
-        if not parts:
-            continue
-        distinct = 0
-        if aggregation == "unique_count":
-            distinct = await _distinct(db, tenant_id, service, meter, start, end)
-        totals.append(
-            UsageTotal(
-                service=service,
-                meter=meter,
-                aggregation=aggregation,
-                quantity=combine(aggregation, parts, distinct),
-                events=sum(p.count for p in parts),
-                last_changed=max(d["updated_at"] for d, doc_parts in covered if doc_parts),
-            )
-        )
-    return totals
+    fold = PeriodFold(start, end)
+    hours = {"$gt": start - HOUR, "$lt": end}
+    async for doc in db[AGGREGATES].find({"tenant_id": tenant_id, "hour": hours},
+                                         projection=BUCKET_FIELDS):
+        fold.add_bucket(doc)
+    for service, meter in fold.unique_meters():
+        query = {"tenant_id": tenant_id, "meter": meter, "service": service, "hour": hours}
+        async for doc in db[UNIQUE].find(query, projection=UNIQUE_FIELDS):
+            fold.add_unique(doc)
+    return fold.totals()
 
 
 async def usage_marker(db: AsyncDatabase[dict[str, Any]], tenant_id: str) -> int:

@@ -90,3 +90,21 @@ async def test_changed_since_sees_only_later_changes_in_the_interval(usage: Usag
     await usage.add("acme", "cpu_hours", "web", datetime(2013, 6, 20, tzinfo=UTC), "2")
     assert await usage.source.changed_since("acme", JUNE, JULY, marker)
     assert not await usage.source.changed_since("globex", JUNE, JULY, 0)
+
+
+async def test_many_tenants_at_once_read_what_each_tenants_own_read_reads(usage: Usage) -> None:
+    await usage.add("acme", "cpu_hours", "web", datetime(2013, 6, 10, 5, tzinfo=UTC), "4")
+    await usage.add("acme", "cpu_hours", "db", datetime(2013, 7, 2, tzinfo=UTC), "1.5")
+    await usage.add("globex", "cpu_hours", "web", datetime(2013, 6, 12, tzinfo=UTC), "9")
+    requests = [("acme", JUNE, JULY), ("acme", JULY, AUGUST), ("globex", JUNE, JULY),
+                ("initech", JUNE, JULY)]
+
+    many = await usage.source.totals_many(requests)
+    assert many == {r: await usage.source.totals(*r) for r in requests}
+    assert [(t.service, t.quantity) for t in many[("acme", JULY, AUGUST)]] == [
+        ("db", Decimal("1.5"))]
+    assert many[("initech", JUNE, JULY)] == []
+    markers = await usage.source.markers(["acme", "globex", "initech"])
+    assert markers == {"acme": await usage.source.marker("acme"),
+                       "globex": await usage.source.marker("globex"), "initech": 0}
+    assert markers["acme"] > 0

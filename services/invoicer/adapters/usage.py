@@ -1,12 +1,14 @@
 """`UsageSource`: what the invoicer needs to know about usage, and its two implementations.
 
 The invoicer prices usage totals over a period, reads the tenant's usage marker before reading
-any usage, and asks whether usage of an invoiced period changed after that marker (late usage,
-docs/invoicing.md, "Late usage"). The usage collector owns the data: `CollectorUsage` reads it
+any usage (for an invoice run, many tenants' markers and totals at once), and asks whether
+usage of an invoiced period changed after that marker (late usage, docs/invoicing.md,
+"Late usage"). The usage collector owns the data: `CollectorUsage` reads it
 only through `services.usage_collector.api`; `InMemoryUsage` holds usage in this process for
 unit tests. One suite (tests/contracts/test_usage_source.py) checks both.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,12 +21,16 @@ from services.usage_collector.api import (
     UsageTotal,
     usage_changed_since,
     usage_marker,
+    usage_markers,
     usage_totals,
+    usage_totals_many,
 )
 
 HOUR = timedelta(hours=1)
+#: (tenant id, start, end): a tenant's usage over [start, end).
+Request = tuple[str, datetime, datetime]
 
-__all__ = ["CollectorUsage", "InMemoryUsage", "UsageSource", "UsageTotal"]
+__all__ = ["CollectorUsage", "InMemoryUsage", "Request", "UsageSource", "UsageTotal"]
 
 
 class UsageSource(Protocol):
@@ -39,6 +45,18 @@ class UsageSource(Protocol):
     async def marker(self, tenant_id: str) -> int:
         """The tenant's usage sequence now (0 without usage). Read it BEFORE reading usage:
         any change that read does not see has a larger sequence (docs/usage.md#sequence)."""
+        ...
+
+    async def markers(self, tenant_ids: Sequence[str]) -> dict[str, int]:
+        """`marker` of every tenant of `tenant_ids` (0 without usage), read at once. Read
+        them BEFORE reading the usage they guard."""
+        ...
+
+    async def totals_many(
+        self, requests: Sequence[Request]
+    ) -> dict[Request, list[UsageTotal]]:
+        """For each (tenant_id, start, end) of `requests`, exactly what `totals` returns for
+        it, read at once (a repeated request appears once)."""
         ...
 
     async def changed_since(
@@ -62,6 +80,17 @@ class CollectorUsage:
     async def marker(self, tenant_id: str) -> int:
         """See `UsageSource.marker`."""
         return await usage_marker(self.db, tenant_id)
+
+    async def markers(self, tenant_ids: Sequence[str]) -> dict[str, int]:
+        """See `UsageSource.markers`: one query (docs/usage.md#reading-many-tenants-at-once)."""
+        return await usage_markers(self.db, tenant_ids)
+
+    async def totals_many(
+        self, requests: Sequence[Request]
+    ) -> dict[Request, list[UsageTotal]]:
+        """See `UsageSource.totals_many`: one query per collection for all the requests
+        (docs/usage.md#reading-many-tenants-at-once)."""
+        return await usage_totals_many(self.db, requests)
 
     async def changed_since(
         self, tenant_id: str, start: datetime, end: datetime, marker: int
@@ -117,6 +146,16 @@ class InMemoryUsage:
     async def marker(self, tenant_id: str) -> int:
         """See `UsageSource.marker`."""
         return self.sequences.get(tenant_id, 0)
+
+    async def markers(self, tenant_ids: Sequence[str]) -> dict[str, int]:
+        """See `UsageSource.markers`."""
+        return {tenant_id: await self.marker(tenant_id) for tenant_id in tenant_ids}
+
+    async def totals_many(
+        self, requests: Sequence[Request]
+    ) -> dict[Request, list[UsageTotal]]:
+        """See `UsageSource.totals_many`."""
+        return {request: await self.totals(*request) for request in requests}
 
     async def changed_since(
         self, tenant_id: str, start: datetime, end: datetime, marker: int
