@@ -25,7 +25,6 @@ one by one (`cycle.issue_isolated`).
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
@@ -44,7 +43,7 @@ from services.invoicer.adapters.issuing import ledger_update
 from services.invoicer.adapters.ledger import COUPON_REDEMPTIONS
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS
-from services.invoicer.adapters.usage import UsageSource, UsageTotal
+from services.invoicer.adapters.usage import UsageSource
 from services.invoicer.batch_pricing import (
     BatchItem,
     LateCheck,
@@ -107,31 +106,14 @@ async def _late(usage: UsageSource, items: Sequence[BatchItem], markers: dict[st
     return found
 
 
-async def _markers(usage: UsageSource, tenant_ids: list[str]) -> dict[str, int]:
-    bulk = getattr(usage, "markers", None)
-    if bulk is not None:
-        found: dict[str, int] = await bulk(tenant_ids)
-        return found
-    return {t: await usage.marker(t) for t in tenant_ids}
-
-
-async def _totals(usage: UsageSource, requests: list[tuple[str, datetime, datetime]]
-                  ) -> dict[tuple[str, datetime, datetime], list[UsageTotal]]:
-    bulk = getattr(usage, "totals_many", None)
-    if bulk is not None:
-        found: dict[tuple[str, datetime, datetime], list[UsageTotal]] = await bulk(requests)
-        return found
-    return {r: await usage.totals(*r) for r in requests}
-
-
 async def prefetch(store: InvoicerStore, items: Sequence[BatchItem]) -> dict[str, Prefetched]:
     """Each item's usage read outside any transaction, by invoice id: every tenant's marker
     first, then the periods' totals (docs/usage.md#sequence), then the late-usage question of
     the tenants with billed periods. Raises what the reads raise."""
     tenant_ids = list(dict.fromkeys(i.tenant_id for i in items))
-    markers = await _markers(store.usage, tenant_ids)  # before any usage is read
+    markers = await store.usage.markers(tenant_ids)  # before any usage is read
     requests = [(i.tenant_id, i.period.start, i.period.end) for i in items]
-    totals = await _totals(store.usage, requests)
+    totals = await store.usage.totals_many(requests)
     late = await _late(store.usage, items, markers, await billed_of(store, tenant_ids))
     return {i.invoice_id: Prefetched(markers.get(i.tenant_id, 0), totals[r], *late[i.invoice_id])
             for i, r in zip(items, requests, strict=True)}
