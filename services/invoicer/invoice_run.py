@@ -2,9 +2,10 @@
 isolated (docs/invoicing.md, "The invoice run").
 
 The due items (sorted by period end, then tenant id) are cut into batches of at most
-`batch_size` items with at most one period per tenant. While a batch's transaction runs, the
-next batch's usage is read (`batch_issuing.prefetch`: at most one batch ahead); transactions
-run one after the other, so invoice numbers follow due order. An item the batch path does not
+`batch_size` items with at most one period per tenant. The usage of `READ_BATCHES` batches is
+read at once (`batch_issuing.prefetch`), the next group's while this group's transactions run
+(at most one group ahead); transactions run one after the other, so invoice numbers follow
+due order. An item the batch path does not
 handle is issued by the per-tenant path (`cycle.issue_isolated`) at its place in that order;
 a batch whose transaction fails (a ledger moved, another process issued one of its invoices,
 anything else) is issued item by item the same way. A failing item is a billing error and
@@ -30,6 +31,10 @@ from services.invoicer.periods import Period
 log = logging.getLogger(__name__)
 #: Items of one batch transaction unless configured (`invoicer_issue_batch`).
 DEFAULT_BATCH = 200
+#: Batches whose usage is read at once, while the batches before them issue: one query for
+#: many tenants' usage (10,000 items at the default batch size) reads each usage document
+#: once; reading per batch would cost one long `$in` query (or one scan) per batch.
+READ_BATCHES = 50
 
 
 def cut(due: Sequence[tuple[Period, str]], size: int) -> list[list[BatchItem]]:
@@ -50,33 +55,44 @@ def cut(due: Sequence[tuple[Period, str]], size: int) -> list[list[BatchItem]]:
     return [b for b in batches if b]
 
 
+def groups(batches: list[list[BatchItem]], read_batches: int) -> list[list[list[BatchItem]]]:
+    """`batches` in order, `read_batches` at a time: the batches whose usage is read at once."""
+    step = max(1, read_batches)
+    return [batches[i:i + step] for i in range(0, len(batches), step)]
+
+
 async def issue_due(store: InvoicerStore, due: Sequence[tuple[Period, str]],
                     report: CycleReport, batch_size: int = DEFAULT_BATCH) -> None:
     """Issue every item of `due` (see the module docstring); numbers go to `report.issued`,
     the invoice ids of failed periods to `report.failed`."""
-    batches = cut(due, max(1, batch_size))
     held: set[str] = set()
     ahead: asyncio.Task[dict[str, Prefetched]] | None = None
+    todo = groups(cut(due, max(1, batch_size)), READ_BATCHES)
     try:
-        for index, batch in enumerate(batches):
-            current = ahead or asyncio.create_task(prefetch(store, batch))
+        for index, group in enumerate(todo):
+            current = ahead or asyncio.create_task(prefetch(store, _items(group)))
             ahead = None
             try:
                 pre: dict[str, Prefetched] | None = await current
             except (ConnectionFailure, RetryableError):
                 raise
             except Exception:
-                log.exception("usage of a batch of %d periods could not be read: issued one "
-                              "by one", len(batch))
+                log.exception("usage of %d due periods could not be read: issued one by one",
+                              len(_items(group)))
                 pre = None
-            if index + 1 < len(batches):
-                ahead = asyncio.create_task(prefetch(store, batches[index + 1]))
-            await _issue_batch(store, batch, pre, report, held)
+            if index + 1 < len(todo):
+                ahead = asyncio.create_task(prefetch(store, _items(todo[index + 1])))
+            for batch in group:
+                await _issue_batch(store, batch, pre, report, held)
     finally:
         if ahead is not None:
             ahead.cancel()
             with suppress(BaseException):
                 await ahead
+
+
+def _items(group: list[list[BatchItem]]) -> list[BatchItem]:
+    return [item for batch in group for item in batch]
 
 
 async def _one(store: InvoicerStore, item: BatchItem, report: CycleReport,

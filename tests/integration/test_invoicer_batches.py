@@ -12,6 +12,7 @@ import pytest
 
 from contracts.usage import UsageData, UsageRecorded
 from services.common.settings import CommonSettings
+from services.invoicer import invoice_run
 from services.invoicer.adapters import batch_issuing
 from services.invoicer.adapters.batch_reads import BatchReads, read_batch
 from services.invoicer.adapters.billing_errors import open_billing_errors
@@ -73,8 +74,9 @@ async def seed_mix(store: InvoicerStore) -> None:
 
 
 async def test_batches_issue_exactly_what_issuing_one_by_one_issues(
-    common_settings: CommonSettings,
+    common_settings: CommonSettings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(invoice_run, "READ_BATCHES", 2)  # usage read ahead of later batches
     as_of = utc(2026, 7, 2)
     async with open_store(common_settings) as store:
         await seed_mix(store)

@@ -60,6 +60,8 @@ from services.invoicer.records import IssueDraft, billed_records, build_invoice,
 Doc = dict[str, Any]
 #: Late-usage questions (`UsageSource.changed_since`) asked at once.
 LATE_QUERIES = 16
+#: Tenants per query of billed records: a long `$in` list is slow on some servers.
+BILLED_CHUNK = 200
 
 
 @dataclass
@@ -108,13 +110,19 @@ async def _late(usage: UsageSource, items: Sequence[BatchItem], markers: dict[st
 
 async def prefetch(store: InvoicerStore, items: Sequence[BatchItem]) -> dict[str, Prefetched]:
     """Each item's usage read outside any transaction, by invoice id: every tenant's marker
-    first, then the periods' totals (docs/usage.md#sequence), then the late-usage question of
-    the tenants with billed periods. Raises what the reads raise."""
+    first, then the periods' totals (docs/usage.md#sequence), each with one bulk read for all
+    `items`; then the late-usage question of the tenants with billed periods (their billed
+    records read `BILLED_CHUNK` tenants at a time). Also creates what the transactions only
+    `$inc` (`batch_reads.prepare_batch`). Raises what the reads raise."""
     tenant_ids = list(dict.fromkeys(i.tenant_id for i in items))
+    await prepare_batch(store, {i.period.end_date.year for i in items})
     markers = await store.usage.markers(tenant_ids)  # before any usage is read
     requests = [(i.tenant_id, i.period.start, i.period.end) for i in items]
     totals = await store.usage.totals_many(requests)
-    late = await _late(store.usage, items, markers, await billed_of(store, tenant_ids))
+    billed: dict[str, list[Doc]] = {}
+    for start in range(0, len(tenant_ids), BILLED_CHUNK):
+        billed |= await billed_of(store, tenant_ids[start:start + BILLED_CHUNK])
+    late = await _late(store.usage, items, markers, billed)
     return {i.invoice_id: Prefetched(markers.get(i.tenant_id, 0), totals[r], *late[i.invoice_id])
             for i, r in zip(items, requests, strict=True)}
 
@@ -190,12 +198,12 @@ async def _write(store: InvoicerStore, session: AsyncClientSession, drafts: list
 
 async def issue_batch(store: InvoicerStore, items: Sequence[BatchItem],
                       pre: dict[str, Prefetched]) -> BatchOutcome:
-    """Issue the longest prefix of `items` (due order, at most one per tenant) the batch path
-    handles, in one transaction (retried by the driver on transient errors, everything read
-    again). Raises `LedgerMoved` when a guard missed, `BulkWriteError` on a duplicate invoice
-    (another process), `DependencyUnavailable` without the database: nothing is written."""
+    """Issue the longest prefix of `items` (due order, at most one per tenant; `pre` read by
+    `prefetch`, which also created the counters) the batch path handles, in one transaction
+    (retried by the driver on transient errors, everything read again). Raises `LedgerMoved`
+    when a guard missed, `BulkWriteError` on a duplicate invoice (another process),
+    `DependencyUnavailable` without the database: nothing is written then."""
     tenant_ids = [i.tenant_id for i in items]
-    await prepare_batch(store, tenant_ids, {i.period.end_date.year for i in items})
 
     async def txn(session: AsyncClientSession) -> BatchOutcome:
         reads = await read_batch(store, session, tenant_ids, [i.invoice_id for i in items])

@@ -102,23 +102,19 @@ async def read_batch(store: InvoicerStore, session: AsyncClientSession,
     return reads
 
 
-async def prepare_batch(store: InvoicerStore, tenant_ids: Sequence[str],
-                        years: Iterable[int]) -> None:
-    """Create, outside any transaction, the documents a batch's transaction only `$inc`s: the
-    invoice counters of `years` and the redemption counts of the tenants' coupon codes (as
-    `issuing._prepare` does for one tenant)."""
+async def prepare_batch(store: InvoicerStore, years: Iterable[int]) -> None:
+    """Create, outside any transaction, the documents the batch transactions only `$inc`: the
+    invoice counters of `years` and the redemption count of every coupon code any tenant's
+    configuration or redeemed coupon names (as `issuing._prepare` does for one tenant). A
+    code that appears later is created by the per-tenant path, which its batch leaves it to."""
     for year in sorted(set(years)):
         await store.ensure_counter(f"invoice-number:{year}")
-    ids = list(tenant_ids)
     codes: set[str] = set()
     for name in ("config.coupon.code", "redeemed_coupon.code"):
-        codes |= set(await store.tenants.distinct(name, {"_id": {"$in": ids}}))
-    codes |= set(await store.configs.distinct("command.coupon.code", {"tenant_id": {"$in": ids}}))
+        codes |= set(await store.tenants.distinct(name))
+    codes |= set(await store.configs.distinct("command.coupon.code"))
     codes.discard(None)
-    if not codes:
-        return
-    existing = set(await store.db[COUPON_REDEMPTIONS].distinct(
-        "_id", {"_id": {"$in": sorted(codes)}}))
+    existing = set(await store.db[COUPON_REDEMPTIONS].distinct("_id"))
     for code in sorted(codes - existing):
         await ensure_coupon_count(store.db, code)
 
@@ -127,16 +123,17 @@ async def schedules(
     store: InvoicerStore, tenants: Sequence[Doc]
 ) -> dict[str, tuple[list[ConfigVersion], datetime]]:
     """`invoice_store.schedule_of` of every tenant of `tenants`, by tenant id, in two queries
-    (configuration versions; the end of each tenant's latest invoiced period)."""
-    ids = [t["_id"] for t in tenants]
+    over all tenants (configuration versions; the end of each tenant's latest invoiced
+    period): the cycle needs nearly every tenant, and a long `$in` list is slow on some
+    servers."""
+    wanted = {t["_id"] for t in tenants}
     versions: dict[str, list[ConfigVersion]] = {}
-    configs = store.configs.find({"tenant_id": {"$in": ids}}).sort(
-        [("tenant_id", ASCENDING), ("version", ASCENDING)])
+    configs = store.configs.find({}).sort([("tenant_id", ASCENDING), ("version", ASCENDING)])
     async for doc in configs:
-        versions.setdefault(doc["tenant_id"], []).append(config_version_of(doc))
+        if doc["tenant_id"] in wanted:
+            versions.setdefault(doc["tenant_id"], []).append(config_version_of(doc))
     last_end: dict[str, datetime] = {}
     pipeline: list[Doc] = [  # the chain has no overlap: the latest start ends last
-        {"$match": {"tenant_id": {"$in": ids}}},
         {"$sort": {"tenant_id": 1, "period_start": 1}},
         {"$group": {"_id": "$tenant_id", "end": {"$last": "$period_end"}}},
     ]
