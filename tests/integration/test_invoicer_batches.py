@@ -171,3 +171,31 @@ async def test_a_batch_whose_ledger_moved_is_issued_one_by_one_without_a_gap(
         assert await store.db[OUTBOX].count_documents({"type": "InvoiceIssued"}) == 8
         ledger = await store.tenant("t2")
         assert ledger is not None and ledger["invoices"] == 2
+
+
+async def test_a_ledger_another_process_moves_during_a_batch_is_priced_again_once(
+    common_settings: CommonSettings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenants = ["t1", "t2", "t3"]
+    bumped: list[int] = []
+
+    async def other_process_bumps(store: InvoicerStore, session: Any, tenant_ids: Any,
+                                  invoice_ids: Any) -> BatchReads:
+        reads = await read_batch(store, session, tenant_ids, invoice_ids)
+        if not bumped:  # once, outside the batch's transaction, after its read
+            result = await store.tenants.update_one({"_id": "t2"}, {"$inc": {"ledger_rev": 1}})
+            bumped.append(result.modified_count)
+        return reads
+
+    monkeypatch.setattr(batch_issuing, "read_batch", other_process_bumps)
+    async with open_store(common_settings) as store:
+        for tenant in tenants:
+            await apply_config(store, config(tenant))
+        report = await run_cycle(store, utc(2013, 7, 1), batch_size=10)
+
+        assert bumped == [1]
+        assert report.failed == []
+        assert report.issued == ["INV-2013-0001", "INV-2013-0002", "INV-2013-0003"]
+        assert [d["tenant_id"] for d in await list_invoices(store)] == tenants
+        ledger = await store.tenant("t2")
+        assert ledger is not None and (ledger["ledger_rev"], ledger["invoices"]) == (2, 1)
