@@ -5,10 +5,10 @@ The due items (sorted by period end, then tenant id) are cut into batches of at 
 `batch_size` items with at most one period per tenant. The usage of `READ_BATCHES` batches is
 read at once (`batch_issuing.prefetch`), the next group's while this group's transactions run
 (at most one group ahead); transactions run one after the other, so invoice numbers follow
-due order. An item the batch path does not
-handle is issued by the per-tenant path (`cycle.issue_isolated`) at its place in that order;
-a batch whose transaction fails (a ledger moved, another process issued one of its invoices,
-anything else) is issued item by item the same way. A failing item is a billing error and
+due order. An item the batch path does not handle is issued by the per-tenant path
+(`cycle.issue_isolated`) at its place in that order; a batch whose transaction fails (a
+ledger moved, another process issued one of its invoices, anything else) is issued item by
+item the same way. A failing item is a billing error and
 holds the tenant's later periods; every other tenant goes on. Only a lost database connection
 propagates.
 """
