@@ -8,6 +8,7 @@ unpaid invoices overdue once the clock passes the end of their due date (tenant 
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
@@ -27,9 +28,10 @@ from services.invoicer.issue import issue_for_period_end
 from services.invoicer.metrics import CYCLE_SECONDS
 from services.invoicer.periods import Period
 from services.invoicer.subscription_rollover import roll_subscriptions
-from services.invoicer.versions import chain_until, iter_chain
+from services.invoicer.versions import ConfigVersion, chain_until, iter_chain
 
 log = logging.getLogger(__name__)
+Doc = dict[str, Any]
 __all__ = ["due_periods", "issue_for_period_end", "mark_overdue", "next_due", "run_cycle"]
 
 
@@ -38,18 +40,22 @@ async def due_periods(store: InvoicerPorts, as_of: datetime) -> list[tuple[Perio
     `as_of` and has no invoice yet, in issue order. Each tenant's periods continue its chain
     from the last invoiced period's end (docs/billing-periods.md, "The period chain"). On
     MongoDB the schedules of all tenants are read in two queries (`batch_reads.schedules`)."""
-    tenants = [t for t in await store.all_tenants() if t.get("auto_generate_invoices")]
-    if isinstance(store, InvoicerStore):
-        found = await schedules(store, tenants)
-    else:
-        found = {t["_id"]: await schedule_of(store, t) for t in tenants}
     due: list[tuple[Period, str]] = []
-    for tenant in tenants:
-        versions, start = found[tenant["_id"]]
-        due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)
-                if billable(tenant, start, period.start)]
+    if isinstance(store, InvoicerStore):
+        async for tenant, versions, start in schedules(store):
+            due += _due(tenant, versions, start, as_of)
+    else:
+        for tenant in await store.all_tenants():
+            if tenant.get("auto_generate_invoices"):
+                due += _due(tenant, *await schedule_of(store, tenant), as_of)
     due.sort(key=lambda item: (item[0].end, item[1]))
     return due
+
+
+def _due(tenant: Doc, versions: list[ConfigVersion], start: datetime,
+         as_of: datetime) -> list[tuple[Period, str]]:
+    return [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)
+            if billable(tenant, start, period.start)]
 
 
 async def mark_overdue(store: InvoiceStore, as_of: datetime) -> list[str]:

@@ -7,7 +7,7 @@ read for a whole batch of tenants with one `$in` query per collection (docs/invo
 need their earlier periods' usage read again; `schedules` feeds the due list.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,9 @@ from services.invoicer.versions import ConfigVersion
 
 Doc = dict[str, Any]
 Session = AsyncClientSession | None
+#: The fields of a tenant document its schedule needs (`invoice_store.schedule_from`).
+SCHEDULE_FIELDS = {"auto_generate_invoices": 1, "version": 1, "billing_ends_at": 1,
+                   "billing_resumes_at": 1}
 #: The fields of a billed-usage record that say whether it moved (schema in `late_usage`).
 BILLED_FIELDS = {"tenant_id": 1, "period_start": 1, "period_end": 1, "rev": 1,
                  "usage_marker": 1}
@@ -120,24 +123,44 @@ async def prepare_batch(store: InvoicerStore, years: Iterable[int]) -> None:
 
 
 async def schedules(
-    store: InvoicerStore, tenants: Sequence[Doc]
-) -> dict[str, tuple[list[ConfigVersion], datetime]]:
-    """`invoice_store.schedule_of` of every tenant of `tenants`, by tenant id, in two queries
-    over all tenants (configuration versions; the end of each tenant's latest invoiced
-    period): the cycle needs nearly every tenant, and a long `$in` list is slow on some
-    servers."""
-    wanted = {t["_id"] for t in tenants}
-    versions: dict[str, list[ConfigVersion]] = {}
-    configs = store.configs.find({}).sort([("tenant_id", ASCENDING), ("version", ASCENDING)])
-    async for doc in configs:
-        if doc["tenant_id"] in wanted:
-            versions.setdefault(doc["tenant_id"], []).append(config_version_of(doc))
+    store: InvoicerStore,
+) -> AsyncIterator[tuple[Doc, list[ConfigVersion], datetime]]:
+    """(tenant, versions, next period start) as `invoice_store.schedule_of` gives them, for
+    every tenant that generates its invoices automatically, from three queries over all
+    tenants (the tenants' schedule fields; the end of each tenant's latest invoiced period;
+    configuration versions, streamed by tenant so only one tenant's versions are held at a
+    time): the cycle needs nearly every tenant, and a long `$in` list is slow on some servers.
+    The tenant documents carry only `SCHEDULE_FIELDS` (a tenant without recorded versions is
+    read whole)."""
+    cursor = store.tenants.find({"auto_generate_invoices": True}, SCHEDULE_FIELDS)
+    by_id = {t["_id"]: t async for t in cursor}
     last_end: dict[str, datetime] = {}
     pipeline: list[Doc] = [  # the chain has no overlap: the latest start ends last
         {"$sort": {"tenant_id": 1, "period_start": 1}},
         {"$group": {"_id": "$tenant_id", "end": {"$last": "$period_end"}}},
     ]
     async for doc in await store.invoices.aggregate(pipeline):
-        last_end[doc["_id"]] = doc["end"]
-    return {t["_id"]: schedule_from(t, versions.get(t["_id"], []), last_end.get(t["_id"]))
-            for t in tenants}
+        if doc["_id"] in by_id:
+            last_end[doc["_id"]] = doc["end"]
+    current: str | None = None
+    versions: list[ConfigVersion] = []
+    configs = store.configs.find({}).sort([("tenant_id", ASCENDING), ("version", ASCENDING)])
+    async for doc in configs:
+        tenant_id = doc["tenant_id"]
+        if tenant_id != current:
+            if current in by_id:
+                yield _schedule(by_id.pop(current), versions, last_end)
+            current, versions = tenant_id, []
+        if tenant_id in by_id:
+            versions.append(config_version_of(doc))
+    if current in by_id:
+        yield _schedule(by_id.pop(current), versions, last_end)
+    for tenant_id in sorted(by_id):  # tenants without a recorded version: their current one
+        whole = await store.tenant(tenant_id)
+        if whole is not None:
+            yield _schedule(whole, [], last_end)
+
+
+def _schedule(tenant: Doc, versions: list[ConfigVersion], last_end: dict[str, datetime]
+              ) -> tuple[Doc, list[ConfigVersion], datetime]:
+    return (tenant, *schedule_from(tenant, versions, last_end.get(tenant["_id"])))
