@@ -39,7 +39,7 @@ async def due_periods(store: InvoicerPorts, as_of: datetime) -> list[tuple[Perio
     """(period, tenant id) of every auto-generating tenant's period that ended at or before
     `as_of` and has no invoice yet, in issue order. Each tenant's periods continue its chain
     from the last invoiced period's end (docs/billing-periods.md, "The period chain"). On
-    MongoDB the schedules of all tenants are read in two queries (`batch_reads.schedules`)."""
+    MongoDB the schedules of all tenants are read in three queries (`batch_reads.schedules`)."""
     due: list[tuple[Period, str]] = []
     if isinstance(store, InvoicerStore):
         async for tenant, versions, start in schedules(store):

@@ -107,15 +107,14 @@ async def read_batch(store: InvoicerStore, session: AsyncClientSession,
 
 async def prepare_batch(store: InvoicerStore, years: Iterable[int]) -> None:
     """Create, outside any transaction, the documents the batch transactions only `$inc`: the
-    invoice counters of `years` and the redemption count of every coupon code any tenant's
-    configuration or redeemed coupon names (as `issuing._prepare` does for one tenant). A
-    code that appears later is created by the per-tenant path, which its batch leaves it to."""
+    invoice counters of `years` and the redemption count of every coupon code a configuration
+    version or a redeemed catalog coupon names (as `issuing._prepare` does for one tenant).
+    A code without its count (one that appears later) is left by its batch to the per-tenant
+    path, which creates it."""
     for year in sorted(set(years)):
         await store.ensure_counter(f"invoice-number:{year}")
-    codes: set[str] = set()
-    for name in ("config.coupon.code", "redeemed_coupon.code"):
-        codes |= set(await store.tenants.distinct(name))
-    codes |= set(await store.configs.distinct("command.coupon.code"))
+    codes = set(await store.configs.distinct("command.coupon.code"))  # current ones included
+    codes |= set(await store.tenants.distinct("redeemed_coupon.code"))
     codes.discard(None)
     existing = set(await store.db[COUPON_REDEMPTIONS].distinct("_id"))
     for code in sorted(codes - existing):
