@@ -72,6 +72,7 @@ from services.invoicer.estimate import (
     reconciliation,
     usage_estimate,
 )
+from services.invoicer.invoice_run import DEFAULT_BATCH
 from services.invoicer.issue import Forced, IssueRefused, issue_for_period_end
 from services.invoicer.names import CONSUMES, OUTBOXES, SERVICE
 from services.invoicer.periods import local_date
@@ -184,7 +185,8 @@ async def run_cycle(settings: CommonSettings, as_of: datetime) -> dict[str, list
     running invoicer worker relays them)."""
     async with open_store(settings) as store:
         await store.ensure_indexes()
-        report = await _run_cycle(store, as_of)
+        batch = getattr(settings, "invoicer_issue_batch", DEFAULT_BATCH)
+        report = await _run_cycle(store, as_of, batch)
     return {k: v for k, v in (("issued", report.issued), ("overdue", report.overdue)) if v}
 
 

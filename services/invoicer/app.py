@@ -105,7 +105,7 @@ def cycle_task(settings: InvoicerSettings, store: InvoicerStore) -> Task:
     """Runs the cycle on the real clock every interval until stopped (never when 0)."""
 
     async def step() -> None:
-        report = await run_cycle(store, utc_now())
+        report = await run_cycle(store, utc_now(), settings.invoicer_issue_batch)
         if report.issued or report.overdue:
             log.info("cycle: issued %s, overdue %s", report.issued, report.overdue)
 

@@ -61,7 +61,7 @@ async def _cycle(as_of: datetime, publish: bool, settings: InvoicerSettings) -> 
 
     async with reports.open_store(settings) as store:
         await store.ensure_indexes()
-        report = await run_cycle(store, as_of)
+        report = await run_cycle(store, as_of, settings.invoicer_issue_batch)
         published = await _relay(store, settings) if publish else 0
     return {"as_of": as_of.isoformat(), "issued": report.issued, "overdue": report.overdue,
             "published": published}

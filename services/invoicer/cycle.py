@@ -26,16 +26,14 @@ from contracts import BillingConfigSubmitted
 from contracts.base import utc_now
 from services.common.errors import RetryableError
 from services.invoicer.adapters.ledger import code_redemptions
-from services.invoicer.adapters.store import InvoicerStore, tenant_config
-from services.invoicer.adapters.subscriptions import changes_in, mark_invoiced, subscription_doc
+from services.invoicer.adapters.store import InvoicerStore
+from services.invoicer.adapters.subscriptions import mark_invoiced, subscription_doc
 from services.invoicer.domain import invoice_id
+from services.invoicer.issue_pricing import config_for, price_issue
 from services.invoicer.late_usage import late_usage, usage_by_meter
-from services.invoicer.ledger import Ledger, coupon_in_effect
+from services.invoicer.ledger import Ledger
 from services.invoicer.periods import Period, periods_until
-from services.invoicer.proration import price_period
 from services.invoicer.records import IssueDraft
-from services.invoicer.subscriptions import proration_lines
-from services.invoicer.versions import in_force
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -101,31 +99,19 @@ async def read_and_price(
                     period.end, tenant_id, extra={"tenant_id": tenant_id})
         return None  # never bill a stretch twice (docs/billing-periods.md)
     versions = await store.config_versions(tenant_id, session)
-    version = in_force(versions, period.end, ending=True) if versions else None
-    config = version.command if version is not None else tenant_config(t)
-    config = coupon_in_effect(config, t, period.end)  # a redeemed catalog coupon replaces it
-    ledger = Ledger.of(t)
+    config, config_version = config_for(t, versions, period)
     priced_at = utc_now()
     marker = await store.usage.marker(tenant_id)  # before any usage is read
     usage = await usage_by_meter(store.usage, tenant_id, period.start, period.end)
     adjustments, superseded = await late_usage(store, session, tenant_id, period.start,
                                                config.settings.currency)
     coupon = config.coupon
-    uses = ledger.coupon_uses.get(coupon.code, 0) if coupon else 0
     taken = await code_redemptions(store.db, coupon.code, session) if coupon else 0
     subscription = await subscription_doc(store.db, tenant_id, session)
     if subscription is not None:  # serialises with the subscription commands
         await mark_invoiced(store.db, tenant_id, period.end, session)
-    changes = changes_in(subscription, period)
-    draft = price_period(config, period, ledger, usage, adjustments, uses, taken,
-                         prorations=proration_lines(period, changes),
-                         base_fee=changes[0].old_fee if changes else None)
-    return IssueDraft(
-        invoice_id=inv_id, tenant_id=tenant_id, period=period, config=config,
-        config_version=version.number if version else t["version"], ledger=ledger,
-        draft=draft, usage=usage, marker=marker, priced_at=priced_at, superseded=superseded,
-        coupon_uses=uses, code_redemptions=taken,
-    )
+    return price_issue(inv_id, tenant_id, period, config, config_version, Ledger.of(t), usage,
+                       marker, priced_at, adjustments, superseded, taken, subscription)
 
 
 async def issue_isolated(

@@ -6,12 +6,14 @@ unpaid invoices overdue once the clock passes the end of their due date (tenant 
 """
 
 import logging
-from collections import Counter
+import time
 from datetime import datetime
+from typing import Any
 
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from services.common.errors import RetryableError
+from services.invoicer.adapters.batch_reads import schedules
 from services.invoicer.adapters.billing_errors import BILLING_ERRORS_TOTAL
 from services.invoicer.adapters.invoice_store import (
     InvoicerPorts,
@@ -20,29 +22,40 @@ from services.invoicer.adapters.invoice_store import (
     schedule_of,
 )
 from services.invoicer.adapters.store import InvoicerStore, tenant_config
-from services.invoicer.cycle import CycleReport, issue_isolated
+from services.invoicer.cycle import CycleReport
+from services.invoicer.invoice_run import DEFAULT_BATCH, issue_due
 from services.invoicer.issue import issue_for_period_end
+from services.invoicer.metrics import CYCLE_SECONDS
 from services.invoicer.periods import Period
 from services.invoicer.subscription_rollover import roll_subscriptions
-from services.invoicer.versions import chain_until, iter_chain
+from services.invoicer.versions import ConfigVersion, chain_until, iter_chain
 
 log = logging.getLogger(__name__)
+Doc = dict[str, Any]
 __all__ = ["due_periods", "issue_for_period_end", "mark_overdue", "next_due", "run_cycle"]
 
 
 async def due_periods(store: InvoicerPorts, as_of: datetime) -> list[tuple[Period, str]]:
     """(period, tenant id) of every auto-generating tenant's period that ended at or before
     `as_of` and has no invoice yet, in issue order. Each tenant's periods continue its chain
-    from the last invoiced period's end (docs/billing-periods.md, "The period chain")."""
+    from the last invoiced period's end (docs/billing-periods.md, "The period chain"). On
+    MongoDB the schedules of all tenants are read in three queries (`batch_reads.schedules`)."""
     due: list[tuple[Period, str]] = []
-    for tenant in await store.all_tenants():
-        if not tenant.get("auto_generate_invoices"):
-            continue
-        versions, start = await schedule_of(store, tenant)
-        due += [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)
-                if billable(tenant, start, period.start)]
+    if isinstance(store, InvoicerStore):
+        async for tenant, versions, start in schedules(store):
+            due += _due(tenant, versions, start, as_of)
+    else:
+        for tenant in await store.all_tenants():
+            if tenant.get("auto_generate_invoices"):
+                due += _due(tenant, *await schedule_of(store, tenant), as_of)
     due.sort(key=lambda item: (item[0].end, item[1]))
     return due
+
+
+def _due(tenant: Doc, versions: list[ConfigVersion], start: datetime,
+         as_of: datetime) -> list[tuple[Period, str]]:
+    return [(period, tenant["_id"]) for period in chain_until(versions, start, as_of)
+            if billable(tenant, start, period.start)]
 
 
 async def mark_overdue(store: InvoiceStore, as_of: datetime) -> list[str]:
@@ -67,28 +80,24 @@ async def mark_overdue(store: InvoiceStore, as_of: datetime) -> list[str]:
     return marked
 
 
-async def run_cycle(store: InvoicerStore, as_of: datetime) -> CycleReport:
+async def run_cycle(store: InvoicerStore, as_of: datetime,
+                    batch_size: int = DEFAULT_BATCH) -> CycleReport:
     """One run of the billing cycle at billing clock `as_of` (idempotent; safe to run from
     several processes at once).
 
     First the subscriptions whose period ended move on (`roll_subscriptions`: a scheduled
-    downgrade or cancel takes effect, fresh limit windows). Each (tenant, period) is isolated
-    (`issue_isolated`): one that cannot be issued becomes a billing error, that tenant's later
-    periods wait behind it (a tenant is invoiced in period order), every other tenant is
-    invoiced, and overdue marking always runs.
+    downgrade or cancel takes effect, fresh limit windows). The due periods are issued in
+    batches of up to `batch_size` (`invoice_run.issue_due`), numbered in due order. Each
+    (tenant, period) is isolated: one that cannot be issued becomes a billing error, that
+    tenant's later periods wait behind it (a tenant is invoiced in period order), every other
+    tenant is invoiced, and overdue marking always runs.
     """
+    started = time.perf_counter()
     report = CycleReport()
     await roll_subscriptions(store, as_of)
-    due = await due_periods(store, as_of)
-    remaining = Counter(tenant_id for _, tenant_id in due)
-    held: set[str] = set()
-    for period, tenant_id in due:
-        remaining[tenant_id] -= 1
-        if tenant_id in held:
-            continue
-        if not await issue_isolated(store, tenant_id, period, report, remaining[tenant_id]):
-            held.add(tenant_id)
+    await issue_due(store, await due_periods(store, as_of), report, batch_size)
     report.overdue = await mark_overdue(store, as_of)
+    CYCLE_SECONDS.observe(time.perf_counter() - started)
     return report
 
 

@@ -20,12 +20,17 @@ class InvoicerSettings(CommonSettings):
     real clock (`BILLING_INVOICER_CYCLE_INTERVAL_SECONDS`, default 60; 0 = never, the clock is
     then driven from outside with `billing cycle run --as-of`).
 
+    `invoicer_issue_batch`: how many due (tenant, period)s the invoice run issues in one
+    transaction (`BILLING_INVOICER_ISSUE_BATCH`, default 200; docs/invoicing.md, "The invoice
+    run").
+
     `command_signing_key` (`BILLING_COMMAND_SIGNING_KEY`, no default): the shared secret
     configuration commands are signed with (HMAC-SHA256, at least 32 bytes; docs/configuration.md,
     "Signed commands"). Read it with `signing_key()`.
     """
 
     invoicer_cycle_interval_seconds: float = Field(default=60.0, ge=0)
+    invoicer_issue_batch: int = Field(default=200, ge=1, le=2000)
     command_signing_key: SecretStr | None = None
 
     def signing_key(self) -> bytes:

@@ -68,14 +68,16 @@ async def test_the_cycle_issues_each_due_period_once_with_gapless_numbers_in_iss
         assert await issue_for_period_end(store, "umbrella", utc(2013, 7, 1).date()) is None
 
 
+@pytest.mark.parametrize("batch_size", [200, 3])
 async def test_two_cycles_running_at_once_issue_no_duplicate_and_leave_no_gap(
-    common_settings: CommonSettings,
+    common_settings: CommonSettings, batch_size: int,
 ) -> None:
     async with open_store(common_settings) as setup:
         for n in range(4):
             await apply_config(setup, config(f"tenant{n}"))
     async with open_store(common_settings) as a, open_store(common_settings) as b:
-        reports = await asyncio.gather(run_cycle(a, utc(2013, 9, 1)), run_cycle(b, utc(2013, 9, 1)))
+        reports = await asyncio.gather(run_cycle(a, utc(2013, 9, 1), batch_size),
+                                       run_cycle(b, utc(2013, 9, 1), batch_size))
         issued = reports[0].issued + reports[1].issued
         assert sorted(issued) == [f"INV-2013-{n:04d}" for n in range(1, 13)]
         assert len(await list_invoices(a)) == 12

@@ -143,10 +143,17 @@ async def schedule_of(store: InvoicerPorts, tenant: Doc) -> tuple[list[ConfigVer
     end of the last invoiced period, or the chain's start before the first invoice
     (docs/billing-periods.md, "The period chain"), or where billing resumed (`resumed`)."""
     versions = await store.config_versions(tenant["_id"])
+    return schedule_from(tenant, versions, await store.last_invoiced_end(tenant["_id"]))
+
+
+def schedule_from(
+    tenant: Doc, versions: list[ConfigVersion], last_end: datetime | None
+) -> tuple[list[ConfigVersion], datetime]:
+    """`schedule_of` from what was read: the tenant's recorded `versions` (by number) and the
+    end of its last invoiced period (None before the first invoice)."""
     if not versions:  # a tenant document without recorded versions: its current one
         current = BillingConfigSubmitted.model_validate(tenant["config"])
         versions = [ConfigVersion(int(tenant.get("version", 1)), current)]
-    last_end = await store.last_invoiced_end(tenant["_id"])
     return versions, resumed(tenant, last_end if last_end is not None else chain_start(versions))
 
 

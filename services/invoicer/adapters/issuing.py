@@ -19,6 +19,7 @@ An aborted attempt writes nothing and consumes no number.
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 #: Attempts of one issue whose transaction found its ledger or billed records moved.
 ISSUE_ATTEMPTS = 10
 Read = Callable[[AsyncClientSession], Awaitable[IssueDraft | None]]
+Doc = dict[str, Any]
 
 
 async def issue(store: InvoicerStore, inv_id: str, tenant_id: str, year: int,
@@ -95,23 +97,29 @@ async def _write(
         await store.billed.insert_one(record, session=session)
     await supersede(store, session, issue.superseded, issue.invoice_id, issue.priced_at,
                     issue.marker)
-    coupon, draft, ledger = issue.config.coupon, issue.draft, issue.ledger
+    coupon, draft = issue.config.coupon, issue.draft
     if draft.coupon_applied and coupon is not None and issue.coupon_uses == 0:
         await take_redemption(store.db, coupon.code, issue.tenant_id, issue.code_redemptions,
                               session)
-    period, currency = issue.period, issue.config.settings.currency
-    result = await store.tenants.update_one(
-        {"_id": issue.tenant_id, "ledger_rev": ledger.rev},
-        {"$inc": {"ledger_rev": 1, "invoices": 1},
-         "$set": {**ledger.after(draft, coupon, issue.invoice_id, number, period.end, currency),
-                  "last_period_end": period.end}},
-        session=session,
-    )
+    guard, update = ledger_update(issue, number)
+    result = await store.tenants.update_one(guard, update, session=session)
     if result.modified_count != 1:
         raise LedgerMoved(issue.tenant_id)  # aborts the transaction: nothing is written
     await add_to_outbox(store.db, OUTBOX,
                         [(issued_event(doc), TOPIC_INVOICE, issue.tenant_id)], session)
     await resolve_billing_error(store.db, issue.invoice_id, number, session)
+
+
+def ledger_update(issue: IssueDraft, number: str) -> tuple[Doc, Doc]:
+    """(filter, update) of the tenant document once `issue` is issued as `number`: the ledger
+    (`Ledger.after`) and the last invoiced period's end, only while `ledger_rev` is still the
+    one read (matching nothing means the ledger moved)."""
+    period, currency, coupon = issue.period, issue.config.settings.currency, issue.config.coupon
+    after = issue.ledger.after(issue.draft, coupon, issue.invoice_id, number, period.end,
+                               currency)
+    return ({"_id": issue.tenant_id, "ledger_rev": issue.ledger.rev},
+            {"$inc": {"ledger_rev": 1, "invoices": 1},
+             "$set": {**after, "last_period_end": period.end}})
 
 
 async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:

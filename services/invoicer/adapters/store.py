@@ -201,8 +201,7 @@ class InvoicerStore:
         """Every accepted configuration version of `tenant_id`, by version number."""
         docs = await self.configs.find({"tenant_id": tenant_id}, session=session).sort(
             "version", ASCENDING).to_list()
-        return [ConfigVersion(int(d["version"]), BillingConfigSubmitted.model_validate(
-            d["command"]), bool(d.get("scheduled"))) for d in docs]
+        return [config_version_of(d) for d in docs]
 
     async def config_in_force(
         self, tenant_id: str, at: datetime, session: AsyncClientSession | None = None
@@ -355,6 +354,12 @@ class InvoicerStore:
 def config_key(tenant_id: str, version: int) -> str:
     """`_id` of a configuration version."""
     return f"{tenant_id}#{version}"
+
+
+def config_version_of(doc: Doc) -> ConfigVersion:
+    """The `ConfigVersion` of an `invoicer_configs` document."""
+    return ConfigVersion(int(doc["version"]), BillingConfigSubmitted.model_validate(
+        doc["command"]), bool(doc.get("scheduled")))
 
 
 def tenant_config(doc: Doc) -> BillingConfigSubmitted:
