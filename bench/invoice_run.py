@@ -9,7 +9,7 @@ In one MongoDB database, in this order:
   2. usage: 4 meters per tenant, `--usage-hours` hours with an event each, spread evenly
      over the tenant's period (720 = every hour of a monthly tenant), written by the
      collector's own code (`usage_collector.api.record_usage`: buckets, quarter-hours,
-     sequences, processed ids), timed;
+     sequences, seen ids), timed;
   3. the cycle: `schedule.run_cycle(store, as_of)` once: wall time, invoices/s, billing
      errors (must be 0), the process's peak RSS during it;
   4. floors: `insert_many` of as many copies of a real issued invoice document (new `_id`
