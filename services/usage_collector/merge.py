@@ -229,3 +229,19 @@ def fold(stored: dict[str, Any], delta: HourDelta, now: datetime) -> dict[str, A
             _fields(part, names) if old is None else _folded(old, part, names)
         )
     return change
+
+
+def rewritten(stored: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """The whole bucket document after `$set` of `change` (from `fold`) on `stored`: its
+    top-level fields replaced, each `quarters.{minute}` put into `quarters`; `stored` and
+    its quarters are not modified. The store writes buckets whole: the embedded development
+    server diffs a `$set` against the stored document (docs/usage.md#batch-write-costs)."""
+    doc = dict(stored)
+    quarters = dict(stored.get("quarters") or {})
+    for name, value in change.items():
+        if name.startswith("quarters."):
+            quarters[name[len("quarters."):]] = value
+        else:
+            doc[name] = value
+    doc["quarters"] = quarters
+    return doc

@@ -37,7 +37,7 @@ DEFAULT_CAP = 2_000
 #: practice: it would take more than `cap` ids sharing 64 hash bits).
 _MAX_DEPTH = 16
 #: `$in` reads of documents that mostly exist: small (see processed.existing_ids).
-_READ_CHUNK = 100
+_READ_CHUNK = 25
 #: Ids per raw write command (<= ~10 MB at the longest ids, below the 16 MB command limit).
 _WRITE_IDS = 20_000
 

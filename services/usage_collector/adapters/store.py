@@ -21,10 +21,13 @@ No document is written by every transaction: seen ids, buckets, sequences and li
 per tenant (collectors own tenants through the partitions keyed by tenant), counters per
 writer. `apply` is atomic: seen ids, bucket changes and counters commit together or not at
 all, so a crash at any point loses nothing and counts nothing twice; each touched tenant's
-sequence counter moves in the same transaction. Existing buckets and seen-id leaves are
-read and rewritten inside the transaction with their read counts as guards; a concurrent
-change (another collector during a rebalance) makes a guard miss, a duplicate insert or a
-write conflict aborts, and the whole transaction is retried.
+sequence counter moves in the same transaction. Existing buckets are read, then replaced
+whole by `_id` inside the transaction: snapshot isolation makes a bucket that another
+transaction changed after this one's first read a write conflict (the rule the sequence
+counters rely on), so no guard is needed in the filter, where it would take the server's
+slow path (docs/usage.md#batch-write-costs). Seen-id leaves are rewritten with their read
+counts as guards. A concurrent change (another collector during a rebalance) makes a guard
+miss, a duplicate insert or a write conflict abort, and the whole transaction is retried.
 
 Per-event client CPU is kept low: seen ids go in raw write commands and bucket decimals are
 converted by `adapters/decimal128.py` rather than bson's bit-by-bit Python.
@@ -42,7 +45,7 @@ from datetime import datetime
 from typing import Any
 
 import pymongo
-from pymongo import InsertOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -64,9 +67,9 @@ from services.usage_collector.adapters.seen_ids import (
     GuardMissed,
     SeenIds,
 )
-from services.usage_collector.adapters.sequences import next_sequences
+from services.usage_collector.adapters.sequences import IN_CHUNK, next_sequences
 from services.usage_collector.buckets import BucketKey, bucket_id, unique_id
-from services.usage_collector.merge import BatchMerge, fold, new_bucket
+from services.usage_collector.merge import BatchMerge, fold, new_bucket, rewritten
 from services.usage_collector.query import AGGREGATES, SEQUENCES, UNIQUE
 from services.usage_collector.totals import UsageSumOverflow
 
@@ -74,8 +77,8 @@ log = logging.getLogger(__name__)
 
 STATS = "usage_stats"
 #: `$in` reads of buckets, which are mostly stored already: small, since a server may compare
-#: each document found with the whole list (processed.existing_ids).
-_BUCKET_CHUNK = 100
+#: each document found with the whole list (processed.existing_ids, sequences.IN_CHUNK).
+_BUCKET_CHUNK = IN_CHUNK
 
 
 class BucketsFull(Exception):
@@ -261,7 +264,7 @@ class MongoUsageStore:
             async for doc in raw.find({"_id": {"$in": chunk}}, session=s):
                 touched = merge.buckets[ids[doc["_id"]]].parts
                 stored[doc["_id"]] = decoded(doc, [str(15 * q) for q in touched])
-        ops: list[InsertOne[dict[str, Any]] | UpdateOne] = []
+        ops: list[InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]]] = []
         full: list[BucketKey] = []
         for bid, key in ids.items():
             delta = merge.buckets[key]
@@ -271,19 +274,18 @@ class MongoUsageStore:
                 doc["seq"] = seqs[key[0]]
                 ops.append(InsertOne(doc))
             else:
-                guard = {"_id": bid, "count": old["count"]}
                 try:
                     change = encoded(fold(old, delta, now))
                 except UsageSumOverflow:
                     full.append(key)
                     continue
                 change["seq"] = seqs[key[0]]
-                ops.append(UpdateOne(guard, {"$set": change}))
+                ops.append(ReplaceOne({"_id": bid}, rewritten(old, change)))
         if full:
             raise BucketsFull(full)
         result = await self.db[AGGREGATES].bulk_write(ops, ordered=False, session=s)
         if result.matched_count != len(stored):
-            raise GuardMissed(f"{len(stored) - result.matched_count} buckets changed meanwhile")
+            raise GuardMissed(f"{len(stored) - result.matched_count} buckets vanished meanwhile")
         uniques = [
             UpdateOne(
                 {"_id": unique_id(key, rid)},
