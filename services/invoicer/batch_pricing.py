@@ -62,6 +62,9 @@ class LateCheck:
     start: datetime
     marker: int
     records: tuple[tuple[str, int, int], ...]
+    #: Per billed period: (start, end, the smallest marker of its records), asked one by one
+    #: when the question over all of them says "changed" (as `late_usage.late_usage` does).
+    periods: tuple[tuple[datetime, datetime, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,16 @@ def late_check(item: BatchItem, billed: Sequence[Doc]) -> LateCheck | None:
         return None
     if any(d.get("usage_marker") is None for d in before):
         raise MissingMarker(item.tenant_id)
+    periods: dict[tuple[datetime, datetime], int] = {}
+    for d in before:
+        span, marker = (d["period_start"], d["period_end"]), int(d["usage_marker"])
+        periods[span] = min(marker, periods.get(span, marker))
     return LateCheck(
         start=min(d["period_start"] for d in before),
         marker=min(int(d["usage_marker"]) for d in before),
         records=tuple(sorted((d["_id"], int(d.get("rev") or 0), int(d["usage_marker"]))
-                             for d in before)))
+                             for d in before)),
+        periods=tuple(sorted((start, end, m) for (start, end), m in periods.items())))
 
 
 @dataclass

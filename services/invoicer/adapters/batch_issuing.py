@@ -25,6 +25,7 @@ one by one (`cycle.issue_isolated`).
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
@@ -75,14 +76,29 @@ class BatchOutcome:
     stop: int | None = None
 
 
-async def _changed(usage: UsageSource, asks: list[tuple[BatchItem, LateCheck]]) -> list[bool]:
-    """`changed_since` for each (item, check), at most `LATE_QUERIES` at once."""
+async def _changed(usage: UsageSource, asks: list[tuple[BatchItem, LateCheck]],
+                   markers: dict[str, int]) -> list[bool]:
+    """For each (item, check), whether usage of a billed period changed after that period's
+    own marker, at most `LATE_QUERIES` questions at once: first over all the billed periods
+    with the smallest marker (one query when nothing changed, the usual case), then, only
+    when that says "changed", period by period, as the per-tenant path does
+    (`late_usage.late_usage`); usage of the last billed period written after an older
+    period's marker is then not mistaken for late usage. A period whose marker is not below
+    the tenant's current marker (`markers`, read before) had no change after it."""
     gate = asyncio.Semaphore(LATE_QUERIES)
 
-    async def ask(item: BatchItem, check: LateCheck) -> bool:
+    async def since(tenant_id: str, start: datetime, end: datetime, marker: int) -> bool:
         async with gate:
-            return await usage.changed_since(item.tenant_id, check.start, item.period.start,
-                                             check.marker)
+            return await usage.changed_since(tenant_id, start, end, marker)
+
+    async def ask(item: BatchItem, check: LateCheck) -> bool:
+        if not await since(item.tenant_id, check.start, item.period.start, check.marker):
+            return False
+        now = markers.get(item.tenant_id, 0)
+        for start, end, marker in check.periods:
+            if now > marker and await since(item.tenant_id, start, end, marker):
+                return True
+        return not check.periods
 
     return list(await asyncio.gather(*(ask(i, c) for i, c in asks)))
 
@@ -103,7 +119,7 @@ async def _late(usage: UsageSource, items: Sequence[BatchItem], markers: dict[st
         found[item.invoice_id] = (check, False)
         if check is not None and markers.get(item.tenant_id, 0) > check.marker:
             asks.append((item, check))
-    for (item, check), changed in zip(asks, await _changed(usage, asks), strict=True):
+    for (item, check), changed in zip(asks, await _changed(usage, asks, markers), strict=True):
         found[item.invoice_id] = (check, changed)
     return found
 
