@@ -26,9 +26,10 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import TOPIC_INVOICE
 from services.common.outbox import add_to_outbox
+from services.invoicer.adapters.batch_reads import coupon_codes
 from services.invoicer.adapters.billing_errors import IssueContention, resolve_billing_error
 from services.invoicer.adapters.ledger import ensure_coupon_count, take_redemption
-from services.invoicer.adapters.store import InvoicerStore, tenant_config
+from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.domain import invoice_number
 from services.invoicer.late_usage import BilledMoved, supersede
 from services.invoicer.ledger import LedgerMoved
@@ -129,11 +130,5 @@ async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
     tenant = await store.tenant(tenant_id)
     if tenant is None:
         raise LookupError(f"tenant {tenant_id!r} has no billing configuration")
-    coupons = {v.command.coupon.code for v in await store.config_versions(tenant_id)
-               if v.command.coupon is not None}  # whichever version prices the period
-    current = tenant_config(tenant).coupon
-    coupons |= {current.code} if current else set()
-    if tenant.get("redeemed_coupon"):  # a redeemed catalog coupon (`ledger.coupon_in_effect`)
-        coupons.add(tenant["redeemed_coupon"]["code"])
-    for code in sorted(coupons):
+    for code in sorted(coupon_codes(tenant, await store.config_versions(tenant_id))):
         await ensure_coupon_count(store.db, code)
