@@ -5,6 +5,7 @@ action, target and what changed. `GET /v1/audit` (super) lists these records tog
 commands the invoicer refused (`invoicer_audit`), newest first.
 """
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,19 @@ from services.invoicer.api import refusals
 
 COLLECTION = "api_audit"
 _SORT = [("at", -1), ("_id", -1)]
+_state = {"ns": 0}
+
+
+def _next_record_id() -> str:
+    """A new audit record id that sorts after every id this process made before:
+    `audit_{ns:020d}{random}` with `ns` the wall clock in nanoseconds, raised to one past the
+    previous id's when the clock has not moved on. MongoDB keeps `at` to the millisecond, so
+    records written in the same millisecond tie on `at` and the listing falls back to the id;
+    a time-ordered id keeps them newest first (records of two API processes in the same
+    millisecond are ordered by their clocks)."""
+    ns = max(time.time_ns(), _state["ns"] + 1)
+    _state["ns"] = ns
+    return f"audit_{ns:020d}{uuid.uuid4().hex[:12]}"
 
 
 def _tenant_of(target: str, change: dict[str, Any]) -> str | None:
@@ -36,9 +50,9 @@ async def record_write(ctx: ApiContext, request: Request, principal: Principal, 
     `payment.record`), `target` what it acts on (`tenant:acme`, `invoice:INV-2013-0001`,
     `coupon:CODE`), `change` the JSON-able values written (never secrets). The record's
     tenant (for `?tenant_id=`) is `tenant_id`, else the target's when it is `tenant:...`, else
-    `change["tenant_id"]`. `record_id` (default: a new random id) makes the record
+    `change["tenant_id"]`. `record_id` (default: a new time-ordered id) makes the record
     idempotent: a second record with the same id raises pymongo's `DuplicateKeyError`."""
-    record_id = record_id or f"audit_{uuid.uuid4().hex}"
+    record_id = record_id or _next_record_id()
     await ctx.db[COLLECTION].insert_one({
         "_id": record_id, "at": datetime.now(UTC), "request_id": request_id_of(request.scope),
         "actor": {"key_id": principal.key_id, "name": principal.name, "role": principal.role,

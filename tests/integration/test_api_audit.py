@@ -1,10 +1,13 @@
 """`GET /v1/audit` on the real database: API writes and the invoicer's refusals, newest first,
 in cursor pages, filtered by tenant."""
 
+from datetime import UTC, datetime
+
 import pytest
 from starlette.requests import Request
 
 from contracts import Actor, CouponCreated, CreditGranted
+from services.api import audit
 from services.api.audit import record_write
 from services.api.principal import Principal
 from services.common.errors import Forbidden
@@ -94,3 +97,25 @@ async def test_refused_credit_and_coupon_commands_are_named_by_their_own_action(
     assert entries[coupon.event_id]["action"] == "coupon.refused"
     assert entries[coupon.event_id]["target"] == "coupon:Spring2013xY"
     assert entries[coupon.event_id]["change"]["command"] == "CouponCreated"
+
+
+async def test_writes_within_one_millisecond_keep_their_order(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database keeps times to the millisecond, so writes that close together tie on `at`:
+    the record id must still list them newest first."""
+    moment = datetime(2026, 11, 22, 12, 0, 0, 123000, tzinfo=UTC)
+
+    class _Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def]
+            return moment
+
+    monkeypatch.setattr(audit, "datetime", _Frozen)
+    for n in range(12):
+        await record_write(api.ctx, request("/v1/tenants/acme/credits", f"tick-{n}"), WHO,
+                           "credit.grant", "tenant:acme", {"amount": str(n)})
+    token = await api.key("super")
+    response = await api.client.get("/v1/audit", params={"limit": 100}, headers=api.auth(token))
+    listed = [e["request_id"] for e in response.json()["data"] if e["source"] == "api"]
+    assert listed == [f"tick-{n}" for n in reversed(range(12))]

@@ -51,8 +51,11 @@ async def test_dead_letters_are_kept_once_and_listed_newest_first(
 ) -> None:
     api = dead_letter_api
     viewer = await api.key("viewer")
-    first = await publish_dead_letter(api, "invalid_json", "Expecting value: line 1")
-    second = await publish_dead_letter(api, "validation_error", "quantity: must be >= 0")
+    now = utc_now()  # the database keeps milliseconds: two letters a second apart
+    first = await publish_dead_letter(api, "invalid_json", "Expecting value: line 1",
+                                      occurred_at=now - timedelta(seconds=1))
+    second = await publish_dead_letter(api, "validation_error", "quantity: must be >= 0",
+                                       occurred_at=now)
     old = await publish_dead_letter(api, "forbidden", "a viewer's command",
                                     occurred_at=utc_now() - timedelta(days=2))
 
