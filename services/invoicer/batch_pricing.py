@@ -21,7 +21,6 @@ are those it would have read had the items before it been issued one by one.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from contracts.base import utc_now
@@ -29,7 +28,7 @@ from services.invoicer.adapters.batch_reads import BatchReads
 from services.invoicer.adapters.usage import UsageTotal
 from services.invoicer.domain import invoice_id
 from services.invoicer.issue_pricing import config_for, price_issue
-from services.invoicer.late_usage import meter_totals
+from services.invoicer.late_usage import BilledSpan, billed_spans, meter_totals
 from services.invoicer.ledger import Ledger
 from services.invoicer.periods import Period
 from services.invoicer.records import IssueDraft
@@ -54,17 +53,13 @@ class BatchItem:
 
 @dataclass(frozen=True)
 class LateCheck:
-    """The question that decides whether an item has late usage: did usage of the tenant in
-    an hour overlapping [start, item's period start) change after `marker`
-    (`UsageSource.changed_since`)? `records` identifies the billed records it was asked for
-    (`_id`, `rev`, `usage_marker`)."""
+    """The question that decides whether an item has late usage: did usage of one of the
+    tenant's billed `periods` (`late_usage.billed_spans`, all with markers) change after its
+    own marker (`late_usage.changed_periods`)? `records` identifies the billed records it was
+    asked for (`_id`, `rev`, `usage_marker`)."""
 
-    start: datetime
-    marker: int
     records: tuple[tuple[str, int, int], ...]
-    #: Per billed period: (start, end, the smallest marker of its records), asked one by one
-    #: when the question over all of them says "changed" (as `late_usage.late_usage` does).
-    periods: tuple[tuple[datetime, datetime, int], ...] = ()
+    periods: tuple[BilledSpan, ...]
 
 
 @dataclass(frozen=True)
@@ -91,16 +86,10 @@ def late_check(item: BatchItem, billed: Sequence[Doc]) -> LateCheck | None:
         return None
     if any(d.get("usage_marker") is None for d in before):
         raise MissingMarker(item.tenant_id)
-    periods: dict[tuple[datetime, datetime], int] = {}
-    for d in before:
-        span, marker = (d["period_start"], d["period_end"]), int(d["usage_marker"])
-        periods[span] = min(marker, periods.get(span, marker))
     return LateCheck(
-        start=min(d["period_start"] for d in before),
-        marker=min(int(d["usage_marker"]) for d in before),
         records=tuple(sorted((d["_id"], int(d.get("rev") or 0), int(d["usage_marker"]))
                              for d in before)),
-        periods=tuple(sorted((start, end, m) for (start, end), m in periods.items())))
+        periods=tuple(billed_spans(before)))
 
 
 @dataclass

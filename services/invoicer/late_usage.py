@@ -20,10 +20,11 @@ is unchanged, so two issuances of one tenant cannot both bill the same late usag
 Usage is read only through the `UsageSource` (`adapters/usage.py`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, localcontext
+from functools import partial
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -46,6 +47,59 @@ DECIMAL128 = Context(prec=34, rounding=ROUND_HALF_EVEN, Emax=6144, Emin=-6143)
 #: The same, refusing to round.
 DECIMAL128_EXACT = Context(prec=34, rounding=ROUND_HALF_EVEN, Emax=6144, Emin=-6143,
                            traps=[Inexact, InvalidOperation])
+
+
+#: A billed period: (start, end, the smallest usage marker of its records; None when one of
+#: them has no marker).
+BilledSpan = tuple[datetime, datetime, int | None]
+#: One tenant's `UsageSource.changed_since`: (start, end, marker) -> whether usage in an hour
+#: overlapping [start, end) changed after `marker`.
+ChangedSince = Callable[[datetime, datetime, int], Awaitable[bool]]
+
+
+def billed_spans(billed: Iterable[Doc]) -> list[BilledSpan]:
+    """The billed periods of billed-usage records `billed` (schema above), by start: each
+    with the first record's end and the smallest marker of its records (None if any lacks
+    one)."""
+    spans: dict[datetime, BilledSpan] = {}
+    for doc in billed:
+        start, marker = doc["period_start"], doc.get("usage_marker")
+        _, end, smallest = spans.get(start, (start, doc["period_end"], marker))
+        merged = None if marker is None or smallest is None else min(int(marker), smallest)
+        spans[start] = (start, end, merged)
+    return [spans[start] for start in sorted(spans)]
+
+
+async def changed_periods(
+    spans: Sequence[BilledSpan], before: datetime, changed_since: ChangedSince, *,
+    current: int | None = None, first: bool = False,
+) -> list[datetime]:
+    """The starts of the billed periods `spans` (by start, from `billed_spans`) whose usage
+    changed after their own marker; a period without a marker always counts as changed.
+
+    First one question over all of them, from the first start to `before` with the smallest
+    marker: when it says "no change" (the usual case) that is the only query. Only when it
+    says "changed" is each period asked on its own, so usage of the last billed period,
+    written after an older period's marker, is not taken for late usage. `current` (the
+    tenant's usage marker read before, if known) spares the questions about markers not below
+    it: nothing changed after them. `first` stops at the first changed period (for a yes or
+    no answer). Raises what `changed_since` raises."""
+    if not spans:
+        return []
+    markers = [marker for _, _, marker in spans]
+    if None not in markers:
+        smallest = min(m for m in markers if m is not None)
+        if (current is not None and current <= smallest) or not await changed_since(
+                spans[0][0], before, smallest):
+            return []
+    changed: list[datetime] = []
+    for start, end, marker in spans:
+        if marker is None or ((current is None or current > marker)
+                              and await changed_since(start, end, marker)):
+            changed.append(start)
+            if first:
+                break
+    return changed
 
 
 class BilledMoved(RuntimeError):
@@ -105,22 +159,14 @@ async def late_usage(
     billed = await store.billed_before(tenant_id, before, currency, session)
     adjustments: list[Adjustment] = []
     touched: list[Superseded] = []
-    markers = [d.get("usage_marker") for d in billed]
-    if not billed or (None not in markers and not await store.usage.changed_since(
-        tenant_id, billed[0]["period_start"], before,
-        min(int(m) for m in markers if m is not None),
-    )):
-        return adjustments, touched  # one query when nothing billed changed (the usual case)
+    changed_since = partial(store.usage.changed_since, tenant_id)
+    changed_starts = set(await changed_periods(billed_spans(billed), before, changed_since))
     by_period: dict[datetime, list[Doc]] = {}
     for doc in billed:
-        by_period.setdefault(doc["period_start"], []).append(doc)
+        if doc["period_start"] in changed_starts:
+            by_period.setdefault(doc["period_start"], []).append(doc)
     for start, docs in sorted(by_period.items()):
         end = docs[0]["period_end"]
-        markers = [d.get("usage_marker") for d in docs]
-        if None not in markers and not await store.usage.changed_since(
-            tenant_id, start, end, min(int(m) for m in markers if m is not None)
-        ):
-            continue
         usage = await usage_by_meter(store.usage, tenant_id, start, end)
         changed: list[Superseded] = []
         for doc in docs:

@@ -54,6 +54,7 @@ from services.invoicer.batch_pricing import (
     price_batch,
 )
 from services.invoicer.domain import invoice_number
+from services.invoicer.late_usage import changed_periods
 from services.invoicer.ledger import LedgerMoved
 from services.invoicer.names import OUTBOX
 from services.invoicer.records import IssueDraft, billed_records, build_invoice, issued_event
@@ -79,35 +80,25 @@ class BatchOutcome:
 async def _changed(usage: UsageSource, asks: list[tuple[BatchItem, LateCheck]],
                    markers: dict[str, int]) -> list[bool]:
     """For each (item, check), whether usage of a billed period changed after that period's
-    own marker, at most `LATE_QUERIES` questions at once: first over all the billed periods
-    with the smallest marker (one query when nothing changed, the usual case), then, only
-    when that says "changed", period by period, as the per-tenant path does
-    (`late_usage.late_usage`); usage of the last billed period written after an older
-    period's marker is then not mistaken for late usage. A period whose marker is not below
-    the tenant's current marker (`markers`, read before) had no change after it."""
+    own marker, asked as the per-tenant path asks (`late_usage.changed_periods`) with the
+    tenant's marker read before (`markers`), at most `LATE_QUERIES` questions at once."""
     gate = asyncio.Semaphore(LATE_QUERIES)
 
-    async def since(tenant_id: str, start: datetime, end: datetime, marker: int) -> bool:
-        async with gate:
-            return await usage.changed_since(tenant_id, start, end, marker)
-
     async def ask(item: BatchItem, check: LateCheck) -> bool:
-        if not await since(item.tenant_id, check.start, item.period.start, check.marker):
-            return False
-        now = markers.get(item.tenant_id, 0)
-        for start, end, marker in check.periods:
-            if now > marker and await since(item.tenant_id, start, end, marker):
-                return True
-        return not check.periods
+        async def since(start: datetime, end: datetime, marker: int) -> bool:
+            async with gate:
+                return await usage.changed_since(item.tenant_id, start, end, marker)
+
+        return bool(await changed_periods(check.periods, item.period.start, since,
+                                          current=markers.get(item.tenant_id, 0), first=True))
 
     return list(await asyncio.gather(*(ask(i, c) for i, c in asks)))
 
 
 async def _late(usage: UsageSource, items: Sequence[BatchItem], markers: dict[str, int],
                 billed: dict[str, list[Doc]]) -> dict[str, tuple[LateCheck | None, bool]]:
-    """By invoice id: the item's `LateCheck` over `billed` and whether it has late usage. A
-    tenant whose marker (read before) is not above the records' smallest marker had no change
-    after it; a record without a marker always counts as late (per-tenant path)."""
+    """By invoice id: the item's `LateCheck` over `billed` and whether it has late usage; a
+    record without a marker always counts as late (per-tenant path)."""
     found: dict[str, tuple[LateCheck | None, bool]] = {}
     asks: list[tuple[BatchItem, LateCheck]] = []
     for item in items:
@@ -117,7 +108,7 @@ async def _late(usage: UsageSource, items: Sequence[BatchItem], markers: dict[st
             found[item.invoice_id] = (None, True)
             continue
         found[item.invoice_id] = (check, False)
-        if check is not None and markers.get(item.tenant_id, 0) > check.marker:
+        if check is not None:
             asks.append((item, check))
     for (item, check), changed in zip(asks, await _changed(usage, asks, markers), strict=True):
         found[item.invoice_id] = (check, changed)
