@@ -16,6 +16,7 @@ from services.invoicer import invoice_run
 from services.invoicer.adapters import batch_issuing
 from services.invoicer.adapters.batch_reads import BatchReads, read_batch
 from services.invoicer.adapters.billing_errors import open_billing_errors
+from services.invoicer.adapters.ledger import COUPON_REDEMPTIONS
 from services.invoicer.adapters.store import InvoicerStore
 from services.invoicer.handlers import apply_config
 from services.invoicer.names import OUTBOX
@@ -199,3 +200,30 @@ async def test_a_ledger_another_process_moves_during_a_batch_is_priced_again_onc
         assert [d["tenant_id"] for d in await list_invoices(store)] == tenants
         ledger = await store.tenant("t2")
         assert ledger is not None and (ledger["ledger_rev"], ledger["invoices"]) == (2, 1)
+
+
+async def test_one_batch_counts_every_redemption_of_a_code_several_tenants_take(
+    common_settings: CommonSettings,
+) -> None:
+    """Four tenants of one batch redeem the same code (room for three): one
+    guarded count update takes all three, exactly as three one-by-one issues would."""
+    roomy = {"code": "RoomyThree3x", "amount_off": 200, "duration": "forever", "max_redemptions": 3}
+    as_of = utc(2026, 6, 1)
+    async with open_store(common_settings) as store:
+        for tenant in ("r-one", "r-two", "r-three", "r-four"):
+            await apply_config(store, config(tenant, effective_from="2026-05-01", coupon=roomy))
+            await collect_usage(store.db, tenant, "cpu_hours", "web", utc(2026, 5, 9, 4), "2")
+        before = await snapshot(store)
+        await one_by_one(store, as_of)
+        expected = await outcome(store)
+        await restore(store, before)
+
+        batched = batched_invoices()
+        report = await run_cycle(store, as_of, batch_size=10)
+
+        assert len(report.issued) == 4 and report.failed == []
+        assert batched_invoices() - batched == 4, "all four in one batch transaction"
+        assert await outcome(store) == expected
+        count = await store.db[COUPON_REDEMPTIONS].find_one({"_id": "RoomyThree3x"})
+        assert count is not None and count["redemptions"] == 3
+        assert count["tenants"] == ["r-four", "r-one", "r-three"]  # due order: by tenant id
