@@ -94,6 +94,11 @@ def invoice_number(year: int, sequence: int) -> str:
     return f"INV-{year:04d}-{sequence:04d}"
 
 
+def invoice_counter(year: int) -> str:
+    """The `_id` of the counter document (`seq`) that numbers the invoices of `year`."""
+    return f"invoice-number:{year}"
+
+
 def issued_event_id(inv_id: str) -> str:
     """The `InvoiceIssued` event id: a republish carries the same id."""
     return f"invoice-issued:{inv_id}"

@@ -40,10 +40,10 @@ from services.invoicer.adapters.batch_reads import (
     read_batch,
 )
 from services.invoicer.adapters.billing_errors import resolve_billing_error
-from services.invoicer.adapters.issuing import ledger_update
-from services.invoicer.adapters.ledger import COUPON_REDEMPTIONS
+from services.invoicer.adapters.issuing import ledger_update, take_numbers
+from services.invoicer.adapters.ledger import take_redemption
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS
+from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS, invoiced_update
 from services.invoicer.adapters.usage import UsageSource
 from services.invoicer.batch_pricing import (
     BatchItem,
@@ -158,12 +158,7 @@ async def _numbers(store: InvoicerStore, session: AsyncClientSession,
     years = [d.period.end_date.year for d in drafts]
     next_seq: dict[int, int] = {}
     for year in sorted(set(years)):
-        count = years.count(year)
-        counter = await store.counters.find_one_and_update(
-            {"_id": f"invoice-number:{year}"}, {"$inc": {"seq": count}}, session=session,
-            return_document=True)
-        assert counter is not None, "the counter document is created before the transaction"
-        next_seq[year] = int(counter["seq"]) - count + 1
+        next_seq[year] = await take_numbers(store, session, year, years.count(year))
     numbers = []
     for year in years:
         numbers.append(invoice_number(year, next_seq[year]))
@@ -181,17 +176,12 @@ async def _write(store: InvoicerStore, session: AsyncClientSession, drafts: list
     if records:
         await store.billed.insert_many(records, ordered=True, session=session)
     for code, (seen, takers) in sorted(redemptions.items()):
-        result = await store.db[COUPON_REDEMPTIONS].update_one(
-            {"_id": code, "redemptions": seen},
-            {"$inc": {"redemptions": len(takers)}, "$addToSet": {"tenants": {"$each": takers}}},
-            session=session)
-        if result.modified_count != 1:
-            raise LedgerMoved(f"coupon {code!r} was redeemed meanwhile")
+        await take_redemption(store.db, code, takers, seen, session)
     ledgers = [UpdateOne(*ledger_update(d, n)) for d, n in zip(drafts, numbers, strict=True)]
     written = await store.tenants.bulk_write(ledgers, ordered=True, session=session)
     if written.modified_count != len(ledgers):
         raise LedgerMoved("a tenant ledger of the batch moved")  # aborts: nothing is written
-    subscribed = [UpdateOne({"_id": d.tenant_id}, {"$max": {"invoiced_through": d.period.end}})
+    subscribed = [UpdateOne(*invoiced_update(d.tenant_id, d.period.end))
                   for d in drafts if d.tenant_id in reads.subscriptions]
     if subscribed:
         await store.db[SUBSCRIPTIONS].bulk_write(subscribed, ordered=True, session=session)

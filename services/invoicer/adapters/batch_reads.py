@@ -20,6 +20,7 @@ from services.invoicer.adapters.invoice_store import schedule_from
 from services.invoicer.adapters.ledger import COUPON_REDEMPTIONS, ensure_coupon_count
 from services.invoicer.adapters.store import InvoicerStore, config_version_of, tenant_config
 from services.invoicer.adapters.subscriptions import SUBSCRIPTIONS
+from services.invoicer.domain import invoice_counter
 from services.invoicer.versions import ConfigVersion
 
 Doc = dict[str, Any]
@@ -112,7 +113,7 @@ async def prepare_batch(store: InvoicerStore, years: Iterable[int]) -> None:
     A code without its count (one that appears later) is left by its batch to the per-tenant
     path, which creates it."""
     for year in sorted(set(years)):
-        await store.ensure_counter(f"invoice-number:{year}")
+        await store.ensure_counter(invoice_counter(year))
     codes = set(await store.configs.distinct("command.coupon.code"))  # current ones included
     codes |= set(await store.tenants.distinct("redeemed_coupon.code"))
     codes.discard(None)

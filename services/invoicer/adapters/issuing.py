@@ -30,7 +30,7 @@ from services.invoicer.adapters.batch_reads import coupon_codes
 from services.invoicer.adapters.billing_errors import IssueContention, resolve_billing_error
 from services.invoicer.adapters.ledger import ensure_coupon_count, take_redemption
 from services.invoicer.adapters.store import InvoicerStore
-from services.invoicer.domain import invoice_number
+from services.invoicer.domain import invoice_counter, invoice_number
 from services.invoicer.late_usage import BilledMoved, supersede
 from services.invoicer.ledger import LedgerMoved
 from services.invoicer.names import OUTBOX
@@ -61,12 +61,7 @@ async def issue(store: InvoicerStore, inv_id: str, tenant_id: str, year: int,
         draft = await read(session)
         if draft is None:
             return None
-        counter = await store.counters.find_one_and_update(
-            {"_id": f"invoice-number:{year}"}, {"$inc": {"seq": 1}}, session=session,
-            return_document=True,
-        )
-        assert counter is not None, "the counter document is created before the transaction"
-        number = invoice_number(year, counter["seq"])
+        number = invoice_number(year, await take_numbers(store, session, year))
         await _write(store, session, draft, number)
         return number
 
@@ -100,8 +95,8 @@ async def _write(
                     issue.marker)
     coupon, draft = issue.config.coupon, issue.draft
     if draft.coupon_applied and coupon is not None and issue.coupon_uses == 0:
-        await take_redemption(store.db, coupon.code, issue.tenant_id, issue.code_redemptions,
-                              session)
+        await take_redemption(store.db, coupon.code, [issue.tenant_id],
+                              issue.code_redemptions, session)
     guard, update = ledger_update(issue, number)
     result = await store.tenants.update_one(guard, update, session=session)
     if result.modified_count != 1:
@@ -109,6 +104,19 @@ async def _write(
     await add_to_outbox(store.db, OUTBOX,
                         [(issued_event(doc), TOPIC_INVOICE, issue.tenant_id)], session)
     await resolve_billing_error(store.db, issue.invoice_id, number, session)
+
+
+async def take_numbers(store: InvoicerStore, session: AsyncClientSession, year: int,
+                       count: int = 1) -> int:
+    """Take the next `count` sequence numbers of `year`'s invoices in `session` (one `$inc`
+    of its counter, created before the transaction by `store.ensure_counter`); returns the
+    first. A committed transaction keeps them, an aborted one gives them back: the numbers
+    stay gapless."""
+    counter = await store.counters.find_one_and_update(
+        {"_id": invoice_counter(year)}, {"$inc": {"seq": count}}, session=session,
+        return_document=True)
+    assert counter is not None, "the counter document is created before the transaction"
+    return int(counter["seq"]) - count + 1
 
 
 def ledger_update(issue: IssueDraft, number: str) -> tuple[Doc, Doc]:
@@ -126,7 +134,7 @@ def ledger_update(issue: IssueDraft, number: str) -> tuple[Doc, Doc]:
 async def _prepare(store: InvoicerStore, tenant_id: str, year: int) -> None:
     """Create, outside the transaction, the documents it only `$inc`s: the year's invoice
     counter and the redemption counts of the tenant's coupon codes."""
-    await store.ensure_counter(f"invoice-number:{year}")
+    await store.ensure_counter(invoice_counter(year))
     tenant = await store.tenant(tenant_id)
     if tenant is None:
         raise LookupError(f"tenant {tenant_id!r} has no billing configuration")

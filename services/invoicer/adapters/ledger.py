@@ -6,6 +6,7 @@ In `invoicer_coupon_redemptions`, one document per coupon code (`_id` = the code
 outside the transaction and only moved inside it, guarded by the count read there.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -36,12 +37,15 @@ async def code_redemptions(db: AsyncDatabase[Doc], code: str, session: AsyncClie
 
 
 async def take_redemption(
-    db: AsyncDatabase[Doc], code: str, tenant_id: str, seen: int, session: AsyncClientSession
+    db: AsyncDatabase[Doc], code: str, tenant_ids: Sequence[str], seen: int,
+    session: AsyncClientSession,
 ) -> None:
-    """Count `tenant_id`'s redemption of `code` in `session`, only if the count is still
-    `seen`; otherwise `LedgerMoved` (so two tenants cannot both take the last redemption)."""
+    """Count the redemptions of `code` by `tenant_ids` (one each, in issue order) in
+    `session`, only if the count is still `seen`; otherwise `LedgerMoved` (so two tenants
+    cannot both take the last redemption)."""
     result = await db[COUPON_REDEMPTIONS].update_one(
         {"_id": code, "redemptions": seen},
-        {"$inc": {"redemptions": 1}, "$addToSet": {"tenants": tenant_id}}, session=session)
+        {"$inc": {"redemptions": len(tenant_ids)},
+         "$addToSet": {"tenants": {"$each": list(tenant_ids)}}}, session=session)
     if result.modified_count != 1:
         raise LedgerMoved(f"coupon {code!r} was redeemed meanwhile")

@@ -99,8 +99,12 @@ async def mark_invoiced(
     `invoiced_through` to `end` (nothing for a tenant that never subscribed). Writing the
     document the subscription commands write makes the two transactions conflict, so a
     command committing while a period is issued is retried and sees the invoice."""
-    await db[SUBSCRIPTIONS].update_one({"_id": tenant_id},
-                                       {"$max": {"invoiced_through": end}}, session=session)
+    await db[SUBSCRIPTIONS].update_one(*invoiced_update(tenant_id, end), session=session)
+
+
+def invoiced_update(tenant_id: str, end: datetime) -> tuple[Doc, Doc]:
+    """(filter, update) raising the tenant's subscription `invoiced_through` to `end`."""
+    return {"_id": tenant_id}, {"$max": {"invoiced_through": end}}
 
 
 def changes_in(doc: Doc | None, period: Period) -> list[PlanChange]:
