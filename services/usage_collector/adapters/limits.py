@@ -208,7 +208,7 @@ async def update_counters(
     ids = {counter_id(t, m, windows[t][i].start): (t, m, i) for t, m, i in deltas}
     stored: dict[str, dict[str, Any]] = {}
     wanted = list(ids)
-    for pos in range(0, len(wanted), _READ_CHUNK):  # small `$in`s: see store._existing_ids
+    for pos in range(0, len(wanted), _READ_CHUNK):  # small `$in`s: see processed.existing_ids
         chunk = wanted[pos : pos + _READ_CHUNK]
         async for found in db[COUNTERS].find({"_id": {"$in": chunk}}, session=s):
             stored[found["_id"]] = found

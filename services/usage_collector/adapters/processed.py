@@ -62,19 +62,26 @@ async def existing_ids(
     return found
 
 
+async def raw_write(db: Db, s: AsyncClientSession, command: dict[str, Any],
+                    what: str) -> dict[str, Any]:
+    """Send one raw write command (`insert`, `update`) in session `s` and return its reply.
+    A write error or write-concern error raises `OperationFailure` ("{what}: {errors}"), so
+    the transaction is aborted and retried."""
+    reply = await db.command(command, session=s)
+    errors = reply.get("writeErrors") or reply.get("writeConcernError")
+    if errors:
+        raise OperationFailure(f"{what}: {str(errors)[:300]}")
+    return reply
+
+
 async def insert_ids(db: Db, s: AsyncClientSession, ids: list[str]) -> None:
     """Insert `{"_id": id}` into `usage_processed`, as raw `insert` commands of `_CHUNK`
     documents (one C-encoded command per chunk instead of insert_many's per-document
     Python). A write error (a duplicate id: the transaction is aborted) raises
     `OperationFailure`, so the transaction is retried."""
     for chunk in chunks(ids):
-        reply = await db.command(
-            {"insert": PROCESSED, "documents": [{"_id": i} for i in chunk], "ordered": False},
-            session=s,
-        )
-        errors = reply.get("writeErrors") or reply.get("writeConcernError")
-        if errors:
-            raise OperationFailure(f"processed ids not inserted: {str(errors)[:300]}")
+        await raw_write(db, s, {"insert": PROCESSED, "documents": [{"_id": i} for i in chunk],
+                                "ordered": False}, "processed ids not inserted")
 
 
 async def has_event_ids(db: Db) -> bool:

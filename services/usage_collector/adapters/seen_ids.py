@@ -26,9 +26,10 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
 
 from services.usage_collector.acceptance import Sample
+from services.usage_collector.adapters.processed import chunks, raw_write
+from services.usage_collector.adapters.sequences import IN_CHUNK
 
 SEEN = "usage_seen_ids"
 #: Ids per document before it splits (bounds a document to ~1 MB at 512-character ids).
@@ -36,8 +37,6 @@ DEFAULT_CAP = 2_000
 #: Hex digits of the hash: a document at this depth is never split (cannot happen in
 #: practice: it would take more than `cap` ids sharing 64 hash bits).
 _MAX_DEPTH = 16
-#: `$in` reads of documents that mostly exist: small (see processed.existing_ids).
-_READ_CHUNK = 25
 #: Ids per raw write command (<= ~10 MB at the longest ids, below the 16 MB command limit).
 _WRITE_IDS = 20_000
 
@@ -181,8 +180,8 @@ class SeenIds:
 
 async def _read(db: Db, s: AsyncClientSession, keys: list[str]) -> dict[str, dict[str, Any]]:
     docs: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(keys), _READ_CHUNK):
-        async for doc in db[SEEN].find({"_id": {"$in": keys[i : i + _READ_CHUNK]}}, session=s):
+    for chunk in chunks(keys, IN_CHUNK):  # documents that mostly exist: small `$in`s
+        async for doc in db[SEEN].find({"_id": {"$in": chunk}}, session=s):
             docs[doc["_id"]] = doc
     return docs
 
@@ -209,11 +208,8 @@ async def _insert(db: Db, s: AsyncClientSession, docs: list[dict[str, Any]]) -> 
     """Raw `insert` commands: one C-encoded command per run instead of per-document Python.
     A duplicate `_id` (a concurrent writer created the leaf) raises `OperationFailure`."""
     for run in _by_ids(docs, lambda d: len(d.get("ids", ()))):
-        reply = await db.command(
-            {"insert": SEEN, "documents": run, "ordered": False}, session=s)
-        errors = reply.get("writeErrors") or reply.get("writeConcernError")
-        if errors:
-            raise OperationFailure(f"seen ids not inserted: {str(errors)[:300]}")
+        await raw_write(db, s, {"insert": SEEN, "documents": run, "ordered": False},
+                        "seen ids not inserted")
 
 
 def _pushed(update: dict[str, Any]) -> int:
@@ -224,11 +220,8 @@ def _pushed(update: dict[str, Any]) -> int:
 async def _update(db: Db, s: AsyncClientSession, updates: list[dict[str, Any]]) -> None:
     """Raw `update` commands; a leaf whose count guard misses raises `GuardMissed`."""
     for run in _by_ids(updates, _pushed):
-        reply = await db.command(
-            {"update": SEEN, "updates": run, "ordered": False}, session=s)
-        errors = reply.get("writeErrors") or reply.get("writeConcernError")
-        if errors:
-            raise OperationFailure(f"seen ids not updated: {str(errors)[:300]}")
+        reply = await raw_write(db, s, {"update": SEEN, "updates": run, "ordered": False},
+                                "seen ids not updated")
         if int(reply.get("n", 0)) != len(run):
             raise GuardMissed(f"{len(run) - int(reply.get('n', 0))} seen-id leaves changed")
 
